@@ -1,0 +1,40 @@
+// The tasks used by the examples (and by the tests): the functions of the
+// reference document on pipelines, written for the Pipewright worker SDK.
+
+import { inParallel } from "../client/pipeline-builder.js";
+import type { RemoteError } from "../client/values.js";
+import { statefulTask, task } from "../worker-sdk/task.js";
+
+export const multiply = task("multiply", (x: number, y: number) => x * y);
+export const divide = task("divide", (x: number, y: number) => x / y);
+export const add = task("add", (x: number, y: number) => x + y);
+export const subtract = task("subtract", (x: number, y: number) => x - y);
+export const average = task("average", (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length);
+export const sum = task("sum", (values: number[]) => values.reduce((a, b) => a + b, 0));
+
+/** Sets the state to 10 and multiplies. */
+export const multiplyWithState = statefulTask("multiply_with_state", (_state: unknown, x: number, y: number) => [10, x * y] as [number, number]);
+/** Adds the state to its argument. */
+export const addState = statefulTask("add_state", (state: number, x: number) => [state, state + x] as [number, number]);
+
+export const fail = task("fail", (message: string): number => {
+  throw new ValueError(message);
+});
+/** An exceptionally handler: turns an error into a number. */
+export const handleError = task("handle_error", (error: RemoteError, fallback: number) => (error.type === "ValueError" ? fallback : -1));
+/** A finally step: records in the state that cleanup ran. */
+export const cleanup = statefulTask("cleanup", (state: Record<string, unknown> | null) => [{ ...(state ?? {}), cleaned: true }, null] as [Record<string, unknown>, null]);
+
+export const makePositive = task("make_positive", (x: number) => (x > 0 ? x : multiply.send(x, -1)));
+export const addPositive = task("add_positive", (x: number, y: number) => add.send(x, y).continueWith(makePositive));
+export const multiplyAndSubtract = task("multiply_and_subtract", (a: number, b: number, c: number) => multiply.send(a, b).continueWith(subtract, c));
+export const checkResult = task("check_result", (x: number, target: number) => (x >= target ? x : countTo.send(x, target)));
+export const countTo = task("count_to", (x: number, target: number) => add.send(x, 1).continueWith(checkResult, target));
+
+export class ValueError extends Error {
+  override name = "ValueError";
+}
+
+export const allTasks = [multiply, divide, add, subtract, average, sum, multiplyWithState, addState, fail, handleError, cleanup, makePositive, addPositive, multiplyAndSubtract, checkResult, countTo];
+
+export { inParallel };

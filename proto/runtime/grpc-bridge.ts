@@ -1,0 +1,251 @@
+/**
+ * Glue between protobuf-es v2 descriptors and grpc-js: a service definition built
+ * from a generated `GenService`, typed async server handlers, and a typed client.
+ * Shared by the server, the client library and the worker SDK.
+ *
+ * Client-streaming methods are not supported (the contract has none): they are
+ * typed `never` and rejected at runtime by `implement` and `createClient`.
+ */
+import * as grpc from "@grpc/grpc-js";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import type { DescMessage, DescMethod, DescService, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
+
+/** A gRPC status to answer with: what `onError` returns. A `grpc.ServiceError` fits. */
+export interface ErrorStatus {
+  code: grpc.status;
+  details: string;
+  metadata?: grpc.Metadata;
+}
+
+/** Maps an error thrown by a handler to a gRPC status. `method` is e.g. "pipewright.v1.RunService/GetRun". */
+export type ErrorMapper = (err: unknown, method: string) => ErrorStatus;
+
+type Rpc<K extends DescMethod["methodKind"], I extends DescMessage, O extends DescMessage> = { methodKind: K; input: I; output: O };
+
+/** The async handler for one method, derived from its descriptor. */
+export type MethodImpl<M> =
+  M extends Rpc<"unary", infer I, infer O>
+    ? (request: MessageShape<I>, call: grpc.ServerUnaryCall<MessageShape<I>, MessageShape<O>>) => Promise<MessageShape<O>>
+    : M extends Rpc<"server_streaming", infer I, infer O>
+      ? (request: MessageShape<I>, call: grpc.ServerWritableStream<MessageShape<I>, MessageShape<O>>) => Promise<void>
+      : M extends Rpc<"bidi_streaming", infer I, infer O>
+        ? (call: grpc.ServerDuplexStream<MessageShape<I>, MessageShape<O>>) => Promise<void> | void
+        : never;
+
+/** Server handlers for every method of `S`, keyed by the method's localName (e.g. `submitRun`). */
+export type ServiceImpl<S extends DescService> = { [K in keyof S["method"]]: MethodImpl<S["method"][K]> };
+
+/** Per-call client options. */
+export interface CallOptions {
+  /** Absolute deadline: a Date or a millisecond timestamp (e.g. `Date.now() + 5000`). */
+  deadline?: Date | number;
+  /** Aborting cancels the call; it then fails with a CANCELLED ServiceError. */
+  signal?: AbortSignal;
+  metadata?: grpc.Metadata;
+}
+
+/** The client-side function for one method, derived from its descriptor. */
+export type ClientMethod<M> =
+  M extends Rpc<"unary", infer I, infer O>
+    ? (request: MessageInitShape<I>, options?: CallOptions) => Promise<MessageShape<O>>
+    : M extends Rpc<"server_streaming", infer I, infer O>
+      ? (request: MessageInitShape<I>, options?: CallOptions) => AsyncIterable<MessageShape<O>>
+      : M extends Rpc<"bidi_streaming", infer I, infer O>
+        ? (options?: CallOptions) => grpc.ClientDuplexStream<MessageShape<I>, MessageShape<O>>
+        : never;
+
+/** A typed client for `S`: one function per method (by localName), plus `close()`. */
+export type Client<S extends DescService> = { [K in keyof S["method"]]: ClientMethod<S["method"][K]> } & {
+  /** Closes the channel; calls in flight are not cancelled. */
+  close(): void;
+};
+
+const encoder = (schema: DescMessage) => (m: unknown) => {
+  const bytes = toBinary(schema, m as MessageShape<DescMessage>);
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+};
+const decoder = (schema: DescMessage) => (b: Buffer) => fromBinary(schema, b);
+const methodPath = (m: DescMethod) => `/${m.parent.typeName}/${m.name}`;
+
+/**
+ * Builds the grpc-js service definition of a protobuf-es service.
+ * @example server.addService(serviceDefinition(RunService), implementation)
+ */
+export function serviceDefinition<S extends DescService>(service: S): grpc.ServiceDefinition {
+  const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const method of service.methods) {
+    definition[method.localName] = {
+      path: methodPath(method),
+      requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
+      responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
+      requestSerialize: encoder(method.input),
+      requestDeserialize: decoder(method.input),
+      responseSerialize: encoder(method.output),
+      responseDeserialize: decoder(method.output),
+      originalName: method.localName,
+    };
+  }
+  return definition;
+}
+
+type AnyStream = grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>;
+
+/** Ends a server stream with an error status: grpc-js's own 'error' listener stores the status and ends the call. */
+function failStream(call: AnyStream, status: ErrorStatus): void {
+  if (call.cancelled || call.destroyed || call.writableEnded) return; // no status can be sent any more
+  call.emit("error", Object.assign(new Error(status.details), status));
+}
+
+function endStream(call: AnyStream): void {
+  if (!call.cancelled && !call.destroyed && !call.writableEnded) call.end();
+}
+
+/**
+ * Adapts async handlers to grpc-js. A unary handler's result (or thrown error, through
+ * `onError`) goes to the callback. A server-streaming handler's promise ends the call:
+ * OK when it resolves, the `onError` status when it rejects. A bidi handler may return
+ * a promise (same rule) or nothing, in which case it ends the call itself (`call.end()`);
+ * `for await (const req of call)` is safe in a bidi handler (the stream is not destroyed
+ * when the loop ends, so the status can still be sent).
+ * Methods left out answer UNIMPLEMENTED (grpc-js's default handler).
+ * @example
+ * server.addService(serviceDefinition(RunService), implement(RunService, {
+ *   async getRun(req) { return create(GetRunResponseSchema, { run: await load(req.runId) }); },
+ * }, (err) => ({ code: grpc.status.INTERNAL, details: String(err) })));
+ */
+export function implement<S extends DescService>(
+  service: S,
+  impl: Partial<ServiceImpl<S>>,
+  onError: ErrorMapper,
+): grpc.UntypedServiceImplementation {
+  const out: grpc.UntypedServiceImplementation = {};
+  for (const method of service.methods) {
+    const fn = (impl as Record<string, unknown>)[method.localName] as ((...args: unknown[]) => unknown) | undefined;
+    if (!fn) continue;
+    const name = methodPath(method).slice(1);
+    const toStatus = (err: unknown): ErrorStatus => {
+      try {
+        return onError(err, name);
+      } catch {
+        return { code: grpc.status.INTERNAL, details: "error mapping failed" };
+      }
+    };
+    const run = (...args: unknown[]): unknown => {
+      try {
+        return fn.apply(impl, args);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    };
+    switch (method.methodKind) {
+      case "unary":
+        out[method.localName] = ((call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+          Promise.resolve(run(call.request, call)).then(
+            (response) => callback(null, response),
+            (err: unknown) => callback(toStatus(err)),
+          );
+        }) as grpc.handleUnaryCall<unknown, unknown>;
+        break;
+      case "server_streaming":
+        out[method.localName] = ((call: grpc.ServerWritableStream<unknown, unknown>) => {
+          Promise.resolve(run(call.request, call)).then(
+            () => endStream(call),
+            (err: unknown) => failStream(call, toStatus(err)),
+          );
+        }) as grpc.handleServerStreamingCall<unknown, unknown>;
+        break;
+      case "bidi_streaming":
+        out[method.localName] = ((call: grpc.ServerDuplexStream<unknown, unknown>) => {
+          // A Readable's default async iterator destroys the stream when the loop ends (even
+          // normally), after which grpc-js can no longer send the status: the call would hang.
+          call[Symbol.asyncIterator] = () => call.iterator({ destroyOnReturn: false });
+          const result = run(call);
+          if (result instanceof Promise) result.then(() => endStream(call), (err: unknown) => failStream(call, toStatus(err)));
+        }) as grpc.handleBidiStreamingCall<unknown, unknown>;
+        break;
+      default:
+        throw new Error(`${name}: ${method.methodKind} methods are not supported`);
+    }
+  }
+  return out;
+}
+
+function callOptions(options: CallOptions): grpc.CallOptions {
+  return options.deadline === undefined ? {} : { deadline: options.deadline };
+}
+
+/** Cancels `call` when `signal` aborts; returns the function that unlinks them. */
+function linkSignal(call: { cancel(): void }, signal: AbortSignal | undefined): () => void {
+  if (!signal) return () => {};
+  const onAbort = () => call.cancel();
+  if (signal.aborted) queueMicrotask(onAbort);
+  else signal.addEventListener("abort", onAbort, { once: true });
+  return () => signal.removeEventListener("abort", onAbort);
+}
+
+/**
+ * Creates a typed client. Unary methods return a promise that rejects with the
+ * grpc `ServiceError` (code, details, metadata); server-streaming methods return an
+ * async iterable (leaving a `for await` early cancels the call); bidi methods return
+ * the grpc-js duplex stream, which reads and writes protobuf-es messages.
+ * @example
+ * const runs = createClient(RunService, "127.0.0.1:50051");
+ * const { run } = await runs.getRun({ runId }, { deadline: Date.now() + 5000 });
+ * for await (const { event } of runs.watchRun({ runId })) console.log(event);
+ * runs.close();
+ */
+export function createClient<S extends DescService>(
+  service: S,
+  address: string,
+  options: { credentials?: grpc.ChannelCredentials; channelOptions?: grpc.ChannelOptions } = {},
+): Client<S> {
+  const raw = new grpc.Client(address, options.credentials ?? grpc.credentials.createInsecure(), options.channelOptions);
+  const client: Record<string, unknown> = { close: () => raw.close() };
+  for (const method of service.methods) {
+    const path = methodPath(method);
+    const [serialize, deserialize] = [encoder(method.input), decoder(method.output)];
+    switch (method.methodKind) {
+      case "unary":
+        client[method.localName] = (init: MessageInitShape<DescMessage>, opts: CallOptions = {}) =>
+          new Promise((resolve, reject) => {
+            const request = create(method.input, init) as never;
+            const metadata = opts.metadata ?? new grpc.Metadata();
+            let unlink = () => {};
+            const call = raw.makeUnaryRequest(path, serialize, deserialize, request, metadata, callOptions(opts), (err, res) => {
+              unlink();
+              if (err) reject(err);
+              else resolve(res);
+            });
+            unlink = linkSignal(call, opts.signal);
+          });
+        break;
+      case "server_streaming":
+        client[method.localName] = async function* (init: MessageInitShape<DescMessage>, opts: CallOptions = {}) {
+          const request = create(method.input, init) as never;
+          const metadata = opts.metadata ?? new grpc.Metadata();
+          const call = raw.makeServerStreamRequest(path, serialize, deserialize, request, metadata, callOptions(opts));
+          const unlink = linkSignal(call, opts.signal);
+          try {
+            // A Readable's async iterator ends on 'end' and throws what 'error' carries (the ServiceError).
+            for await (const message of call) yield message as MessageShape<DescMessage>;
+          } finally {
+            unlink();
+            call.on("error", () => {}); // the CANCELLED error that cancel() below may emit
+            call.cancel(); // no-op when the call already finished
+          }
+        };
+        break;
+      case "bidi_streaming":
+        client[method.localName] = (opts: CallOptions = {}) => {
+          const call = raw.makeBidiStreamRequest(path, encoder(method.input), deserialize, opts.metadata ?? new grpc.Metadata(), callOptions(opts));
+          const unlink = linkSignal(call, opts.signal);
+          call.on("status", unlink);
+          return call;
+        };
+        break;
+      default:
+        throw new Error(`${path}: ${method.methodKind} methods are not supported`);
+    }
+  }
+  return client as Client<S>;
+}

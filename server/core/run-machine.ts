@@ -1,0 +1,575 @@
+// The orchestration core: one run's state machine. `apply(input)` takes an
+// event (start, a task finished, cancel, pause, resume, run timeout) and
+// returns the effects to carry out (dispatch a task, cancel one, finish the
+// run). No I/O, no clock: time comes in with each event, so replaying the
+// persisted events rebuilds exactly the same state after a crash.
+//
+// The state is mutated in place rather than copied: copying a 100,000-branch
+// group on every event would make each event O(n). Work is run from an
+// agenda (a FIFO of continuations) instead of by recursion, so a cascade of
+// 2,000 nested child pipelines finishing at once cannot overflow the stack,
+// and branches are dispatched in declaration order.
+
+import type { Pipeline, TaskCall } from "../../proto/gen/pipewright/v1/pipeline_pb.js";
+import { ParentResults } from "../../proto/gen/pipewright/v1/pipeline_pb.js";
+import { RunState } from "../../proto/gen/pipewright/v1/run_pb.js";
+import type { TaskError, Value } from "../../proto/gen/pipewright/v1/value_pb.js";
+import type { TaskResult } from "../../proto/gen/pipewright/v1/worker_service_pb.js";
+import { mergeBranchStates } from "./merge-states.js";
+import { DEFAULT_RETRY, effectiveRetry, retryDelay, type EffectiveRetry } from "./retry-policy.js";
+import { RunGraph, type DagStep, type Flow, type GroupStep, type Scope, type StageStep, type Step, type TaskInput, type TaskStep } from "./run-graph.js";
+import { countTasks, formatViolations, validatePipeline } from "./validate-pipeline.js";
+import { ErrorTypes, errorValue, listValue, mapValue, noneValue, serverError } from "./values.js";
+
+export interface MachineConfig {
+  /** Deepest nesting of child pipelines (a task returning a pipeline adds one level). */
+  maxDepth: number;
+  /** Most task steps one run may hold, child pipelines included. */
+  maxTasks: number;
+  /** Retry policy for tasks that set none. */
+  defaultRetry: EffectiveRetry;
+}
+
+export const DEFAULT_MACHINE_CONFIG: MachineConfig = { maxDepth: 10_000, maxTasks: 500_000, defaultRetry: DEFAULT_RETRY };
+
+export type TaskOutcome = TaskResult["outcome"];
+
+/** Events, in the order they are applied. `at` is milliseconds since the epoch. */
+export type RunInput =
+  | { type: "start"; at: number }
+  | { type: "taskFinished"; at: number; step: number; outcome: TaskOutcome; state?: Value; startedAt?: number }
+  | { type: "cancel"; at: number; reason: string }
+  | { type: "timeout"; at: number }
+  | { type: "pause"; at: number }
+  | { type: "resume"; at: number };
+
+/** What one attempt needs besides its key. */
+export interface Dispatch {
+  step: number;
+  /** 1 for the first try, 2 for the first retry... */
+  retry: number;
+  /** Not to be handed to a worker before this time (retry backoff). */
+  notBefore: number;
+  call: TaskCall;
+  input: TaskInput;
+  parentResultsMode: ParentResults;
+  path: string;
+}
+
+export type Effect =
+  | { type: "dispatch"; dispatch: Dispatch }
+  /** Stop an attempt: drop it from the queue, tell the worker running it. */
+  | { type: "cancelTask"; step: number }
+  /** Hold queued attempts (pause) or release them (resume). */
+  | { type: "holdQueued"; held: boolean }
+  | { type: "finished"; state: RunState; outcome: { error: TaskError } | { value: Value }; finalState?: Value };
+
+export type MachineStatus = "running" | "paused" | "finished";
+
+export class RunMachine {
+  readonly graph = new RunGraph();
+  status: MachineStatus = "running";
+  /** Set once a cancel (or the run timeout) was applied: only finally steps still run. */
+  stopping?: { error: TaskError; finalState: RunState };
+  finishedAt?: number;
+  /** The finish effect, kept so that readers can see how the run ended. */
+  result?: Extract<Effect, { type: "finished" }>;
+  /** Steps whose status changed during the last `apply`, for watchers. */
+  changed: number[] = [];
+
+  private readonly agenda: (() => void)[] = [];
+  private effects: Effect[] = [];
+  /** Dispatches decided while paused, released on resume. */
+  private heldDispatches: Dispatch[] = [];
+  /** Task steps currently queued or running. */
+  private readonly active = new Set<number>();
+  private now = 0;
+
+  constructor(pipeline: Pipeline, readonly config: MachineConfig = DEFAULT_MACHINE_CONFIG) {
+    this.graph.addScope(pipeline, { type: "root" }, 0, "", 0);
+  }
+
+  /** Applies one event; returns the effects it causes (none when it changes nothing). */
+  apply(input: RunInput): Effect[] {
+    this.now = input.at;
+    this.effects = [];
+    this.changed = [];
+    if (this.status === "finished") return this.effects;
+    switch (input.type) {
+      case "start":
+        this.agenda.push(() => this.startScope(this.graph.scopes[0], { args: [], kwargs: {} }));
+        break;
+      case "taskFinished":
+        this.taskFinished(input);
+        break;
+      case "cancel":
+        this.stop(serverError("Cancelled", input.reason ? `run cancelled: ${input.reason}` : "run cancelled"), RunState.CANCELLED);
+        break;
+      case "timeout":
+        this.stop(serverError("Timeout", "run timed out"), RunState.FAILED);
+        break;
+      case "pause":
+        if (this.status === "running" && !this.stopping) {
+          this.status = "paused";
+          this.effects.push({ type: "holdQueued", held: true });
+        }
+        break;
+      case "resume":
+        if (this.status === "paused") {
+          this.status = "running";
+          this.effects.push({ type: "holdQueued", held: false });
+          for (const d of this.heldDispatches) this.effects.push({ type: "dispatch", dispatch: d });
+          this.heldDispatches = [];
+        }
+        break;
+    }
+    this.drain();
+    return this.effects;
+  }
+
+  /** True when `step` is a task waiting for a result (a result for any other step is stale). */
+  isAwaitingResult(step: number): boolean {
+    return this.active.has(step);
+  }
+
+  private drain(): void {
+    for (let job = this.agenda.shift(); job; job = this.agenda.shift()) job();
+  }
+
+  private mark(step: Step, status: Step["status"]): void {
+    step.status = status;
+    this.changed.push(step.id);
+    if (status === "queued" || status === "waiting") step.startedAt ??= this.now;
+    else if (status !== "pending") step.finishedAt = this.now;
+  }
+
+  // ---- pipelines -----------------------------------------------------------
+
+  private startScope(scope: Scope, incoming: Flow): void {
+    const spec = scope.spec;
+    scope.status = "running";
+    const flow: Flow = {
+      args: [...incoming.args, ...spec.initialArgs],
+      kwargs: { ...incoming.kwargs, ...spec.initialKwargs },
+      state: spec.initialState ?? incoming.state,
+    };
+    this.runFrom(scope, 0, flow);
+  }
+
+  /** Runs the scope's steps from `index`, skipping what the flow says to skip. */
+  private runFrom(scope: Scope, index: number, flow: Flow): void {
+    for (let i = index; i < scope.steps.length; i++) {
+      const step = this.graph.step(scope.steps[i]);
+      if (this.stopping) {
+        this.settleUnstarted(step, "cancelled");
+        continue;
+      }
+      if (step.kind === "task" && step.role === "exceptionally") {
+        if (!flow.error) {
+          this.mark(step, "skipped");
+          continue;
+        }
+        this.dispatch(step, { args: [errorValue(flow.error), ...step.call.args], kwargs: { ...step.call.kwargs }, state: flow.state });
+        return;
+      }
+      if (flow.error) {
+        this.settleUnstarted(step, "skipped");
+        continue;
+      }
+      switch (step.kind) {
+        case "task":
+          this.dispatch(step, this.taskInput(step.call, flow));
+          return;
+        case "group":
+          this.startGroup(step, flow);
+          return;
+        case "dag":
+          this.startDag(step, flow);
+          return;
+        default:
+          throw new Error(`a ${step.kind} step cannot sit in a pipeline`);
+      }
+    }
+    this.endSteps(scope, flow);
+  }
+
+  private taskInput(call: TaskCall, flow: Flow): TaskInput {
+    return {
+      args: call.ignoreInput ? [...call.args] : [...flow.args, ...call.args],
+      kwargs: { ...flow.kwargs, ...call.kwargs },
+      state: flow.state,
+    };
+  }
+
+  /** All steps ran (or were skipped): run the finally step, or finish. */
+  private endSteps(scope: Scope, flow: Flow): void {
+    if (scope.finallyStep && scope.status === "running") {
+      scope.status = "finally";
+      scope.held = flow;
+      const fin = this.graph.task(scope.finallyStep);
+      this.dispatch(fin, { args: [...fin.call.args], kwargs: { ...fin.call.kwargs }, state: flow.state });
+      return;
+    }
+    this.finishScope(scope, flow);
+  }
+
+  private finishScope(scope: Scope, flow: Flow): void {
+    scope.status = "done";
+    scope.outcome = flow;
+    const parent = scope.parent;
+    switch (parent.type) {
+      case "root":
+        this.finishRun(flow);
+        return;
+      case "branch":
+        this.branchSettled(this.graph.step(parent.group) as GroupStep, parent.index);
+        return;
+      case "child": {
+        const task = this.graph.task(parent.task);
+        const own = scope.spec.inline ? flow.state : (task.stateOut ?? task.input?.state);
+        this.settleTask(task, flow.error ? { error: flow.error, args: [], kwargs: {}, state: own } : { args: [single(flow)], kwargs: {}, state: own });
+        return;
+      }
+    }
+  }
+
+  private finishRun(flow: Flow): void {
+    let state: RunState;
+    let outcome: { error: TaskError } | { value: Value };
+    if (this.stopping) {
+      state = this.stopping.finalState;
+      outcome = { error: flow.error ?? this.stopping.error };
+    } else if (flow.error) {
+      state = RunState.FAILED;
+      outcome = { error: flow.error };
+    } else {
+      state = RunState.SUCCEEDED;
+      outcome = { value: single(flow) };
+    }
+    this.status = "finished";
+    this.finishedAt = this.now;
+    this.result = { type: "finished", state, outcome, finalState: flow.state };
+    this.effects.push(this.result);
+  }
+
+  // ---- tasks ---------------------------------------------------------------
+
+  private dispatch(step: TaskStep, input: TaskInput, notBefore = this.now): void {
+    step.attempts++;
+    step.input = input;
+    this.active.add(step.id);
+    this.mark(step, "queued");
+    const dispatch: Dispatch = {
+      step: step.id,
+      retry: step.attempts,
+      notBefore,
+      call: step.call,
+      input,
+      parentResultsMode: step.role === "dag_node" ? this.parentResultsMode(step) : ParentResults.UNSPECIFIED,
+      path: this.graph.pathOf(step),
+    };
+    if (this.status === "paused") this.heldDispatches.push(dispatch);
+    else this.effects.push({ type: "dispatch", dispatch });
+  }
+
+  private parentResultsMode(step: TaskStep): ParentResults {
+    const dag = this.graph.step(step.dag!) as DagStep;
+    return dag.spec.nodes[step.index].parentResults || ParentResults.AUTO;
+  }
+
+  private taskFinished(input: Extract<RunInput, { type: "taskFinished" }>): void {
+    const step = this.graph.step(input.step);
+    if (!step || step.kind !== "task" || !this.active.has(step.id)) return; // stale: not awaited
+    this.active.delete(step.id);
+    if (input.startedAt !== undefined && step.attempts === 1) step.startedAt = Math.min(step.startedAt ?? input.startedAt, input.startedAt);
+    const outcome = input.outcome;
+    switch (outcome.case) {
+      case "value":
+        this.agenda.push(() => this.settleTask(step, { args: [outcome.value], kwargs: {}, state: input.state ?? step.input?.state }));
+        break;
+      case "error":
+        this.agenda.push(() => this.taskFailed(step, outcome.value));
+        break;
+      case "pipeline":
+        this.agenda.push(() => this.startChild(step, outcome.value, input.state));
+        break;
+      default:
+        this.agenda.push(() => this.taskFailed(step, serverError("InvalidResult", "the worker sent a result with no outcome")));
+    }
+  }
+
+  private taskFailed(step: TaskStep, reported: TaskError): void {
+    const error = { ...reported, origin: reported.origin || this.graph.pathOf(step) } as TaskError;
+    const policy = effectiveRetry(step.call.options?.retry, this.config.defaultRetry);
+    const delay = this.stopping && step.role !== "finally" ? undefined : retryDelay(policy, step.attempts, error);
+    if (delay !== undefined) {
+      step.error = error;
+      this.dispatch(step, step.input!, this.now + delay);
+      return;
+    }
+    this.settleTask(step, { error, args: [], kwargs: {}, state: step.input?.state });
+  }
+
+  private startChild(step: TaskStep, child: Pipeline, stateOut: Value | undefined): void {
+    const scope = this.graph.scopes[step.scope];
+    const violations = validatePipeline(child, "child");
+    const path = this.graph.pathOf(step);
+    if (violations.length) {
+      this.taskFailed(step, serverError("InvalidPipeline", `the returned pipeline is invalid: ${formatViolations(violations)}`, path));
+      return;
+    }
+    if (scope.depth + 1 > this.config.maxDepth) {
+      this.taskFailed(step, serverError("LimitExceeded", `child pipeline nesting would exceed the limit of ${this.config.maxDepth} levels`, path));
+      return;
+    }
+    const added = countTasks(child);
+    if (this.graph.taskCount + added > this.config.maxTasks) {
+      this.taskFailed(step, serverError("LimitExceeded", `the run would hold ${this.graph.taskCount + added} tasks, over the limit of ${this.config.maxTasks}`, path));
+      return;
+    }
+    step.stateOut = stateOut;
+    const childId = this.graph.addScope(child, { type: "child", task: step.id }, scope.depth + 1, `${path}.child`, step.id);
+    step.child = childId;
+    this.mark(step, "waiting");
+    const inherited = child.inline ? (stateOut ?? step.input?.state) : undefined;
+    this.startScope(this.graph.scopes[childId], { args: [], kwargs: {}, state: inherited });
+  }
+
+  /** A task step is done (directly, or through its child pipeline): move on. */
+  private settleTask(step: TaskStep, flow: Flow): void {
+    step.error = flow.error;
+    if (!flow.error) step.result = flow.args[0];
+    step.stateAfter = flow.state;
+    this.mark(step, flow.error ? (isCancellation(flow.error) ? "cancelled" : "failed") : "succeeded");
+    const scope = this.graph.scopes[step.scope];
+    switch (step.role) {
+      case "finally": {
+        const held = scope.held!;
+        this.finishScope(scope, flow.error ? { error: flow.error, args: [], kwargs: {}, state: held.state } : { ...held, state: flow.state });
+        return;
+      }
+      case "dag_node":
+        this.dagNodeSettled(this.graph.step(step.dag!) as DagStep, step, flow);
+        return;
+      default:
+        this.runFrom(scope, step.index + 1, flow);
+    }
+  }
+
+  /** Marks a step that never started, and everything inside it. */
+  private settleUnstarted(step: Step, status: "skipped" | "cancelled"): void {
+    if (step.status !== "pending") return;
+    this.mark(step, status);
+    const inner = (scopeId: number) => {
+      const s = this.graph.scopes[scopeId];
+      s.status = "done";
+      for (const id of s.steps) this.settleUnstarted(this.graph.step(id), status);
+      if (s.finallyStep) this.settleUnstarted(this.graph.step(s.finallyStep), status);
+    };
+    if (step.kind === "group") {
+      step.branches.forEach(inner);
+      for (const id of step.stages) this.mark(this.graph.step(id), status);
+    } else if (step.kind === "dag") {
+      for (const id of step.nodes) this.mark(this.graph.step(id), status);
+    }
+  }
+
+  // ---- groups --------------------------------------------------------------
+
+  private startGroup(group: GroupStep, flow: Flow): void {
+    group.input = flow;
+    this.mark(group, "waiting");
+    for (const id of group.stages) this.mark(this.graph.step(id), "waiting");
+    const n = group.branches.length;
+    if (n === 0) {
+      this.settleGroup(group);
+      return;
+    }
+    const limit = group.spec.maxParallelism > 0 ? Math.min(group.spec.maxParallelism, n) : n;
+    for (let k = 0; k < limit; k++) this.startBranch(group);
+  }
+
+  private startBranch(group: GroupStep): void {
+    const scope = this.graph.scopes[group.branches[group.started++]];
+    group.running++;
+    const input = group.input!;
+    this.agenda.push(() => this.startScope(scope, { args: input.args, kwargs: input.kwargs, state: input.state }));
+  }
+
+  private branchSettled(group: GroupStep, index: number): void {
+    group.running--;
+    group.settled++;
+    const scope = this.graph.scopes[group.branches[index]];
+    if (scope.stage) this.stageBranchSettled(this.graph.step(scope.stage) as StageStep);
+    const n = group.branches.length;
+    if (this.stopping) {
+      // Nothing new starts: the branches not started yet end cancelled.
+      while (group.started < n) {
+        const rest = this.graph.scopes[group.branches[group.started++]];
+        for (const id of rest.steps) this.settleUnstarted(this.graph.step(id), "cancelled");
+        if (rest.finallyStep) this.settleUnstarted(this.graph.step(rest.finallyStep), "cancelled");
+        rest.status = "done";
+        rest.outcome = { error: this.stopping.error, args: [], kwargs: {} };
+        group.settled++;
+        if (rest.stage) this.stageBranchSettled(this.graph.step(rest.stage) as StageStep);
+      }
+    } else if (group.started < n) {
+      this.startBranch(group);
+    }
+    if (group.settled === n) this.settleGroup(group);
+  }
+
+  private stageBranchSettled(stage: StageStep): void {
+    stage.settled++;
+    if (stage.settled === stage.to - stage.from) {
+      const group = this.graph.step(stage.group) as GroupStep;
+      const failed = group.branches.slice(stage.from, stage.to).some((b) => this.graph.scopes[b].outcome?.error);
+      this.mark(stage, failed && !group.spec.returnExceptions ? "failed" : "succeeded");
+    }
+  }
+
+  /** Every branch is done: gather the results in declaration order. */
+  private settleGroup(group: GroupStep): void {
+    const outcomes = group.branches.map((b) => this.graph.scopes[b].outcome!);
+    const state = mergeBranchStates(group.input!.state, outcomes.map((o) => o.state));
+    const failures = outcomes.filter((o) => o.error);
+    let flow: Flow;
+    if (failures.length && !group.spec.returnExceptions) {
+      const causes = failures.map((o) => o.error!);
+      const origin = this.graph.pathOf(group);
+      flow = { error: aggregateError(causes, outcomes.length, "branches", origin), args: [], kwargs: {}, state };
+    } else {
+      const items = outcomes.map((o) => (o.error ? errorValue(o.error) : single(o)));
+      flow = { args: [listValue(items)], kwargs: {}, state };
+    }
+    group.error = flow.error;
+    this.mark(group, flow.error ? (this.stopping && failures.every((o) => isCancellation(o.error!)) ? "cancelled" : "failed") : "succeeded");
+    this.runFrom(this.graph.scopes[group.scope], group.index + 1, flow);
+  }
+
+  // ---- DAGs ----------------------------------------------------------------
+
+  private startDag(dag: DagStep, flow: Flow): void {
+    dag.input = flow;
+    this.mark(dag, "waiting");
+    dag.nodes.forEach((id, k) => {
+      if (dag.parents[k].length === 0) this.dispatch(this.graph.task(id), this.taskInput(this.graph.task(id).call, flow));
+    });
+  }
+
+  private dagNodeSettled(dag: DagStep, node: TaskStep, flow: Flow): void {
+    dag.settled++;
+    const k = node.index;
+    if (flow.error) {
+      // Everything downstream of a failed node can never run.
+      const status = this.stopping ? "cancelled" : "skipped";
+      const queue = [...dag.dependents[k]];
+      while (queue.length) {
+        const j = queue.shift()!;
+        const dep = this.graph.task(dag.nodes[j]);
+        if (dep.status !== "pending") continue;
+        this.mark(dep, status);
+        dag.settled++;
+        queue.push(...dag.dependents[j]);
+      }
+    } else {
+      for (const j of dag.dependents[k]) {
+        if (--dag.remaining[j] > 0) continue;
+        const dep = this.graph.task(dag.nodes[j]);
+        if (dep.status !== "pending") continue;
+        if (this.stopping) {
+          this.mark(dep, "cancelled");
+          dag.settled++;
+          continue;
+        }
+        const parentResults: Record<string, Value> = {};
+        for (const p of dag.parents[j]) parentResults[dag.spec.nodes[p].id] = this.graph.task(dag.nodes[p]).result ?? noneValue();
+        const mode = dag.spec.nodes[j].parentResults || ParentResults.AUTO;
+        this.dispatch(dep, {
+          args: [...dep.call.args],
+          kwargs: { ...dep.call.kwargs },
+          state: dag.input!.state,
+          parentResults: mode === ParentResults.NEVER ? undefined : parentResults,
+        });
+      }
+    }
+    if (this.stopping) {
+      // Nodes still pending can never start now.
+      for (const id of dag.nodes) {
+        const n = this.graph.task(id);
+        if (n.status === "pending") {
+          this.mark(n, "cancelled");
+          dag.settled++;
+        }
+      }
+    }
+    if (dag.settled === dag.nodes.length) this.settleDag(dag);
+  }
+
+  private settleDag(dag: DagStep): void {
+    const tasks = dag.nodes.map((id) => this.graph.task(id));
+    const ran = tasks.filter((t) => t.status === "succeeded");
+    const state = mergeBranchStates(dag.input!.state, ran.map((t) => t.stateAfter));
+    const failed = tasks.filter((t) => t.status === "failed" || t.status === "cancelled");
+    let flow: Flow;
+    if (failed.length) {
+      flow = { error: aggregateError(failed.map((t) => t.error!), tasks.length, "nodes", this.graph.pathOf(dag)), args: [], kwargs: {}, state };
+    } else if (dag.spec.outputs.length) {
+      const byId = new Map(dag.spec.nodes.map((n, k) => [n.id, tasks[k]]));
+      flow = { args: [listValue(dag.spec.outputs.map((id) => byId.get(id)!.result ?? noneValue()))], kwargs: {}, state };
+    } else {
+      const sinks: Record<string, Value> = {};
+      dag.spec.nodes.forEach((n, k) => {
+        if (dag.dependents[k].length === 0) sinks[n.id] = tasks[k].result ?? noneValue();
+      });
+      flow = { args: [mapValue(sinks)], kwargs: {}, state };
+    }
+    dag.error = flow.error;
+    this.mark(dag, flow.error ? (this.stopping ? "cancelled" : "failed") : "succeeded");
+    this.runFrom(this.graph.scopes[dag.scope], dag.index + 1, flow);
+  }
+
+  // ---- cancellation --------------------------------------------------------
+
+  /** Cancel or run timeout: stop every running task (finally steps excepted) and unwind. */
+  private stop(error: TaskError, finalState: RunState): void {
+    if (this.stopping) return;
+    this.stopping = { error, finalState };
+    // Attempts decided while paused never reached the queue: nothing to cancel
+    // for them, and the finally steps among them must still run.
+    const neverQueued = new Set<number>();
+    if (this.status === "paused") {
+      this.status = "running";
+      this.effects.push({ type: "holdQueued", held: false });
+      for (const d of this.heldDispatches) {
+        if (this.graph.task(d.step).role === "finally") this.effects.push({ type: "dispatch", dispatch: d });
+        else neverQueued.add(d.step);
+      }
+      this.heldDispatches = [];
+    }
+    for (const id of [...this.active]) {
+      const step = this.graph.task(id);
+      if (step.role === "finally") continue;
+      this.active.delete(id);
+      if (!neverQueued.has(id)) this.effects.push({ type: "cancelTask", step: id });
+      this.agenda.push(() => this.settleTask(step, { error, args: [], kwargs: {}, state: step.input?.state }));
+    }
+  }
+}
+
+/** The single value a finished flow stands for. */
+function single(flow: Flow): Value {
+  if (flow.args.length === 1) return flow.args[0];
+  return flow.args.length === 0 ? noneValue() : listValue(flow.args);
+}
+
+function isCancellation(error: TaskError): boolean {
+  return error.type === ErrorTypes.cancelled;
+}
+
+/** One error naming every failure; nested aggregates are flattened. */
+function aggregateError(causes: TaskError[], total: number, what: "branches" | "nodes", origin: string): TaskError {
+  const flat = causes.flatMap((c) => (c.type === ErrorTypes.aggregate && c.causes.length ? c.causes : [c]));
+  const list = flat.map((c) => `${c.origin || "?"}: ${c.type}: ${c.message}`).join("; ");
+  return serverError("AggregateError", `${causes.length} of ${total} ${what} failed: ${list}`, origin, flat);
+}

@@ -1,0 +1,251 @@
+// Validation of a pipeline as a client submits it or a worker returns it.
+//
+// One implementation serves both sides: the server calls it before writing
+// anything, and the TypeScript client imports it so a bad pipeline fails on
+// the client with the very same messages. Every violation is reported (not
+// just the first), each naming its field path and saying what was allowed and
+// what arrived: `steps[2].group.max_parallelism: must be >= 0, got -3`.
+
+import type { Duration } from "@bufbuild/protobuf/wkt";
+import { ParentResults, type Dag, type Pipeline, type TaskCall, type TaskOptions } from "../../proto/gen/pipewright/v1/pipeline_pb.js";
+import type { Value } from "../../proto/gen/pipewright/v1/value_pb.js";
+
+/** One problem with a request, located by its field path. */
+export interface Violation {
+  field: string;
+  description: string;
+}
+
+/** Where the pipeline sits, which changes a few rules. */
+export type PipelineRole = "root" | "branch" | "child";
+
+const TASK_NAME = /^[A-Za-z_][A-Za-z0-9_.:\/-]*$/;
+const MAX_NAME_LENGTH = 200;
+const MAX_ENCODING_LENGTH = 100;
+const MAX_ATTEMPTS_LIMIT = 1000;
+const KNOWN_PARENT_RESULTS = new Set<number>(Object.values(ParentResults).filter((v): v is number => typeof v === "number"));
+
+/**
+ * Lists every violation in `pipeline`; empty when it is valid.
+ *
+ * @example
+ *   const problems = validatePipeline(pipeline);
+ *   if (problems.length) throw new Error(formatViolations(problems));
+ */
+export function validatePipeline(pipeline: Pipeline, role: PipelineRole = "root", prefix = ""): Violation[] {
+  const out: Violation[] = [];
+  checkPipeline(pipeline, role, prefix, out);
+  return out;
+}
+
+/** Joins violations into one message, one per line after a summary. */
+export function formatViolations(violations: readonly Violation[]): string {
+  const noun = violations.length === 1 ? "violation" : "violations";
+  return `${violations.length} ${noun}: ` + violations.map((v) => `${v.field}: ${v.description}`).join("; ");
+}
+
+function at(prefix: string, field: string): string {
+  return prefix ? `${prefix}.${field}` : field;
+}
+
+function checkPipeline(p: Pipeline, role: PipelineRole, prefix: string, out: Violation[]): void {
+  if (p.steps.length === 0) {
+    out.push({ field: at(prefix, "steps"), description: "must not be empty, got 0 steps" });
+  }
+  if (p.inline && role !== "child") {
+    out.push({ field: at(prefix, "inline"), description: `only a child pipeline returned by a task can be inline, this is a ${role} pipeline` });
+  }
+  p.steps.forEach((step, i) => {
+    const path = at(prefix, `steps[${i}]`);
+    switch (step.kind.case) {
+      case "task":
+        checkTaskCall(step.kind.value, `${path}.task`, out);
+        break;
+      case "exceptionally":
+        checkTaskCall(step.kind.value, `${path}.exceptionally`, out);
+        break;
+      case "group": {
+        const g = step.kind.value;
+        const gp = `${path}.group`;
+        if (g.maxParallelism < 0) {
+          out.push({ field: `${gp}.max_parallelism`, description: `must be >= 0 (0 = unlimited), got ${g.maxParallelism}` });
+        }
+        if (g.numStages < 0) {
+          out.push({ field: `${gp}.num_stages`, description: `must be >= 0 (0 or 1 = one stage), got ${g.numStages}` });
+        } else if (g.numStages > 1 && g.numStages > g.branches.length) {
+          out.push({ field: `${gp}.num_stages`, description: `must be at most the number of branches (${g.branches.length}), got ${g.numStages}` });
+        }
+        g.branches.forEach((b, j) => checkPipeline(b, "branch", `${gp}.branches[${j}]`, out));
+        break;
+      }
+      case "dag":
+        checkDag(step.kind.value, `${path}.dag`, out);
+        break;
+      default:
+        out.push({ field: path, description: "no step kind set: expected one of task, group, exceptionally, dag" });
+    }
+  });
+  if (p.finally) checkTaskCall(p.finally, at(prefix, "finally"), out);
+  p.initialArgs.forEach((v, i) => checkValue(v, at(prefix, `initial_args[${i}]`), out));
+  for (const [k, v] of Object.entries(p.initialKwargs)) checkValue(v, at(prefix, `initial_kwargs[${JSON.stringify(k)}]`), out);
+  if (p.initialState) checkValue(p.initialState, at(prefix, "initial_state"), out);
+}
+
+function checkTaskCall(call: TaskCall, path: string, out: Violation[]): void {
+  if (call.task === "") {
+    out.push({ field: `${path}.task`, description: "must not be empty: name the task to run" });
+  } else if (call.task.length > MAX_NAME_LENGTH || !TASK_NAME.test(call.task)) {
+    out.push({
+      field: `${path}.task`,
+      description: `must be at most ${MAX_NAME_LENGTH} characters of letters, digits and _ . : / - starting with a letter or _, got ${JSON.stringify(call.task.slice(0, 60))}`,
+    });
+  }
+  call.args.forEach((v, i) => checkValue(v, `${path}.args[${i}]`, out));
+  for (const [k, v] of Object.entries(call.kwargs)) checkValue(v, `${path}.kwargs[${JSON.stringify(k)}]`, out);
+  if (call.options) checkOptions(call.options, `${path}.options`, out);
+}
+
+function checkOptions(o: TaskOptions, path: string, out: Violation[]): void {
+  if (o.queue.length > MAX_NAME_LENGTH) {
+    out.push({ field: `${path}.queue`, description: `must be at most ${MAX_NAME_LENGTH} characters, got ${o.queue.length}` });
+  }
+  if (o.displayName.length > MAX_NAME_LENGTH) {
+    out.push({ field: `${path}.display_name`, description: `must be at most ${MAX_NAME_LENGTH} characters, got ${o.displayName.length}` });
+  }
+  checkDuration(o.waitTimeout, `${path}.wait_timeout`, out);
+  checkDuration(o.executionTimeout, `${path}.execution_timeout`, out);
+  checkDuration(o.heartbeatTimeout, `${path}.heartbeat_timeout`, out);
+  const r = o.retry;
+  if (r) {
+    if (r.maxAttempts < 0 || r.maxAttempts > MAX_ATTEMPTS_LIMIT) {
+      out.push({ field: `${path}.retry.max_attempts`, description: `must be between 0 and ${MAX_ATTEMPTS_LIMIT} (0 = server default), got ${r.maxAttempts}` });
+    }
+    if (!(r.backoffFactor === 0 || r.backoffFactor >= 1) || !Number.isFinite(r.backoffFactor)) {
+      out.push({ field: `${path}.retry.backoff_factor`, description: `must be 0 (default 2.0) or a finite number >= 1, got ${r.backoffFactor}` });
+    }
+    checkDuration(r.initialDelay, `${path}.retry.initial_delay`, out);
+    checkDuration(r.maxDelay, `${path}.retry.max_delay`, out);
+    r.retryOn.forEach((t, i) => {
+      if (t === "") out.push({ field: `${path}.retry.retry_on[${i}]`, description: "must not be empty: give an error type name" });
+    });
+  }
+}
+
+function checkDuration(d: Duration | undefined, path: string, out: Violation[]): void {
+  if (!d) return;
+  if (d.seconds < 0n || d.nanos < 0 || d.nanos > 999_999_999) {
+    out.push({ field: path, description: `must be a non-negative duration, got ${d.seconds}s ${d.nanos}ns` });
+  }
+}
+
+function checkValue(v: Value, path: string, out: Violation[]): void {
+  switch (v.kind.case) {
+    case "payload":
+      if (v.kind.value.encoding.length > MAX_ENCODING_LENGTH) {
+        out.push({ field: `${path}.payload.encoding`, description: `must be at most ${MAX_ENCODING_LENGTH} characters, got ${v.kind.value.encoding.length}` });
+      }
+      return;
+    case "list":
+      v.kind.value.items.forEach((item, i) => checkValue(item, `${path}.list.items[${i}]`, out));
+      return;
+    case "map":
+      for (const [k, item] of Object.entries(v.kind.value.entries)) checkValue(item, `${path}.map.entries[${JSON.stringify(k)}]`, out);
+      return;
+    default:
+      return; // an error value or no value (null) are both fine
+  }
+}
+
+function checkDag(dag: Dag, path: string, out: Violation[]): void {
+  if (dag.nodes.length === 0) {
+    out.push({ field: `${path}.nodes`, description: "must not be empty, got 0 nodes" });
+  }
+  const index = new Map<string, number>();
+  dag.nodes.forEach((node, i) => {
+    const np = `${path}.nodes[${i}]`;
+    if (node.id === "") {
+      out.push({ field: `${np}.id`, description: "must not be empty" });
+    } else if (index.has(node.id)) {
+      out.push({ field: `${np}.id`, description: `duplicate id ${JSON.stringify(node.id)}, first used by nodes[${index.get(node.id)}]` });
+    } else {
+      index.set(node.id, i);
+    }
+    if (!node.task) out.push({ field: `${np}.task`, description: "must be set: the task this node runs" });
+    else checkTaskCall(node.task, `${np}.task`, out);
+    if (!KNOWN_PARENT_RESULTS.has(node.parentResults)) {
+      out.push({ field: `${np}.parent_results`, description: `unknown enum value ${node.parentResults}, expected one of AUTO (1), ALWAYS (2), NEVER (3)` });
+    }
+  });
+  dag.nodes.forEach((node, i) => {
+    const seen = new Set<string>();
+    node.dependsOn.forEach((dep, j) => {
+      const dp = `${path}.nodes[${i}].depends_on[${j}]`;
+      if (dep === node.id) out.push({ field: dp, description: `node ${JSON.stringify(node.id)} cannot depend on itself` });
+      else if (!index.has(dep)) out.push({ field: dp, description: `unknown node ${JSON.stringify(dep)}: no node has that id` });
+      else if (seen.has(dep)) out.push({ field: dp, description: `duplicate dependency ${JSON.stringify(dep)}` });
+      seen.add(dep);
+    });
+  });
+  for (const cycle of findCycles(dag, index)) {
+    out.push({ field: `${path}.nodes`, description: `dependency cycle: ${cycle.map((id) => JSON.stringify(id)).join(" -> ")}` });
+  }
+  dag.outputs.forEach((id, i) => {
+    if (!index.has(id)) out.push({ field: `${path}.outputs[${i}]`, description: `unknown node ${JSON.stringify(id)}: no node has that id` });
+  });
+}
+
+/** Each cycle once, as the ids along it with the first id repeated at the end. */
+function findCycles(dag: Dag, index: Map<string, number>): string[][] {
+  const color = new Map<string, 0 | 1 | 2>(); // 0 new, 1 on stack, 2 done
+  const stack: string[] = [];
+  const cycles: string[][] = [];
+  const deps = (id: string) => dag.nodes[index.get(id)!].dependsOn.filter((d) => d !== id && index.has(d));
+  // Iterative DFS: a DAG of 100,000 nodes must not overflow the JS stack.
+  for (const start of index.keys()) {
+    if (color.get(start)) continue;
+    const frames: { id: string; next: number }[] = [{ id: start, next: 0 }];
+    color.set(start, 1);
+    stack.push(start);
+    while (frames.length) {
+      const frame = frames[frames.length - 1];
+      const ds = deps(frame.id);
+      if (frame.next < ds.length) {
+        const d = ds[frame.next++];
+        const c = color.get(d) ?? 0;
+        if (c === 0) {
+          color.set(d, 1);
+          stack.push(d);
+          frames.push({ id: d, next: 0 });
+        } else if (c === 1) {
+          const from = stack.indexOf(d);
+          cycles.push([...stack.slice(from), d]);
+        }
+      } else {
+        color.set(frame.id, 2);
+        stack.pop();
+        frames.pop();
+      }
+    }
+  }
+  return cycles;
+}
+
+/** Counts the task steps a pipeline holds (finally and DAG nodes included). */
+export function countTasks(p: Pipeline): number {
+  let n = p.finally ? 1 : 0;
+  for (const step of p.steps) {
+    switch (step.kind.case) {
+      case "task":
+      case "exceptionally":
+        n += 1;
+        break;
+      case "group":
+        for (const b of step.kind.value.branches) n += countTasks(b);
+        break;
+      case "dag":
+        n += step.kind.value.nodes.length;
+        break;
+    }
+  }
+  return n;
+}

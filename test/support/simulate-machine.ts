@@ -1,0 +1,47 @@
+// Drives a RunMachine in this process: every dispatch effect is executed at
+// once by calling the task function. Exercises the core's semantics without
+// a database or a network (the end-to-end tests do the same for real).
+
+import type { Pipeline as PipelineMessage } from "../../proto/gen/pipewright/v1/pipeline_pb.js";
+import { RunState } from "../../proto/gen/pipewright/v1/run_pb.js";
+import { decodeError, decodeValue } from "../../client/values.js";
+import { DEFAULT_MACHINE_CONFIG, RunMachine, type Dispatch, type MachineConfig } from "../../server/core/run-machine.js";
+import { invokeTask } from "../../worker-sdk/invoke-task.js";
+import type { TaskDefinition } from "../../worker-sdk/task.js";
+import type { LocalOutcome } from "../../worker-sdk/local-runner.js";
+
+export async function simulate(pipeline: PipelineMessage, tasks: Iterable<TaskDefinition<any, any>>, config: MachineConfig = DEFAULT_MACHINE_CONFIG): Promise<LocalOutcome & { machine: RunMachine; runState: RunState }> {
+  const defs = new Map([...tasks].map((t) => [t.name, t]));
+  const machine = new RunMachine(pipeline, config);
+  let now = 0;
+  const queue: Dispatch[] = [];
+  const take = (effects: ReturnType<RunMachine["apply"]>) => {
+    for (const e of effects) if (e.type === "dispatch") queue.push(e.dispatch);
+  };
+  take(machine.apply({ type: "start", at: now }));
+  while (queue.length) {
+    const d = queue.shift()!;
+    const def = defs.get(d.call.task);
+    if (!def) throw new Error(`no task ${d.call.task}`);
+    const result = await invokeTask(def, {
+      args: d.input.args,
+      kwargs: d.input.kwargs,
+      state: d.input.state,
+      parentResults: d.input.parentResults,
+      parentResultsMode: d.parentResultsMode,
+      runId: "sim",
+      stepId: d.step,
+      retryNumber: d.retry,
+      path: d.path,
+      signal: new AbortController().signal,
+      heartbeat: () => {},
+    });
+    now = Math.max(now + 1, d.notBefore);
+    take(machine.apply({ type: "taskFinished", at: now, step: d.step, outcome: result.outcome, state: result.state }));
+  }
+  const r = machine.result;
+  if (!r) throw new Error("the run did not finish although nothing is left to run");
+  const state = r.finalState ? decodeValue(r.finalState) : null;
+  const base = "error" in r.outcome ? { ok: false as const, error: decodeError(r.outcome.error), state } : { ok: true as const, value: decodeValue(r.outcome.value), state };
+  return { ...base, machine, runState: r.state };
+}

@@ -1,0 +1,284 @@
+// The local runner: executes a pipeline in this process by plain recursion
+// over its steps, calling task functions directly. No server, no database.
+//
+// It is two things at once: the user's tool to develop and debug a pipeline
+// before deploying it, and the executable reference for Pipewright's
+// semantics. The orchestrator (server/core) is written very differently
+// (an event-driven state machine persisted step by step); the differential
+// property tests check that both give the same outcome and final state.
+
+import type { Pipeline as PipelineMessage, TaskCall } from "../proto/gen/pipewright/v1/pipeline_pb.js";
+import { ParentResults } from "../proto/gen/pipewright/v1/pipeline_pb.js";
+import type { TaskError, Value } from "../proto/gen/pipewright/v1/value_pb.js";
+import { Pipeline } from "../client/pipeline-builder.js";
+import { decodeError, decodeValue, encodeState, encodeValue, isPlainObject, type RemoteError } from "../client/values.js";
+import { countTasks, formatViolations, validatePipeline } from "../server/core/validate-pipeline.js";
+import { invokeTask } from "./invoke-task.js";
+import type { TaskDefinition } from "./task.js";
+import { create } from "@bufbuild/protobuf";
+import { TaskErrorSchema, ValueListSchema, ValueMapSchema, ValueSchema } from "../proto/gen/pipewright/v1/value_pb.js";
+
+export interface LocalRunOptions {
+  /** The task definitions, by name. */
+  tasks: Iterable<TaskDefinition<any, any>>;
+  /** Deepest child-pipeline nesting (default 10,000, as the server). */
+  maxDepth?: number;
+  /** Most task steps in the run (default 500,000, as the server). */
+  maxTasks?: number;
+  /** Waits out retry delays; default real timers. `() => Promise.resolve()` skips them. */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/** How a local run ended, with values decoded. */
+export type LocalOutcome = { ok: true; value: unknown; state: unknown } | { ok: false; error: RemoteError; state: unknown };
+
+interface Flow {
+  error?: TaskError;
+  args: Value[];
+  kwargs: Record<string, Value>;
+  state?: Value;
+}
+
+/**
+ * Runs a pipeline locally and returns its outcome.
+ *
+ * @example
+ *   const out = await runLocally(multiply.send(3, 2).continueWith(divide, 2), { tasks: [multiply, divide] });
+ *   // out = { ok: true, value: 3, state: null }
+ */
+export async function runLocally(pipeline: Pipeline<any> | PipelineMessage, options: LocalRunOptions): Promise<LocalOutcome> {
+  const runner = new LocalRunner(options);
+  const message = pipeline instanceof Pipeline ? pipeline.toProto() : pipeline;
+  const problems = validatePipeline(message);
+  if (problems.length) throw new Error(`invalid pipeline: ${formatViolations(problems)}`);
+  runner.taskCount = countTasks(message);
+  const flow = await runner.pipeline(message, { args: [], kwargs: {} }, "", 0);
+  const state = flow.state ? decodeValue(flow.state) : null;
+  return flow.error ? { ok: false, error: decodeError(flow.error), state } : { ok: true, value: decodeValue(single(flow)), state };
+}
+
+class LocalRunner {
+  private readonly tasks = new Map<string, TaskDefinition<any, any>>();
+  private readonly maxDepth: number;
+  private readonly maxTasks: number;
+  private readonly sleep: (ms: number) => Promise<void>;
+  taskCount = 0;
+
+  constructor(options: LocalRunOptions) {
+    for (const t of options.tasks) this.tasks.set(t.name, t);
+    this.maxDepth = options.maxDepth ?? 10_000;
+    this.maxTasks = options.maxTasks ?? 500_000;
+    this.sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+  }
+
+  async pipeline(p: PipelineMessage, incoming: Flow, path: string, depth: number): Promise<Flow> {
+    let flow: Flow = {
+      args: [...incoming.args, ...p.initialArgs],
+      kwargs: { ...incoming.kwargs, ...p.initialKwargs },
+      state: p.initialState ?? incoming.state,
+    };
+    const at = (seg: string) => (path ? `${path}.${seg}` : seg);
+    for (const [i, step] of p.steps.entries()) {
+      const kind = step.kind;
+      if (kind.case === "exceptionally") {
+        if (flow.error) flow = await this.task(kind.value, { args: [errorAsValue(flow.error), ...kind.value.args], kwargs: { ...kind.value.kwargs }, state: flow.state }, at(`steps[${i}]`), depth);
+        continue;
+      }
+      if (flow.error) continue;
+      switch (kind.case) {
+        case "task":
+          flow = await this.task(kind.value, entryInput(kind.value, flow), at(`steps[${i}]`), depth);
+          break;
+        case "group":
+          flow = await this.group(kind.value, flow, at(`steps[${i}]`), depth);
+          break;
+        case "dag":
+          flow = await this.dag(kind.value, flow, at(`steps[${i}]`), depth);
+          break;
+      }
+    }
+    if (p.finally) {
+      const fin = await this.task(p.finally, { args: [...p.finally.args], kwargs: { ...p.finally.kwargs }, state: flow.state }, at("finally"), depth);
+      flow = fin.error ? { error: fin.error, args: [], kwargs: {}, state: flow.state } : { ...flow, state: fin.state };
+    }
+    return flow;
+  }
+
+  /** One task step, with its retries and its child pipeline if it returns one. */
+  async task(call: TaskCall, input: Flow & { parentResults?: Record<string, Value> }, path: string, depth: number, mode = ParentResults.UNSPECIFIED): Promise<Flow> {
+    const def = this.tasks.get(call.task);
+    for (let attempt = 1; ; attempt++) {
+      const result = def
+        ? await invokeTask(def, {
+            args: input.args,
+            kwargs: input.kwargs,
+            state: input.state,
+            parentResults: input.parentResults,
+            parentResultsMode: mode,
+            runId: "local",
+            stepId: 0,
+            retryNumber: attempt,
+            path,
+            signal: new AbortController().signal,
+            heartbeat: () => {},
+          })
+        : { outcome: { case: "error" as const, value: makeError("UnknownTask", `no task named ${JSON.stringify(call.task)} is registered with the local runner`) } };
+      const outcome = result.outcome;
+      if (outcome.case === "value") return { args: [outcome.value], kwargs: {}, state: result.state ?? input.state };
+      let error: TaskError;
+      if (outcome.case === "pipeline") {
+        const child = outcome.value;
+        const problems = validatePipeline(child, "child");
+        if (problems.length) error = makeError("InvalidPipeline", `the returned pipeline is invalid: ${formatViolations(problems)}`, path);
+        else if (depth + 1 > this.maxDepth) error = makeError("LimitExceeded", `child pipeline nesting would exceed the limit of ${this.maxDepth} levels`, path);
+        else if (this.taskCount + countTasks(child) > this.maxTasks) {
+          error = makeError("LimitExceeded", `the run would hold ${this.taskCount + countTasks(child)} tasks, over the limit of ${this.maxTasks}`, path);
+        } else {
+          this.taskCount += countTasks(child);
+          const inherited = child.inline ? (result.state ?? input.state) : undefined;
+          const out = await this.pipeline(child, { args: [], kwargs: {}, state: inherited }, `${path}.child`, depth + 1);
+          const own = child.inline ? out.state : (result.state ?? input.state);
+          return out.error ? { error: out.error, args: [], kwargs: {}, state: own } : { args: [single(out)], kwargs: {}, state: own };
+        }
+      } else {
+        error = outcome.value;
+      }
+      if (!error.origin) error = { ...error, origin: path };
+      const delay = retryDelayFor(call, attempt, error);
+      if (delay === undefined) return { error, args: [], kwargs: {}, state: input.state };
+      await this.sleep(delay);
+    }
+  }
+
+  async group(g: import("../proto/gen/pipewright/v1/pipeline_pb.js").Group, flow: Flow, path: string, depth: number): Promise<Flow> {
+    const n = g.branches.length;
+    const outcomes: Flow[] = new Array(n);
+    const limit = g.maxParallelism > 0 ? g.maxParallelism : n;
+    let next = 0;
+    const lane = async () => {
+      while (next < n) {
+        const j = next++;
+        outcomes[j] = await this.pipeline(g.branches[j], { args: flow.args, kwargs: flow.kwargs, state: flow.state }, `${path}.group.branches[${j}]`, depth);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(limit, n) }, lane));
+    const state = mergeStates(flow.state, outcomes.map((o) => o.state));
+    const failed = outcomes.filter((o) => o.error);
+    if (failed.length && !g.returnExceptions) {
+      return { error: aggregate(failed.map((o) => o.error!), n, "branches", path), args: [], kwargs: {}, state };
+    }
+    const items = outcomes.map((o) => (o.error ? errorAsValue(o.error) : single(o)));
+    return { args: [create(ValueSchema, { kind: { case: "list", value: create(ValueListSchema, { items }) } })], kwargs: {}, state };
+  }
+
+  async dag(d: import("../proto/gen/pipewright/v1/pipeline_pb.js").Dag, flow: Flow, path: string, depth: number): Promise<Flow> {
+    const nodes = d.nodes;
+    const results = new Map<string, Flow>();
+    const status = new Map<string, "ok" | "failed" | "skipped">();
+    const running = new Map<string, Promise<void>>();
+    const start = (k: number): Promise<void> => {
+      const node = nodes[k];
+      const existing = running.get(node.id);
+      if (existing) return existing;
+      const p = (async () => {
+        await Promise.all(node.dependsOn.map((dep) => start(nodes.findIndex((n) => n.id === dep))));
+        if (node.dependsOn.some((dep) => status.get(dep) !== "ok")) {
+          status.set(node.id, "skipped");
+          return;
+        }
+        const call = node.task!;
+        const mode = node.parentResults || ParentResults.AUTO;
+        const input: Flow & { parentResults?: Record<string, Value> } =
+          node.dependsOn.length === 0
+            ? entryInput(call, flow)
+            : {
+                args: [...call.args],
+                kwargs: { ...call.kwargs },
+                state: flow.state,
+                parentResults: mode === ParentResults.NEVER ? undefined : Object.fromEntries(node.dependsOn.map((dep) => [dep, single(results.get(dep)!)])),
+              };
+        const out = await this.task(call, input, `${path}.dag.nodes[${k}]`, depth, mode);
+        results.set(node.id, out);
+        status.set(node.id, out.error ? "failed" : "ok");
+      })();
+      running.set(node.id, p);
+      return p;
+    };
+    await Promise.all(nodes.map((_, k) => start(k)));
+    const ran = nodes.filter((n) => status.get(n.id) === "ok");
+    const state = mergeStates(flow.state, ran.map((n) => results.get(n.id)!.state));
+    const failed = nodes.filter((n) => status.get(n.id) === "failed");
+    if (failed.length) return { error: aggregate(failed.map((n) => results.get(n.id)!.error!), nodes.length, "nodes", path), args: [], kwargs: {}, state };
+    if (d.outputs.length) {
+      const items = d.outputs.map((id) => single(results.get(id)!));
+      return { args: [create(ValueSchema, { kind: { case: "list", value: create(ValueListSchema, { items }) } })], kwargs: {}, state };
+    }
+    const dependedOn = new Set(nodes.flatMap((n) => n.dependsOn));
+    const entries = Object.fromEntries(nodes.filter((n) => !dependedOn.has(n.id)).map((n) => [n.id, single(results.get(n.id)!)]));
+    return { args: [create(ValueSchema, { kind: { case: "map", value: create(ValueMapSchema, { entries }) } })], kwargs: {}, state };
+  }
+}
+
+function entryInput(call: TaskCall, flow: Flow): Flow {
+  return { args: call.ignoreInput ? [...call.args] : [...flow.args, ...call.args], kwargs: { ...flow.kwargs, ...call.kwargs }, state: flow.state };
+}
+
+function single(flow: Flow): Value {
+  if (flow.args.length === 1) return flow.args[0];
+  if (flow.args.length === 0) return create(ValueSchema, {});
+  return create(ValueSchema, { kind: { case: "list", value: create(ValueListSchema, { items: flow.args }) } });
+}
+
+function errorAsValue(error: TaskError): Value {
+  return create(ValueSchema, { kind: { case: "error", value: error } });
+}
+
+function makeError(type: string, message: string, origin = "", causes: TaskError[] = []): TaskError {
+  return create(TaskErrorSchema, { type: `pipewright.${type}`, message, origin, causes });
+}
+
+function aggregate(causes: TaskError[], total: number, what: string, origin: string): TaskError {
+  const flat: TaskError[] = [];
+  for (const c of causes) {
+    if (c.type === "pipewright.AggregateError" && c.causes.length) flat.push(...c.causes);
+    else flat.push(c);
+  }
+  const list = flat.map((c) => `${c.origin || "?"}: ${c.type}: ${c.message}`).join("; ");
+  return makeError("AggregateError", `${causes.length} of ${total} ${what} failed: ${list}`, origin, flat);
+}
+
+const NOT_RETRIED = new Set(["pipewright.Cancelled", "pipewright.LimitExceeded", "pipewright.InvalidPipeline", "pipewright.AggregateError"]);
+
+function retryDelayFor(call: TaskCall, attempt: number, error: TaskError): number | undefined {
+  const r = call.options?.retry;
+  const max = r?.maxAttempts || 1;
+  if (error.terminal || NOT_RETRIED.has(error.type) || attempt >= max) return undefined;
+  if (r && r.retryOn.length && !r.retryOn.includes(error.type)) return undefined;
+  const ms = (d: { seconds: bigint; nanos: number } | undefined, dflt: number) => (d ? Number(d.seconds) * 1000 + Math.floor(d.nanos / 1e6) : dflt);
+  const delay = ms(r?.initialDelay, 1000) * Math.pow(r?.backoffFactor || 2, attempt - 1);
+  return Math.min(delay, ms(r?.maxDelay, 300_000));
+}
+
+/**
+ * Branch states come back together key by key (see README, "State"): for
+ * object states, each branch's changes against the starting state apply in
+ * declaration order (later wins); otherwise the last branch that changed the
+ * state wins. Written over decoded values, independently of the server's.
+ */
+function mergeStates(base: Value | undefined, states: (Value | undefined)[]): Value | undefined {
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  const b0 = base ? decodeValue(base) : undefined;
+  const changed = states.map((s) => (s ? decodeValue(s) : undefined)).filter((s) => !same(s, b0));
+  if (changed.length === 0) return base;
+  if ((b0 === undefined || isPlainObject(b0)) && changed.every(isPlainObject)) {
+    const start = (b0 ?? {}) as Record<string, unknown>;
+    const merged: Record<string, unknown> = { ...start };
+    for (const s of changed as Record<string, unknown>[]) {
+      for (const [k, v] of Object.entries(s)) if (!same(v, start[k])) merged[k] = v;
+      for (const k of Object.keys(start)) if (!(k in s)) delete merged[k];
+    }
+    return encodeState(merged);
+  }
+  const last = changed[changed.length - 1];
+  return isPlainObject(last) ? encodeState(last) : encodeValue(last);
+}

@@ -1,0 +1,44 @@
+// What a running task can ask about itself, without extra parameters in its
+// signature (the same approach as Temporal's Context.current()).
+
+import { AsyncLocalStorage } from "node:async_hooks";
+
+export interface TaskContext {
+  /** The task name. */
+  readonly task: string;
+  readonly runId: string;
+  readonly stepId: number;
+  /** 1 for the first try, 2 for the first retry... */
+  readonly retryNumber: number;
+  /** Where the step sits in the run, e.g. "steps[1].group.branches[0].steps[0]". */
+  readonly path: string;
+  /** Keyword arguments of the call. */
+  readonly kwargs: Readonly<Record<string, unknown>>;
+  /** For DAG nodes: the results of the nodes this one depends on, by node id. */
+  readonly parentResults: Readonly<Record<string, unknown>> | undefined;
+  /** Aborted when the run is cancelled, the attempt times out, or the worker stops. */
+  readonly signal: AbortSignal;
+  /** Extends the attempt's lease now, optionally reporting progress (JSON). */
+  heartbeat(progress?: unknown): void;
+}
+
+const storage = new AsyncLocalStorage<TaskContext>();
+
+/**
+ * The context of the task being run. Throws outside a task.
+ *
+ * @example
+ *   const slow = task("slow", async () => {
+ *     const { signal, heartbeat } = currentTask();
+ *     for (const chunk of work) { if (signal.aborted) return; heartbeat({ done: chunk.index }); }
+ *   });
+ */
+export function currentTask(): TaskContext {
+  const ctx = storage.getStore();
+  if (!ctx) throw new Error("currentTask() called outside a running task");
+  return ctx;
+}
+
+export function runWithContext<T>(ctx: TaskContext, fn: () => T): T {
+  return storage.run(ctx, fn);
+}
