@@ -1,9 +1,9 @@
 // The tasks used by the examples (and by the tests): the functions of the
 // reference document on pipelines, written for the Pipewright worker SDK.
 
-import { inParallel } from "../client/pipeline-builder.js";
+import { inParallel, type Pipeline } from "../client/pipeline-builder.js";
 import type { RemoteError } from "../client/values.js";
-import { statefulTask, task } from "../worker-sdk/task.js";
+import { statefulTask, task, type TaskDefinition } from "../worker-sdk/task.js";
 
 export const multiply = task("multiply", (x: number, y: number) => x * y);
 export const divide = task("divide", (x: number, y: number) => x / y);
@@ -28,8 +28,15 @@ export const cleanup = statefulTask("cleanup", (state: Record<string, unknown> |
 export const makePositive = task("make_positive", (x: number) => (x > 0 ? x : multiply.send(x, -1)));
 export const addPositive = task("add_positive", (x: number, y: number) => add.send(x, y).continueWith(makePositive));
 export const multiplyAndSubtract = task("multiply_and_subtract", (a: number, b: number, c: number) => multiply.send(a, b).continueWith(subtract, c));
-export const checkResult = task("check_result", (x: number, target: number) => (x >= target ? x : countTo.send(x, target)));
-export const countTo = task("count_to", (x: number, target: number) => add.send(x, 1).continueWith(checkResult, target));
+// Recursion: count_to returns a pipeline that calls check_result, which returns
+// count_to again until the target is reached (types spelled out: they are recursive).
+export const checkResult: TaskDefinition<[x: number, target: number], number> = task(
+  "check_result",
+  (x: number, target: number): number | Pipeline<number> => (x >= target ? x : countTo.send(x, target)),
+);
+export const countTo: TaskDefinition<[x: number, target: number], number> = task("count_to", (x: number, target: number): Pipeline<number> =>
+  add.send(x, 1).continueWith(checkResult, target),
+);
 
 export class ValueError extends Error {
   override name = "ValueError";

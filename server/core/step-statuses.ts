@@ -33,25 +33,26 @@ function kindOf(step: Step): StepKind {
  */
 export function stepStatuses(graph: RunGraph, running: ReadonlySet<number> = new Set()): StepStatus[] {
   const out: StepStatus[] = [];
-  for (let id = 1; id < graph.steps.length; id++) {
-    const step = graph.steps[id];
-    const isTask = step.kind === "task";
-    const state = step.status === "queued" && running.has(id) ? StepState.RUNNING : STATE[step.status];
-    out.push(
-      create(StepStatusSchema, {
-        stepId: id,
-        path: graph.pathOf(step),
-        kind: kindOf(step),
-        task: isTask ? step.call.task : "",
-        displayName: isTask ? step.call.options?.displayName || step.call.task : "",
-        state,
-        attempts: isTask ? step.attempts : 0,
-        startTime: step.startedAt !== undefined ? timestampFromMs(step.startedAt) : undefined,
-        finishTime: step.finishedAt !== undefined ? timestampFromMs(step.finishedAt) : undefined,
-        error: step.error && (step.status === "failed" || step.status === "cancelled") ? step.error : undefined,
-        parentStepId: step.parentStep,
-      }),
-    );
-  }
+  for (let id = 1; id < graph.steps.length; id++) out.push(stepStatusOf(graph, id, running));
   return out;
+}
+
+/** The StepStatus of one step. */
+export function stepStatusOf(graph: RunGraph, id: number, running: ReadonlySet<number> = new Set()): StepStatus {
+  const step = graph.steps[id];
+  const isTask = step.kind === "task";
+  const state = step.status === "queued" && running.has(id) ? StepState.RUNNING : STATE[step.status];
+  return create(StepStatusSchema, {
+    stepId: id,
+    path: graph.pathOf(step),
+    kind: kindOf(step),
+    task: isTask ? step.call.task : "",
+    displayName: isTask ? step.call.options?.displayName || step.call.task : "",
+    state,
+    attempts: isTask ? step.attempts : 0,
+    startTime: step.startedAt !== undefined ? timestampFromMs(step.startedAt) : undefined,
+    finishTime: step.finishedAt !== undefined ? timestampFromMs(step.finishedAt) : undefined,
+    error: step.error && (step.status === "failed" || step.status === "cancelled") ? step.error : undefined,
+    parentStepId: step.parentStep,
+  });
 }

@@ -1,0 +1,136 @@
+// The TypeScript client: submit pipelines, wait for results, read, watch and
+// control runs.
+
+import { randomUUID } from "node:crypto";
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
+import { RunState, type Run, type RunEvent } from "../proto/gen/pipewright/v1/run_pb.js";
+import { RunService, RunView } from "../proto/gen/pipewright/v1/run_service_pb.js";
+import { createClient, type Client } from "../proto/runtime/grpc-bridge.js";
+import type { Pipeline } from "./pipeline-builder.js";
+import { decodeError, decodeValue, type RemoteError } from "./values.js";
+
+export interface SubmitOptions {
+  /** Idempotency key: resubmitting it returns the same run. Default: a fresh UUID. */
+  requestId?: string;
+  /** Display name of the run. */
+  name?: string;
+  /** Fail the run if it has not finished this long after submission. */
+  runTimeoutMs?: number;
+}
+
+/** Thrown by `result()` when the run failed or was cancelled. */
+export class RunFailedError extends Error {
+  constructor(
+    readonly run: Run,
+    readonly error: RemoteError,
+  ) {
+    super(`run ${run.id} ${RunState[run.state].toLowerCase()}: ${error.type}: ${error.message}`);
+    this.name = "RunFailedError";
+  }
+}
+
+/**
+ * @example
+ *   const client = new PipewrightClient();
+ *   const run = await client.submit(multiply.send(3, 2).continueWith(divide, 2));
+ *   console.log(await run.result()); // 3
+ */
+export class PipewrightClient {
+  /** The raw typed gRPC client, for anything this class does not wrap. */
+  readonly rpc: Client<typeof RunService>;
+
+  constructor(address = process.env.PIPEWRIGHT_ADDRESS ?? "127.0.0.1:50051") {
+    this.rpc = createClient(RunService, address, { channelOptions: { "grpc.max_receive_message_length": 64 * 1024 * 1024, "grpc.max_send_message_length": 64 * 1024 * 1024 } });
+  }
+
+  /** Submits a pipeline (validated first, with the server's rules). */
+  async submit<R>(pipeline: Pipeline<R>, options: SubmitOptions = {}): Promise<RunHandle<R>> {
+    const response = await this.rpc.submitRun({
+      requestId: options.requestId ?? randomUUID(),
+      pipeline: pipeline.toProto(),
+      name: options.name ?? "",
+      runTimeout: options.runTimeoutMs ? durationFromMs(options.runTimeoutMs) : undefined,
+    });
+    return new RunHandle<R>(this, response.run!.id);
+  }
+
+  /** Submits many pipelines in one call (all or none). */
+  async submitMany<R>(pipelines: Pipeline<R>[], options: Omit<SubmitOptions, "requestId"> = {}): Promise<RunHandle<R>[]> {
+    const response = await this.rpc.batchSubmitRuns({
+      requests: pipelines.map((p) => ({ requestId: randomUUID(), pipeline: p.toProto(), name: options.name ?? "", runTimeout: options.runTimeoutMs ? durationFromMs(options.runTimeoutMs) : undefined })),
+    });
+    return response.responses.map((r) => new RunHandle<R>(this, r.run!.id));
+  }
+
+  /** Submits and waits for the result. */
+  async submitAndWait<R>(pipeline: Pipeline<R>, options: SubmitOptions = {}): Promise<R> {
+    return (await this.submit(pipeline, options)).result();
+  }
+
+  /** A handle on an existing run. */
+  run<R = unknown>(id: string): RunHandle<R> {
+    return new RunHandle<R>(this, id);
+  }
+
+  close(): void {
+    this.rpc.close();
+  }
+}
+
+export class RunHandle<R> {
+  constructor(
+    private readonly client: PipewrightClient,
+    readonly id: string,
+  ) {}
+
+  /** Waits for the run to finish; returns its result or throws RunFailedError. */
+  async result(timeoutMs = Infinity): Promise<R> {
+    const run = await this.wait(timeoutMs);
+    if (run.state < RunState.SUCCEEDED) throw new Error(`run ${this.id} did not finish within ${timeoutMs} ms`);
+    const outcome = run.outcome?.kind;
+    if (outcome?.case === "value") return decodeValue(outcome.value) as R;
+    if (outcome?.case === "error") throw new RunFailedError(run, decodeError(outcome.value));
+    throw new Error(`run ${this.id} finished without an outcome`);
+  }
+
+  /** Waits until the run finishes or `timeoutMs` passes; returns the run. */
+  async wait(timeoutMs = Infinity): Promise<Run> {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const left = Math.min(until - Date.now(), 60_000);
+      const response = await this.client.rpc.waitRun({ runId: this.id, timeout: durationFromMs(Math.max(1, left)) });
+      if (response.done || Date.now() >= until) return response.run!;
+    }
+  }
+
+  /** Reads the run; with `full`, every step's state. */
+  async get(full = false): Promise<Run> {
+    return (await this.client.rpc.getRun({ runId: this.id, view: full ? RunView.FULL : RunView.BASIC })).run!;
+  }
+
+  /** The run's events: history, then live, ending when the run finishes. */
+  watch(afterSeq = 0, signal?: AbortSignal): AsyncIterable<RunEvent> {
+    const stream = this.client.rpc.watchRun({ runId: this.id, afterSeq: BigInt(afterSeq) }, { signal });
+    return (async function* () {
+      for await (const r of stream) if (r.event) yield r.event;
+    })();
+  }
+
+  async cancel(reason = ""): Promise<Run> {
+    return (await this.client.rpc.cancelRun({ runId: this.id, reason })).run!;
+  }
+
+  async pause(): Promise<Run> {
+    return (await this.client.rpc.pauseRun({ runId: this.id })).run!;
+  }
+
+  async resume(): Promise<Run> {
+    return (await this.client.rpc.resumeRun({ runId: this.id })).run!;
+  }
+
+  /** The final state decoded, once the run has finished. */
+  async finalState(): Promise<unknown> {
+    const run = await this.wait();
+    return run.finalState ? decodeValue(run.finalState) : null;
+  }
+}

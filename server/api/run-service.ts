@@ -1,0 +1,130 @@
+// pipewright.v1.RunService: decode, validate, call the engine or the store,
+// encode. No orchestration logic lives here.
+
+import { create } from "@bufbuild/protobuf";
+import type { Duration } from "@bufbuild/protobuf/wkt";
+import type * as grpc from "@grpc/grpc-js";
+import {
+  BatchSubmitRunsResponseSchema,
+  CancelRunResponseSchema,
+  GetRunResponseSchema,
+  ListRunsResponseSchema,
+  PauseRunResponseSchema,
+  ResumeRunResponseSchema,
+  RunService,
+  RunView,
+  SubmitRunResponseSchema,
+  WaitRunResponseSchema,
+  WatchRunResponseSchema,
+} from "../../proto/gen/pipewright/v1/run_service_pb.js";
+import { RunState } from "../../proto/gen/pipewright/v1/run_pb.js";
+import type { ServiceImpl } from "../../proto/runtime/grpc-bridge.js";
+import { PipewrightError } from "../core/errors.js";
+import type { RunEngine } from "../engine/run-engine.js";
+import { runFromRow } from "../engine/run-views.js";
+import type { Sql } from "../store/database.js";
+import { listRuns } from "../store/run-store.js";
+import { prepareSubmits, type SubmitLimits } from "./prepare-submit.js";
+
+const MAX_BATCH = 1000;
+const DEFAULT_WAIT_MS = 60_000;
+const MAX_WAIT_MS = 3600_000;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function runService(engine: RunEngine, sql: Sql, limits: SubmitLimits): ServiceImpl<typeof RunService> {
+  return {
+    async submitRun(request) {
+      const [prepared] = prepareSubmits([request], limits, () => "");
+      const [outcome] = await engine.submit([prepared]);
+      return create(SubmitRunResponseSchema, outcome);
+    },
+
+    async batchSubmitRuns(request) {
+      if (request.requests.length > MAX_BATCH) {
+        throw new PipewrightError("INVALID_ARGUMENT", `invalid request: requests: at most ${MAX_BATCH} per batch, got ${request.requests.length}`);
+      }
+      const prepared = prepareSubmits(request.requests, limits, (i) => `requests[${i}].`);
+      const outcomes = prepared.length ? await engine.submit(prepared) : [];
+      return create(BatchSubmitRunsResponseSchema, { responses: outcomes.map((o) => create(SubmitRunResponseSchema, o)) });
+    },
+
+    async getRun(request) {
+      checkRunId(request.runId);
+      return create(GetRunResponseSchema, { run: await engine.getRun(request.runId, request.view === RunView.FULL) });
+    },
+
+    async waitRun(request, call) {
+      checkRunId(request.runId);
+      const timeout = durationMs(request.timeout) || DEFAULT_WAIT_MS;
+      if (timeout > MAX_WAIT_MS) throw new PipewrightError("INVALID_ARGUMENT", `invalid request: timeout: must be at most 1 hour, got ${timeout} ms`);
+      const run = await engine.waitRun(request.runId, timeout, cancelSignal(call));
+      return create(WaitRunResponseSchema, { run, done: run.state >= RunState.SUCCEEDED });
+    },
+
+    async watchRun(request, call) {
+      checkRunId(request.runId);
+      const signal = cancelSignal(call);
+      for await (const event of engine.watch(request.runId, Number(request.afterSeq), signal)) {
+        if (signal.aborted) return;
+        call.write(create(WatchRunResponseSchema, { event }));
+      }
+    },
+
+    async cancelRun(request) {
+      checkRunId(request.runId);
+      return create(CancelRunResponseSchema, { run: await engine.control(request.runId, "cancel", request.reason) });
+    },
+
+    async pauseRun(request) {
+      checkRunId(request.runId);
+      return create(PauseRunResponseSchema, { run: await engine.control(request.runId, "pause") });
+    },
+
+    async resumeRun(request) {
+      checkRunId(request.runId);
+      return create(ResumeRunResponseSchema, { run: await engine.control(request.runId, "resume") });
+    },
+
+    async listRuns(request) {
+      const size = request.pageSize || 100;
+      if (size < 1 || size > 1000) throw new PipewrightError("INVALID_ARGUMENT", `invalid request: page_size: must be between 1 and 1000, got ${request.pageSize}`);
+      const before = request.pageToken ? decodePageToken(request.pageToken) : undefined;
+      const rows = await listRuns(sql, { states: request.states, name: request.name, before, limit: size + 1 });
+      const page = rows.slice(0, size);
+      const last = page.at(-1);
+      const next = rows.length > size && last ? encodePageToken({ createdAt: last.created_at, id: last.id }) : "";
+      return create(ListRunsResponseSchema, { runs: page.map((r) => runFromRow(r)), nextPageToken: next });
+    },
+  };
+}
+
+function checkRunId(id: string): void {
+  if (!UUID.test(id)) throw new PipewrightError("INVALID_ARGUMENT", `invalid request: run_id: must be a run id (a UUID), got ${JSON.stringify(id.slice(0, 60))}`);
+}
+
+function durationMs(d: Duration | undefined): number {
+  return d ? Number(d.seconds) * 1000 + Math.floor(d.nanos / 1e6) : 0;
+}
+
+/** Aborted when the client cancels the call or its deadline passes. */
+function cancelSignal(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>): AbortSignal {
+  const controller = new AbortController();
+  call.on("cancelled", () => controller.abort());
+  return controller.signal;
+}
+
+// Page tokens are opaque to clients: a keyset cursor (created_at, id) in base64url.
+function encodePageToken(c: { createdAt: Date; id: number }): string {
+  return Buffer.from(JSON.stringify([c.createdAt.toISOString(), c.id])).toString("base64url");
+}
+
+function decodePageToken(token: string): { createdAt: Date; id: number } {
+  try {
+    const [at, id] = JSON.parse(Buffer.from(token, "base64url").toString());
+    const createdAt = new Date(at);
+    if (typeof id !== "number" || Number.isNaN(createdAt.getTime())) throw new Error();
+    return { createdAt, id };
+  } catch {
+    throw new PipewrightError("INVALID_ARGUMENT", "invalid request: page_token: not a token returned by ListRuns");
+  }
+}

@@ -1,0 +1,85 @@
+// Server configuration: one table of options, each settable by a command-line
+// flag or an environment variable (the flag wins). The README's configuration
+// table lists the same options.
+
+export interface ServerConfig {
+  /** host:port the gRPC server listens on. */
+  address: string;
+  /** PostgreSQL to use; when empty an embedded PostgreSQL is started. */
+  databaseUrl: string;
+  /** Data folder of the embedded PostgreSQL. */
+  dataDir: string;
+  /** Port of the embedded PostgreSQL; 0 picks a free one. */
+  embeddedPort: number;
+  maxTasksPerRun: number;
+  maxDepth: number;
+  /** Attempts for tasks whose call sets no retry policy (1 = no retry). */
+  defaultMaxAttempts: number;
+  heartbeatIntervalMs: number;
+  leaseMs: number;
+  /** How long a shutdown waits for workers to finish what they hold. */
+  drainGraceMs: number;
+  /** Database connections of this process. */
+  poolSize: number;
+  /** Print one line per notable event (worker connected, ...). */
+  verbose: boolean;
+}
+
+interface Option {
+  key: keyof ServerConfig;
+  kind: "string" | "integer" | "boolean";
+  flag: string;
+  env: string;
+  default: string;
+  help: string;
+}
+
+export const OPTIONS: Option[] = [
+  { key: "address", kind: "string", flag: "--address", env: "PIPEWRIGHT_ADDRESS", default: "127.0.0.1:50051", help: "host:port the gRPC server listens on (port 0: any free port)" },
+  { key: "databaseUrl", kind: "string", flag: "--database-url", env: "DATABASE_URL", default: "", help: "PostgreSQL URL; unset: start an embedded PostgreSQL" },
+  { key: "dataDir", kind: "string", flag: "--data-dir", env: "PIPEWRIGHT_DATA_DIR", default: ".pipewright/db", help: "data folder of the embedded PostgreSQL" },
+  { key: "embeddedPort", kind: "integer", flag: "--embedded-port", env: "PIPEWRIGHT_EMBEDDED_PORT", default: "0", help: "port of the embedded PostgreSQL (0: a free port)" },
+  { key: "maxTasksPerRun", kind: "integer", flag: "--max-tasks-per-run", env: "PIPEWRIGHT_MAX_TASKS_PER_RUN", default: "500000", help: "most task steps one run may hold, child pipelines included" },
+  { key: "maxDepth", kind: "integer", flag: "--max-depth", env: "PIPEWRIGHT_MAX_DEPTH", default: "10000", help: "deepest nesting of child pipelines" },
+  { key: "defaultMaxAttempts", kind: "integer", flag: "--default-max-attempts", env: "PIPEWRIGHT_DEFAULT_MAX_ATTEMPTS", default: "1", help: "attempts of tasks that set no retry policy (1: no retry)" },
+  { key: "heartbeatIntervalMs", kind: "integer", flag: "--heartbeat-interval-ms", env: "PIPEWRIGHT_HEARTBEAT_INTERVAL_MS", default: "5000", help: "how often workers must send a heartbeat" },
+  { key: "leaseMs", kind: "integer", flag: "--lease-ms", env: "PIPEWRIGHT_LEASE_MS", default: "30000", help: "lease of an attempt, renewed by heartbeats" },
+  { key: "drainGraceMs", kind: "integer", flag: "--drain-grace-ms", env: "PIPEWRIGHT_DRAIN_GRACE_MS", default: "10000", help: "how long shutdown waits for workers to finish" },
+  { key: "poolSize", kind: "integer", flag: "--pool-size", env: "PIPEWRIGHT_POOL_SIZE", default: "10", help: "database connections of this process" },
+  { key: "verbose", kind: "boolean", flag: "--verbose", env: "PIPEWRIGHT_VERBOSE", default: "false", help: "log worker connections and other notable events" },
+];
+
+export const DEFAULT_CONFIG: ServerConfig = parseConfig([], {});
+
+/** Reads flags (`--name value` or `--name=value`) and environment variables. */
+export function parseConfig(argv: string[], env: Record<string, string | undefined>): ServerConfig {
+  const flags = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (!arg.startsWith("--")) throw new Error(`unexpected argument ${JSON.stringify(arg)}; see --help`);
+    const eq = arg.indexOf("=");
+    if (eq > 0) flags.set(arg.slice(0, eq), arg.slice(eq + 1));
+    else if (OPTIONS.find((o) => o.flag === arg)?.kind === "boolean" || arg === "--help") flags.set(arg, "true");
+    else flags.set(arg, argv[++i] ?? "");
+  }
+  const out: Record<string, unknown> = {};
+  for (const o of OPTIONS) {
+    const raw = flags.get(o.flag) ?? env[o.env] ?? o.default;
+    flags.delete(o.flag);
+    if (o.kind === "string") out[o.key] = raw;
+    else if (o.kind === "boolean") out[o.key] = raw === "true" || raw === "1";
+    else {
+      const n = Number(raw);
+      if (!Number.isInteger(n) || n < 0) throw new Error(`${o.flag} / ${o.env} must be a non-negative integer, got ${JSON.stringify(raw)}`);
+      out[o.key] = n;
+    }
+  }
+  flags.delete("--help");
+  if (flags.size) throw new Error(`unknown option ${[...flags.keys()].join(", ")}; see --help`);
+  return out as unknown as ServerConfig;
+}
+
+export function helpText(): string {
+  const rows = OPTIONS.map((o) => `  ${o.flag.padEnd(24)} ${o.env.padEnd(34)} ${o.help} (default: ${o.default || "unset"})`);
+  return ["Usage: npm start -- [options]", "", "  flag                     environment variable", ...rows].join("\n");
+}

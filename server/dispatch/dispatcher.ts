@@ -1,0 +1,310 @@
+// The worker side of the server: sessions over WorkerService.Connect, flow
+// control by slots, claims from the task queue, results to the engine,
+// heartbeats and leases, cancellation and drain. proto/PROTOCOL.md is the
+// contract this file implements.
+
+import { randomUUID } from "node:crypto";
+import { create, fromBinary } from "@bufbuild/protobuf";
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
+import type * as grpc from "@grpc/grpc-js";
+import {
+  ConnectResponseSchema,
+  DrainRequestSchema,
+  TaskAssignmentSchema,
+  WelcomeSchema,
+  type ConnectRequest,
+  type ConnectResponse,
+  type Hello,
+  type TaskResult,
+} from "../../proto/gen/pipewright/v1/worker_service_pb.js";
+import { PipewrightError } from "../core/errors.js";
+import type { Sql } from "../store/database.js";
+import * as queue from "../store/task-queue.js";
+import type { DispatchPort, IncomingResult, Reservation } from "../engine/run-engine.js";
+import { normalizeQueue, WorkerSession, type HeldAttempt } from "./worker-session.js";
+
+export const PROTOCOL_VERSION = 1;
+const MAX_SLOTS = 10_000;
+
+export interface DispatcherConfig {
+  processId: string;
+  /** How often workers must send a heartbeat. */
+  heartbeatIntervalMs: number;
+  /** Lease given with each attempt; heartbeats renew it. */
+  leaseMs: number;
+  /** How often to look for ready rows nobody poked us about (retries coming due, other processes). */
+  pollIntervalMs: number;
+  log: (line: string) => void;
+}
+
+interface SessionReservation extends Reservation {
+  session: WorkerSession;
+}
+
+export class Dispatcher implements DispatchPort {
+  private readonly sessions = new Map<string, WorkerSession>();
+  private claiming = false;
+  private pokedWhileClaiming = false;
+  private draining = false;
+  private timer?: NodeJS.Timeout;
+  private resultSink: (results: IncomingResult[]) => void = () => {};
+  /** Results whose attempt the session did not hold (late, or after a cancel). */
+  staleResults = 0;
+
+  constructor(
+    private readonly sql: Sql,
+    private readonly config: DispatcherConfig,
+  ) {}
+
+  /** Where results go (the engine); set once at wiring time. */
+  onResults(sink: (results: IncomingResult[]) => void): void {
+    this.resultSink = sink;
+  }
+
+  start(): void {
+    this.timer = setInterval(() => this.tick(), this.config.pollIntervalMs);
+    this.timer.unref();
+  }
+
+  get workerCount(): number {
+    return this.sessions.size;
+  }
+
+  // ---- the Connect stream ----------------------------------------------------
+
+  /** Serves one Connect call until it ends. */
+  async connect(call: grpc.ServerDuplexStream<ConnectRequest, ConnectResponse>): Promise<void> {
+    const iterator = call[Symbol.asyncIterator]();
+    const first = await Promise.race([
+      iterator.next(),
+      new Promise<"timeout">((r) => setTimeout(() => r("timeout"), 10_000).unref()),
+    ]);
+    if (first === "timeout" || first.done) throw new PipewrightError("INVALID_ARGUMENT", "a worker must send hello first, within 10 s");
+    const msg = first.value as ConnectRequest;
+    if (msg.kind.case !== "hello") throw new PipewrightError("INVALID_ARGUMENT", `the first message must be hello, got ${msg.kind.case ?? "nothing"}`);
+    if (this.draining) throw new PipewrightError("UNAVAILABLE", "the server is shutting down; connect again later");
+    const hello = msg.kind.value;
+    checkHello(hello);
+    const session = new WorkerSession(randomUUID(), hello, call);
+    this.sessions.set(session.id, session);
+    session.write(
+      create(ConnectResponseSchema, {
+        kind: {
+          case: "welcome",
+          value: create(WelcomeSchema, { workerId: session.id, heartbeatInterval: durationFromMs(this.config.heartbeatIntervalMs), protocolVersion: PROTOCOL_VERSION }),
+        },
+      }),
+    );
+    this.config.log(`worker ${session.id} connected: ${hello.workerName || "unnamed"}, ${hello.slots} slots, tasks ${hello.taskNames.join(",")}`);
+    this.poke();
+    try {
+      for (;;) {
+        const next = await iterator.next();
+        if (next.done) break;
+        this.handle(session, next.value as ConnectRequest);
+      }
+    } finally {
+      await this.close(session);
+    }
+  }
+
+  private handle(session: WorkerSession, msg: ConnectRequest): void {
+    session.lastSeen = Date.now();
+    switch (msg.kind.case) {
+      case "results":
+        this.acceptResults(session, msg.kind.value.results);
+        return;
+      case "heartbeat":
+        this.renewLeases(session);
+        return;
+      case "drain":
+        session.state = "draining";
+        return;
+      case "hello":
+        this.config.log(`worker ${session.id} sent a second hello; ignored`);
+        return;
+      default:
+        this.config.log(`worker ${session.id} sent an unknown message; ignored`);
+    }
+  }
+
+  private acceptResults(session: WorkerSession, results: TaskResult[]): void {
+    const now = Date.now();
+    const out: IncomingResult[] = [];
+    for (const r of results) {
+      const k = r.key;
+      const held = k ? session.held.get(`${k.runId}/${k.stepId}`) : undefined;
+      if (!k || !held || held.attempt !== k.attempt) {
+        this.staleResults++;
+        continue;
+      }
+      session.held.delete(`${k.runId}/${k.stepId}`);
+      out.push({ runId: held.runId, step: held.step, attempt: held.attempt, result: r, receivedAt: now });
+    }
+    if (out.length) this.resultSink(out);
+    this.poke();
+  }
+
+  private renewLeases(session: WorkerSession): void {
+    const now = Date.now();
+    if (session.held.size === 0 || now - session.lastLeaseRenewal < this.config.leaseMs / 3) return;
+    session.lastLeaseRenewal = now;
+    queue.extendLeases(this.sql, session.id, this.config.leaseMs).catch((err) => this.config.log(`renewing leases of ${session.id}: ${err.message}`));
+  }
+
+  private async close(session: WorkerSession): Promise<void> {
+    if (session.state === "closed") return;
+    session.state = "closed";
+    this.sessions.delete(session.id);
+    // Its attempts go back to the queue at once; a result it sent before
+    // breaking is still accepted if the attempt was not handed out again.
+    try {
+      const n = await queue.requeueWorker(this.sql, session.id);
+      this.config.log(`worker ${session.id} disconnected${n ? `; ${n} attempts re-queued` : ""}`);
+    } catch (err) {
+      this.config.log(`re-queueing the attempts of ${session.id}: ${(err as Error).message} (the lease reaper will)`);
+    }
+    this.poke();
+  }
+
+  // ---- DispatchPort (called by the engine) ------------------------------------
+
+  reserve(task: string, queueName: string): Reservation | undefined {
+    if (this.draining) return undefined;
+    let best: WorkerSession | undefined;
+    for (const s of this.sessions.values()) {
+      if (s.free > 0 && s.serves(task, queueName) && (!best || s.free > best.free)) best = s;
+    }
+    if (!best) return undefined;
+    best.reserved++;
+    return { workerId: best.id, session: best } as SessionReservation;
+  }
+
+  release(r: Reservation): void {
+    (r as SessionReservation).session.reserved--;
+    this.poke();
+  }
+
+  deliver(r: Reservation, task: queue.ClaimedTask): void {
+    const session = (r as SessionReservation).session;
+    session.reserved--;
+    if (session.state === "closed") return; // its row is re-queued by close()
+    this.send(session, task);
+  }
+
+  cancel(attempts: queue.CancelledAttempt[], reason: string): void {
+    const bySession = new Map<WorkerSession, HeldAttempt[]>();
+    for (const a of attempts) {
+      const s = a.workerId ? this.sessions.get(a.workerId) : undefined;
+      if (!s) continue;
+      for (const h of s.held.values()) {
+        if (h.runId === a.runId && h.step === a.step) {
+          let list = bySession.get(s);
+          if (!list) bySession.set(s, (list = []));
+          list.push(h);
+        }
+      }
+    }
+    for (const [s, list] of bySession) s.cancel(list, reason);
+  }
+
+  poke(): void {
+    if (this.claiming) {
+      this.pokedWhileClaiming = true;
+      return;
+    }
+    void this.claimLoop();
+  }
+
+  // ---- claims ------------------------------------------------------------------
+
+  private async claimLoop(): Promise<void> {
+    this.claiming = true;
+    try {
+      do {
+        this.pokedWhileClaiming = false;
+        for (const s of [...this.sessions.values()]) {
+          if (this.draining || s.free <= 0) continue;
+          // The slots being claimed for are reserved meanwhile, so that the
+          // engine's fast path cannot promise them a second time.
+          const limit = s.free;
+          s.reserved += limit;
+          let claimed: queue.ClaimedTask[];
+          try {
+            claimed = await queue.claim(this.sql, {
+              processId: this.config.processId,
+              workerId: s.id,
+              tasks: [...s.tasks],
+              queues: [...s.queues],
+              limit,
+              leaseMs: this.config.leaseMs,
+            });
+          } finally {
+            s.reserved -= limit;
+          }
+          if (s.state === "closed") {
+            if (claimed.length) await queue.requeueWorker(this.sql, s.id);
+            continue;
+          }
+          for (const c of claimed) this.send(s, c);
+        }
+      } while (this.pokedWhileClaiming);
+    } catch (err) {
+      this.config.log(`claiming tasks: ${(err as Error).message}`);
+    } finally {
+      this.claiming = false;
+    }
+  }
+
+  private send(session: WorkerSession, c: queue.ClaimedTask): void {
+    const assignment = fromBinary(TaskAssignmentSchema, c.assignment);
+    session.assign({ runId: c.runId, runUid: c.runUid, step: c.step, attempt: c.attempt, task: c.task }, assignment);
+  }
+
+  /** Periodic: claim what became due, drop silent workers. */
+  private tick(): void {
+    const silentAfter = this.config.heartbeatIntervalMs * 3;
+    const now = Date.now();
+    for (const s of this.sessions.values()) {
+      if (now - s.lastSeen > silentAfter) {
+        this.config.log(`worker ${s.id} silent for ${now - s.lastSeen} ms; closing its session`);
+        void this.close(s);
+      }
+    }
+    this.poke();
+  }
+
+  // ---- shutdown ------------------------------------------------------------------
+
+  /**
+   * Asks every worker to drain and waits (up to `graceMs`) until they hold
+   * nothing; then stops. What is still held afterwards is re-queued by the
+   * workers' disconnects (or by the lease reaper of another process).
+   */
+  async drain(graceMs: number): Promise<void> {
+    this.draining = true;
+    clearInterval(this.timer);
+    for (const s of this.sessions.values()) {
+      s.state = s.state === "closed" ? "closed" : "draining";
+      s.write(create(ConnectResponseSchema, { kind: { case: "drain", value: create(DrainRequestSchema, { reason: "server shutting down" }) } }));
+    }
+    const until = Date.now() + graceMs;
+    while (Date.now() < until && [...this.sessions.values()].some((s) => s.held.size > 0)) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+function checkHello(h: Hello): void {
+  const problems: string[] = [];
+  if (h.protocolVersion !== PROTOCOL_VERSION) problems.push(`protocol_version: this server speaks ${PROTOCOL_VERSION}, got ${h.protocolVersion}`);
+  if (h.taskNames.length === 0) problems.push("task_names: must not be empty");
+  if (h.slots < 1 || h.slots > MAX_SLOTS) problems.push(`slots: must be between 1 and ${MAX_SLOTS}, got ${h.slots}`);
+  h.queues.forEach((q, i) => {
+    if (normalizeQueue(q).length > 200) problems.push(`queues[${i}]: must be at most 200 characters`);
+  });
+  if (problems.length) {
+    const code = h.protocolVersion !== PROTOCOL_VERSION ? "FAILED_PRECONDITION" : "INVALID_ARGUMENT";
+    throw new PipewrightError(code, `invalid hello: ${problems.join("; ")}`);
+  }
+}

@@ -1,0 +1,57 @@
+// The safety net for attempts whose worker vanished without its stream
+// breaking cleanly, or whose server process died: each process refreshes its
+// own liveness row and puts back attempts held by silent processes or past
+// their lease. Broken streams are handled at once by the dispatcher; this
+// catches the rest within a few seconds.
+
+import type { Sql } from "../store/database.js";
+import { pruneProcesses, touchProcess } from "../store/process-registry.js";
+import { reapLostAttempts } from "../store/task-queue.js";
+
+export interface LeaseReaperConfig {
+  processId: string;
+  /** How often to refresh this process's row and look for lost attempts. */
+  intervalMs: number;
+  /** A process silent for this long is considered dead. */
+  processSilenceMs: number;
+  log: (line: string) => void;
+  /** Called when attempts were put back (so they are claimed at once). */
+  onRequeued: () => void;
+}
+
+export class LeaseReaper {
+  private timer?: NodeJS.Timeout;
+  private running = false;
+
+  constructor(
+    private readonly sql: Sql,
+    private readonly config: LeaseReaperConfig,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.tick(), this.config.intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  async tick(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      await touchProcess(this.sql, this.config.processId);
+      const n = await reapLostAttempts(this.sql, this.config.processSilenceMs);
+      if (n > 0) {
+        this.config.log(`re-queued ${n} attempts whose worker or server process went silent`);
+        this.config.onRequeued();
+      }
+      await pruneProcesses(this.sql, 24 * 3600_000);
+    } catch (err) {
+      this.config.log(`lease reaper: ${(err as Error).message}`);
+    } finally {
+      this.running = false;
+    }
+  }
+}

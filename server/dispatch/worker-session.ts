@@ -1,0 +1,92 @@
+// One worker's session: its stream, what it serves, its slots and the
+// attempts it holds. Lifecycle: ACTIVE (assignable) -> DRAINING (the worker
+// or the server asked it to take nothing new) -> CLOSED (stream ended).
+
+import { create } from "@bufbuild/protobuf";
+import type * as grpc from "@grpc/grpc-js";
+import {
+  CancelTasksSchema,
+  ConnectResponseSchema,
+  TaskAssignmentsSchema,
+  TaskKeySchema,
+  type ConnectRequest,
+  type ConnectResponse,
+  type Hello,
+  type TaskAssignment,
+} from "../../proto/gen/pipewright/v1/worker_service_pb.js";
+
+export interface HeldAttempt {
+  runId: number;
+  runUid: string;
+  step: number;
+  attempt: number;
+  task: string;
+}
+
+export type SessionState = "active" | "draining" | "closed";
+
+export class WorkerSession {
+  state: SessionState = "active";
+  readonly tasks: ReadonlySet<string>;
+  readonly queues: ReadonlySet<string>;
+  readonly slots: number;
+  /** Attempts the worker holds, by `${runUid}/${step}`. */
+  readonly held = new Map<string, HeldAttempt>();
+  /** Slots promised to attempts being committed (the fast path). */
+  reserved = 0;
+  lastSeen = Date.now();
+  lastLeaseRenewal = 0;
+  private outbox: TaskAssignment[] = [];
+  private flushScheduled = false;
+
+  constructor(
+    readonly id: string,
+    readonly hello: Hello,
+    private readonly call: grpc.ServerDuplexStream<ConnectRequest, ConnectResponse>,
+  ) {
+    this.tasks = new Set(hello.taskNames);
+    this.queues = new Set(hello.queues.length ? hello.queues.map(normalizeQueue) : [""]);
+    this.slots = hello.slots;
+  }
+
+  get free(): number {
+    return this.state === "active" ? this.slots - this.held.size - this.reserved : 0;
+  }
+
+  serves(task: string, queue: string): boolean {
+    return this.tasks.has(task) && this.queues.has(queue);
+  }
+
+  /** Queues an assignment; all those queued in the same tick go in one message. */
+  assign(a: HeldAttempt, assignment: TaskAssignment): void {
+    this.held.set(`${a.runUid}/${a.step}`, a);
+    assignment.key = create(TaskKeySchema, { runId: a.runUid, stepId: a.step, attempt: a.attempt });
+    this.outbox.push(assignment);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const tasks = this.outbox;
+    this.outbox = [];
+    if (tasks.length) this.write(create(ConnectResponseSchema, { kind: { case: "assignments", value: create(TaskAssignmentsSchema, { tasks }) } }));
+  }
+
+  cancel(attempts: HeldAttempt[], reason: string): void {
+    const keys = attempts.map((a) => create(TaskKeySchema, { runId: a.runUid, stepId: a.step, attempt: a.attempt }));
+    this.write(create(ConnectResponseSchema, { kind: { case: "cancel", value: create(CancelTasksSchema, { keys, reason }) } }));
+  }
+
+  write(message: ConnectResponse): void {
+    if (this.state === "closed") return;
+    this.call.write(message);
+  }
+}
+
+/** "default" and "" name the same (default) queue. */
+export function normalizeQueue(q: string): string {
+  return q === "default" ? "" : q;
+}

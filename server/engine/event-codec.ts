@@ -1,0 +1,55 @@
+// How machine inputs are stored in run_events and read back for replay.
+
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { TaskResultSchema } from "../../proto/gen/pipewright/v1/worker_service_pb.js";
+import type { RunInput } from "../core/run-machine.js";
+import { EventKind, type EventKindCode, type StoredEvent } from "../store/run-store.js";
+
+const utf8 = new TextEncoder();
+const utf8Decoder = new TextDecoder();
+
+/** The stored form of an input (start is implied by the run row and never stored). */
+export function encodeEvent(runId: number, seq: number, input: Exclude<RunInput, { type: "start" }>): StoredEvent {
+  const at = new Date(input.at);
+  switch (input.type) {
+    case "taskFinished": {
+      const body = toBinary(
+        TaskResultSchema,
+        create(TaskResultSchema, {
+          outcome: input.outcome,
+          state: input.state,
+          startTime: input.startedAt !== undefined ? timestampFromMs(input.startedAt) : undefined,
+        }),
+      );
+      return { runId, seq, kind: EventKind.taskFinished, at, step: input.step, body };
+    }
+    case "cancel":
+      return { runId, seq, kind: EventKind.cancel, at, step: null, body: utf8.encode(input.reason) };
+    case "timeout":
+      return { runId, seq, kind: EventKind.timeout, at, step: null, body: null };
+    case "pause":
+      return { runId, seq, kind: EventKind.pause, at, step: null, body: null };
+    case "resume":
+      return { runId, seq, kind: EventKind.resume, at, step: null, body: null };
+  }
+}
+
+export function decodeEvent(e: StoredEvent): Exclude<RunInput, { type: "start" }> {
+  const at = e.at.getTime();
+  const kind: EventKindCode = e.kind;
+  switch (kind) {
+    case EventKind.taskFinished: {
+      const r = fromBinary(TaskResultSchema, e.body ?? new Uint8Array());
+      return { type: "taskFinished", at, step: e.step!, outcome: r.outcome, state: r.state, startedAt: r.startTime ? timestampDate(r.startTime).getTime() : undefined };
+    }
+    case EventKind.cancel:
+      return { type: "cancel", at, reason: e.body ? utf8Decoder.decode(e.body) : "" };
+    case EventKind.timeout:
+      return { type: "timeout", at };
+    case EventKind.pause:
+      return { type: "pause", at };
+    case EventKind.resume:
+      return { type: "resume", at };
+  }
+}

@@ -1,0 +1,723 @@
+// The orchestrator: owns the active runs of this process in memory (each as a
+// RunMachine), applies what happens to them, and persists every change with
+// group commit before anything leaves the process.
+//
+// The rule that keeps crashes harmless: an effect (a task handed to a worker,
+// a reply to a client, a waiter woken) happens only after the transaction
+// that recorded its cause has committed. A crash before the commit loses
+// nothing that anybody has seen; the queue rows and the event log say exactly
+// where each run stands, and replaying the log rebuilds it.
+
+import { randomUUID } from "node:crypto";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import type { Pipeline } from "../../proto/gen/pipewright/v1/pipeline_pb.js";
+import { PipelineSchema } from "../../proto/gen/pipewright/v1/pipeline_pb.js";
+import { RunEventSchema, RunState, type Run, type RunEvent } from "../../proto/gen/pipewright/v1/run_pb.js";
+import type { TaskResult } from "../../proto/gen/pipewright/v1/worker_service_pb.js";
+import { PipewrightError } from "../core/errors.js";
+import { RunMachine, type Effect, type MachineConfig, type RunInput } from "../core/run-machine.js";
+import { stepStatuses } from "../core/step-statuses.js";
+import type { Sql, Tx } from "../store/database.js";
+import * as runs from "../store/run-store.js";
+import * as queue from "../store/task-queue.js";
+import { encodeAssignment } from "./assignment-codec.js";
+import { decodeEvent, encodeEvent } from "./event-codec.js";
+import { GroupCommitter } from "./group-committer.js";
+import { encodeFinalState, encodeOutcome, eventsOf, machineRunState, runFromMachine, runFromRow } from "./run-views.js";
+
+export interface EngineConfig {
+  machine: MachineConfig;
+  processId: string;
+  /** Lease given to a worker with each attempt, renewed by its heartbeats. */
+  leaseMs: number;
+  /** Heartbeat timeout for tasks that set none. */
+  heartbeatTimeoutMs: number;
+  log: (line: string) => void;
+}
+
+/** A slot held on a local worker for a task about to be committed (the fast path). */
+export interface Reservation {
+  readonly workerId: string;
+}
+
+/** What the engine needs from the dispatcher; wired in main.ts. */
+export interface DispatchPort {
+  /** Holds a free slot of a local worker serving `task` on `queue`, if any. */
+  reserve(task: string, queue: string): Reservation | undefined;
+  /** Gives back a reservation that will not be used. */
+  release(r: Reservation): void;
+  /** Sends a committed, already-claimed attempt to the reserved worker. */
+  deliver(r: Reservation, task: queue.ClaimedTask): void;
+  /** Tells the workers holding these attempts to stop. */
+  cancel(attempts: queue.CancelledAttempt[], reason: string): void;
+  /** Ready rows were committed that no local worker was reserved for. */
+  poke(): void;
+}
+
+/** A submission checked by the API layer, ready to persist. */
+export interface PreparedSubmit {
+  requestId: string;
+  requestHash: Uint8Array | null;
+  name: string;
+  pipeline: Pipeline;
+  spec: Uint8Array;
+  taskCount: number;
+  runTimeoutMs: number;
+}
+
+export interface SubmitOutcome {
+  run: Run;
+  existing: boolean;
+}
+
+/** A result as received from a worker, mapped to the run's internal id. */
+export interface IncomingResult {
+  runId: number;
+  step: number;
+  attempt: number;
+  result: TaskResult;
+  receivedAt: number;
+}
+
+type Control = "cancel" | "pause" | "resume" | "timeout";
+
+type Item =
+  | { kind: "submit"; batch: PreparedSubmit[]; resolve: (r: SubmitOutcome[]) => void; reject: (e: unknown) => void }
+  | { kind: "result"; result: IncomingResult }
+  | { kind: "control"; uid: string; action: Control; reason: string; resolve: (run: Run) => void; reject: (e: unknown) => void };
+
+interface OwnedRun {
+  id: number;
+  uid: string;
+  requestId: string;
+  name: string;
+  createdAt: number;
+  deadline?: number;
+  machine: RunMachine;
+  nextSeq: number;
+  waiters: Set<(run: Run) => void>;
+  listeners: Set<(events: RunEvent[]) => void>;
+  timer?: NodeJS.Timeout;
+}
+
+/** Everything one batch decided, written in one transaction and acted on after it. */
+class Batch {
+  events: runs.StoredEvent[] = [];
+  rows: queue.QueueRow[] = [];
+  reservations = new Map<string, Reservation>();
+  removals: { runId: number; step: number }[] = [];
+  holds: { runId: number; held: boolean }[] = [];
+  changed = new Set<OwnedRun>();
+  created: OwnedRun[] = [];
+  liveEvents = new Map<OwnedRun, RunEvent[]>();
+  after: (() => void)[] = [];
+}
+
+const key = (runId: number, step: number) => `${runId}/${step}`;
+
+export class RunEngine {
+  private readonly owned = new Map<number, OwnedRun>();
+  private readonly byUid = new Map<string, number>();
+  private readonly needsReload = new Set<number>();
+  private readonly committer: GroupCommitter<Item>;
+  private closed = false;
+  /** Results dropped because their attempt was no longer current (fencing). */
+  staleResults = 0;
+
+  constructor(
+    private readonly sql: Sql,
+    private readonly dispatch: DispatchPort,
+    private readonly config: EngineConfig,
+  ) {
+    this.committer = new GroupCommitter((items) => this.flush(items));
+  }
+
+  // ---- lifecycle -----------------------------------------------------------
+
+  /** Loads every active run and replays its events: the state after a restart. */
+  async recover(): Promise<number> {
+    const rows = await runs.loadActiveRuns(this.sql);
+    await this.load(rows);
+    return rows.length;
+  }
+
+  private async load(rows: runs.RunRow[]): Promise<void> {
+    const events = await runs.loadEvents(this.sql, rows.map((r) => r.id));
+    const byRun = new Map<number, runs.StoredEvent[]>();
+    for (const e of events) {
+      let list = byRun.get(e.runId);
+      if (!list) byRun.set(e.runId, (list = []));
+      list.push(e);
+    }
+    for (const row of rows) {
+      const machine = replay(row, byRun.get(row.id) ?? [], this.config.machine);
+      const run: OwnedRun = {
+        id: row.id,
+        uid: row.uid,
+        requestId: row.request_id ?? "",
+        name: row.name,
+        createdAt: row.created_at.getTime(),
+        deadline: row.deadline?.getTime(),
+        machine,
+        nextSeq: (byRun.get(row.id)?.at(-1)?.seq ?? 0) + 1,
+        waiters: new Set(),
+        listeners: new Set(),
+      };
+      const old = this.owned.get(row.id);
+      if (old) {
+        run.waiters = old.waiters;
+        run.listeners = old.listeners;
+        clearTimeout(old.timer);
+      }
+      this.own(run);
+    }
+  }
+
+  private own(run: OwnedRun): void {
+    this.owned.set(run.id, run);
+    this.byUid.set(run.uid, run.id);
+    if (run.deadline !== undefined && !run.timer && !run.machine.result) {
+      const ms = Math.max(0, run.deadline - Date.now());
+      run.timer = setTimeout(() => this.committer.add({ kind: "control", uid: run.uid, action: "timeout", reason: "", resolve: () => {}, reject: () => {} }), ms);
+      run.timer.unref();
+    }
+  }
+
+  private disown(run: OwnedRun): void {
+    clearTimeout(run.timer);
+    this.owned.delete(run.id);
+    this.byUid.delete(run.uid);
+  }
+
+  /** Stops taking work and waits for what is pending to be committed. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.committer.idle();
+    for (const run of this.owned.values()) clearTimeout(run.timer);
+  }
+
+  get activeRuns(): number {
+    return this.owned.size;
+  }
+
+  // ---- inputs --------------------------------------------------------------
+
+  submit(batch: PreparedSubmit[]): Promise<SubmitOutcome[]> {
+    if (this.closed) return Promise.reject(new PipewrightError("UNAVAILABLE", "the server is shutting down"));
+    return new Promise((resolve, reject) => this.committer.add({ kind: "submit", batch, resolve, reject }));
+  }
+
+  results(results: IncomingResult[]): void {
+    this.committer.addAll(results.map((result) => ({ kind: "result" as const, result })));
+  }
+
+  control(uid: string, action: Exclude<Control, "timeout">, reason = ""): Promise<Run> {
+    if (this.closed) return Promise.reject(new PipewrightError("UNAVAILABLE", "the server is shutting down"));
+    return new Promise((resolve, reject) => this.committer.add({ kind: "control", uid, action, reason, resolve, reject }));
+  }
+
+  /** Resolves once everything received so far is committed (tests, shutdown). */
+  idle(): Promise<void> {
+    return this.committer.idle();
+  }
+
+  // ---- reads ---------------------------------------------------------------
+
+  async getRun(uid: string, full: boolean): Promise<Run> {
+    const id = this.byUid.get(uid);
+    const run = id !== undefined ? this.owned.get(id) : undefined;
+    if (run) {
+      const running = full ? new Set(await queue.runningSteps(this.sql, run.id)) : undefined;
+      return runFromMachine(run, run.machine, full ? stepStatuses(run.machine.graph, running) : undefined);
+    }
+    const row = await runs.loadRunByUid(this.sql, uid);
+    if (!row) throw new PipewrightError("NOT_FOUND", `no run with id ${uid}`);
+    if (!full) return runFromRow(row);
+    const events = await runs.loadEvents(this.sql, [row.id]);
+    const machine = replay(row, events, this.config.machine);
+    const running = new Set(await queue.runningSteps(this.sql, row.id));
+    return runFromRow(row, stepStatuses(machine.graph, running));
+  }
+
+  /** Waits until the run finishes or `timeoutMs` passes; returns it either way. */
+  async waitRun(uid: string, timeoutMs: number, signal?: AbortSignal): Promise<Run> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const id = this.byUid.get(uid);
+      const run = id !== undefined ? this.owned.get(id) : undefined;
+      if (run && !run.machine.result) {
+        const remaining = deadline - Date.now();
+        if (remaining <= 0) return runFromMachine(run, run.machine);
+        return new Promise<Run>((resolve) => {
+          const done = (r: Run) => {
+            clearTimeout(timer);
+            run.waiters.delete(done);
+            signal?.removeEventListener("abort", abort);
+            resolve(r);
+          };
+          const abort = () => done(runFromMachine(run, run.machine));
+          const timer = setTimeout(abort, remaining);
+          signal?.addEventListener("abort", abort);
+          run.waiters.add(done);
+        });
+      }
+      const row = await runs.loadRunByUid(this.sql, uid);
+      if (!row) throw new PipewrightError("NOT_FOUND", `no run with id ${uid}`);
+      if (row.state >= RunState.SUCCEEDED || Date.now() >= deadline || signal?.aborted) return runFromRow(row);
+      // Owned by another process (or being reloaded): look again shortly.
+      await new Promise((r) => setTimeout(r, Math.min(250, Math.max(1, deadline - Date.now()))));
+    }
+  }
+
+  /**
+   * The run's events: history (replayed from the log) then live changes,
+   * ending once the run has finished.
+   */
+  async *watch(uid: string, afterSeq: number, signal?: AbortSignal): AsyncGenerator<RunEvent> {
+    const buffered: RunEvent[] = [];
+    let wake: (() => void) | undefined;
+    const listener = (events: RunEvent[]) => {
+      buffered.push(...events);
+      wake?.();
+    };
+    const subscribe = () => {
+      const id = this.byUid.get(uid);
+      const run = id !== undefined ? this.owned.get(id) : undefined;
+      run?.listeners.add(listener);
+      return run;
+    };
+    let run = subscribe();
+    try {
+      const row = await runs.loadRunByUid(this.sql, uid);
+      if (!row) throw new PipewrightError("NOT_FOUND", `no run with id ${uid}`);
+      const stored = await runs.loadEvents(this.sql, [row.id]);
+      let last = afterSeq;
+      for (const e of historyEvents(row, stored, this.config.machine)) {
+        if (Number(e.seq) > afterSeq) yield e;
+        last = Math.max(last, Number(e.seq));
+      }
+      if (row.state >= RunState.SUCCEEDED) return;
+      run ??= subscribe();
+      for (;;) {
+        while (buffered.length) {
+          const e = buffered.shift()!;
+          if (Number(e.seq) <= last && e.seq !== 0n) continue;
+          yield e;
+          if (e.kind.case === "run" && e.kind.value.state >= RunState.SUCCEEDED) return;
+        }
+        if (signal?.aborted) return;
+        if (!run || !this.owned.has(run.id)) {
+          // Not (or no longer) in this process's memory: follow it through its row.
+          const r = await runs.loadRunByUid(this.sql, uid);
+          if (!r || r.state >= RunState.SUCCEEDED) {
+            if (r) yield create(RunEventSchema, { runId: uid, seq: BigInt(last + 1), kind: { case: "run", value: { state: r.state as RunState, outcome: runFromRow(r).outcome } } });
+            return;
+          }
+          run = subscribe();
+          if (!run) await new Promise((r) => setTimeout(r, 250));
+          continue;
+        }
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          const t = setTimeout(resolve, 1000);
+          t.unref();
+          signal?.addEventListener("abort", () => resolve(), { once: true });
+        });
+        wake = undefined;
+      }
+    } finally {
+      run?.listeners.delete(listener);
+    }
+  }
+
+  // ---- the commit loop -----------------------------------------------------
+
+  private async flush(items: Item[]): Promise<void> {
+    if (this.needsReload.size) {
+      const ok = await this.reloadPending();
+      if (!ok) {
+        this.failItems(items, new PipewrightError("UNAVAILABLE", "the database is unavailable, retry later"));
+        return;
+      }
+    }
+    const batch = new Batch();
+    try {
+      await this.sql.begin(async (tx) => {
+        await this.applySubmits(tx, items, batch);
+        await this.applyResults(tx, items, batch);
+        this.applyControls(items, batch);
+        await this.write(tx, batch);
+      });
+    } catch (err) {
+      this.rollback(batch);
+      this.config.log(`commit failed (${items.length} items): ${(err as Error).message}`);
+      this.failItems(items, err);
+      await new Promise((r) => setTimeout(r, 100));
+      return;
+    }
+    for (const action of batch.after) {
+      try {
+        action();
+      } catch (err) {
+        this.config.log(`after-commit action failed: ${(err as Error).stack}`);
+      }
+    }
+    this.publish(batch);
+  }
+
+  /** Submits and controls fail back to their callers; results are kept for a retry. */
+  private failItems(items: Item[], err: unknown): void {
+    const results = items.filter((i) => i.kind === "result");
+    if (results.length) this.committer.retry(results);
+    const cause = err instanceof PipewrightError ? err : new PipewrightError("UNAVAILABLE", "could not persist the change, retry later");
+    for (const item of items) if (item.kind !== "result") item.reject(cause);
+  }
+
+  private rollback(batch: Batch): void {
+    for (const r of batch.reservations.values()) this.dispatch.release(r);
+    for (const run of batch.created) this.disown(run);
+    for (const run of batch.changed) if (!batch.created.includes(run)) this.needsReload.add(run.id);
+  }
+
+  private async reloadPending(): Promise<boolean> {
+    const ids = [...this.needsReload];
+    try {
+      const rows: runs.RunRow[] = [];
+      for (const id of ids) {
+        const uid = this.owned.get(id)?.uid;
+        const row = uid ? await runs.loadRunByUid(this.sql, uid) : undefined;
+        if (row && row.state < RunState.SUCCEEDED) rows.push(row);
+        else if (uid) this.finishLocally(this.owned.get(id)!, row);
+      }
+      await this.load(rows);
+      this.needsReload.clear();
+      return true;
+    } catch (err) {
+      this.config.log(`reloading runs after a failed commit: ${(err as Error).message}`);
+      await new Promise((r) => setTimeout(r, 500));
+      return false;
+    }
+  }
+
+  /** A run found finished in the database while we still held it (after a failed commit). */
+  private finishLocally(run: OwnedRun, row: runs.RunRow | undefined): void {
+    this.disown(run);
+    if (row) for (const w of run.waiters) w(runFromRow(row));
+  }
+
+  private async applySubmits(tx: Tx, items: Item[], batch: Batch): Promise<void> {
+    const submits = items.filter((i): i is Extract<Item, { kind: "submit" }> => i.kind === "submit");
+    if (submits.length === 0) return;
+    const requestIds = [...new Set(submits.flatMap((s) => s.batch.map((p) => p.requestId).filter((r) => r !== "")))];
+    const known = new Map((await runs.findByRequestIds(tx, requestIds)).map((e) => [e.requestId, e]));
+    const fresh: { item: (typeof submits)[number]; index: number; p: PreparedSubmit; uid: string }[] = [];
+    const plans = new Map<(typeof submits)[number], ({ existing: string } | { uid: string })[]>();
+    const claimedNow = new Map<string, { uid: string; hash: Uint8Array | null }>();
+    for (const item of submits) {
+      const plan: ({ existing: string } | { uid: string })[] = [];
+      let conflict: string | undefined;
+      for (const [index, p] of item.batch.entries()) {
+        const prior = p.requestId ? (known.get(p.requestId) ?? claimedNow.get(p.requestId)) : undefined;
+        if (prior) {
+          const hash = "requestHash" in prior ? prior.requestHash : prior.hash;
+          if (!sameBytes(hash, p.requestHash)) {
+            conflict = `request_id ${JSON.stringify(p.requestId)} was already used for a different submission (run ${prior.uid})`;
+            break;
+          }
+          plan.push({ existing: prior.uid });
+          continue;
+        }
+        const uid = randomUUID();
+        if (p.requestId) claimedNow.set(p.requestId, { uid, hash: p.requestHash });
+        plan.push({ uid });
+        fresh.push({ item, index, p, uid });
+      }
+      if (conflict) {
+        const reason = conflict;
+        batch.after.push(() => item.reject(new PipewrightError("ALREADY_EXISTS", reason)));
+        // Its fresh entries must not be inserted.
+        for (let k = fresh.length - 1; k >= 0; k--) if (fresh[k].item === item) fresh.splice(k, 1);
+        for (const p of item.batch) if (p.requestId && claimedNow.get(p.requestId)?.uid && !known.has(p.requestId)) claimedNow.delete(p.requestId);
+        continue;
+      }
+      plans.set(item, plan);
+    }
+    const inserted = await runs.insertRuns(
+      tx,
+      fresh.map(({ p, uid }) => ({
+        uid,
+        requestId: p.requestId || null,
+        requestHash: p.requestHash,
+        name: p.name,
+        spec: p.spec,
+        deadline: null,
+        taskCount: p.taskCount,
+      })),
+    );
+    if (inserted.length !== fresh.length) {
+      // Another process inserted one of these request ids meanwhile: start over.
+      throw new PipewrightError("UNAVAILABLE", "a concurrent submission used the same request_id; retry");
+    }
+    const byUid = new Map(inserted.map((r) => [r.uid, r]));
+    for (const { p, uid } of fresh) {
+      const row = byUid.get(uid)!;
+      const createdAt = row.createdAt.getTime();
+      const run: OwnedRun = {
+        id: row.id,
+        uid,
+        requestId: p.requestId,
+        name: p.name,
+        createdAt,
+        deadline: p.runTimeoutMs > 0 ? createdAt + p.runTimeoutMs : undefined,
+        machine: new RunMachine(p.pipeline, this.config.machine),
+        nextSeq: 1,
+        waiters: new Set(),
+        listeners: new Set(),
+      };
+      this.own(run);
+      batch.created.push(run);
+      this.apply(run, { type: "start", at: createdAt }, batch, 0);
+    }
+    if (fresh.some(({ p }) => p.runTimeoutMs > 0)) {
+      await tx`update runs set deadline = created_at + d.ms * interval '1 millisecond'
+        from unnest(${fresh.filter(({ p }) => p.runTimeoutMs > 0).map(({ uid }) => uid)}::uuid[],
+                    ${fresh.filter(({ p }) => p.runTimeoutMs > 0).map(({ p }) => p.runTimeoutMs)}::bigint[]) as d(uid, ms)
+        where runs.uid = d.uid`;
+    }
+    for (const [item, plan] of plans) {
+      batch.after.push(() => {
+        const out: SubmitOutcome[] = [];
+        const pending: Promise<void>[] = [];
+        plan.forEach((entry, k) => {
+          if ("uid" in entry) {
+            const run = this.owned.get(this.byUid.get(entry.uid)!);
+            out[k] = { run: run ? runFromMachine(run, run.machine) : (undefined as never), existing: false };
+            if (!run) pending.push(this.getRun(entry.uid, false).then((r) => void (out[k] = { run: r, existing: false })));
+          } else {
+            pending.push(this.getRun(entry.existing, false).then((r) => void (out[k] = { run: r, existing: true })));
+          }
+        });
+        Promise.all(pending).then(() => item.resolve(out), item.reject);
+      });
+    }
+  }
+
+  private async applyResults(tx: Tx, items: Item[], batch: Batch): Promise<void> {
+    const incoming: IncomingResult[] = [];
+    for (const item of items) {
+      if (item.kind !== "result") continue;
+      const r = item.result;
+      if (this.owned.has(r.runId)) incoming.push(r);
+      else this.staleResults++;
+    }
+    if (incoming.length === 0) return;
+    const accepted = await queue.completeAttempts(tx, incoming);
+    const ok = new Set(accepted.map((a) => `${a.runId}/${a.step}/${a.attempt}`));
+    const attempts = new Map(accepted.map((a) => [key(a.runId, a.step), a.attempt]));
+    for (const r of incoming) {
+      const k = `${r.runId}/${r.step}/${r.attempt}`;
+      if (!ok.has(k)) {
+        this.staleResults++;
+        continue;
+      }
+      ok.delete(k); // a duplicate of the same result in this batch applies once
+      const run = this.owned.get(r.runId)!;
+      const res = r.result;
+      const startedAt = res.startTime ? Number(res.startTime.seconds) * 1000 + Math.floor(res.startTime.nanos / 1e6) : undefined;
+      this.apply(run, { type: "taskFinished", at: r.receivedAt, step: r.step, outcome: res.outcome, state: res.state, startedAt }, batch, undefined, attempts);
+    }
+  }
+
+  private applyControls(items: Item[], batch: Batch): void {
+    for (const item of items) {
+      if (item.kind !== "control") continue;
+      const id = this.byUid.get(item.uid);
+      const run = id !== undefined ? this.owned.get(id) : undefined;
+      if (!run) {
+        if (item.action !== "timeout") batch.after.push(() => this.rejectControl(item));
+        continue;
+      }
+      const m = run.machine;
+      const refuse = (why: string) => batch.after.push(() => item.reject(new PipewrightError("FAILED_PRECONDITION", why)));
+      if (m.result) {
+        refuse(`run ${run.uid} has already finished`);
+        continue;
+      }
+      if (item.action === "pause" && (m.status !== "running" || m.stopping)) {
+        refuse(`run ${run.uid} is ${m.stopping ? "being cancelled" : "already paused"}, it cannot be paused`);
+        continue;
+      }
+      if (item.action === "resume" && m.status !== "paused") {
+        refuse(`run ${run.uid} is not paused`);
+        continue;
+      }
+      const at = Date.now();
+      const input: RunInput =
+        item.action === "cancel" ? { type: "cancel", at, reason: item.reason } : item.action === "timeout" ? { type: "timeout", at } : { type: item.action, at };
+      this.apply(run, input, batch);
+      batch.after.push(() => item.resolve(runFromMachine(run, run.machine)));
+    }
+  }
+
+  private rejectControl(item: Extract<Item, { kind: "control" }>): void {
+    runs
+      .loadRunByUid(this.sql, item.uid)
+      .then((row) => {
+        if (!row) item.reject(new PipewrightError("NOT_FOUND", `no run with id ${item.uid}`));
+        else if (row.state >= RunState.SUCCEEDED) item.reject(new PipewrightError("FAILED_PRECONDITION", `run ${item.uid} has already finished`));
+        else item.reject(new PipewrightError("UNAVAILABLE", `run ${item.uid} is owned by another server process; retry`));
+      })
+      .catch(item.reject);
+  }
+
+  /** Applies one input to a run and turns its effects into the batch's writes. */
+  private apply(run: OwnedRun, input: RunInput, batch: Batch, seq?: number, attempts?: Map<string, number>): void {
+    const before = machineRunState(run.machine);
+    const tasksBefore = run.machine.graph.taskCount;
+    const effects = run.machine.apply(input);
+    if (input.type !== "start") {
+      seq = run.nextSeq++;
+      batch.events.push(encodeEvent(run.id, seq, input));
+    }
+    batch.changed.add(run);
+    for (const e of effects) this.effect(run, e, batch, attempts);
+    if (run.listeners.size) {
+      const list = batch.liveEvents.get(run) ?? [];
+      list.push(...eventsOf(run.uid, run.machine, seq ?? 0, input.at, before));
+      batch.liveEvents.set(run, list);
+    }
+    if (run.machine.graph.taskCount !== tasksBefore || machineRunState(run.machine) !== before) (run as OwnedRun & { dirty?: boolean }).dirty = true;
+  }
+
+  private effect(run: OwnedRun, e: Effect, batch: Batch, attempts?: Map<string, number>): void {
+    switch (e.type) {
+      case "dispatch": {
+        const d = e.dispatch;
+        const queueName = d.call.options?.queue || "";
+        const paused = run.machine.status === "paused";
+        const now = Date.now();
+        const reservation = !paused && d.notBefore <= now ? this.dispatch.reserve(d.call.task, queueName) : undefined;
+        const k = key(run.id, d.step);
+        if (reservation) batch.reservations.set(k, reservation);
+        batch.rows.push({
+          runId: run.id,
+          step: d.step,
+          task: d.call.task,
+          queue: queueName,
+          availableAt: new Date(Math.max(d.notBefore, 0)),
+          assignment: encodeAssignment(d, { heartbeatTimeoutMs: this.config.heartbeatTimeoutMs }),
+          held: paused,
+          attempt: attempts?.get(k) ?? 0,
+          claimedBy: reservation ? { processId: this.config.processId, workerId: reservation.workerId, leaseMs: this.config.leaseMs } : undefined,
+        });
+        return;
+      }
+      case "cancelTask":
+        batch.removals.push({ runId: run.id, step: e.step });
+        return;
+      case "holdQueued":
+        batch.holds.push({ runId: run.id, held: e.held });
+        return;
+      case "finished":
+        return; // written with the run's row in write()
+    }
+  }
+
+  private async write(tx: Tx, batch: Batch): Promise<void> {
+    // A step dispatched and cancelled within one batch is never inserted.
+    const removed = new Set(batch.removals.map((r) => key(r.runId, r.step)));
+    const rows = batch.rows.filter((r) => !removed.has(key(r.runId, r.step)));
+    for (const r of batch.rows) {
+      const k = key(r.runId, r.step);
+      if (removed.has(k) && batch.reservations.has(k)) {
+        this.dispatch.release(batch.reservations.get(k)!);
+        batch.reservations.delete(k);
+      }
+    }
+    await queue.enqueue(tx, rows);
+    const cancelled = await queue.removeSteps(tx, batch.removals);
+    for (const h of batch.holds) await queue.holdRunRows(tx, h.runId, h.held);
+    await runs.insertEvents(tx, batch.events);
+    const changes: runs.RunStateChange[] = [];
+    for (const run of batch.changed) {
+      const dirty = (run as OwnedRun & { dirty?: boolean }).dirty;
+      if (!dirty) continue;
+      const m = run.machine;
+      const r = m.result;
+      changes.push({
+        id: run.id,
+        state: machineRunState(m),
+        taskCount: m.graph.taskCount,
+        finishedAt: r ? new Date(m.finishedAt!) : undefined,
+        outcome: r ? encodeOutcome(r.outcome) : undefined,
+        finalState: r ? encodeFinalState(r.finalState) : undefined,
+      });
+    }
+    await runs.updateRuns(tx, changes);
+
+    // After the commit: hand out what was reserved, stop what was cancelled.
+    const deliveries = rows.filter((r) => r.claimedBy);
+    const unreserved = rows.some((r) => !r.claimedBy && !r.held);
+    const runsById = this.owned;
+    batch.after.push(() => {
+      for (const r of deliveries) {
+        const res = batch.reservations.get(key(r.runId, r.step))!;
+        const run = runsById.get(r.runId);
+        if (!run) {
+          this.dispatch.release(res);
+          continue;
+        }
+        this.dispatch.deliver(res, { runId: r.runId, runUid: run.uid, step: r.step, attempt: r.attempt + 1, task: r.task, assignment: r.assignment });
+      }
+      if (cancelled.length) this.dispatch.cancel(cancelled, "the run was cancelled");
+      if (unreserved || batch.holds.some((h) => !h.held)) this.dispatch.poke();
+    });
+  }
+
+  /** After the commit: wake waiters and watchers, forget finished runs. */
+  private publish(batch: Batch): void {
+    for (const [run, events] of batch.liveEvents) for (const l of run.listeners) l(events);
+    for (const run of batch.changed) {
+      delete (run as OwnedRun & { dirty?: boolean }).dirty;
+      if (!run.machine.result) continue;
+      const view = runFromMachine(run, run.machine);
+      for (const w of run.waiters) w(view);
+      run.waiters.clear();
+      this.disown(run);
+    }
+  }
+}
+
+/** Rebuilds a run's machine from its row and stored events. */
+export function replay(row: runs.RunRow, events: runs.StoredEvent[], config: MachineConfig): RunMachine {
+  const machine = new RunMachine(fromBinary(PipelineSchema, row.spec), config);
+  machine.apply({ type: "start", at: row.created_at.getTime() });
+  for (const e of events) machine.apply(decodeEvent(e));
+  return machine;
+}
+
+/** The public events of a run's history, rebuilt from its log. */
+export function historyEvents(row: runs.RunRow, events: runs.StoredEvent[], config: MachineConfig): RunEvent[] {
+  const machine = new RunMachine(fromBinary(PipelineSchema, row.spec), config);
+  const out: RunEvent[] = [];
+  let before = RunState.UNSPECIFIED;
+  machine.apply({ type: "start", at: row.created_at.getTime() });
+  out.push(...eventsOf(row.uid, machine, 0, row.created_at.getTime(), before));
+  before = machineRunState(machine);
+  for (const e of events) {
+    const input = decodeEvent(e);
+    machine.apply(input);
+    out.push(...eventsOf(row.uid, machine, e.seq, input.at, before));
+    before = machineRunState(machine);
+  }
+  return out;
+}
+
+function sameBytes(a: Uint8Array | null, b: Uint8Array | null): boolean {
+  if (!a || !b) return a === b || (!a?.length && !b?.length);
+  return Buffer.from(a).equals(Buffer.from(b));
+}
+
+export function encodeSpec(p: Pipeline): Uint8Array {
+  return toBinary(PipelineSchema, p);
+}

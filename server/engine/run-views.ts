@@ -1,0 +1,106 @@
+// Building the public Run and RunEvent messages, from a run in memory or
+// from its rows.
+
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import {
+  OutcomeSchema,
+  RunEventSchema,
+  RunSchema,
+  RunState,
+  RunStateChangedSchema,
+  type Outcome,
+  type Run,
+  type RunEvent,
+  type StepStatus,
+} from "../../proto/gen/pipewright/v1/run_pb.js";
+import { ValueSchema, type Value } from "../../proto/gen/pipewright/v1/value_pb.js";
+import type { Effect, RunMachine } from "../core/run-machine.js";
+import { stepStatusOf } from "../core/step-statuses.js";
+import type { RunRow } from "../store/run-store.js";
+
+export interface RunIdentity {
+  uid: string;
+  requestId: string;
+  name: string;
+  createdAt: number;
+}
+
+export function outcomeMessage(outcome: Extract<Effect, { type: "finished" }>["outcome"]): Outcome {
+  return create(OutcomeSchema, { kind: "error" in outcome ? { case: "error", value: outcome.error } : { case: "value", value: outcome.value } });
+}
+
+export function encodeOutcome(outcome: Extract<Effect, { type: "finished" }>["outcome"]): Uint8Array {
+  return toBinary(OutcomeSchema, outcomeMessage(outcome));
+}
+
+export function encodeFinalState(state: Value | undefined): Uint8Array | undefined {
+  return state ? toBinary(ValueSchema, state) : undefined;
+}
+
+/** The state a machine's run is in, as persisted. */
+export function machineRunState(machine: RunMachine): RunState {
+  if (machine.result) return machine.result.state;
+  if (machine.stopping) return RunState.CANCELLING;
+  return machine.status === "paused" ? RunState.PAUSED : RunState.RUNNING;
+}
+
+/** A run held in memory. `steps` is given for the FULL view. */
+export function runFromMachine(id: RunIdentity, machine: RunMachine, steps?: StepStatus[]): Run {
+  const r = machine.result;
+  return create(RunSchema, {
+    id: id.uid,
+    requestId: id.requestId,
+    name: id.name,
+    state: machineRunState(machine),
+    outcome: r ? outcomeMessage(r.outcome) : undefined,
+    finalState: r?.finalState,
+    createTime: timestampFromMs(id.createdAt),
+    finishTime: machine.finishedAt !== undefined ? timestampFromMs(machine.finishedAt) : undefined,
+    steps: steps ?? [],
+    taskCount: machine.graph.taskCount,
+  });
+}
+
+/** A run read from its row (finished, or owned by another process). */
+export function runFromRow(row: RunRow, steps?: StepStatus[]): Run {
+  return create(RunSchema, {
+    id: row.uid,
+    requestId: row.request_id ?? "",
+    name: row.name,
+    state: row.state as RunState,
+    outcome: row.outcome?.length ? fromBinary(OutcomeSchema, row.outcome) : undefined,
+    finalState: row.final_state?.length ? fromBinary(ValueSchema, row.final_state) : undefined,
+    createTime: timestampFromMs(row.created_at.getTime()),
+    finishTime: row.finished_at ? timestampFromMs(row.finished_at.getTime()) : undefined,
+    steps: steps ?? [],
+    taskCount: row.task_count,
+  });
+}
+
+/** The events one applied input produced: changed steps, then the run's new state if it changed. */
+export function eventsOf(uid: string, machine: RunMachine, seq: number, at: number, previous: RunState, running?: ReadonlySet<number>): RunEvent[] {
+  const out: RunEvent[] = [];
+  const time = timestampFromMs(at);
+  if (machine.changed.length) {
+    const seen = new Set<number>();
+    for (const id of machine.changed) {
+      if (seen.has(id)) continue;
+      seen.add(id);
+      out.push(create(RunEventSchema, { runId: uid, seq: BigInt(seq), time, kind: { case: "step", value: stepStatusOf(machine.graph, id, running) } }));
+    }
+  }
+  const now = machineRunState(machine);
+  if (now !== previous) {
+    const r = machine.result;
+    out.push(
+      create(RunEventSchema, {
+        runId: uid,
+        seq: BigInt(seq),
+        time,
+        kind: { case: "run", value: create(RunStateChangedSchema, { state: now, outcome: r ? outcomeMessage(r.outcome) : undefined }) },
+      }),
+    );
+  }
+  return out;
+}

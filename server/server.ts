@@ -1,0 +1,119 @@
+// Starting and stopping a server: database (embedded or DATABASE_URL),
+// migrations, recovery of active runs, dispatcher, gRPC services. main.ts
+// calls this with the command-line configuration; tests call it directly.
+
+import { randomUUID } from "node:crypto";
+import path from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { RunService } from "../proto/gen/pipewright/v1/run_service_pb.js";
+import { WorkerService } from "../proto/gen/pipewright/v1/worker_service_pb.js";
+import { implement, serviceDefinition } from "../proto/runtime/grpc-bridge.js";
+import { errorMapper } from "./api/error-mapping.js";
+import { createHealth, healthFileDescriptor } from "./api/health.js";
+import { addReflection } from "./api/reflection.js";
+import { runService } from "./api/run-service.js";
+import type { ServerConfig } from "./config.js";
+import { DEFAULT_MACHINE_CONFIG } from "./core/run-machine.js";
+import { DEFAULT_RETRY } from "./core/retry-policy.js";
+import { Dispatcher } from "./dispatch/dispatcher.js";
+import { LeaseReaper } from "./dispatch/lease-reaper.js";
+import { RunEngine } from "./engine/run-engine.js";
+import { connect, type Sql } from "./store/database.js";
+import { startEmbeddedPostgres, type EmbeddedPostgres } from "./store/embedded-postgres.js";
+import { migrate } from "./store/migrate.js";
+import { registerProcess, unregisterProcess } from "./store/process-registry.js";
+
+export interface RunningServer {
+  /** host:port actually bound. */
+  address: string;
+  port: number;
+  /** Which database, for humans. */
+  database: string;
+  processId: string;
+  sql: Sql;
+  engine: RunEngine;
+  dispatcher: Dispatcher;
+  /** Stops cleanly: drain workers, commit what is pending, stop the embedded database. */
+  stop(): Promise<void>;
+}
+
+export async function startServer(config: ServerConfig, log: (line: string) => void = () => {}): Promise<RunningServer> {
+  const verbose = config.verbose ? log : () => {};
+  let embedded: EmbeddedPostgres | undefined;
+  let url = config.databaseUrl;
+  let database: string;
+  if (url) {
+    database = `PostgreSQL at ${redact(url)}`;
+  } else {
+    const dataDir = path.resolve(config.dataDir);
+    embedded = await startEmbeddedPostgres({ dataDir, port: config.embeddedPort || undefined, log: verbose });
+    url = embedded.url;
+    database = `embedded PostgreSQL in ${dataDir} (port ${embedded.port}${embedded.reused ? ", already running" : ""})`;
+  }
+  const sql = connect(url, { max: config.poolSize, log });
+  const processId = randomUUID();
+  const health = createHealth({ "": "NOT_SERVING" });
+  const server = new grpc.Server({ "grpc.max_receive_message_length": 64 * 1024 * 1024, "grpc.max_send_message_length": 64 * 1024 * 1024 });
+  try {
+    await migrate(sql as never);
+    const machine = { ...DEFAULT_MACHINE_CONFIG, maxDepth: config.maxDepth, maxTasks: config.maxTasksPerRun, defaultRetry: { ...DEFAULT_RETRY, maxAttempts: config.defaultMaxAttempts || 1 } };
+    const dispatcher = new Dispatcher(sql, { processId, heartbeatIntervalMs: config.heartbeatIntervalMs, leaseMs: config.leaseMs, pollIntervalMs: 500, log: verbose });
+    const engine = new RunEngine(sql, dispatcher, { machine, processId, leaseMs: config.leaseMs, heartbeatTimeoutMs: config.heartbeatIntervalMs * 3, log });
+    dispatcher.onResults((results) => engine.results(results));
+    const onError = errorMapper(log);
+    server.addService(serviceDefinition(RunService), implement(RunService, runService(engine, sql, { maxTasks: config.maxTasksPerRun }), onError));
+    server.addService(serviceDefinition(WorkerService), implement(WorkerService, { connect: (call) => dispatcher.connect(call) }, onError));
+    server.addService(health.definition, health.implementation);
+    addReflection(server, [RunService, WorkerService], [healthFileDescriptor]);
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(config.address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    await registerProcess(sql, processId, config.address);
+    const recovered = await engine.recover();
+    if (recovered) log(`recovered ${recovered} active runs`);
+    const reaper = new LeaseReaper(sql, { processId, intervalMs: 2000, processSilenceMs: 10_000, log: verbose, onRequeued: () => dispatcher.poke() });
+    reaper.start();
+    dispatcher.start();
+    health.setStatus("", "SERVING");
+    health.setStatus("pipewright.v1.RunService", "SERVING");
+    health.setStatus("pipewright.v1.WorkerService", "SERVING");
+    const host = config.address.slice(0, config.address.lastIndexOf(":"));
+    let stopping: Promise<void> | undefined;
+    return {
+      address: `${host}:${port}`,
+      port,
+      database,
+      processId,
+      sql,
+      engine,
+      dispatcher,
+      stop: () =>
+        (stopping ??= (async () => {
+          health.shutdown();
+          await dispatcher.drain(config.drainGraceMs);
+          await engine.close();
+          reaper.stop();
+          server.forceShutdown();
+          await new Promise((r) => setTimeout(r, 50)); // let closing sessions re-queue what they held
+          await unregisterProcess(sql, processId).catch(() => {});
+          await sql.end({ timeout: 5 });
+          await embedded?.stop();
+        })()),
+    };
+  } catch (err) {
+    server.forceShutdown();
+    await sql.end({ timeout: 1 }).catch(() => {});
+    await embedded?.stop();
+    throw err;
+  }
+}
+
+function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return "(unparsable URL)";
+  }
+}

@@ -1,0 +1,165 @@
+// SQL for runs and their event log. Every statement takes a batch: the
+// committer writes a whole group commit's worth of runs and events at once.
+
+import { byteaArray, type Sql, type Tx } from "./database.js";
+
+/** Event kinds stored in run_events.kind (1, the start, is implied by the run row). */
+export const EventKind = { taskFinished: 2, cancel: 3, timeout: 4, pause: 5, resume: 6 } as const;
+export type EventKindCode = (typeof EventKind)[keyof typeof EventKind];
+
+export interface NewRun {
+  uid: string;
+  requestId: string | null;
+  requestHash: Uint8Array | null;
+  name: string;
+  spec: Uint8Array;
+  deadline: Date | null;
+  taskCount: number;
+}
+
+export interface InsertedRun {
+  uid: string;
+  id: number;
+  createdAt: Date;
+}
+
+export interface ExistingRun {
+  id: number;
+  uid: string;
+  requestId: string;
+  requestHash: Uint8Array | null;
+}
+
+export interface StoredEvent {
+  runId: number;
+  seq: number;
+  kind: EventKindCode;
+  at: Date;
+  step: number | null;
+  body: Uint8Array | null;
+}
+
+export interface RunRow {
+  id: number;
+  uid: string;
+  request_id: string | null;
+  name: string;
+  state: number;
+  spec: Uint8Array;
+  created_at: Date;
+  deadline: Date | null;
+  finished_at: Date | null;
+  outcome: Uint8Array | null;
+  final_state: Uint8Array | null;
+  task_count: number;
+}
+
+const RUN_COLUMNS = "id, uid, request_id, name, state, spec, created_at, deadline, finished_at, outcome, final_state, task_count";
+
+/**
+ * Inserts runs; a run whose request_id is already taken is not inserted and
+ * is left out of the result (the caller then reads the existing one).
+ */
+export async function insertRuns(tx: Tx, runs: NewRun[]): Promise<InsertedRun[]> {
+  if (runs.length === 0) return [];
+  const rows = await tx<{ uid: string; id: number; created_at: Date }[]>`
+    insert into runs (uid, request_id, request_hash, name, state, spec, deadline, task_count)
+    select * from unnest(
+      ${runs.map((r) => r.uid)}::uuid[],
+      ${runs.map((r) => r.requestId)}::text[],
+      ${byteaArray(tx, runs.map((r) => r.requestHash ?? new Uint8Array()))}::bytea[],
+      ${runs.map((r) => r.name)}::text[],
+      ${runs.map(() => 1)}::smallint[],
+      ${byteaArray(tx, runs.map((r) => r.spec))}::bytea[],
+      ${runs.map((r) => r.deadline?.toISOString() ?? null)}::timestamptz[],
+      ${runs.map((r) => r.taskCount)}::integer[])
+    on conflict (request_id) do nothing
+    returning uid, id, created_at`;
+  return rows.map((r) => ({ uid: r.uid, id: r.id, createdAt: r.created_at }));
+}
+
+export async function findByRequestIds(sql: Sql | Tx, requestIds: string[]): Promise<ExistingRun[]> {
+  if (requestIds.length === 0) return [];
+  const rows = await sql<{ id: number; uid: string; request_id: string; request_hash: Uint8Array | null }[]>`
+    select id, uid, request_id, request_hash from runs where request_id = any(${requestIds}::text[])`;
+  return rows.map((r) => ({ id: r.id, uid: r.uid, requestId: r.request_id, requestHash: r.request_hash }));
+}
+
+export async function insertEvents(tx: Tx, events: StoredEvent[]): Promise<void> {
+  if (events.length === 0) return;
+  await tx`
+    insert into run_events (run_id, seq, kind, at, step, body)
+    select * from unnest(
+      ${events.map((e) => e.runId)}::bigint[],
+      ${events.map((e) => e.seq)}::integer[],
+      ${events.map((e) => e.kind)}::smallint[],
+      ${events.map((e) => e.at.toISOString())}::timestamptz[],
+      ${events.map((e) => e.step)}::integer[],
+      ${byteaArray(tx, events.map((e) => e.body ?? new Uint8Array()))}::bytea[])`;
+}
+
+export interface RunStateChange {
+  id: number;
+  state: number;
+  taskCount: number;
+  /** Set for finished runs. */
+  finishedAt?: Date;
+  outcome?: Uint8Array;
+  finalState?: Uint8Array;
+}
+
+export async function updateRuns(tx: Tx, changes: RunStateChange[]): Promise<void> {
+  if (changes.length === 0) return;
+  await tx`
+    update runs set
+      state = c.state,
+      task_count = c.task_count,
+      finished_at = c.finished_at,
+      outcome = nullif(c.outcome, ''::bytea),
+      final_state = nullif(c.final_state, ''::bytea)
+    from unnest(
+      ${changes.map((c) => c.id)}::bigint[],
+      ${changes.map((c) => c.state)}::smallint[],
+      ${changes.map((c) => c.taskCount)}::integer[],
+      ${changes.map((c) => c.finishedAt?.toISOString() ?? null)}::timestamptz[],
+      ${byteaArray(tx, changes.map((c) => c.outcome ?? new Uint8Array()))}::bytea[],
+      ${byteaArray(tx, changes.map((c) => c.finalState ?? new Uint8Array()))}::bytea[]
+    ) as c(id, state, task_count, finished_at, outcome, final_state)
+    where runs.id = c.id`;
+}
+
+export async function loadRunByUid(sql: Sql, uid: string): Promise<RunRow | undefined> {
+  const rows = await sql<RunRow[]>`select ${sql.unsafe(RUN_COLUMNS)} from runs where uid = ${uid}::uuid`;
+  return rows[0];
+}
+
+export async function loadActiveRuns(sql: Sql): Promise<RunRow[]> {
+  return sql<RunRow[]>`select ${sql.unsafe(RUN_COLUMNS)} from runs where state <= 3 order by id`;
+}
+
+export async function loadEvents(sql: Sql, runIds: number[]): Promise<StoredEvent[]> {
+  if (runIds.length === 0) return [];
+  const rows = await sql<{ run_id: number; seq: number; kind: EventKindCode; at: Date; step: number | null; body: Uint8Array | null }[]>`
+    select run_id, seq, kind, at, step, body from run_events where run_id = any(${runIds}::bigint[]) order by run_id, seq`;
+  return rows.map((r) => ({ runId: r.run_id, seq: r.seq, kind: r.kind, at: r.at, step: r.step, body: r.body?.length ? r.body : null }));
+}
+
+export interface ListFilter {
+  states: number[];
+  name: string;
+  /** Keyset cursor: runs strictly older than (createdAt, id). */
+  before?: { createdAt: Date; id: number };
+  limit: number;
+}
+
+export async function listRuns(sql: Sql, f: ListFilter): Promise<RunRow[]> {
+  const cols = sql.unsafe(RUN_COLUMNS.replace("spec, ", ""));
+  const states = f.states.length ? sql`and state = any(${f.states}::smallint[])` : sql``;
+  const name = f.name ? sql`and name = ${f.name}` : sql``;
+  const before = f.before ? sql`and (created_at, id) < (${f.before.createdAt.toISOString()}::timestamptz, ${f.before.id})` : sql``;
+  return sql<RunRow[]>`
+    select ${cols}, ''::bytea as spec from runs
+    where true ${states} ${name} ${before}
+    order by created_at desc, id desc
+    limit ${f.limit}`;
+}

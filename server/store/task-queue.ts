@@ -1,0 +1,168 @@
+// SQL for the task queue: enqueue, claim, complete (fenced), cancel, hold,
+// leases. One row per task step waiting for a worker or held by one.
+
+import { byteaArray, type Sql, type Tx } from "./database.js";
+
+export const QueueStatus = { ready: 0, running: 1, held: 2 } as const;
+
+export interface QueueRow {
+  runId: number;
+  step: number;
+  task: string;
+  queue: string;
+  availableAt: Date;
+  /** The TaskAssignment message without its key. */
+  assignment: Uint8Array;
+  /** Paused runs enqueue held rows. */
+  held: boolean;
+  /** Attempt number the row starts from (its previous attempt, for retries). */
+  attempt: number;
+  /** When set, the row is inserted already claimed by this worker (the in-process fast path). */
+  claimedBy?: { processId: string; workerId: string; leaseMs: number };
+}
+
+export interface AttemptKey {
+  runId: number;
+  step: number;
+  attempt: number;
+}
+
+export interface ClaimedTask {
+  runId: number;
+  runUid: string;
+  step: number;
+  attempt: number;
+  task: string;
+  assignment: Uint8Array;
+}
+
+export async function enqueue(tx: Tx, rows: QueueRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  const status = (r: QueueRow) => (r.claimedBy ? QueueStatus.running : r.held ? QueueStatus.held : QueueStatus.ready);
+  await tx`
+    insert into task_queue (run_id, step, attempt, task, queue, status, available_at, process_id, worker_id, claimed_at, lease_until, assignment)
+    select r.run_id, r.step, r.attempt, r.task, r.queue, r.status, r.available_at, r.process_id, r.worker_id,
+           case when r.worker_id is null then null else now() end,
+           case when r.worker_id is null then null else now() + r.lease_ms * interval '1 millisecond' end,
+           r.assignment
+    from unnest(
+      ${rows.map((r) => r.runId)}::bigint[],
+      ${rows.map((r) => r.step)}::integer[],
+      ${rows.map((r) => r.attempt + (r.claimedBy ? 1 : 0))}::integer[],
+      ${rows.map((r) => r.task)}::text[],
+      ${rows.map((r) => r.queue)}::text[],
+      ${rows.map(status)}::smallint[],
+      ${rows.map((r) => r.availableAt.toISOString())}::timestamptz[],
+      ${rows.map((r) => r.claimedBy?.processId ?? null)}::uuid[],
+      ${rows.map((r) => r.claimedBy?.workerId ?? null)}::text[],
+      ${rows.map((r) => r.claimedBy?.leaseMs ?? 0)}::integer[],
+      ${byteaArray(tx, rows.map((r) => r.assignment))}::bytea[]
+    ) as r(run_id, step, attempt, task, queue, status, available_at, process_id, worker_id, lease_ms, assignment)`;
+}
+
+/**
+ * Removes the rows of attempts that finished, but only where the attempt is
+ * still the current one: a result for an older attempt is stale and finds no
+ * row. Returns the keys that matched (the results to apply).
+ */
+export async function completeAttempts(tx: Tx, keys: AttemptKey[]): Promise<AttemptKey[]> {
+  if (keys.length === 0) return [];
+  const rows = await tx<{ run_id: number; step: number; attempt: number }[]>`
+    delete from task_queue q
+    using unnest(${keys.map((k) => k.runId)}::bigint[], ${keys.map((k) => k.step)}::integer[], ${keys.map((k) => k.attempt)}::integer[]) as k(run_id, step, attempt)
+    where q.run_id = k.run_id and q.step = k.step and q.attempt = k.attempt
+    returning q.run_id, q.step, q.attempt`;
+  return rows.map((r) => ({ runId: r.run_id, step: r.step, attempt: r.attempt }));
+}
+
+export interface CancelledAttempt extends AttemptKey {
+  workerId: string | null;
+  processId: string | null;
+}
+
+/** Removes the rows of cancelled steps; returns who was running them. */
+export async function removeSteps(tx: Tx, steps: { runId: number; step: number }[]): Promise<CancelledAttempt[]> {
+  if (steps.length === 0) return [];
+  const rows = await tx<{ run_id: number; step: number; attempt: number; worker_id: string | null; process_id: string | null }[]>`
+    delete from task_queue q
+    using unnest(${steps.map((s) => s.runId)}::bigint[], ${steps.map((s) => s.step)}::integer[]) as k(run_id, step)
+    where q.run_id = k.run_id and q.step = k.step
+    returning q.run_id, q.step, q.attempt, q.worker_id, q.process_id`;
+  return rows.map((r) => ({ runId: r.run_id, step: r.step, attempt: r.attempt, workerId: r.worker_id, processId: r.process_id }));
+}
+
+/** Pause (held) or resume a run's rows that no worker holds. */
+export async function holdRunRows(tx: Tx, runId: number, held: boolean): Promise<void> {
+  const [from, to] = held ? [QueueStatus.ready, QueueStatus.held] : [QueueStatus.held, QueueStatus.ready];
+  await tx`update task_queue set status = ${to} where run_id = ${runId} and status = ${from}`;
+}
+
+export interface ClaimRequest {
+  processId: string;
+  workerId: string;
+  tasks: string[];
+  queues: string[];
+  limit: number;
+  leaseMs: number;
+}
+
+/**
+ * Hands up to `limit` ready rows to one worker, oldest first. SKIP LOCKED lets
+ * several processes claim from the same table without waiting on each other.
+ */
+export async function claim(sql: Sql, r: ClaimRequest): Promise<ClaimedTask[]> {
+  if (r.limit <= 0) return [];
+  const rows = await sql<{ run_id: number; uid: string; step: number; attempt: number; task: string; assignment: Uint8Array }[]>`
+    with picked as (
+      select run_id, step from task_queue
+      where status = 0 and queue = any(${r.queues}::text[]) and task = any(${r.tasks}::text[]) and available_at <= now()
+      order by available_at, run_id, step
+      limit ${r.limit}
+      for update skip locked
+    )
+    update task_queue q set
+      status = 1, attempt = q.attempt + 1, process_id = ${r.processId}::uuid, worker_id = ${r.workerId},
+      claimed_at = now(), lease_until = now() + ${r.leaseMs} * interval '1 millisecond'
+    from picked, runs
+    where q.run_id = picked.run_id and q.step = picked.step and runs.id = q.run_id
+    returning q.run_id, runs.uid, q.step, q.attempt, q.task, q.assignment`;
+  return rows.map((x) => ({ runId: x.run_id, runUid: x.uid, step: x.step, attempt: x.attempt, task: x.task, assignment: x.assignment }));
+}
+
+/** Puts back the rows a worker held (its stream broke): they are handed out again at once. */
+export async function requeueWorker(sql: Sql, workerId: string): Promise<number> {
+  const rows = await sql`
+    update task_queue set status = 0, process_id = null, worker_id = null, claimed_at = null, lease_until = null,
+      available_at = now(), lost_count = lost_count + 1
+    where worker_id = ${workerId} and status = 1
+    returning 1`;
+  return rows.length;
+}
+
+/** Extends the leases of the rows a worker holds. */
+export async function extendLeases(sql: Sql, workerId: string, leaseMs: number): Promise<void> {
+  await sql`update task_queue set lease_until = now() + ${leaseMs} * interval '1 millisecond' where worker_id = ${workerId} and status = 1`;
+}
+
+/**
+ * Puts back rows whose lease ran out or whose process stopped answering (it
+ * crashed, or lost its database connection): the safety net behind the
+ * in-memory detection of broken streams.
+ */
+export async function reapLostAttempts(sql: Sql, processSilenceMs: number): Promise<number> {
+  const rows = await sql`
+    update task_queue set status = 0, process_id = null, worker_id = null, claimed_at = null, lease_until = null,
+      available_at = now(), lost_count = lost_count + 1
+    where status = 1 and (
+      lease_until < now()
+      or process_id is null
+      or process_id not in (select id from server_processes where heartbeat_at > now() - ${processSilenceMs} * interval '1 millisecond'))
+    returning 1`;
+  return rows.length;
+}
+
+/** The steps of a run that a worker holds right now (shown as RUNNING). */
+export async function runningSteps(sql: Sql, runId: number): Promise<number[]> {
+  const rows = await sql<{ step: number }[]>`select step from task_queue where run_id = ${runId} and status = 1`;
+  return rows.map((r) => r.step);
+}

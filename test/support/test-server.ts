@@ -1,0 +1,64 @@
+// A real server for a test file: its own database (a copy of the migrated
+// template), a gRPC server on a free loopback port, real clients and workers.
+
+import { PipewrightClient } from "../../client/client.js";
+import { DEFAULT_CONFIG, type ServerConfig } from "../../server/config.js";
+import { startServer, type RunningServer } from "../../server/server.js";
+import { Worker, type WorkerOptions } from "../../worker-sdk/worker.js";
+import { createTestDatabase, type TestDatabase } from "./database.js";
+
+export interface TestServer {
+  server: RunningServer;
+  address: string;
+  db: TestDatabase;
+  config: ServerConfig;
+  client(): PipewrightClient;
+  /** Starts a worker connected to this server (stopped by `stop()`). */
+  worker(options: Omit<WorkerOptions, "address">): Promise<Worker>;
+  /** Stops the server (workers and clients stay, to test reconnection). */
+  stopServer(): Promise<void>;
+  /** Starts the server again on the same database and port. */
+  restartServer(): Promise<void>;
+  /** Stops everything and drops the database. */
+  stop(): Promise<void>;
+}
+
+export async function startTestServer(overrides: Partial<ServerConfig> = {}): Promise<TestServer> {
+  const db = await createTestDatabase();
+  const config: ServerConfig = { ...DEFAULT_CONFIG, address: "127.0.0.1:0", databaseUrl: db.url, drainGraceMs: 2000, ...overrides };
+  let server = await startServer(config, process.env.PIPEWRIGHT_TEST_LOG ? (l) => console.log(l) : () => {});
+  const clients: PipewrightClient[] = [];
+  const workers: Worker[] = [];
+  const self: TestServer = {
+    get server() {
+      return server;
+    },
+    address: server.address,
+    db,
+    config,
+    client() {
+      const c = new PipewrightClient(self.address);
+      clients.push(c);
+      return c;
+    },
+    async worker(options) {
+      const w = new Worker({ ...options, address: self.address, reconnectDelayMs: { initial: 50, max: 500 } });
+      workers.push(w);
+      await w.start();
+      return w;
+    },
+    async stopServer() {
+      await server.stop();
+    },
+    async restartServer() {
+      server = await startServer({ ...config, address: self.address }, () => {});
+    },
+    async stop() {
+      await Promise.all(workers.map((w) => w.stop().catch(() => {})));
+      for (const c of clients) c.close();
+      await server.stop();
+      await db.drop();
+    },
+  } as TestServer;
+  return self;
+}
