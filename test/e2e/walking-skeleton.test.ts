@@ -41,3 +41,32 @@ describe("one pipeline end to end", () => {
     expect(await client.run<number>(run.id).result()).toBe(42);
   });
 });
+
+describe("runs survive a restart", () => {
+  it("a run submitted before a restart, with no worker for its task yet, completes after it", async () => {
+    const client = ts.client();
+    const lonely = t.multiply.withOptions({ queue: "later" });
+    const run = await client.submit(lonely.send(5, 5).continueWith(t.divide, 5));
+    const before = await run.get(true);
+    expect(before.state).toBe(RunState.RUNNING);
+    expect(before.steps[0].state).toBeGreaterThan(0);
+    await ts.stopServer();
+    await ts.restartServer();
+    const after = await client.run(run.id).get(true);
+    expect(after.state).toBe(RunState.RUNNING);
+    expect(after.steps.map((s) => s.path)).toEqual(["steps[0]", "steps[1]"]);
+    // A worker serving the "later" queue arrives: the run picks up where it was.
+    await ts.worker({ tasks: t.allTasks, queues: ["later", "default"], slots: 2 });
+    expect(await client.run<number>(run.id).result()).toBe(5);
+  });
+
+  it("the same request_id returns the same run; with another pipeline it is ALREADY_EXISTS", async () => {
+    const client = ts.client();
+    const a = await client.submit(t.multiply.send(2, 2), { requestId: "same-key" });
+    const b = await client.submit(t.multiply.send(2, 2), { requestId: "same-key" });
+    expect(b.id).toBe(a.id);
+    const err = await client.submit(t.multiply.send(2, 3), { requestId: "same-key" }).catch((e) => e);
+    expect(grpc.status[err.code]).toBe("ALREADY_EXISTS");
+    expect(await a.result()).toBe(4);
+  });
+});

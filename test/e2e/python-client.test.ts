@@ -1,0 +1,39 @@
+// Any gRPC language: the Python example (stubs generated from proto/ with
+// Debian's protoc and grpcio) submits a pipeline that a TypeScript worker runs.
+
+import { execFile, execFileSync } from "node:child_process";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import * as t from "../../examples/tasks.js";
+import { startTestServer, type TestServer } from "../support/test-server.js";
+
+const exec = promisify(execFile);
+const PYTHON = "/usr/bin/python3";
+
+function pythonGrpcMissing(): string | undefined {
+  try {
+    execFileSync(PYTHON, ["-c", "import grpc, google.protobuf"], { stdio: "ignore" });
+    execFileSync("protoc", ["--version"], { stdio: "ignore" });
+    execFileSync("which", ["grpc_python_plugin"], { stdio: "ignore" });
+    return undefined;
+  } catch {
+    return "python3-grpcio, protobuf-compiler or protobuf-compiler-grpc is not installed (.ci/run installs them)";
+  }
+}
+
+const missing = pythonGrpcMissing();
+let ts: TestServer;
+
+describe("Python client", () => {
+  beforeAll(async () => {
+    if (missing) return;
+    ts = await startTestServer();
+    await ts.worker({ tasks: t.allTasks, slots: 2 });
+  });
+  afterAll(() => ts?.stop());
+
+  it.skipIf(!!missing)(`submits multiply(3, 2) then divide by 2 and prints 3${missing ? ` [skipped: ${missing}]` : ""}`, async () => {
+    const { stdout } = await exec(PYTHON, ["examples/python/submit_pipeline.py", "--address", ts.address], { timeout: 60_000 });
+    expect(stdout.trim()).toBe("3");
+  });
+});
