@@ -12,6 +12,7 @@ import { ParentResults } from "../proto/gen/pipewright/v1/pipeline_pb.js";
 import type { TaskError, Value } from "../proto/gen/pipewright/v1/value_pb.js";
 import { Pipeline } from "../client/pipeline-builder.js";
 import { decodeError, decodeValue, encodeState, encodeValue, isPlainObject, type RemoteError } from "../client/values.js";
+import { childScopePath } from "../server/core/step-paths.js";
 import { countTasks, formatViolations, validatePipeline } from "../server/core/validate-pipeline.js";
 import { invokeTask } from "./invoke-task.js";
 import type { TaskDefinition } from "./task.js";
@@ -136,7 +137,7 @@ class LocalRunner {
         } else {
           this.taskCount += countTasks(child);
           const inherited = child.inline ? (result.state ?? input.state) : undefined;
-          const out = await this.pipeline(child, { args: [], kwargs: {}, state: inherited }, `${path}.child`, depth + 1);
+          const out = await this.pipeline(child, { args: [], kwargs: {}, state: inherited }, childScopePath(path, depth + 1), depth + 1);
           const own = child.inline ? out.state : (result.state ?? input.state);
           return out.error ? { error: out.error, args: [], kwargs: {}, state: own } : { args: [single(out)], kwargs: {}, state: own };
         }

@@ -17,6 +17,7 @@ import type { TaskError, Value } from "../../proto/gen/pipewright/v1/value_pb.js
 import type { TaskResult } from "../../proto/gen/pipewright/v1/worker_service_pb.js";
 import { mergeBranchStates } from "./merge-states.js";
 import { DEFAULT_RETRY, effectiveRetry, retryDelay, type EffectiveRetry } from "./retry-policy.js";
+import { childScopePath } from "./step-paths.js";
 import { RunGraph, type DagStep, type Flow, type GroupStep, type Scope, type StageStep, type Step, type TaskInput, type TaskStep } from "./run-graph.js";
 import { countTasks, formatViolations, validatePipeline } from "./validate-pipeline.js";
 import { ErrorTypes, errorValue, listValue, mapValue, noneValue, serverError } from "./values.js";
@@ -328,7 +329,7 @@ export class RunMachine {
       return;
     }
     step.stateOut = stateOut;
-    const childId = this.graph.addScope(child, { type: "child", task: step.id }, scope.depth + 1, `${path}.child`, step.id);
+    const childId = this.graph.addScope(child, { type: "child", task: step.id }, scope.depth + 1, childScopePath(path, scope.depth + 1), step.id);
     step.child = childId;
     this.mark(step, "waiting");
     const inherited = child.inline ? (stateOut ?? step.input?.state) : undefined;

@@ -23,6 +23,8 @@ const TASK_NAME = /^[A-Za-z_][A-Za-z0-9_.:\/-]*$/;
 const MAX_NAME_LENGTH = 200;
 const MAX_ENCODING_LENGTH = 100;
 const MAX_ATTEMPTS_LIMIT = 1000;
+/** Groups nested deeper than this are refused (deep nesting belongs in child pipelines). */
+export const MAX_GROUP_NESTING = 64;
 const KNOWN_PARENT_RESULTS = new Set<number>(Object.values(ParentResults).filter((v): v is number => typeof v === "number"));
 
 /**
@@ -34,7 +36,7 @@ const KNOWN_PARENT_RESULTS = new Set<number>(Object.values(ParentResults).filter
  */
 export function validatePipeline(pipeline: Pipeline, role: PipelineRole = "root", prefix = ""): Violation[] {
   const out: Violation[] = [];
-  checkPipeline(pipeline, role, prefix, out);
+  checkPipeline(pipeline, role, prefix, out, 0);
   return out;
 }
 
@@ -48,7 +50,11 @@ function at(prefix: string, field: string): string {
   return prefix ? `${prefix}.${field}` : field;
 }
 
-function checkPipeline(p: Pipeline, role: PipelineRole, prefix: string, out: Violation[]): void {
+function checkPipeline(p: Pipeline, role: PipelineRole, prefix: string, out: Violation[], nesting: number): void {
+  if (nesting > MAX_GROUP_NESTING) {
+    out.push({ field: prefix, description: `groups nest at most ${MAX_GROUP_NESTING} levels deep; use a task that returns a child pipeline for deeper structure` });
+    return;
+  }
   if (p.steps.length === 0) {
     out.push({ field: at(prefix, "steps"), description: "must not be empty, got 0 steps" });
   }
@@ -75,7 +81,7 @@ function checkPipeline(p: Pipeline, role: PipelineRole, prefix: string, out: Vio
         } else if (g.numStages > 1 && g.numStages > g.branches.length) {
           out.push({ field: `${gp}.num_stages`, description: `must be at most the number of branches (${g.branches.length}), got ${g.numStages}` });
         }
-        g.branches.forEach((b, j) => checkPipeline(b, "branch", `${gp}.branches[${j}]`, out));
+        g.branches.forEach((b, j) => checkPipeline(b, "branch", `${gp}.branches[${j}]`, out, nesting + 1));
         break;
       }
       case "dag":

@@ -47,6 +47,9 @@ export class Dispatcher implements DispatchPort {
   private pokedWhileClaiming = false;
   private draining = false;
   private timer?: NodeJS.Timeout;
+  /** The earliest known time a delayed row becomes ready (retry backoff). */
+  private wakeAt?: number;
+  private wakeTimer?: NodeJS.Timeout;
   private resultSink: (results: IncomingResult[]) => void = () => {};
   /** Results whose attempt the session did not hold (late, or after a cancel). */
   staleResults = 0;
@@ -206,6 +209,17 @@ export class Dispatcher implements DispatchPort {
       }
     }
     for (const [s, list] of bySession) s.cancel(list, reason);
+  }
+
+  pokeAt(time: number): void {
+    if (this.wakeAt !== undefined && this.wakeAt <= time) return;
+    clearTimeout(this.wakeTimer);
+    this.wakeAt = time;
+    this.wakeTimer = setTimeout(() => {
+      this.wakeAt = undefined;
+      this.poke();
+    }, Math.max(0, time - Date.now()));
+    this.wakeTimer.unref();
   }
 
   poke(): void {

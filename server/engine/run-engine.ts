@@ -52,6 +52,8 @@ export interface DispatchPort {
   cancel(attempts: queue.CancelledAttempt[], reason: string): void;
   /** Ready rows were committed that no local worker was reserved for. */
   poke(): void;
+  /** Rows become ready at this time (retry backoff): look for them then. */
+  pokeAt(time: number): void;
 }
 
 /** A submission checked by the API layer, ready to persist. */
@@ -657,6 +659,8 @@ export class RunEngine {
 
     // After the commit: hand out what was reserved, stop what was cancelled.
     const deliveries = rows.filter((r) => r.claimedBy);
+    const now = Date.now();
+    const later = rows.filter((r) => !r.held && r.availableAt.getTime() > now).map((r) => r.availableAt.getTime());
     const unreserved = rows.some((r) => !r.claimedBy && !r.held);
     const runsById = this.owned;
     batch.after.push(() => {
@@ -671,6 +675,7 @@ export class RunEngine {
       }
       if (cancelled.length) this.dispatch.cancel(cancelled, "the run was cancelled");
       if (unreserved || batch.holds.some((h) => !h.held)) this.dispatch.poke();
+      if (later.length) this.dispatch.pokeAt(Math.min(...later));
     });
   }
 
