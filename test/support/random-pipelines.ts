@@ -1,0 +1,203 @@
+// Random pipelines for the differential property tests: a fast-check
+// arbitrary of plain "specs" (readable when a case fails), a builder from spec
+// to Pipeline, and the deterministic tasks they call. Tasks fail by a seeded
+// rule (a hash of their inputs), some fail only on their first try, some
+// return child pipelines, some change the state.
+
+import fc from "fast-check";
+import { inParallel, Pipeline } from "../../client/pipeline-builder.js";
+import type { RemoteError } from "../../client/values.js";
+import { statefulTask, task, type TaskDefinition } from "../../worker-sdk/task.js";
+import { currentTask } from "../../worker-sdk/task-context.js";
+
+// ---- specs -------------------------------------------------------------------
+
+export type CallSpec = { kind: "op" | "flaky" | "state" | "child" | "childInline"; k: number; retries: number };
+export type StepSpec =
+  | { step: "task"; call: CallSpec }
+  | { step: "exceptionally"; k: number }
+  | { step: "group"; branches: PipelineSpec[]; maxParallelism: number; numStages: number; returnExceptions: boolean }
+  | { step: "dag"; nodes: { call: CallSpec; deps: number[] }[]; outputs: number[] };
+export interface PipelineSpec {
+  steps: StepSpec[];
+  finallyK?: number;
+  initial?: { args: number[]; state?: Record<string, number> | number };
+}
+
+const callSpec: fc.Arbitrary<CallSpec> = fc.record({
+  kind: fc.constantFrom("op", "op", "op", "op", "flaky", "state", "state", "child", "childInline"),
+  k: fc.integer({ min: 0, max: 999 }),
+  retries: fc.integer({ min: 1, max: 3 }),
+});
+
+const dagSpec = fc
+  .array(fc.record({ call: callSpec, deps: fc.array(fc.nat(), { maxLength: 3 }) }), { minLength: 1, maxLength: 6 })
+  .chain((nodes) =>
+    fc.record({
+      // Dependencies only on earlier nodes: always acyclic.
+      nodes: fc.constant(nodes.map((n, i) => ({ call: n.call, deps: i === 0 ? [] : [...new Set(n.deps.map((d) => d % i))] }))),
+      outputs: fc.array(fc.nat({ max: nodes.length - 1 }), { maxLength: 2 }),
+    }),
+  );
+
+export function pipelineSpec(options: { dags: boolean }): fc.Arbitrary<PipelineSpec> {
+  const { pipeline } = fc.letrec<{ pipeline: PipelineSpec; step: StepSpec }>((tie) => ({
+    step: fc.oneof(
+      { depthSize: "small", withCrossShrink: true },
+      { weight: 6, arbitrary: callSpec.map((call) => ({ step: "task" as const, call })) },
+      { weight: 2, arbitrary: fc.integer({ min: 0, max: 999 }).map((k) => ({ step: "exceptionally" as const, k })) },
+      {
+        weight: 2,
+        arbitrary: fc.record({
+          step: fc.constant("group" as const),
+          branches: fc.array(tie("pipeline") as fc.Arbitrary<PipelineSpec>, { maxLength: 4 }),
+          maxParallelism: fc.integer({ min: 0, max: 3 }),
+          numStages: fc.integer({ min: 0, max: 2 }),
+          returnExceptions: fc.boolean(),
+        }),
+      },
+      ...(options.dags ? [{ weight: 1, arbitrary: dagSpec.map((d) => ({ step: "dag" as const, ...d })) }] : []),
+    ),
+    pipeline: fc.record(
+      {
+        steps: fc.array(tie("step") as fc.Arbitrary<StepSpec>, { minLength: 1, maxLength: 4 }),
+        finallyK: fc.integer({ min: 0, max: 999 }),
+        initial: fc.record({ args: fc.array(fc.integer({ min: 0, max: 9 }), { maxLength: 2 }), state: fc.option(fc.oneof(fc.dictionary(fc.constantFrom("a", "b", "c"), fc.nat(9)), fc.nat(9)), { nil: undefined }) }),
+      },
+      { requiredKeys: ["steps"] },
+    ),
+  }));
+  return pipeline.map(fixStages);
+}
+
+/** num_stages may not exceed the branch count. */
+function fixStages(p: PipelineSpec): PipelineSpec {
+  return {
+    ...p,
+    steps: p.steps.map((s) => (s.step === "group" ? { ...s, numStages: Math.min(s.numStages, s.branches.length), branches: s.branches.map(fixStages) } : s)),
+  };
+}
+
+// ---- tasks -------------------------------------------------------------------
+
+/** FNV-1a over the JSON of the inputs: the deterministic "work" every task does. */
+export function digest(...parts: unknown[]): number {
+  const text = JSON.stringify(parts);
+  let h = 2166136261;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 16777619);
+  }
+  return (h >>> 0) % 1000;
+}
+
+class Seeded extends Error {
+  override name = "Seeded";
+}
+class Transient extends Error {
+  override name = "Transient";
+}
+
+/** Fails (by a seeded rule) for about one input in eight. */
+const op = task("d_op", (...args: unknown[]) => {
+  const k = args.at(-1) as number;
+  const h = digest(args);
+  if ((h + k) % 8 === 0) throw new Seeded(`seeded failure ${h}`);
+  return h;
+});
+
+/** Fails on its first try only: succeeds when retried. */
+const flaky = task("d_flaky", (...args: unknown[]) => {
+  if (currentTask().retryNumber === 1) throw new Transient("first try fails");
+  return digest(args, "flaky");
+});
+
+/** Sets a state key derived from its inputs. */
+const stateful = statefulTask("d_state", (state: unknown, ...args: unknown[]) => {
+  const h = digest(args, state);
+  const key = `s${h % 3}`;
+  const next = state !== null && typeof state === "object" && !Array.isArray(state) ? { ...(state as object), [key]: h } : { [key]: h };
+  return [next, h] as const;
+});
+
+/** Handles an error: a value, or (for some inputs) another error. */
+const handle = task("d_handle", (error: RemoteError, k: number, ...rest: unknown[]) => {
+  const h = digest(error.type, error.message, k, rest);
+  if (h % 5 === 0) throw new Seeded(`handler refused ${error.type}`);
+  return h;
+});
+
+/** Finally: records itself in the state; fails for some inputs. */
+const fin = statefulTask("d_finally", (state: unknown, k: number) => {
+  if (k % 11 === 0) throw new Seeded(`finally ${k} failed`);
+  const next = state !== null && typeof state === "object" && !Array.isArray(state) ? { ...(state as object), fin: k } : { fin: k, was: state };
+  return [next, null] as const;
+});
+
+/** Returns a small child pipeline, chosen by its inputs. */
+const child: TaskDefinition<unknown[], unknown> = task("d_child", (...args: unknown[]) => childPipeline(digest(args), false));
+const childInline: TaskDefinition<unknown[], unknown> = task("d_child_inline", (...args: unknown[]) => childPipeline(digest(args), true));
+
+function childPipeline(h: number, inline: boolean): Pipeline<unknown> {
+  const p =
+    h % 3 === 0
+      ? inParallel([op.send(h, 1), stateful.send(h)]).continueWith(op, 2)
+      : h % 3 === 1
+        ? stateful.send(h).continueWith(op, 3).exceptionally(handle, 4)
+        : op.send(h, 5).continueWith(stateful);
+  return inline ? p.inline() : p;
+}
+
+export const randomTasks: TaskDefinition<any, any>[] = [op, flaky, stateful, handle, fin, child, childInline];
+
+// ---- spec -> pipeline ------------------------------------------------------------
+
+function callOf(c: CallSpec): Pipeline<unknown> {
+  const retry = { retry: { maxAttempts: c.retries, initialDelayMs: 1, backoffFactor: 1 } };
+  switch (c.kind) {
+    case "op":
+      return op.withOptions(retry).partial(c.k);
+    case "flaky":
+      return flaky.withOptions(retry).partial(c.k);
+    case "state":
+      return stateful.partial(c.k);
+    case "child":
+      return child.partial(c.k);
+    case "childInline":
+      return childInline.partial(c.k);
+  }
+}
+
+export function buildPipeline(spec: PipelineSpec, root = true): Pipeline<unknown> {
+  let p: Pipeline<unknown> | undefined;
+  const append = (next: Pipeline<unknown>) => (p = p ? p.continueWith(next) : next);
+  for (const s of spec.steps) {
+    switch (s.step) {
+      case "task":
+        append(callOf(s.call));
+        break;
+      case "exceptionally":
+        // An exceptionally step cannot open a pipeline in the builder; lead with a cheap op.
+        if (!p) append(op.partial(s.k));
+        p = p!.exceptionally(handle, s.k);
+        break;
+      case "group":
+        append(inParallel(s.branches.map((b) => buildPipeline(b, false)), { maxParallelism: s.maxParallelism, numStages: s.numStages, returnExceptions: s.returnExceptions }));
+        break;
+      case "dag":
+        append(buildDag(s));
+        break;
+    }
+  }
+  if (spec.finallyK !== undefined) p = p!.finallyDo(fin, spec.finallyK);
+  if (root && spec.initial) p = p!.withInitial({ args: spec.initial.args, state: spec.initial.state });
+  return p!;
+}
+
+/** Filled in by the DAG builder when DAGs join the generator. */
+export let buildDag: (s: Extract<StepSpec, { step: "dag" }>) => Pipeline<unknown> = () => {
+  throw new Error("DAG specs need the DAG builder");
+};
+export function setDagBuilder(b: typeof buildDag): void {
+  buildDag = b;
+}
