@@ -20,6 +20,7 @@ import { stepStatuses } from "../core/step-statuses.js";
 import type { Sql, Tx } from "../store/database.js";
 import * as runs from "../store/run-store.js";
 import * as queue from "../store/task-queue.js";
+import { BATCH_CHECK_FAILED, writeBatch, type BatchWrite, type BatchWriteResult, type NewRunRow } from "../store/batch-write.js";
 import { encodeAssignment } from "./assignment-codec.js";
 import { decodeEvent, encodeEvent } from "./event-codec.js";
 import { GroupCommitter } from "./group-committer.js";
@@ -102,20 +103,39 @@ interface OwnedRun {
   timer?: NodeJS.Timeout;
 }
 
-/** Everything one batch decided, written in one transaction and acted on after it. */
-class Batch {
-  events: runs.StoredEvent[] = [];
-  rows: queue.QueueRow[] = [];
-  reservations = new Map<string, Reservation>();
-  removals: { runId: number; step: number }[] = [];
-  holds: { runId: number; held: boolean }[] = [];
-  changed = new Set<OwnedRun>();
-  created: OwnedRun[] = [];
-  liveEvents = new Map<OwnedRun, RunEvent[]>();
-  after: (() => void)[] = [];
+/** A queue row the batch will write, with its run (whose id a new run only gets on writing). */
+interface PendingRow {
+  run: OwnedRun;
+  row: queue.QueueRow;
 }
 
-const key = (runId: number, step: number) => `${runId}/${step}`;
+/**
+ * Everything one batch decided, written in one statement and acted on after it.
+ * "fast": results are assumed current and checked inside the statement;
+ * "careful": results are fenced first, in a transaction (after a failed check).
+ */
+class Batch {
+  constructor(readonly mode: "fast" | "careful") {}
+  newRuns: { run: OwnedRun; row: NewRunRow }[] = [];
+  completions: queue.AttemptKey[] = [];
+  /** Attempt of each step whose result this batch applies, by `${uid}/${step}`. */
+  resultAttempts = new Map<string, number>();
+  /** Attempts retried at once, their rows reset in place (fast mode). */
+  retries: PendingRow[] = [];
+  rows: PendingRow[] = [];
+  events: runs.StoredEvent[] = [];
+  reservations = new Map<string, Reservation>();
+  removals: { run: OwnedRun; step: number }[] = [];
+  holds: { run: OwnedRun; held: boolean }[] = [];
+  changed = new Set<OwnedRun>();
+  dirty = new Set<OwnedRun>();
+  liveEvents = new Map<OwnedRun, RunEvent[]>();
+  after: (() => void)[] = [];
+  /** Control items to retry next batch (they named a run created in this one). */
+  deferred: Item[] = [];
+}
+
+const key = (run: OwnedRun, step: number) => `${run.uid}/${step}`;
 
 export class RunEngine {
   private readonly owned = new Map<number, OwnedRun>();
@@ -335,28 +355,48 @@ export class RunEngine {
   // ---- the commit loop -----------------------------------------------------
 
   private async flush(items: Item[]): Promise<void> {
-    if (this.needsReload.size) {
-      const ok = await this.reloadPending();
-      if (!ok) {
-        this.failItems(items, new PipewrightError("UNAVAILABLE", "the database is unavailable, retry later"));
-        return;
-      }
+    if (this.needsReload.size && !(await this.reloadPending())) {
+      this.failItems(items, new PipewrightError("UNAVAILABLE", "the database is unavailable, retry later"));
+      return;
     }
-    const batch = new Batch();
+    const fast = await this.commit(items, "fast");
+    if (fast === "check failed") {
+      // A result was stale or a request_id taken: nothing was written; the
+      // touched runs were reloaded. Redo the batch the careful way.
+      await this.reloadPending();
+      await this.commit(items, "careful");
+    }
+  }
+
+  private async commit(items: Item[], mode: "fast" | "careful"): Promise<"ok" | "check failed" | "failed"> {
+    const batch = new Batch(mode);
     try {
-      await this.sql.begin(async (tx) => {
-        await this.applySubmits(tx, items, batch);
-        await this.applyResults(tx, items, batch);
+      if (mode === "fast") {
+        this.applySubmits(items, batch, new Map());
+        this.applyResults(items, batch, undefined);
         this.applyControls(items, batch);
-        await this.write(tx, batch);
-      });
+        this.finishWrite(batch, await writeBatch(this.sql, this.toWrite(batch)));
+      } else {
+        await this.sql.begin(async (tx) => {
+          const requestIds = [...new Set(items.flatMap((i) => (i.kind === "submit" ? i.batch.map((p) => p.requestId).filter((r) => r) : [])))];
+          const known = new Map((await runs.findByRequestIds(tx, requestIds)).map((e) => [e.requestId, e]));
+          this.applySubmits(items, batch, known);
+          const awaited = this.awaitedResults(items);
+          const accepted = await queue.completeAttempts(tx, awaited.map((r) => ({ runId: r.runId, step: r.step, attempt: r.attempt })));
+          this.applyResults(items, batch, new Set(accepted.map((a) => `${a.runId}/${a.step}/${a.attempt}`)));
+          this.applyControls(items, batch);
+          this.finishWrite(batch, await writeBatch(tx, this.toWrite(batch)));
+        });
+      }
     } catch (err) {
       this.rollback(batch);
+      if (mode === "fast" && (err as { code?: string }).code === BATCH_CHECK_FAILED) return "check failed";
       this.config.log(`commit failed (${items.length} items): ${(err as Error).message}`);
       this.failItems(items, err);
       await new Promise((r) => setTimeout(r, 100));
-      return;
+      return "failed";
     }
+    if (batch.deferred.length) this.committer.addAll(batch.deferred);
     for (const action of batch.after) {
       try {
         action();
@@ -365,6 +405,7 @@ export class RunEngine {
       }
     }
     this.publish(batch);
+    return "ok";
   }
 
   /** Submits and controls fail back to their callers; results are kept for a retry. */
@@ -375,21 +416,24 @@ export class RunEngine {
     for (const item of items) if (item.kind !== "result") item.reject(cause);
   }
 
+  /** Undoes in memory what a batch that was not written did. */
   private rollback(batch: Batch): void {
     for (const r of batch.reservations.values()) this.dispatch.release(r);
-    for (const run of batch.created) this.disown(run);
-    for (const run of batch.changed) if (!batch.created.includes(run)) this.needsReload.add(run.id);
+    for (const { run } of batch.newRuns) this.disown(run);
+    for (const run of batch.changed) if (this.owned.get(run.id) === run) this.needsReload.add(run.id);
   }
 
   private async reloadPending(): Promise<boolean> {
+    if (this.needsReload.size === 0) return true;
     const ids = [...this.needsReload];
     try {
       const rows: runs.RunRow[] = [];
       for (const id of ids) {
-        const uid = this.owned.get(id)?.uid;
-        const row = uid ? await runs.loadRunByUid(this.sql, uid) : undefined;
+        const run = this.owned.get(id);
+        if (!run) continue;
+        const row = await runs.loadRunByUid(this.sql, run.uid);
         if (row && row.state < RunState.SUCCEEDED) rows.push(row);
-        else if (uid) this.finishLocally(this.owned.get(id)!, row);
+        else this.finishLocally(run, row);
       }
       await this.load(rows);
       this.needsReload.clear();
@@ -407,19 +451,20 @@ export class RunEngine {
     if (row) for (const w of run.waiters) w(runFromRow(row));
   }
 
-  private async applySubmits(tx: Tx, items: Item[], batch: Batch): Promise<void> {
-    const submits = items.filter((i): i is Extract<Item, { kind: "submit" }> => i.kind === "submit");
-    if (submits.length === 0) return;
-    const requestIds = [...new Set(submits.flatMap((s) => s.batch.map((p) => p.requestId).filter((r) => r !== "")))];
-    const known = new Map((await runs.findByRequestIds(tx, requestIds)).map((e) => [e.requestId, e]));
-    const fresh: { item: (typeof submits)[number]; index: number; p: PreparedSubmit; uid: string }[] = [];
-    const plans = new Map<(typeof submits)[number], ({ existing: string } | { uid: string })[]>();
+  /**
+   * New runs: their machines start now and their rows are written with the
+   * state after the start. `known` holds request_ids already in the database
+   * (careful mode); in fast mode a taken request_id fails the batch's check.
+   */
+  private applySubmits(items: Item[], batch: Batch, known: Map<string, runs.ExistingRun>): void {
     const claimedNow = new Map<string, { uid: string; hash: Uint8Array | null }>();
-    for (const item of submits) {
-      const plan: ({ existing: string } | { uid: string })[] = [];
+    for (const item of items) {
+      if (item.kind !== "submit") continue;
+      const plan: ({ existing: string } | { run: OwnedRun })[] = [];
+      const created: { run: OwnedRun; p: PreparedSubmit }[] = [];
       let conflict: string | undefined;
-      for (const [index, p] of item.batch.entries()) {
-        const prior = p.requestId ? (known.get(p.requestId) ?? claimedNow.get(p.requestId)) : undefined;
+      for (const p of item.batch) {
+        const prior = p.requestId ? (claimedNow.get(p.requestId) ?? known.get(p.requestId)) : undefined;
         if (prior) {
           const hash = "requestHash" in prior ? prior.requestHash : prior.hash;
           if (!sameBytes(hash, p.requestHash)) {
@@ -429,104 +474,97 @@ export class RunEngine {
           plan.push({ existing: prior.uid });
           continue;
         }
-        const uid = randomUUID();
-        if (p.requestId) claimedNow.set(p.requestId, { uid, hash: p.requestHash });
-        plan.push({ uid });
-        fresh.push({ item, index, p, uid });
+        const createdAt = Date.now();
+        const run: OwnedRun = {
+          id: 0, // assigned by the database when the batch is written
+          uid: randomUUID(),
+          requestId: p.requestId,
+          name: p.name,
+          createdAt,
+          deadline: p.runTimeoutMs > 0 ? createdAt + p.runTimeoutMs : undefined,
+          machine: new RunMachine(p.pipeline, this.config.machine),
+          nextSeq: 1,
+          waiters: new Set(),
+          listeners: new Set(),
+        };
+        if (p.requestId) claimedNow.set(p.requestId, { uid: run.uid, hash: p.requestHash });
+        created.push({ run, p });
+        plan.push({ run });
       }
       if (conflict) {
+        for (const { run } of created) if (run.requestId && claimedNow.get(run.requestId)?.uid === run.uid) claimedNow.delete(run.requestId);
         const reason = conflict;
         batch.after.push(() => item.reject(new PipewrightError("ALREADY_EXISTS", reason)));
-        // Its fresh entries must not be inserted.
-        for (let k = fresh.length - 1; k >= 0; k--) if (fresh[k].item === item) fresh.splice(k, 1);
-        for (const p of item.batch) if (p.requestId && claimedNow.get(p.requestId)?.uid && !known.has(p.requestId)) claimedNow.delete(p.requestId);
         continue;
       }
-      plans.set(item, plan);
-    }
-    const inserted = await runs.insertRuns(
-      tx,
-      fresh.map(({ p, uid }) => ({
-        uid,
-        requestId: p.requestId || null,
-        requestHash: p.requestHash,
-        name: p.name,
-        spec: p.spec,
-        deadline: null,
-        taskCount: p.taskCount,
-      })),
-    );
-    if (inserted.length !== fresh.length) {
-      // Another process inserted one of these request ids meanwhile: start over.
-      throw new PipewrightError("UNAVAILABLE", "a concurrent submission used the same request_id; retry");
-    }
-    const byUid = new Map(inserted.map((r) => [r.uid, r]));
-    for (const { p, uid } of fresh) {
-      const row = byUid.get(uid)!;
-      const createdAt = row.createdAt.getTime();
-      const run: OwnedRun = {
-        id: row.id,
-        uid,
-        requestId: p.requestId,
-        name: p.name,
-        createdAt,
-        deadline: p.runTimeoutMs > 0 ? createdAt + p.runTimeoutMs : undefined,
-        machine: new RunMachine(p.pipeline, this.config.machine),
-        nextSeq: 1,
-        waiters: new Set(),
-        listeners: new Set(),
-      };
-      this.own(run);
-      batch.created.push(run);
-      this.apply(run, { type: "start", at: createdAt }, batch, 0);
-    }
-    if (fresh.some(({ p }) => p.runTimeoutMs > 0)) {
-      await tx`update runs set deadline = created_at + d.ms * interval '1 millisecond'
-        from unnest(${fresh.filter(({ p }) => p.runTimeoutMs > 0).map(({ uid }) => uid)}::uuid[],
-                    ${fresh.filter(({ p }) => p.runTimeoutMs > 0).map(({ p }) => p.runTimeoutMs)}::bigint[]) as d(uid, ms)
-        where runs.uid = d.uid`;
-    }
-    for (const [item, plan] of plans) {
-      batch.after.push(() => {
-        const out: SubmitOutcome[] = [];
-        const pending: Promise<void>[] = [];
-        plan.forEach((entry, k) => {
-          if ("uid" in entry) {
-            const run = this.owned.get(this.byUid.get(entry.uid)!);
-            out[k] = { run: run ? runFromMachine(run, run.machine) : (undefined as never), existing: false };
-            if (!run) pending.push(this.getRun(entry.uid, false).then((r) => void (out[k] = { run: r, existing: false })));
-          } else {
-            pending.push(this.getRun(entry.existing, false).then((r) => void (out[k] = { run: r, existing: true })));
-          }
+      for (const { run, p } of created) {
+        this.byUid.set(run.uid, 0);
+        this.apply(run, { type: "start", at: run.createdAt }, batch, 0);
+        const m = run.machine;
+        const r = m.result;
+        batch.newRuns.push({
+          run,
+          row: {
+            uid: run.uid,
+            requestId: p.requestId || null,
+            requestHash: p.requestHash,
+            name: p.name,
+            spec: p.spec,
+            deadline: run.deadline !== undefined ? new Date(run.deadline) : null,
+            taskCount: m.graph.taskCount,
+            createdAt: new Date(run.createdAt),
+            state: machineRunState(m),
+            finishedAt: r ? new Date(m.finishedAt!) : null,
+            outcome: r ? encodeOutcome(r.outcome) : null,
+            finalState: r ? (encodeFinalState(r.finalState) ?? null) : null,
+          },
         });
-        Promise.all(pending).then(() => item.resolve(out), item.reject);
+      }
+      batch.after.push(() => {
+        const pending = plan.map((entry) =>
+          "run" in entry
+            ? Promise.resolve({ run: runFromMachine(entry.run, entry.run.machine), existing: false })
+            : this.getRun(entry.existing, false).then((run) => ({ run, existing: true })),
+        );
+        Promise.all(pending).then(item.resolve, item.reject);
       });
     }
   }
 
-  private async applyResults(tx: Tx, items: Item[], batch: Batch): Promise<void> {
-    const incoming: IncomingResult[] = [];
+  /** Results for steps their run still awaits; the rest are stale already. */
+  private awaitedResults(items: Item[]): IncomingResult[] {
+    const out: IncomingResult[] = [];
     for (const item of items) {
       if (item.kind !== "result") continue;
       const r = item.result;
-      if (this.owned.has(r.runId)) incoming.push(r);
+      const run = this.owned.get(r.runId);
+      if (run && run.machine.isAwaitingResult(r.step)) out.push(r);
       else this.staleResults++;
     }
-    if (incoming.length === 0) return;
-    const accepted = await queue.completeAttempts(tx, incoming);
-    const ok = new Set(accepted.map((a) => `${a.runId}/${a.step}/${a.attempt}`));
-    const attempts = new Map(accepted.map((a) => [key(a.runId, a.step), a.attempt]));
-    for (const r of incoming) {
-      const k = `${r.runId}/${r.step}/${r.attempt}`;
-      if (!ok.has(k)) {
+    return out;
+  }
+
+  /**
+   * Applies results. `accepted` (careful mode) names the attempts the fence
+   * let through; in fast mode every awaited result is applied and the
+   * statement checks they were all current.
+   */
+  private applyResults(items: Item[], batch: Batch, accepted: Set<string> | undefined): void {
+    for (const r of this.awaitedResults(items)) {
+      const run = this.owned.get(r.runId)!;
+      if (!run.machine.isAwaitingResult(r.step)) {
+        this.staleResults++; // a duplicate of a result already applied in this batch
+        continue;
+      }
+      if (accepted && !accepted.has(`${r.runId}/${r.step}/${r.attempt}`)) {
         this.staleResults++;
         continue;
       }
-      ok.delete(k); // a duplicate of the same result in this batch applies once
-      const run = this.owned.get(r.runId)!;
+      batch.resultAttempts.set(key(run, r.step), r.attempt);
+      if (batch.mode === "fast") batch.completions.push({ runId: r.runId, step: r.step, attempt: r.attempt });
       const res = r.result;
       const startedAt = res.startTime ? Number(res.startTime.seconds) * 1000 + Math.floor(res.startTime.nanos / 1e6) : undefined;
-      this.apply(run, { type: "taskFinished", at: r.receivedAt, step: r.step, outcome: res.outcome, state: res.state, startedAt }, batch, undefined, attempts);
+      this.apply(run, { type: "taskFinished", at: r.receivedAt, step: r.step, outcome: res.outcome, state: res.state, startedAt }, batch);
     }
   }
 
@@ -534,6 +572,10 @@ export class RunEngine {
     for (const item of items) {
       if (item.kind !== "control") continue;
       const id = this.byUid.get(item.uid);
+      if (id === 0) {
+        batch.deferred.push(item); // its run is being created in this very batch
+        continue;
+      }
       const run = id !== undefined ? this.owned.get(id) : undefined;
       if (!run) {
         if (item.action !== "timeout") batch.after.push(() => this.rejectControl(item));
@@ -573,7 +615,7 @@ export class RunEngine {
   }
 
   /** Applies one input to a run and turns its effects into the batch's writes. */
-  private apply(run: OwnedRun, input: RunInput, batch: Batch, seq?: number, attempts?: Map<string, number>): void {
+  private apply(run: OwnedRun, input: RunInput, batch: Batch, seq?: number): void {
     const before = machineRunState(run.machine);
     const tasksBefore = run.machine.graph.taskCount;
     const effects = run.machine.apply(input);
@@ -582,26 +624,26 @@ export class RunEngine {
       batch.events.push(encodeEvent(run.id, seq, input));
     }
     batch.changed.add(run);
-    for (const e of effects) this.effect(run, e, batch, attempts);
+    for (const e of effects) this.effect(run, e, batch);
     if (run.listeners.size) {
       const list = batch.liveEvents.get(run) ?? [];
       list.push(...eventsOf(run.uid, run.machine, seq ?? 0, input.at, before));
       batch.liveEvents.set(run, list);
     }
-    if (run.machine.graph.taskCount !== tasksBefore || machineRunState(run.machine) !== before) (run as OwnedRun & { dirty?: boolean }).dirty = true;
+    if (run.machine.graph.taskCount !== tasksBefore || machineRunState(run.machine) !== before) batch.dirty.add(run);
   }
 
-  private effect(run: OwnedRun, e: Effect, batch: Batch, attempts?: Map<string, number>): void {
+  private effect(run: OwnedRun, e: Effect, batch: Batch): void {
     switch (e.type) {
       case "dispatch": {
         const d = e.dispatch;
         const queueName = d.call.options?.queue || "";
         const paused = run.machine.status === "paused";
-        const now = Date.now();
-        const reservation = !paused && d.notBefore <= now ? this.dispatch.reserve(d.call.task, queueName) : undefined;
-        const k = key(run.id, d.step);
+        const reservation = !paused && d.notBefore <= Date.now() ? this.dispatch.reserve(d.call.task, queueName) : undefined;
+        const k = key(run, d.step);
         if (reservation) batch.reservations.set(k, reservation);
-        batch.rows.push({
+        const previous = batch.resultAttempts.get(k);
+        const row: queue.QueueRow = {
           runId: run.id,
           step: d.step,
           task: d.call.task,
@@ -609,71 +651,91 @@ export class RunEngine {
           availableAt: new Date(Math.max(d.notBefore, 0)),
           assignment: encodeAssignment(d, { heartbeatTimeoutMs: this.config.heartbeatTimeoutMs }),
           held: paused,
-          attempt: attempts?.get(k) ?? 0,
+          attempt: previous ?? 0,
           claimedBy: reservation ? { processId: this.config.processId, workerId: reservation.workerId, leaseMs: this.config.leaseMs } : undefined,
-        });
+        };
+        if (previous !== undefined && batch.mode === "fast") {
+          // A retry of an attempt finished in this batch: its row is reset in place.
+          batch.completions = batch.completions.filter((c) => !(c.runId === run.id && c.step === d.step));
+          batch.retries.push({ run, row });
+        } else {
+          batch.rows.push({ run, row });
+        }
         return;
       }
       case "cancelTask":
-        batch.removals.push({ runId: run.id, step: e.step });
+        batch.removals.push({ run, step: e.step });
         return;
       case "holdQueued":
-        batch.holds.push({ runId: run.id, held: e.held });
+        batch.holds.push({ run, held: e.held });
         return;
       case "finished":
-        return; // written with the run's row in write()
+        return; // written with the run's row
     }
   }
 
-  private async write(tx: Tx, batch: Batch): Promise<void> {
-    // A step dispatched and cancelled within one batch is never inserted.
-    const removed = new Set(batch.removals.map((r) => key(r.runId, r.step)));
-    const rows = batch.rows.filter((r) => !removed.has(key(r.runId, r.step)));
-    for (const r of batch.rows) {
-      const k = key(r.runId, r.step);
-      if (removed.has(k) && batch.reservations.has(k)) {
-        this.dispatch.release(batch.reservations.get(k)!);
+  /** The batch as the single statement's input. */
+  private toWrite(batch: Batch): BatchWrite {
+    // A step dispatched and cancelled within one batch is never written.
+    const removed = new Set(batch.removals.map((r) => key(r.run, r.step)));
+    for (const [k, res] of batch.reservations) {
+      if (removed.has(k)) {
+        this.dispatch.release(res);
         batch.reservations.delete(k);
       }
     }
-    await queue.enqueue(tx, rows);
-    const cancelled = await queue.removeSteps(tx, batch.removals);
-    for (const h of batch.holds) await queue.holdRunRows(tx, h.runId, h.held);
-    await runs.insertEvents(tx, batch.events);
-    const changes: runs.RunStateChange[] = [];
-    for (const run of batch.changed) {
-      const dirty = (run as OwnedRun & { dirty?: boolean }).dirty;
-      if (!dirty) continue;
-      const m = run.machine;
-      const r = m.result;
-      changes.push({
-        id: run.id,
-        state: machineRunState(m),
-        taskCount: m.graph.taskCount,
-        finishedAt: r ? new Date(m.finishedAt!) : undefined,
-        outcome: r ? encodeOutcome(r.outcome) : undefined,
-        finalState: r ? encodeFinalState(r.finalState) : undefined,
-      });
-    }
-    await runs.updateRuns(tx, changes);
+    const kept = (p: PendingRow) => !removed.has(key(p.run, p.row.step));
+    batch.rows = batch.rows.filter(kept);
+    batch.retries = batch.retries.filter(kept);
+    const newRuns = new Set(batch.newRuns.map((n) => n.run));
+    return {
+      newRuns: batch.newRuns.map((n) => n.row),
+      completions: batch.completions,
+      retries: batch.retries.map((p) => ({ key: { runId: p.run.id, step: p.row.step, attempt: p.row.attempt }, row: { ...p.row, runId: p.run.id } })),
+      removals: batch.removals.map((r) => ({ runId: r.run.id, step: r.step })),
+      rows: batch.rows.map((p) => ({ ...p.row, runId: p.run.id, runUid: p.run.id === 0 ? p.run.uid : undefined })),
+      holds: batch.holds.map((h) => ({ runId: h.run.id, held: h.held })),
+      events: batch.events,
+      runUpdates: [...batch.dirty]
+        .filter((run) => !newRuns.has(run))
+        .map((run) => {
+          const m = run.machine;
+          const r = m.result;
+          return {
+            id: run.id,
+            state: machineRunState(m),
+            taskCount: m.graph.taskCount,
+            finishedAt: r ? new Date(m.finishedAt!) : undefined,
+            outcome: r ? encodeOutcome(r.outcome) : undefined,
+            finalState: r ? encodeFinalState(r.finalState) : undefined,
+          };
+        }),
+    };
+  }
 
-    // After the commit: hand out what was reserved, stop what was cancelled.
-    const deliveries = rows.filter((r) => r.claimedBy);
+  /** After the statement: new runs get their ids; plan deliveries, cancels and wake-ups. */
+  private finishWrite(batch: Batch, result: BatchWriteResult): void {
+    for (const { run } of batch.newRuns) {
+      const id = result.runIds.get(run.uid);
+      if (id === undefined) throw new Error(`the new run ${run.uid} got no id`);
+      run.id = id;
+      this.own(run);
+    }
+    const written = [...batch.rows, ...batch.retries];
     const now = Date.now();
-    const later = rows.filter((r) => !r.held && r.availableAt.getTime() > now).map((r) => r.availableAt.getTime());
-    const unreserved = rows.some((r) => !r.claimedBy && !r.held);
-    const runsById = this.owned;
+    const later = written.filter((p) => !p.row.held && p.row.availableAt.getTime() > now).map((p) => p.row.availableAt.getTime());
+    const unreserved = written.some((p) => !p.row.claimedBy && !p.row.held && p.row.availableAt.getTime() <= now);
     batch.after.push(() => {
-      for (const r of deliveries) {
-        const res = batch.reservations.get(key(r.runId, r.step))!;
-        const run = runsById.get(r.runId);
-        if (!run) {
+      for (const { run, row } of written) {
+        const res = row.claimedBy ? batch.reservations.get(key(run, row.step)) : undefined;
+        if (!res) continue;
+        if (run.machine.result || !this.owned.has(run.id)) {
           this.dispatch.release(res);
           continue;
         }
-        this.dispatch.deliver(res, { runId: r.runId, runUid: run.uid, step: r.step, attempt: r.attempt + 1, task: r.task, assignment: r.assignment });
+        this.dispatch.deliver(res, { runId: run.id, runUid: run.uid, step: row.step, attempt: row.attempt + 1, task: row.task, assignment: row.assignment });
       }
-      if (cancelled.length) this.dispatch.cancel(cancelled, "the run was cancelled");
+      if (result.cancelled.length) this.dispatch.cancel(result.cancelled, "the run was cancelled");
       if (unreserved || batch.holds.some((h) => !h.held)) this.dispatch.poke();
       if (later.length) this.dispatch.pokeAt(Math.min(...later));
     });
@@ -683,7 +745,6 @@ export class RunEngine {
   private publish(batch: Batch): void {
     for (const [run, events] of batch.liveEvents) for (const l of run.listeners) l(events);
     for (const run of batch.changed) {
-      delete (run as OwnedRun & { dirty?: boolean }).dirty;
       if (!run.machine.result) continue;
       const view = runFromMachine(run, run.machine);
       for (const w of run.waiters) w(view);

@@ -1,7 +1,7 @@
-// SQL for runs and their event log. Every statement takes a batch: the
-// committer writes a whole group commit's worth of runs and events at once.
+// SQL that reads runs and their event log (writes go through batch-write.ts,
+// one statement per group commit).
 
-import { byteaArray, type Sql, type Tx } from "./database.js";
+import type { Sql, Tx } from "./database.js";
 
 /** Event kinds stored in run_events.kind (1, the start, is implied by the run row). */
 export const EventKind = { taskFinished: 2, cancel: 3, timeout: 4, pause: 5, resume: 6 } as const;
@@ -15,12 +15,6 @@ export interface NewRun {
   spec: Uint8Array;
   deadline: Date | null;
   taskCount: number;
-}
-
-export interface InsertedRun {
-  uid: string;
-  id: number;
-  createdAt: Date;
 }
 
 export interface ExistingRun {
@@ -56,46 +50,11 @@ export interface RunRow {
 
 const RUN_COLUMNS = "id, uid, request_id, name, state, spec, created_at, deadline, finished_at, outcome, final_state, task_count";
 
-/**
- * Inserts runs; a run whose request_id is already taken is not inserted and
- * is left out of the result (the caller then reads the existing one).
- */
-export async function insertRuns(tx: Tx, runs: NewRun[]): Promise<InsertedRun[]> {
-  if (runs.length === 0) return [];
-  const rows = await tx<{ uid: string; id: number; created_at: Date }[]>`
-    insert into runs (uid, request_id, request_hash, name, state, spec, deadline, task_count)
-    select * from unnest(
-      ${runs.map((r) => r.uid)}::uuid[],
-      ${runs.map((r) => r.requestId)}::text[],
-      ${byteaArray(tx, runs.map((r) => r.requestHash ?? new Uint8Array()))}::bytea[],
-      ${runs.map((r) => r.name)}::text[],
-      ${runs.map(() => 1)}::smallint[],
-      ${byteaArray(tx, runs.map((r) => r.spec))}::bytea[],
-      ${runs.map((r) => r.deadline?.toISOString() ?? null)}::timestamptz[],
-      ${runs.map((r) => r.taskCount)}::integer[])
-    on conflict (request_id) do nothing
-    returning uid, id, created_at`;
-  return rows.map((r) => ({ uid: r.uid, id: r.id, createdAt: r.created_at }));
-}
-
 export async function findByRequestIds(sql: Sql | Tx, requestIds: string[]): Promise<ExistingRun[]> {
   if (requestIds.length === 0) return [];
   const rows = await sql<{ id: number; uid: string; request_id: string; request_hash: Uint8Array | null }[]>`
     select id, uid, request_id, request_hash from runs where request_id = any(${requestIds}::text[])`;
   return rows.map((r) => ({ id: r.id, uid: r.uid, requestId: r.request_id, requestHash: r.request_hash }));
-}
-
-export async function insertEvents(tx: Tx, events: StoredEvent[]): Promise<void> {
-  if (events.length === 0) return;
-  await tx`
-    insert into run_events (run_id, seq, kind, at, step, body)
-    select * from unnest(
-      ${events.map((e) => e.runId)}::bigint[],
-      ${events.map((e) => e.seq)}::integer[],
-      ${events.map((e) => e.kind)}::smallint[],
-      ${events.map((e) => e.at.toISOString())}::timestamptz[],
-      ${events.map((e) => e.step)}::integer[],
-      ${byteaArray(tx, events.map((e) => e.body ?? new Uint8Array()))}::bytea[])`;
 }
 
 export interface RunStateChange {
@@ -106,26 +65,6 @@ export interface RunStateChange {
   finishedAt?: Date;
   outcome?: Uint8Array;
   finalState?: Uint8Array;
-}
-
-export async function updateRuns(tx: Tx, changes: RunStateChange[]): Promise<void> {
-  if (changes.length === 0) return;
-  await tx`
-    update runs set
-      state = c.state,
-      task_count = c.task_count,
-      finished_at = c.finished_at,
-      outcome = nullif(c.outcome, ''::bytea),
-      final_state = nullif(c.final_state, ''::bytea)
-    from unnest(
-      ${changes.map((c) => c.id)}::bigint[],
-      ${changes.map((c) => c.state)}::smallint[],
-      ${changes.map((c) => c.taskCount)}::integer[],
-      ${changes.map((c) => c.finishedAt?.toISOString() ?? null)}::timestamptz[],
-      ${byteaArray(tx, changes.map((c) => c.outcome ?? new Uint8Array()))}::bytea[],
-      ${byteaArray(tx, changes.map((c) => c.finalState ?? new Uint8Array()))}::bytea[]
-    ) as c(id, state, task_count, finished_at, outcome, final_state)
-    where runs.id = c.id`;
 }
 
 export async function loadRunByUid(sql: Sql, uid: string): Promise<RunRow | undefined> {

@@ -1,7 +1,8 @@
-// SQL for the task queue: enqueue, claim, complete (fenced), cancel, hold,
-// leases. One row per task step waiting for a worker or held by one.
+// SQL for the task queue outside the batch statement (batch-write.ts):
+// claims, fenced completion (careful mode), leases and lost attempts. One row
+// per task step waiting for a worker or held by one.
 
-import { byteaArray, type Sql, type Tx } from "./database.js";
+import type { Sql, Tx } from "./database.js";
 
 export const QueueStatus = { ready: 0, running: 1, held: 2 } as const;
 
@@ -36,30 +37,6 @@ export interface ClaimedTask {
   assignment: Uint8Array;
 }
 
-export async function enqueue(tx: Tx, rows: QueueRow[]): Promise<void> {
-  if (rows.length === 0) return;
-  const status = (r: QueueRow) => (r.claimedBy ? QueueStatus.running : r.held ? QueueStatus.held : QueueStatus.ready);
-  await tx`
-    insert into task_queue (run_id, step, attempt, task, queue, status, available_at, process_id, worker_id, claimed_at, lease_until, assignment)
-    select r.run_id, r.step, r.attempt, r.task, r.queue, r.status, r.available_at, r.process_id, r.worker_id,
-           case when r.worker_id is null then null else now() end,
-           case when r.worker_id is null then null else now() + r.lease_ms * interval '1 millisecond' end,
-           r.assignment
-    from unnest(
-      ${rows.map((r) => r.runId)}::bigint[],
-      ${rows.map((r) => r.step)}::integer[],
-      ${rows.map((r) => r.attempt + (r.claimedBy ? 1 : 0))}::integer[],
-      ${rows.map((r) => r.task)}::text[],
-      ${rows.map((r) => r.queue)}::text[],
-      ${rows.map(status)}::smallint[],
-      ${rows.map((r) => r.availableAt.toISOString())}::timestamptz[],
-      ${rows.map((r) => r.claimedBy?.processId ?? null)}::uuid[],
-      ${rows.map((r) => r.claimedBy?.workerId ?? null)}::text[],
-      ${rows.map((r) => r.claimedBy?.leaseMs ?? 0)}::integer[],
-      ${byteaArray(tx, rows.map((r) => r.assignment))}::bytea[]
-    ) as r(run_id, step, attempt, task, queue, status, available_at, process_id, worker_id, lease_ms, assignment)`;
-}
-
 /**
  * Removes the rows of attempts that finished, but only where the attempt is
  * still the current one: a result for an older attempt is stale and finds no
@@ -78,23 +55,6 @@ export async function completeAttempts(tx: Tx, keys: AttemptKey[]): Promise<Atte
 export interface CancelledAttempt extends AttemptKey {
   workerId: string | null;
   processId: string | null;
-}
-
-/** Removes the rows of cancelled steps; returns who was running them. */
-export async function removeSteps(tx: Tx, steps: { runId: number; step: number }[]): Promise<CancelledAttempt[]> {
-  if (steps.length === 0) return [];
-  const rows = await tx<{ run_id: number; step: number; attempt: number; worker_id: string | null; process_id: string | null }[]>`
-    delete from task_queue q
-    using unnest(${steps.map((s) => s.runId)}::bigint[], ${steps.map((s) => s.step)}::integer[]) as k(run_id, step)
-    where q.run_id = k.run_id and q.step = k.step
-    returning q.run_id, q.step, q.attempt, q.worker_id, q.process_id`;
-  return rows.map((r) => ({ runId: r.run_id, step: r.step, attempt: r.attempt, workerId: r.worker_id, processId: r.process_id }));
-}
-
-/** Pause (held) or resume a run's rows that no worker holds. */
-export async function holdRunRows(tx: Tx, runId: number, held: boolean): Promise<void> {
-  const [from, to] = held ? [QueueStatus.ready, QueueStatus.held] : [QueueStatus.held, QueueStatus.ready];
-  await tx`update task_queue set status = ${to} where run_id = ${runId} and status = ${from}`;
 }
 
 export interface ClaimRequest {

@@ -1,0 +1,167 @@
+// One group commit's writes as ONE SQL statement. On these machines a round
+// trip to PostgreSQL costs about 0.45 ms and BEGIN/COMMIT are round trips of
+// their own, so a transaction of six statements spends ~3 ms talking; a
+// single statement of data-modifying CTEs commits the same writes atomically
+// in one round trip (measured: 4.9 -> ~1.5 ms per chain step).
+//
+// The statement can also check what the engine assumed optimistically:
+// that every result it applied was for the current attempt (the fence) and
+// that no request_id was taken meanwhile. If not, pw_check aborts the whole
+// statement and nothing is written.
+
+import { byteaArray, type Sql, type Tx } from "./database.js";
+import type { NewRun, RunStateChange, StoredEvent } from "./run-store.js";
+import { QueueStatus, type AttemptKey, type CancelledAttempt, type QueueRow } from "./task-queue.js";
+
+export interface NewRunRow extends NewRun {
+  createdAt: Date;
+  /** The run's state once its start was applied (it may even be finished). */
+  state: number;
+  finishedAt: Date | null;
+  outcome: Uint8Array | null;
+  finalState: Uint8Array | null;
+}
+
+/** A queue row of a run created in the same batch carries its uid instead of its id. */
+export type BatchQueueRow = QueueRow & { runUid?: string };
+
+export interface BatchWrite {
+  newRuns: NewRunRow[];
+  /** Finished attempts whose rows go away; each must still be current. */
+  completions: AttemptKey[];
+  /** Finished attempts retried at once: their row is reset in place (fenced too). */
+  retries: { key: AttemptKey; row: QueueRow }[];
+  /** Steps cancelled: their rows go away, whoever holds them. */
+  removals: { runId: number; step: number }[];
+  rows: BatchQueueRow[];
+  holds: { runId: number; held: boolean }[];
+  events: StoredEvent[];
+  runUpdates: RunStateChange[];
+}
+
+export interface BatchWriteResult {
+  /** Internal ids of the new runs, by uid. */
+  runIds: Map<string, number>;
+  cancelled: CancelledAttempt[];
+}
+
+/** The SQLSTATE pw_check raises with. */
+export const BATCH_CHECK_FAILED = "PW001";
+
+export async function writeBatch(sql: Sql | Tx, w: BatchWrite): Promise<BatchWriteResult> {
+  const status = (r: QueueRow) => (r.claimedBy ? QueueStatus.running : r.held ? QueueStatus.held : QueueStatus.ready);
+  const rows = w.rows;
+  const retry = w.retries;
+  const empty = new Uint8Array();
+  const [result] = await sql<{ new_runs: [number, string][]; removed: [number, number, number, string | null, string | null][] }[]>`
+    with
+    nr as (
+      insert into runs (uid, request_id, request_hash, name, state, spec, created_at, deadline, finished_at, outcome, final_state, task_count)
+      select * from unnest(
+        ${w.newRuns.map((r) => r.uid)}::uuid[],
+        ${w.newRuns.map((r) => r.requestId)}::text[],
+        ${byteaArray(sql, w.newRuns.map((r) => r.requestHash ?? empty))}::bytea[],
+        ${w.newRuns.map((r) => r.name)}::text[],
+        ${w.newRuns.map((r) => r.state)}::smallint[],
+        ${byteaArray(sql, w.newRuns.map((r) => r.spec))}::bytea[],
+        ${w.newRuns.map((r) => r.createdAt.toISOString())}::timestamptz[],
+        ${w.newRuns.map((r) => r.deadline?.toISOString() ?? null)}::timestamptz[],
+        ${w.newRuns.map((r) => r.finishedAt?.toISOString() ?? null)}::timestamptz[],
+        ${byteaArray(sql, w.newRuns.map((r) => r.outcome ?? empty))}::bytea[],
+        ${byteaArray(sql, w.newRuns.map((r) => r.finalState ?? empty))}::bytea[],
+        ${w.newRuns.map((r) => r.taskCount)}::integer[])
+        as n(uid, request_id, request_hash, name, state, spec, created_at, deadline, finished_at, outcome, final_state, task_count)
+      on conflict (request_id) do nothing
+      returning id, uid),
+    done as (
+      delete from task_queue q
+      using unnest(${w.completions.map((k) => k.runId)}::bigint[], ${w.completions.map((k) => k.step)}::integer[], ${w.completions.map((k) => k.attempt)}::integer[]) as k(run_id, step, attempt)
+      where q.run_id = k.run_id and q.step = k.step and q.attempt = k.attempt
+      returning 1),
+    retried as (
+      update task_queue q set
+        status = k.status, attempt = k.attempt + case when k.worker_id is null then 0 else 1 end,
+        available_at = k.available_at, process_id = k.process_id, worker_id = k.worker_id,
+        claimed_at = case when k.worker_id is null then null else now() end,
+        lease_until = case when k.worker_id is null then null else now() + k.lease_ms * interval '1 millisecond' end,
+        assignment = k.assignment
+      from unnest(
+        ${retry.map((r) => r.key.runId)}::bigint[],
+        ${retry.map((r) => r.key.step)}::integer[],
+        ${retry.map((r) => r.key.attempt)}::integer[],
+        ${retry.map((r) => status(r.row))}::smallint[],
+        ${retry.map((r) => r.row.availableAt.toISOString())}::timestamptz[],
+        ${retry.map((r) => r.row.claimedBy?.processId ?? null)}::uuid[],
+        ${retry.map((r) => r.row.claimedBy?.workerId ?? null)}::text[],
+        ${retry.map((r) => r.row.claimedBy?.leaseMs ?? 0)}::integer[],
+        ${byteaArray(sql, retry.map((r) => r.row.assignment))}::bytea[]
+      ) as k(run_id, step, attempt, status, available_at, process_id, worker_id, lease_ms, assignment)
+      where q.run_id = k.run_id and q.step = k.step and q.attempt = k.attempt
+      returning 1),
+    removed as (
+      delete from task_queue q
+      using unnest(${w.removals.map((r) => r.runId)}::bigint[], ${w.removals.map((r) => r.step)}::integer[]) as k(run_id, step)
+      where q.run_id = k.run_id and q.step = k.step
+      returning q.run_id, q.step, q.attempt, q.worker_id, q.process_id),
+    enq as (
+      insert into task_queue (run_id, step, attempt, task, queue, status, available_at, process_id, worker_id, claimed_at, lease_until, assignment)
+      select coalesce(k.run_id, nr.id), k.step, k.attempt + case when k.worker_id is null then 0 else 1 end, k.task, k.queue, k.status, k.available_at,
+             k.process_id, k.worker_id,
+             case when k.worker_id is null then null else now() end,
+             case when k.worker_id is null then null else now() + k.lease_ms * interval '1 millisecond' end,
+             k.assignment
+      from unnest(
+        ${rows.map((r) => (r.runUid ? null : r.runId))}::bigint[],
+        ${rows.map((r) => r.runUid ?? null)}::uuid[],
+        ${rows.map((r) => r.step)}::integer[],
+        ${rows.map((r) => r.attempt)}::integer[],
+        ${rows.map((r) => r.task)}::text[],
+        ${rows.map((r) => r.queue)}::text[],
+        ${rows.map(status)}::smallint[],
+        ${rows.map((r) => r.availableAt.toISOString())}::timestamptz[],
+        ${rows.map((r) => r.claimedBy?.processId ?? null)}::uuid[],
+        ${rows.map((r) => r.claimedBy?.workerId ?? null)}::text[],
+        ${rows.map((r) => r.claimedBy?.leaseMs ?? 0)}::integer[],
+        ${byteaArray(sql, rows.map((r) => r.assignment))}::bytea[]
+      ) as k(run_id, run_uid, step, attempt, task, queue, status, available_at, process_id, worker_id, lease_ms, assignment)
+      left join nr on nr.uid = k.run_uid
+      returning 1),
+    ev as (
+      insert into run_events (run_id, seq, kind, at, step, body)
+      select k.run_id, k.seq, k.kind, k.at, k.step, nullif(k.body, ''::bytea) from unnest(
+        ${w.events.map((e) => e.runId)}::bigint[],
+        ${w.events.map((e) => e.seq)}::integer[],
+        ${w.events.map((e) => e.kind)}::smallint[],
+        ${w.events.map((e) => e.at.toISOString())}::timestamptz[],
+        ${w.events.map((e) => e.step)}::integer[],
+        ${byteaArray(sql, w.events.map((e) => e.body ?? empty))}::bytea[]) as k(run_id, seq, kind, at, step, body)
+      returning 1),
+    upd as (
+      update runs set state = c.state, task_count = c.task_count, finished_at = c.finished_at,
+        outcome = nullif(c.outcome, ''::bytea), final_state = nullif(c.final_state, ''::bytea)
+      from unnest(
+        ${w.runUpdates.map((c) => c.id)}::bigint[],
+        ${w.runUpdates.map((c) => c.state)}::smallint[],
+        ${w.runUpdates.map((c) => c.taskCount)}::integer[],
+        ${w.runUpdates.map((c) => c.finishedAt?.toISOString() ?? null)}::timestamptz[],
+        ${byteaArray(sql, w.runUpdates.map((c) => c.outcome ?? empty))}::bytea[],
+        ${byteaArray(sql, w.runUpdates.map((c) => c.finalState ?? empty))}::bytea[]
+      ) as c(id, state, task_count, finished_at, outcome, final_state)
+      where runs.id = c.id
+      returning 1),
+    held as (
+      update task_queue q set status = case when h.held then ${QueueStatus.held}::smallint else ${QueueStatus.ready}::smallint end
+      from unnest(${w.holds.map((h) => h.runId)}::bigint[], ${w.holds.map((h) => h.held)}::boolean[]) as h(run_id, held)
+      where q.run_id = h.run_id and q.status = case when h.held then ${QueueStatus.ready}::smallint else ${QueueStatus.held}::smallint end
+      returning 1)
+    select
+      pw_check((select count(*) from nr) = ${w.newRuns.length}, 'a request_id was taken meanwhile')
+        and pw_check((select count(*) from done) + (select count(*) from retried) = ${w.completions.length + retry.length}, 'a result was for an attempt that is no longer current')
+        and (select count(*) from enq) >= 0 and (select count(*) from ev) >= 0 and (select count(*) from upd) >= 0 and (select count(*) from held) >= 0 as ok,
+      (select coalesce(json_agg(json_build_array(id, uid)), '[]'::json) from nr) as new_runs,
+      (select coalesce(json_agg(json_build_array(run_id, step, attempt, worker_id, process_id)), '[]'::json) from removed) as removed`;
+  return {
+    runIds: new Map(result.new_runs.map(([id, uid]) => [uid, Number(id)])),
+    cancelled: result.removed.map(([runId, step, attempt, workerId, processId]) => ({ runId: Number(runId), step, attempt, workerId, processId })),
+  };
+}

@@ -1,0 +1,31 @@
+// Size does not break the engine: a 10,000-branch group and 1,000 levels of
+// recursion complete on the real server. (How the cost per branch and per
+// level stays flat is measured by `npm run bench`, not asserted here.)
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { inParallel } from "../../client/pipeline-builder.js";
+import * as ex from "../../examples/tasks.js";
+import { startTestServer, type TestServer } from "../support/test-server.js";
+import * as t from "../support/test-tasks.js";
+
+let ts: TestServer;
+beforeAll(async () => {
+  ts = await startTestServer();
+  await ts.worker({ tasks: t.testTasks, slots: 64 });
+});
+afterAll(() => ts?.stop());
+
+describe("scale", () => {
+  it("a group of 10,000 branches (num_stages = 1) completes with every result in order", async () => {
+    const n = 10_000;
+    const p = inParallel(Array.from({ length: n }, (_, i) => ex.multiply.partial(i + 1))).continueWith(ex.sum).withInitial({ args: [2] });
+    expect(await ts.client().submitAndWait(p)).toBe(n * (n + 1));
+  });
+
+  it("recursion 1,000 levels deep through child pipelines completes", async () => {
+    const run = await ts.client().submit(t.deep.send(1000));
+    expect(await run.result()).toBe(1000);
+    const view = await run.get();
+    expect(view.taskCount).toBe(2001); // deep x 1001 and add1 x 1000
+  });
+});
