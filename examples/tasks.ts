@@ -28,20 +28,41 @@ export const cleanup = statefulTask("cleanup", (state: Record<string, unknown> |
 export const makePositive = task("make_positive", (x: number) => (x > 0 ? x : multiply.send(x, -1)));
 export const addPositive = task("add_positive", (x: number, y: number) => add.send(x, y).continueWith(makePositive));
 export const multiplyAndSubtract = task("multiply_and_subtract", (a: number, b: number, c: number) => multiply.send(a, b).continueWith(subtract, c));
-// Recursion: count_to returns a pipeline that calls check_result, which returns
+// Recursion: count_to returns a pipeline that calls check_count, which returns
 // count_to again until the target is reached (types spelled out: they are recursive).
 export const checkResult: TaskDefinition<[x: number, target: number], number> = task(
-  "check_result",
+  "check_count",
   (x: number, target: number): number | Pipeline<number> => (x >= target ? x : countTo.send(x, target)),
 );
 export const countTo: TaskDefinition<[x: number, target: number], number> = task("count_to", (x: number, target: number): Pipeline<number> =>
   add.send(x, 1).continueWith(checkResult, target),
 );
 
+/** The reference's recursion example: counts to 100 through child pipelines. */
+export const checkResult100: TaskDefinition<[x: number], number> = task("check_result", (x: number): number | Pipeline<number> => (x === 100 ? x : countTo100.send(x)));
+export const countTo100: TaskDefinition<[x: number], number> = task("count_to_100", (x: number): Pipeline<number> => add.send(x, 1).continueWith(checkResult100));
+
+/** Division that refuses to divide by zero (JavaScript would return Infinity). */
+export const safeDivide = task("safe_divide", (x: number, y: number) => {
+  if (y === 0) throw new ZeroDivisionError(`cannot divide ${x} by zero`);
+  return x / y;
+});
+/** An exceptionally handler: a division by zero gives 0, anything else is re-raised. */
+export const zeroOnDivisionError = task("zero_on_division_error", (error: RemoteError) => {
+  if (error.type === "ZeroDivisionError") return 0;
+  throw error;
+});
+
 export class ValueError extends Error {
   override name = "ValueError";
 }
+export class ZeroDivisionError extends Error {
+  override name = "ZeroDivisionError";
+}
 
-export const allTasks = [multiply, divide, add, subtract, average, sum, multiplyWithState, addState, fail, handleError, cleanup, makePositive, addPositive, multiplyAndSubtract, checkResult, countTo];
+export const allTasks: TaskDefinition<any, any>[] = [
+  multiply, divide, add, subtract, average, sum, multiplyWithState, addState, fail, handleError, cleanup,
+  makePositive, addPositive, multiplyAndSubtract, checkResult, countTo, checkResult100, countTo100, safeDivide, zeroOnDivisionError,
+];
 
 export { inParallel };
