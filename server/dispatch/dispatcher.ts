@@ -241,26 +241,29 @@ export class Dispatcher implements DispatchPort {
           if (this.draining || s.free <= 0) continue;
           // The slots being claimed for are reserved meanwhile, so that the
           // engine's fast path cannot promise them a second time.
-          const limit = s.free;
-          s.reserved += limit;
-          let claimed: queue.ClaimedTask[];
-          try {
-            claimed = await queue.claim(this.sql, {
-              processId: this.config.processId,
-              workerId: s.id,
-              tasks: [...s.tasks],
-              queues: [...s.queues],
-              limit,
-              leaseMs: this.config.leaseMs,
-            });
-          } finally {
-            s.reserved -= limit;
+          const claimed: queue.ClaimedTask[] = [];
+          for (const queueName of s.queues) {
+            const limit = s.free;
+            if (limit <= 0) break;
+            s.reserved += limit;
+            try {
+              claimed.push(
+                ...(await queue.claim(this.sql, {
+                  processId: this.config.processId,
+                  workerId: s.id,
+                  tasks: [...s.tasks],
+                  queue: queueName,
+                  limit,
+                  leaseMs: this.config.leaseMs,
+                })),
+              );
+            } finally {
+              s.reserved -= limit;
+            }
+            if (s.state === "closed") break;
+            for (const c of claimed.splice(0)) this.send(s, c);
           }
-          if (s.state === "closed") {
-            if (claimed.length) await queue.requeueWorker(this.sql, s.id);
-            continue;
-          }
-          for (const c of claimed) this.send(s, c);
+          if (s.state === "closed" && claimed.length) await queue.requeueWorker(this.sql, s.id);
         }
       } while (this.pokedWhileClaiming);
     } catch (err) {

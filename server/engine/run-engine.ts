@@ -172,7 +172,14 @@ export class RunEngine {
       list.push(e);
     }
     for (const row of rows) {
-      const machine = replay(row, byRun.get(row.id) ?? [], this.config.machine);
+      let machine: RunMachine;
+      try {
+        machine = replay(row, byRun.get(row.id) ?? [], this.config.machine);
+      } catch (err) {
+        // One damaged run must not keep the others (or the server) down.
+        this.config.log(`run ${row.uid} cannot be replayed and is left as it is: ${(err as Error).message}`);
+        continue;
+      }
       const run: OwnedRun = {
         id: row.id,
         uid: row.uid,

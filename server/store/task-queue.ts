@@ -61,13 +61,14 @@ export interface ClaimRequest {
   processId: string;
   workerId: string;
   tasks: string[];
-  queues: string[];
+  queue: string;
   limit: number;
   leaseMs: number;
 }
 
 /**
- * Hands up to `limit` ready rows to one worker, oldest first. SKIP LOCKED lets
+ * Hands up to `limit` ready rows of one queue to one worker, oldest first,
+ * reading them in the order of the task_queue_ready index. SKIP LOCKED lets
  * several processes claim from the same table without waiting on each other.
  */
 export async function claim(sql: Sql, r: ClaimRequest): Promise<ClaimedTask[]> {
@@ -75,8 +76,8 @@ export async function claim(sql: Sql, r: ClaimRequest): Promise<ClaimedTask[]> {
   const rows = await sql<{ run_id: number; uid: string; step: number; attempt: number; task: string; assignment: Uint8Array }[]>`
     with picked as (
       select run_id, step from task_queue
-      where status = 0 and queue = any(${r.queues}::text[]) and task = any(${r.tasks}::text[]) and available_at <= now()
-      order by available_at, run_id, step
+      where status = 0 and queue = ${r.queue} and task = any(${r.tasks}::text[]) and available_at <= now()
+      order by queue, available_at, run_id, step
       limit ${r.limit}
       for update skip locked
     )

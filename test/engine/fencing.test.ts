@@ -24,10 +24,10 @@ describe("fencing", () => {
     const { engine, sql, processId } = ts.server;
     const [{ id: runId }] = await sql<{ id: number }[]>`select id from runs where uid = ${handle.id}::uuid`;
     // No worker is connected: claim the first step by hand, twice (a worker lost, then another).
-    const first = await claim(sql, { processId, workerId: "w1", tasks: ["multiply"], queues: [""], limit: 1, leaseMs: 60_000 });
+    const first = await claim(sql, { processId, workerId: "w1", tasks: ["multiply"], queue: "", limit: 1, leaseMs: 60_000 });
     expect(first).toHaveLength(1);
     await sql`update task_queue set status = 0, worker_id = null, lease_until = null where run_id = ${runId}`;
-    const second = await claim(sql, { processId, workerId: "w2", tasks: ["multiply"], queues: [""], limit: 1, leaseMs: 60_000 });
+    const second = await claim(sql, { processId, workerId: "w2", tasks: ["multiply"], queue: "", limit: 1, leaseMs: 60_000 });
     expect(second[0].attempt).toBe(first[0].attempt + 1);
 
     const result = (attempt: number, value: number) => ({
