@@ -16,6 +16,12 @@ export interface ServerConfig {
   /** Attempts for tasks whose call sets no retry policy (1 = no retry). */
   defaultMaxAttempts: number;
   heartbeatIntervalMs: number;
+  /** Defaults for tasks that set no timeout (0: none). */
+  defaultWaitTimeoutMs: number;
+  defaultExecutionTimeoutMs: number;
+  defaultHeartbeatTimeoutMs: number;
+  /** A worker-lost attempt (stream broke, server died) is re-queued this many times, then fails with pipewright.WorkerLost. */
+  maxLostAttempts: number;
   leaseMs: number;
   /** How long a shutdown waits for workers to finish what they hold. */
   drainGraceMs: number;
@@ -43,6 +49,10 @@ export const OPTIONS: Option[] = [
   { key: "maxDepth", kind: "integer", flag: "--max-depth", env: "PIPEWRIGHT_MAX_DEPTH", default: "10000", help: "deepest nesting of child pipelines" },
   { key: "defaultMaxAttempts", kind: "integer", flag: "--default-max-attempts", env: "PIPEWRIGHT_DEFAULT_MAX_ATTEMPTS", default: "1", help: "attempts of tasks that set no retry policy (1: no retry)" },
   { key: "heartbeatIntervalMs", kind: "integer", flag: "--heartbeat-interval-ms", env: "PIPEWRIGHT_HEARTBEAT_INTERVAL_MS", default: "5000", help: "how often workers must send a heartbeat" },
+  { key: "defaultWaitTimeoutMs", kind: "integer", flag: "--default-wait-timeout-ms", env: "PIPEWRIGHT_DEFAULT_WAIT_TIMEOUT_MS", default: "0", help: "longest wait for a worker, for tasks that set none (0: none)" },
+  { key: "defaultExecutionTimeoutMs", kind: "integer", flag: "--default-execution-timeout-ms", env: "PIPEWRIGHT_DEFAULT_EXECUTION_TIMEOUT_MS", default: "0", help: "longest run of one attempt, for tasks that set none (0: none)" },
+  { key: "defaultHeartbeatTimeoutMs", kind: "integer", flag: "--default-heartbeat-timeout-ms", env: "PIPEWRIGHT_DEFAULT_HEARTBEAT_TIMEOUT_MS", default: "0", help: "longest silence about one attempt, for tasks that set none (0: none; a silent worker is still dropped after 3 heartbeat intervals)" },
+  { key: "maxLostAttempts", kind: "integer", flag: "--max-lost-attempts", env: "PIPEWRIGHT_MAX_LOST_ATTEMPTS", default: "5", help: "times an attempt is re-queued after its worker or server died before it fails with pipewright.WorkerLost" },
   { key: "leaseMs", kind: "integer", flag: "--lease-ms", env: "PIPEWRIGHT_LEASE_MS", default: "30000", help: "lease of an attempt, renewed by heartbeats" },
   { key: "drainGraceMs", kind: "integer", flag: "--drain-grace-ms", env: "PIPEWRIGHT_DRAIN_GRACE_MS", default: "10000", help: "how long shutdown waits for workers to finish" },
   { key: "poolSize", kind: "integer", flag: "--pool-size", env: "PIPEWRIGHT_POOL_SIZE", default: "10", help: "database connections of this process" },

@@ -57,8 +57,9 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
   try {
     await migrate(sql as never);
     const machine = { ...DEFAULT_MACHINE_CONFIG, maxDepth: config.maxDepth, maxTasks: config.maxTasksPerRun, defaultRetry: { ...DEFAULT_RETRY, maxAttempts: config.defaultMaxAttempts || 1 } };
-    const dispatcher = new Dispatcher(sql, { processId, heartbeatIntervalMs: config.heartbeatIntervalMs, leaseMs: config.leaseMs, pollIntervalMs: 500, log: verbose });
-    const engine = new RunEngine(sql, dispatcher, { machine, processId, leaseMs: config.leaseMs, heartbeatTimeoutMs: config.heartbeatIntervalMs * 3, log });
+    const dispatcher = new Dispatcher(sql, { processId, heartbeatIntervalMs: config.heartbeatIntervalMs, leaseMs: config.leaseMs, pollIntervalMs: 500, maxLostAttempts: config.maxLostAttempts, log: verbose });
+    const timeouts = { waitMs: config.defaultWaitTimeoutMs, executionMs: config.defaultExecutionTimeoutMs, heartbeatMs: config.defaultHeartbeatTimeoutMs };
+    const engine = new RunEngine(sql, dispatcher, { machine, processId, leaseMs: config.leaseMs, timeouts, log });
     dispatcher.onResults((results) => engine.results(results));
     const onError = errorMapper(log);
     server.addService(serviceDefinition(RunService), implement(RunService, runService(engine, sql, { maxTasks: config.maxTasksPerRun }), onError));
@@ -71,9 +72,10 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
     await registerProcess(sql, processId, config.address);
     const recovered = await engine.recover();
     if (recovered) log(`recovered ${recovered} active runs`);
-    const reaper = new LeaseReaper(sql, { processId, intervalMs: 2000, processSilenceMs: 10_000, log: verbose, onRequeued: () => dispatcher.poke() });
+    const reaper = new LeaseReaper(sql, { processId, intervalMs: 2000, processSilenceMs: 10_000, log: verbose, onRequeued: (lost) => dispatcher.lost(lost) });
     reaper.start();
     dispatcher.start();
+    engine.start();
     health.setStatus("", "SERVING");
     health.setStatus("pipewright.v1.RunService", "SERVING");
     health.setStatus("pipewright.v1.WorkerService", "SERVING");

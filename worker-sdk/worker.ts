@@ -25,6 +25,7 @@ import {
   type TaskResult,
 } from "../proto/gen/pipewright/v1/worker_service_pb.js";
 import { createClient, type Client } from "../proto/runtime/grpc-bridge.js";
+import { TaskErrorSchema } from "../proto/gen/pipewright/v1/value_pb.js";
 import { encodeValue } from "../client/values.js";
 import { invokeTask } from "./invoke-task.js";
 import type { TaskDefinition } from "./task.js";
@@ -251,10 +252,28 @@ export class Worker {
           outcome: { case: "error" as const, value: { type: "pipewright.UnknownTask", message: `this worker has no task ${a.task}` } as never },
           state: undefined,
         });
+    // The server fails an attempt past its execution timeout; stop the work
+    // here too. A task with a heartbeat timeout is heartbeated often enough.
+    const executionMs = durationMs(a.executionTimeout);
+    const heartbeatMs = durationMs(a.heartbeatTimeout);
+    let timedOut = false;
+    const deadline = executionMs
+      ? setTimeout(() => {
+          timedOut = true;
+          controller.abort(new Error(`execution timeout of ${executionMs} ms`));
+        }, executionMs)
+      : undefined;
+    const beat = heartbeatMs ? setInterval(() => this.heartbeat(), Math.max(50, heartbeatMs / 3)) : undefined;
     execute.then((res) => {
+      clearTimeout(deadline);
+      clearInterval(beat);
       this.running.delete(k);
       this.completed++;
-      this.queueResult(create(TaskResultSchema, { key, outcome: res.outcome, state: res.state, startTime: timestampFromMs(startedAt) }));
+      // Whatever the task did after its deadline, the attempt failed by timing out.
+      const outcome = timedOut
+        ? { case: "error" as const, value: create(TaskErrorSchema, { type: "pipewright.Timeout", message: `attempt ${key.attempt} ran longer than its execution timeout of ${executionMs} ms` }) }
+        : res.outcome;
+      this.queueResult(create(TaskResultSchema, { key, outcome, state: timedOut ? undefined : res.state, startTime: timestampFromMs(startedAt) }));
       this.maybeFinishDrain();
     });
   }
@@ -301,6 +320,10 @@ export class Worker {
       this.stopped?.();
     }
   }
+}
+
+function durationMs(d: { seconds: bigint; nanos: number } | undefined): number | undefined {
+  return d ? Number(d.seconds) * 1000 + Math.floor(d.nanos / 1e6) || undefined : undefined;
 }
 
 function keyString(k: TaskKey): string {

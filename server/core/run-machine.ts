@@ -70,8 +70,12 @@ export type MachineStatus = "running" | "paused" | "finished";
 export class RunMachine {
   readonly graph = new RunGraph();
   status: MachineStatus = "running";
-  /** Set once a cancel (or the run timeout) was applied: only finally steps still run. */
-  stopping?: { error: TaskError; finalState: RunState };
+  /**
+   * Set once a cancel (or the run timeout) was applied: only finally steps
+   * still run. The run then ends with `error`, unless a finally step fails
+   * while unwinding: its error wins (`finallyFailure`).
+   */
+  stopping?: { error: TaskError; finalState: RunState; finallyFailure?: TaskError };
   finishedAt?: number;
   /** The finish effect, kept so that readers can see how the run ended. */
   result?: Extract<Effect, { type: "finished" }>;
@@ -239,7 +243,7 @@ export class RunMachine {
     let outcome: { error: TaskError } | { value: Value };
     if (this.stopping) {
       state = this.stopping.finalState;
-      outcome = { error: flow.error ?? this.stopping.error };
+      outcome = { error: this.stopping.finallyFailure ?? this.stopping.error };
     } else if (flow.error) {
       state = RunState.FAILED;
       outcome = { error: flow.error };
@@ -346,6 +350,7 @@ export class RunMachine {
     switch (step.role) {
       case "finally": {
         const held = scope.held!;
+        if (flow.error && this.stopping && !this.stopping.finallyFailure) this.stopping.finallyFailure = flow.error;
         this.finishScope(scope, flow.error ? { error: flow.error, args: [], kwargs: {}, state: held.state } : { ...held, state: flow.state });
         return;
       }

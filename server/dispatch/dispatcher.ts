@@ -16,7 +16,10 @@ import {
   type ConnectResponse,
   type Hello,
   type TaskResult,
+  TaskResultSchema,
 } from "../../proto/gen/pipewright/v1/worker_service_pb.js";
+import { TaskErrorSchema } from "../../proto/gen/pipewright/v1/value_pb.js";
+import type { Duration } from "@bufbuild/protobuf/wkt";
 import { PipewrightError } from "../core/errors.js";
 import type { Sql } from "../store/database.js";
 import * as queue from "../store/task-queue.js";
@@ -34,6 +37,8 @@ export interface DispatcherConfig {
   leaseMs: number;
   /** How often to look for ready rows nobody poked us about (retries coming due, other processes). */
   pollIntervalMs: number;
+  /** Re-queues of one attempt (worker or server gone) before it fails with pipewright.WorkerLost. */
+  maxLostAttempts: number;
   log: (line: string) => void;
 }
 
@@ -47,12 +52,19 @@ export class Dispatcher implements DispatchPort {
   private pokedWhileClaiming = false;
   private draining = false;
   private timer?: NodeJS.Timeout;
+  private timeoutTimer?: NodeJS.Timeout;
   /** The earliest known time a delayed row becomes ready (retry backoff). */
   private wakeAt?: number;
   private wakeTimer?: NodeJS.Timeout;
   private resultSink: (results: IncomingResult[]) => void = () => {};
-  /** Results whose attempt the session did not hold (late, or after a cancel). */
+  /** Results whose attempt the session did not hold (late, or after a cancel or timeout). */
   staleResults = 0;
+  /** Attempts failed by an execution or heartbeat timeout. */
+  timedOut = 0;
+  /** Attempts put back in the queue because their worker went away. */
+  requeued = 0;
+  /** Held attempts that have a timeout to watch. */
+  private readonly watched = new Set<{ session: WorkerSession; held: HeldAttempt }>();
 
   constructor(
     private readonly sql: Sql,
@@ -67,6 +79,8 @@ export class Dispatcher implements DispatchPort {
   start(): void {
     this.timer = setInterval(() => this.tick(), this.config.pollIntervalMs);
     this.timer.unref();
+    this.timeoutTimer = setInterval(() => this.checkTimeouts(), 100);
+    this.timeoutTimer.unref();
   }
 
   get workerCount(): number {
@@ -117,9 +131,15 @@ export class Dispatcher implements DispatchPort {
       case "results":
         this.acceptResults(session, msg.kind.value.results);
         return;
-      case "heartbeat":
+      case "heartbeat": {
+        const now = Date.now();
+        for (const p of msg.kind.value.running) {
+          const held = p.key ? session.held.get(`${p.key.runId}/${p.key.stepId}`) : undefined;
+          if (held && held.attempt === p.key!.attempt) held.lastHeartbeat = now;
+        }
         this.renewLeases(session);
         return;
+      }
       case "drain":
         session.state = "draining";
         return;
@@ -142,6 +162,10 @@ export class Dispatcher implements DispatchPort {
         continue;
       }
       session.held.delete(`${k.runId}/${k.stepId}`);
+      if (held.expired) {
+        this.staleResults++; // already failed by its timeout
+        continue;
+      }
       out.push({ runId: held.runId, step: held.step, attempt: held.attempt, result: r, receivedAt: now });
     }
     if (out.length) this.resultSink(out);
@@ -162,11 +186,31 @@ export class Dispatcher implements DispatchPort {
     // Its attempts go back to the queue at once; a result it sent before
     // breaking is still accepted if the attempt was not handed out again.
     try {
-      const n = await queue.requeueWorker(this.sql, session.id);
-      this.config.log(`worker ${session.id} disconnected${n ? `; ${n} attempts re-queued` : ""}`);
+      const lost = await queue.requeueWorker(this.sql, session.id);
+      this.config.log(`worker ${session.id} disconnected${lost.length ? `; ${lost.length} attempts re-queued` : ""}`);
+      this.lost(lost);
     } catch (err) {
       this.config.log(`re-queueing the attempts of ${session.id}: ${(err as Error).message} (the lease reaper will)`);
     }
+    this.poke();
+  }
+
+  /**
+   * Attempts put back because their worker or server went away. Re-running is
+   * the point (at-least-once), but an attempt that keeps killing its workers
+   * fails with pipewright.WorkerLost after maxLostAttempts, so it cannot take
+   * the fleet down forever; the retry policy then decides.
+   */
+  lost(attempts: queue.LostAttempt[]): void {
+    this.requeued += attempts.length;
+    const now = Date.now();
+    const failed: IncomingResult[] = [];
+    for (const a of attempts) {
+      if (a.lostCount < this.config.maxLostAttempts) continue;
+      const error = create(TaskErrorSchema, { type: "pipewright.WorkerLost", message: `the attempt lost its worker ${a.lostCount} times (limit ${this.config.maxLostAttempts})` });
+      failed.push({ runId: a.runId, step: a.step, attempt: a.attempt, receivedAt: now, result: create(TaskResultSchema, { outcome: { case: "error", value: error } }) });
+    }
+    if (failed.length) this.resultSink(failed);
     this.poke();
   }
 
@@ -263,7 +307,7 @@ export class Dispatcher implements DispatchPort {
             if (s.state === "closed") break;
             for (const c of claimed.splice(0)) this.send(s, c);
           }
-          if (s.state === "closed" && claimed.length) await queue.requeueWorker(this.sql, s.id);
+          if (s.state === "closed") this.lost(await queue.requeueWorker(this.sql, s.id));
         }
       } while (this.pokedWhileClaiming);
     } catch (err) {
@@ -275,7 +319,44 @@ export class Dispatcher implements DispatchPort {
 
   private send(session: WorkerSession, c: queue.ClaimedTask): void {
     const assignment = fromBinary(TaskAssignmentSchema, c.assignment);
-    session.assign({ runId: c.runId, runUid: c.runUid, step: c.step, attempt: c.attempt, task: c.task }, assignment);
+    const now = Date.now();
+    const held: HeldAttempt = {
+      runId: c.runId,
+      runUid: c.runUid,
+      step: c.step,
+      attempt: c.attempt,
+      task: c.task,
+      deliveredAt: now,
+      lastHeartbeat: now,
+      executionMs: durationMs(assignment.executionTimeout),
+      heartbeatMs: durationMs(assignment.heartbeatTimeout),
+    };
+    if (held.executionMs || held.heartbeatMs) this.watched.add({ session, held });
+    session.assign(held, assignment);
+  }
+
+  /** Fails attempts past their execution or heartbeat timeout, and tells their worker to stop. */
+  private checkTimeouts(): void {
+    const now = Date.now();
+    const failed: IncomingResult[] = [];
+    for (const w of this.watched) {
+      const { session, held } = w;
+      if (session.held.get(`${held.runUid}/${held.step}`) !== held || held.expired) {
+        this.watched.delete(w);
+        continue;
+      }
+      let why: string | undefined;
+      if (held.executionMs && now - held.deliveredAt > held.executionMs) why = `ran longer than its execution timeout of ${held.executionMs} ms`;
+      else if (held.heartbeatMs && now - held.lastHeartbeat > held.heartbeatMs) why = `no heartbeat for longer than its heartbeat timeout of ${held.heartbeatMs} ms`;
+      if (!why) continue;
+      held.expired = true;
+      this.watched.delete(w);
+      this.timedOut++;
+      session.cancel([held], why);
+      const error = create(TaskErrorSchema, { type: "pipewright.Timeout", message: `attempt ${held.attempt} ${why}` });
+      failed.push({ runId: held.runId, step: held.step, attempt: held.attempt, receivedAt: now, result: create(TaskResultSchema, { key: { runId: held.runUid, stepId: held.step, attempt: held.attempt }, outcome: { case: "error", value: error } }) });
+    }
+    if (failed.length) this.resultSink(failed);
   }
 
   /** Periodic: claim what became due, drop silent workers. */
@@ -301,6 +382,7 @@ export class Dispatcher implements DispatchPort {
   async drain(graceMs: number): Promise<void> {
     this.draining = true;
     clearInterval(this.timer);
+    clearInterval(this.timeoutTimer);
     for (const s of this.sessions.values()) {
       s.state = s.state === "closed" ? "closed" : "draining";
       s.write(create(ConnectResponseSchema, { kind: { case: "drain", value: create(DrainRequestSchema, { reason: "server shutting down" }) } }));
@@ -310,6 +392,10 @@ export class Dispatcher implements DispatchPort {
       await new Promise((r) => setTimeout(r, 50));
     }
   }
+}
+
+function durationMs(d: Duration | undefined): number | undefined {
+  return d ? Number(d.seconds) * 1000 + Math.floor(d.nanos / 1e6) || undefined : undefined;
 }
 
 function checkHello(h: Hello): void {

@@ -6,7 +6,7 @@
 
 import type { Sql } from "../store/database.js";
 import { pruneProcesses, touchProcess } from "../store/process-registry.js";
-import { reapLostAttempts } from "../store/task-queue.js";
+import { reapLostAttempts, type LostAttempt } from "../store/task-queue.js";
 
 export interface LeaseReaperConfig {
   processId: string;
@@ -15,8 +15,8 @@ export interface LeaseReaperConfig {
   /** A process silent for this long is considered dead. */
   processSilenceMs: number;
   log: (line: string) => void;
-  /** Called when attempts were put back (so they are claimed at once). */
-  onRequeued: () => void;
+  /** Called with the attempts put back (to claim them at once, or fail those lost too often). */
+  onRequeued: (lost: LostAttempt[]) => void;
 }
 
 export class LeaseReaper {
@@ -42,10 +42,10 @@ export class LeaseReaper {
     this.running = true;
     try {
       await touchProcess(this.sql, this.config.processId);
-      const n = await reapLostAttempts(this.sql, this.config.processSilenceMs);
-      if (n > 0) {
-        this.config.log(`re-queued ${n} attempts whose worker or server process went silent`);
-        this.config.onRequeued();
+      const lost = await reapLostAttempts(this.sql, this.config.processSilenceMs);
+      if (lost.length > 0) {
+        this.config.log(`re-queued ${lost.length} attempts whose worker or server process went silent`);
+        this.config.onRequeued(lost);
       }
       await pruneProcesses(this.sql, 24 * 3600_000);
     } catch (err) {

@@ -21,6 +21,15 @@ export interface HeldAttempt {
   step: number;
   attempt: number;
   task: string;
+  deliveredAt: number;
+  /** Last time a heartbeat mentioned it (or its delivery). */
+  lastHeartbeat: number;
+  /** Fails with pipewright.Timeout if still running this long after delivery. */
+  executionMs?: number;
+  /** Fails with pipewright.Timeout if no heartbeat mentions it for this long. */
+  heartbeatMs?: number;
+  /** Timed out: failed by the server, its late result will be dropped. */
+  expired?: boolean;
 }
 
 export type SessionState = "active" | "draining" | "closed";

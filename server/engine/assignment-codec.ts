@@ -5,9 +5,17 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { ParentResults } from "../../proto/gen/pipewright/v1/pipeline_pb.js";
 import { ValueMapSchema } from "../../proto/gen/pipewright/v1/value_pb.js";
 import { TaskAssignmentSchema } from "../../proto/gen/pipewright/v1/worker_service_pb.js";
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import type { Dispatch } from "../core/run-machine.js";
 
-export function encodeAssignment(d: Dispatch, defaults: { heartbeatTimeoutMs: number }): Uint8Array {
+/** Server defaults for calls that set no timeout; 0 means none. */
+export interface TimeoutDefaults {
+  waitMs: number;
+  executionMs: number;
+  heartbeatMs: number;
+}
+
+export function encodeAssignment(d: Dispatch, defaults: TimeoutDefaults): Uint8Array {
   const options = d.call.options;
   const mode = d.parentResultsMode;
   return toBinary(
@@ -20,8 +28,8 @@ export function encodeAssignment(d: Dispatch, defaults: { heartbeatTimeoutMs: nu
       parentResults: d.input.parentResults ? create(ValueMapSchema, { entries: d.input.parentResults }) : undefined,
       parentResultsMode: mode === ParentResults.UNSPECIFIED ? ParentResults.UNSPECIFIED : mode,
       retryNumber: d.retry,
-      executionTimeout: options?.executionTimeout,
-      heartbeatTimeout: options?.heartbeatTimeout ?? { seconds: BigInt(Math.ceil(defaults.heartbeatTimeoutMs / 1000)), nanos: 0 },
+      executionTimeout: options?.executionTimeout ?? (defaults.executionMs ? durationFromMs(defaults.executionMs) : undefined),
+      heartbeatTimeout: options?.heartbeatTimeout ?? (defaults.heartbeatMs ? durationFromMs(defaults.heartbeatMs) : undefined),
       displayName: options?.displayName || d.call.task,
       path: d.path,
     }),

@@ -13,15 +13,17 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { Pipeline } from "../../proto/gen/pipewright/v1/pipeline_pb.js";
 import { PipelineSchema } from "../../proto/gen/pipewright/v1/pipeline_pb.js";
 import { RunEventSchema, RunState, type Run, type RunEvent } from "../../proto/gen/pipewright/v1/run_pb.js";
-import type { TaskResult } from "../../proto/gen/pipewright/v1/worker_service_pb.js";
+import { TaskResultSchema, type TaskResult } from "../../proto/gen/pipewright/v1/worker_service_pb.js";
+import type { Duration } from "@bufbuild/protobuf/wkt";
+import { serverError } from "../core/values.js";
 import { PipewrightError } from "../core/errors.js";
-import { RunMachine, type Effect, type MachineConfig, type RunInput } from "../core/run-machine.js";
+import { RunMachine, type Dispatch, type Effect, type MachineConfig, type RunInput } from "../core/run-machine.js";
 import { stepStatuses } from "../core/step-statuses.js";
 import type { Sql, Tx } from "../store/database.js";
 import * as runs from "../store/run-store.js";
 import * as queue from "../store/task-queue.js";
 import { BATCH_CHECK_FAILED, writeBatch, type BatchWrite, type BatchWriteResult, type NewRunRow } from "../store/batch-write.js";
-import { encodeAssignment } from "./assignment-codec.js";
+import { encodeAssignment, type TimeoutDefaults } from "./assignment-codec.js";
 import { decodeEvent, encodeEvent } from "./event-codec.js";
 import { GroupCommitter } from "./group-committer.js";
 import { encodeFinalState, encodeOutcome, eventsOf, machineRunState, runFromMachine, runFromRow } from "./run-views.js";
@@ -31,8 +33,8 @@ export interface EngineConfig {
   processId: string;
   /** Lease given to a worker with each attempt, renewed by its heartbeats. */
   leaseMs: number;
-  /** Heartbeat timeout for tasks that set none. */
-  heartbeatTimeoutMs: number;
+  /** Timeouts of calls that set none. */
+  timeouts: TimeoutDefaults;
   log: (line: string) => void;
 }
 
@@ -145,6 +147,9 @@ export class RunEngine {
   private closed = false;
   /** Results dropped because their attempt was no longer current (fencing). */
   staleResults = 0;
+  /** Attempts failed by a wait timeout since start (the dispatcher counts the others). */
+  timedOut = 0;
+  private sweepTimer?: NodeJS.Timeout;
 
   constructor(
     private readonly sql: Sql,
@@ -218,15 +223,47 @@ export class RunEngine {
     this.byUid.delete(run.uid);
   }
 
+  /** Starts the periodic sweep of wait timeouts. */
+  start(sweepEveryMs = 500): void {
+    this.sweepTimer = setInterval(() => this.sweepWaits().catch((err) => this.config.log(`wait-timeout sweep: ${err.message}`)), sweepEveryMs);
+    this.sweepTimer.unref();
+  }
+
   /** Stops taking work and waits for what is pending to be committed. */
   async close(): Promise<void> {
     this.closed = true;
+    clearInterval(this.sweepTimer);
     await this.committer.idle();
     for (const run of this.owned.values()) clearTimeout(run.timer);
   }
 
   get activeRuns(): number {
     return this.owned.size;
+  }
+
+  /** When a dispatched attempt fails for waiting too long for a worker, if ever. */
+  private waitDeadline(d: Dispatch): Date | undefined {
+    const ms = durationMs(d.call.options?.waitTimeout) ?? this.config.timeouts.waitMs;
+    return ms > 0 ? new Date(Math.max(d.notBefore, Date.now()) + ms) : undefined;
+  }
+
+  /** Fails the attempts that waited too long for a worker (pipewright.Timeout, fenced as any result). */
+  async sweepWaits(): Promise<void> {
+    const expired = await queue.expiredWaits(this.sql, 1000);
+    const now = Date.now();
+    const results: IncomingResult[] = [];
+    for (const k of expired) {
+      const run = this.owned.get(k.runId);
+      const step = run?.machine.graph.steps[k.step];
+      if (!run || !step || step.kind !== "task" || !run.machine.isAwaitingResult(k.step)) continue;
+      const ms = durationMs(step.call.options?.waitTimeout) ?? this.config.timeouts.waitMs;
+      const error = serverError("Timeout", `waited more than ${ms} ms for a worker`);
+      results.push({ runId: k.runId, step: k.step, attempt: k.attempt, receivedAt: now, result: create(TaskResultSchema, { outcome: { case: "error", value: error } }) });
+    }
+    if (results.length) {
+      this.timedOut += results.length;
+      this.results(results);
+    }
   }
 
   // ---- inputs --------------------------------------------------------------
@@ -656,9 +693,10 @@ export class RunEngine {
           task: d.call.task,
           queue: queueName,
           availableAt: new Date(Math.max(d.notBefore, 0)),
-          assignment: encodeAssignment(d, { heartbeatTimeoutMs: this.config.heartbeatTimeoutMs }),
+          assignment: encodeAssignment(d, this.config.timeouts),
           held: paused,
           attempt: previous ?? 0,
+          waitDeadline: this.waitDeadline(d),
           claimedBy: reservation ? { processId: this.config.processId, workerId: reservation.workerId, leaseMs: this.config.leaseMs } : undefined,
         };
         if (previous !== undefined && batch.mode === "fast") {
@@ -784,6 +822,10 @@ export function historyEvents(row: runs.RunRow, events: runs.StoredEvent[], conf
     before = machineRunState(machine);
   }
   return out;
+}
+
+function durationMs(d: Duration | undefined): number | undefined {
+  return d ? Number(d.seconds) * 1000 + Math.floor(d.nanos / 1e6) : undefined;
 }
 
 function sameBytes(a: Uint8Array | null, b: Uint8Array | null): boolean {

@@ -84,7 +84,7 @@ export async function writeBatch(sql: Sql | Tx, w: BatchWrite): Promise<BatchWri
         available_at = k.available_at, process_id = k.process_id, worker_id = k.worker_id,
         claimed_at = case when k.worker_id is null then null else now() end,
         lease_until = case when k.worker_id is null then null else now() + k.lease_ms * interval '1 millisecond' end,
-        assignment = k.assignment
+        assignment = k.assignment, wait_deadline = k.wait_deadline
       from unnest(
         ${retry.map((r) => r.key.runId)}::bigint[],
         ${retry.map((r) => r.key.step)}::integer[],
@@ -94,8 +94,9 @@ export async function writeBatch(sql: Sql | Tx, w: BatchWrite): Promise<BatchWri
         ${retry.map((r) => r.row.claimedBy?.processId ?? null)}::uuid[],
         ${retry.map((r) => r.row.claimedBy?.workerId ?? null)}::text[],
         ${retry.map((r) => r.row.claimedBy?.leaseMs ?? 0)}::integer[],
-        ${byteaArray(sql, retry.map((r) => r.row.assignment))}::bytea[]
-      ) as k(run_id, step, attempt, status, available_at, process_id, worker_id, lease_ms, assignment)
+        ${byteaArray(sql, retry.map((r) => r.row.assignment))}::bytea[],
+        ${retry.map((r) => r.row.waitDeadline?.toISOString() ?? null)}::timestamptz[]
+      ) as k(run_id, step, attempt, status, available_at, process_id, worker_id, lease_ms, assignment, wait_deadline)
       where q.run_id = k.run_id and q.step = k.step and q.attempt = k.attempt
       returning 1),
     removed as (
@@ -104,12 +105,12 @@ export async function writeBatch(sql: Sql | Tx, w: BatchWrite): Promise<BatchWri
       where q.run_id = k.run_id and q.step = k.step
       returning q.run_id, q.step, q.attempt, q.worker_id, q.process_id),
     enq as (
-      insert into task_queue (run_id, step, attempt, task, queue, status, available_at, process_id, worker_id, claimed_at, lease_until, assignment)
+      insert into task_queue (run_id, step, attempt, task, queue, status, available_at, process_id, worker_id, claimed_at, lease_until, assignment, wait_deadline)
       select coalesce(k.run_id, nr.id), k.step, k.attempt + case when k.worker_id is null then 0 else 1 end, k.task, k.queue, k.status, k.available_at,
              k.process_id, k.worker_id,
              case when k.worker_id is null then null else now() end,
              case when k.worker_id is null then null else now() + k.lease_ms * interval '1 millisecond' end,
-             k.assignment
+             k.assignment, k.wait_deadline
       from unnest(
         ${rows.map((r) => (r.runUid ? null : r.runId))}::bigint[],
         ${rows.map((r) => r.runUid ?? null)}::uuid[],
@@ -122,8 +123,9 @@ export async function writeBatch(sql: Sql | Tx, w: BatchWrite): Promise<BatchWri
         ${rows.map((r) => r.claimedBy?.processId ?? null)}::uuid[],
         ${rows.map((r) => r.claimedBy?.workerId ?? null)}::text[],
         ${rows.map((r) => r.claimedBy?.leaseMs ?? 0)}::integer[],
-        ${byteaArray(sql, rows.map((r) => r.assignment))}::bytea[]
-      ) as k(run_id, run_uid, step, attempt, task, queue, status, available_at, process_id, worker_id, lease_ms, assignment)
+        ${byteaArray(sql, rows.map((r) => r.assignment))}::bytea[],
+        ${rows.map((r) => r.waitDeadline?.toISOString() ?? null)}::timestamptz[]
+      ) as k(run_id, run_uid, step, attempt, task, queue, status, available_at, process_id, worker_id, lease_ms, assignment, wait_deadline)
       left join nr on nr.uid = k.run_uid
       returning 1),
     ev as (
@@ -150,9 +152,12 @@ export async function writeBatch(sql: Sql | Tx, w: BatchWrite): Promise<BatchWri
       where runs.id = c.id
       returning 1),
     held as (
-      update task_queue q set status = case when h.held then ${QueueStatus.held}::smallint else ${QueueStatus.ready}::smallint end
-      from unnest(${w.holds.map((h) => h.runId)}::bigint[], ${w.holds.map((h) => h.held)}::boolean[]) as h(run_id, held)
-      where q.run_id = h.run_id and q.status = case when h.held then ${QueueStatus.ready}::smallint else ${QueueStatus.held}::smallint end
+      update task_queue q set status = h.to_status
+      from unnest(
+        ${w.holds.map((h) => h.runId)}::bigint[],
+        ${w.holds.map((h) => (h.held ? QueueStatus.ready : QueueStatus.held))}::smallint[],
+        ${w.holds.map((h) => (h.held ? QueueStatus.held : QueueStatus.ready))}::smallint[]) as h(run_id, from_status, to_status)
+      where q.run_id = h.run_id and q.status = h.from_status
       returning 1)
     select
       pw_check((select count(*) from nr) = ${w.newRuns.length}, 'a request_id was taken meanwhile')

@@ -18,6 +18,8 @@ export interface QueueRow {
   held: boolean;
   /** Attempt number the row starts from (its previous attempt, for retries). */
   attempt: number;
+  /** Fails with pipewright.Timeout if still waiting for a worker then. */
+  waitDeadline?: Date;
   /** When set, the row is inserted already claimed by this worker (the in-process fast path). */
   claimedBy?: { processId: string; workerId: string; leaseMs: number };
 }
@@ -90,14 +92,19 @@ export async function claim(sql: Sql, r: ClaimRequest): Promise<ClaimedTask[]> {
   return rows.map((x) => ({ runId: x.run_id, runUid: x.uid, step: x.step, attempt: x.attempt, task: x.task, assignment: x.assignment }));
 }
 
+/** An attempt put back in the queue, with how many times that happened to its step. */
+export interface LostAttempt extends AttemptKey {
+  lostCount: number;
+}
+
 /** Puts back the rows a worker held (its stream broke): they are handed out again at once. */
-export async function requeueWorker(sql: Sql, workerId: string): Promise<number> {
-  const rows = await sql`
+export async function requeueWorker(sql: Sql, workerId: string): Promise<LostAttempt[]> {
+  const rows = await sql<{ run_id: number; step: number; attempt: number; lost_count: number }[]>`
     update task_queue set status = 0, process_id = null, worker_id = null, claimed_at = null, lease_until = null,
       available_at = now(), lost_count = lost_count + 1
     where worker_id = ${workerId} and status = 1
-    returning 1`;
-  return rows.length;
+    returning run_id, step, attempt, lost_count`;
+  return rows.map((r) => ({ runId: r.run_id, step: r.step, attempt: r.attempt, lostCount: r.lost_count }));
 }
 
 /** Extends the leases of the rows a worker holds. */
@@ -110,20 +117,29 @@ export async function extendLeases(sql: Sql, workerId: string, leaseMs: number):
  * crashed, or lost its database connection): the safety net behind the
  * in-memory detection of broken streams.
  */
-export async function reapLostAttempts(sql: Sql, processSilenceMs: number): Promise<number> {
-  const rows = await sql`
+export async function reapLostAttempts(sql: Sql, processSilenceMs: number): Promise<LostAttempt[]> {
+  const rows = await sql<{ run_id: number; step: number; attempt: number; lost_count: number }[]>`
     update task_queue set status = 0, process_id = null, worker_id = null, claimed_at = null, lease_until = null,
       available_at = now(), lost_count = lost_count + 1
     where status = 1 and (
       lease_until < now()
       or process_id is null
       or process_id not in (select id from server_processes where heartbeat_at > now() - ${processSilenceMs} * interval '1 millisecond'))
-    returning 1`;
-  return rows.length;
+    returning run_id, step, attempt, lost_count`;
+  return rows.map((r) => ({ runId: r.run_id, step: r.step, attempt: r.attempt, lostCount: r.lost_count }));
 }
 
 /** The steps of a run that a worker holds right now (shown as RUNNING). */
 export async function runningSteps(sql: Sql, runId: number): Promise<number[]> {
   const rows = await sql<{ step: number }[]>`select step from task_queue where run_id = ${runId} and status = 1`;
   return rows.map((r) => r.step);
+}
+
+/** Ready rows whose wait deadline passed: the attempts to fail with a timeout. */
+export async function expiredWaits(sql: Sql, limit: number): Promise<AttemptKey[]> {
+  const rows = await sql<{ run_id: number; step: number; attempt: number }[]>`
+    select run_id, step, attempt from task_queue
+    where status = 0 and wait_deadline is not null and wait_deadline < now()
+    order by wait_deadline limit ${limit}`;
+  return rows.map((r) => ({ runId: r.run_id, step: r.step, attempt: r.attempt }));
 }

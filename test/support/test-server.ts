@@ -54,7 +54,9 @@ export async function startTestServer(overrides: Partial<ServerConfig> = {}): Pr
       server = await startServer({ ...config, address: self.address }, () => {});
     },
     async stop() {
-      await Promise.all(workers.map((w) => w.stop().catch(() => {})));
+      // A worker drains before stopping; a test that left a task hanging must not hang the suite.
+      const stopWorkers = Promise.all(workers.map((w) => w.stop().catch(() => {})));
+      await Promise.race([stopWorkers, new Promise((r) => setTimeout(r, 5000))]);
       for (const c of clients) c.close();
       await server.stop();
       await db.drop();

@@ -70,3 +70,52 @@ export const kwargsOf = task("kwargs_of", (..._ignored: unknown[]) => currentTas
 /** Returns a child pipeline whose task fails. */
 export const childFails = task("child_fails", () => exFail.send("deep"));
 testTasks.push(rethrowAs, kwargsOf, childFails);
+
+/** What the gate and nap tasks did, in order (this process's workers only). */
+export const journal: string[] = [];
+const gateOpeners = new Map<string, () => void>();
+const openGates = new Set<string>();
+
+/** Lets a `gate` task with this name finish (now, or as soon as it starts). */
+export function openGate(name: string): void {
+  openGates.add(name);
+  gateOpeners.get(name)?.();
+}
+
+/** Opens every gate still waiting (so no task is left hanging), then forgets them all. */
+export function resetGates(): void {
+  for (const open of gateOpeners.values()) open();
+  journal.length = 0;
+  openGates.clear();
+  gateOpeners.clear();
+}
+
+/** Waits until its gate is opened; records start, abort and finish in `journal`. */
+export const gate = task("gate", async (name: string) => {
+  journal.push(`start ${name}`);
+  const { signal } = currentTask();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      if (openGates.has(name)) return resolve();
+      gateOpeners.set(name, resolve);
+      signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+    });
+  } catch (err) {
+    journal.push(`aborted ${name}`);
+    throw err;
+  }
+  journal.push(`done ${name}`);
+  return name;
+});
+
+/** Sleeps, ignoring cancellation on purpose (a task that does not cooperate). */
+export const nap = task("nap", async (ms: number) => {
+  journal.push(`nap ${ms}`);
+  await new Promise((r) => setTimeout(r, ms));
+  return ms;
+});
+
+/** Returns a child pipeline that waits at a gate. */
+export const childGate = task("child_gate", (name: string) => gate.send(name));
+
+testTasks.push(gate, nap, childGate);
