@@ -25,6 +25,10 @@ export interface ServerConfig {
   leaseMs: number;
   /** How long a shutdown waits for workers to finish what they hold. */
   drainGraceMs: number;
+  /** Failures in a row that open a task's circuit (0: breakers off). */
+  circuitBreakerThreshold: number;
+  /** How long an open circuit waits before a probe. */
+  circuitBreakerCooldownMs: number;
   /** Database connections of this process. */
   poolSize: number;
   /** Print one line per notable event (worker connected, ...). */
@@ -55,6 +59,8 @@ export const OPTIONS: Option[] = [
   { key: "maxLostAttempts", kind: "integer", flag: "--max-lost-attempts", env: "PIPEWRIGHT_MAX_LOST_ATTEMPTS", default: "5", help: "times an attempt is re-queued after its worker or server died before it fails with pipewright.WorkerLost" },
   { key: "leaseMs", kind: "integer", flag: "--lease-ms", env: "PIPEWRIGHT_LEASE_MS", default: "30000", help: "lease of an attempt, renewed by heartbeats" },
   { key: "drainGraceMs", kind: "integer", flag: "--drain-grace-ms", env: "PIPEWRIGHT_DRAIN_GRACE_MS", default: "10000", help: "how long shutdown waits for workers to finish" },
+  { key: "circuitBreakerThreshold", kind: "integer", flag: "--circuit-breaker-threshold", env: "PIPEWRIGHT_CIRCUIT_BREAKER_THRESHOLD", default: "0", help: "failures in a row that open a task's circuit (0: off)" },
+  { key: "circuitBreakerCooldownMs", kind: "integer", flag: "--circuit-breaker-cooldown-ms", env: "PIPEWRIGHT_CIRCUIT_BREAKER_COOLDOWN_MS", default: "30000", help: "how long an open circuit waits before one probe attempt" },
   { key: "poolSize", kind: "integer", flag: "--pool-size", env: "PIPEWRIGHT_POOL_SIZE", default: "10", help: "database connections of this process" },
   { key: "verbose", kind: "boolean", flag: "--verbose", env: "PIPEWRIGHT_VERBOSE", default: "false", help: "log worker connections and other notable events" },
 ];

@@ -7,6 +7,8 @@ import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { RunService } from "../proto/gen/pipewright/v1/run_service_pb.js";
 import { WorkerService } from "../proto/gen/pipewright/v1/worker_service_pb.js";
+import { AdminService } from "../proto/gen/pipewright/v1/admin_service_pb.js";
+import { adminService } from "./api/admin-service.js";
 import { implement, serviceDefinition } from "../proto/runtime/grpc-bridge.js";
 import { errorMapper } from "./api/error-mapping.js";
 import { createHealth, healthFileDescriptor } from "./api/health.js";
@@ -57,15 +59,16 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
   try {
     await migrate(sql as never);
     const machine = { ...DEFAULT_MACHINE_CONFIG, maxDepth: config.maxDepth, maxTasks: config.maxTasksPerRun, defaultRetry: { ...DEFAULT_RETRY, maxAttempts: config.defaultMaxAttempts || 1 } };
-    const dispatcher = new Dispatcher(sql, { processId, heartbeatIntervalMs: config.heartbeatIntervalMs, leaseMs: config.leaseMs, pollIntervalMs: 500, maxLostAttempts: config.maxLostAttempts, log: verbose });
+    const dispatcher = new Dispatcher(sql, { processId, heartbeatIntervalMs: config.heartbeatIntervalMs, leaseMs: config.leaseMs, pollIntervalMs: 500, maxLostAttempts: config.maxLostAttempts, circuits: { threshold: config.circuitBreakerThreshold, cooldownMs: config.circuitBreakerCooldownMs }, log: verbose });
     const timeouts = { waitMs: config.defaultWaitTimeoutMs, executionMs: config.defaultExecutionTimeoutMs, heartbeatMs: config.defaultHeartbeatTimeoutMs };
     const engine = new RunEngine(sql, dispatcher, { machine, processId, leaseMs: config.leaseMs, timeouts, log });
     dispatcher.onResults((results) => engine.results(results));
     const onError = errorMapper(log);
     server.addService(serviceDefinition(RunService), implement(RunService, runService(engine, sql, { maxTasks: config.maxTasksPerRun }), onError));
     server.addService(serviceDefinition(WorkerService), implement(WorkerService, { connect: (call) => dispatcher.connect(call) }, onError));
+    server.addService(serviceDefinition(AdminService), implement(AdminService, adminService(engine, dispatcher, processId, Date.now()), onError));
     server.addService(health.definition, health.implementation);
-    addReflection(server, [RunService, WorkerService], [healthFileDescriptor]);
+    addReflection(server, [RunService, WorkerService, AdminService], [healthFileDescriptor]);
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(config.address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
     );

@@ -24,6 +24,8 @@ import { PipewrightError } from "../core/errors.js";
 import type { Sql } from "../store/database.js";
 import * as queue from "../store/task-queue.js";
 import type { DispatchPort, IncomingResult, Reservation } from "../engine/run-engine.js";
+import { CircuitBreakers, verdictOf, type Circuit, type CircuitConfig, type Verdict } from "../core/circuit-breaker.js";
+import { claimProbe, loadCircuits, saveCircuit } from "../store/circuit-store.js";
 import { normalizeQueue, WorkerSession, type HeldAttempt } from "./worker-session.js";
 
 export const PROTOCOL_VERSION = 1;
@@ -39,6 +41,8 @@ export interface DispatcherConfig {
   pollIntervalMs: number;
   /** Re-queues of one attempt (worker or server gone) before it fails with pipewright.WorkerLost. */
   maxLostAttempts: number;
+  /** Circuit breakers per task name (threshold 0: off). */
+  circuits: CircuitConfig;
   log: (line: string) => void;
 }
 
@@ -65,11 +69,14 @@ export class Dispatcher implements DispatchPort {
   requeued = 0;
   /** Held attempts that have a timeout to watch. */
   private readonly watched = new Set<{ session: WorkerSession; held: HeldAttempt }>();
+  readonly breakers: CircuitBreakers;
 
   constructor(
     private readonly sql: Sql,
     private readonly config: DispatcherConfig,
-  ) {}
+  ) {
+    this.breakers = new CircuitBreakers(config.circuits);
+  }
 
   /** Where results go (the engine); set once at wiring time. */
   onResults(sink: (results: IncomingResult[]) => void): void {
@@ -167,6 +174,7 @@ export class Dispatcher implements DispatchPort {
         continue;
       }
       out.push({ runId: held.runId, step: held.step, attempt: held.attempt, result: r, receivedAt: now });
+      this.recordOutcome(held, verdictOf(r.outcome));
     }
     if (out.length) this.resultSink(out);
     this.poke();
@@ -217,7 +225,7 @@ export class Dispatcher implements DispatchPort {
   // ---- DispatchPort (called by the engine) ------------------------------------
 
   reserve(task: string, queueName: string): Reservation | undefined {
-    if (this.draining) return undefined;
+    if (this.draining || this.breakers.blocked(task)) return undefined;
     let best: WorkerSession | undefined;
     for (const s of this.sessions.values()) {
       if (s.free > 0 && s.serves(task, queueName) && (!best || s.free > best.free)) best = s;
@@ -281,8 +289,11 @@ export class Dispatcher implements DispatchPort {
     try {
       do {
         this.pokedWhileClaiming = false;
+        if (this.breakers.enabled && !this.draining) await this.sendProbes();
         for (const s of [...this.sessions.values()]) {
           if (this.draining || s.free <= 0) continue;
+          const tasks = [...s.tasks].filter((t) => !this.breakers.blocked(t));
+          if (tasks.length === 0) continue;
           // The slots being claimed for are reserved meanwhile, so that the
           // engine's fast path cannot promise them a second time.
           const claimed: queue.ClaimedTask[] = [];
@@ -295,7 +306,7 @@ export class Dispatcher implements DispatchPort {
                 ...(await queue.claim(this.sql, {
                   processId: this.config.processId,
                   workerId: s.id,
-                  tasks: [...s.tasks],
+                  tasks,
                   queue: queueName,
                   limit,
                   leaseMs: this.config.leaseMs,
@@ -315,6 +326,56 @@ export class Dispatcher implements DispatchPort {
     } finally {
       this.claiming = false;
     }
+  }
+
+  // ---- circuit breakers -------------------------------------------------------
+
+  private recordOutcome(held: HeldAttempt, verdict: Verdict): void {
+    const changed = this.breakers.record(held.task, verdict, Date.now(), attemptKey(held));
+    if (changed) this.persistCircuit(changed);
+  }
+
+  private persistCircuit(c: Circuit): void {
+    if (c.state === "open") this.config.log(`circuit of task ${c.task} opened after ${c.failures} failures in a row`);
+    if (c.state === "closed") this.config.log(`circuit of task ${c.task} closed`);
+    saveCircuit(this.sql, c).catch((err) => this.config.log(`saving the circuit of ${c.task}: ${err.message}`));
+    if (c.state === "closed") this.poke();
+    else if (c.probeAt !== undefined) this.pokeAt(c.probeAt);
+  }
+
+  /** Hands out one probe attempt for each circuit whose cool-down is over (if this process wins it). */
+  private async sendProbes(): Promise<void> {
+    for (const task of this.breakers.dueProbes(Date.now())) {
+      const s = [...this.sessions.values()].find((x) => x.free > 0 && x.tasks.has(task));
+      if (!s) continue;
+      const nextProbeAt = await claimProbe(this.sql, task, this.breakers.config.cooldownMs);
+      if (nextProbeAt === undefined) continue; // another process sends it
+      s.reserved++;
+      let probe: queue.ClaimedTask | undefined;
+      try {
+        for (const queueName of s.queues) {
+          [probe] = await queue.claim(this.sql, { processId: this.config.processId, workerId: s.id, tasks: [task], queue: queueName, limit: 1, leaseMs: this.config.leaseMs });
+          if (probe) break;
+        }
+      } finally {
+        s.reserved--;
+      }
+      const c = this.breakers.takeProbe(task, probe ? `${probe.runUid}/${probe.step}/${probe.attempt}` : undefined, nextProbeAt);
+      this.persistCircuit(c);
+      if (probe) {
+        this.config.log(`circuit of task ${task}: probe sent`);
+        if (s.state === "closed") this.lost(await queue.requeueWorker(this.sql, s.id));
+        else this.send(s, probe);
+      }
+    }
+  }
+
+  /** Shares the breakers' states with the other server processes. */
+  async syncCircuits(): Promise<void> {
+    if (!this.breakers.enabled) return;
+    for (const c of await loadCircuits(this.sql)) this.breakers.adopt(c);
+    const next = this.breakers.nextProbeAt();
+    if (next !== undefined) this.pokeAt(next);
   }
 
   private send(session: WorkerSession, c: queue.ClaimedTask): void {
@@ -352,6 +413,7 @@ export class Dispatcher implements DispatchPort {
       held.expired = true;
       this.watched.delete(w);
       this.timedOut++;
+      this.recordOutcome(held, "failure");
       session.cancel([held], why);
       const error = create(TaskErrorSchema, { type: "pipewright.Timeout", message: `attempt ${held.attempt} ${why}` });
       failed.push({ runId: held.runId, step: held.step, attempt: held.attempt, receivedAt: now, result: create(TaskResultSchema, { key: { runId: held.runUid, stepId: held.step, attempt: held.attempt }, outcome: { case: "error", value: error } }) });
@@ -359,8 +421,9 @@ export class Dispatcher implements DispatchPort {
     if (failed.length) this.resultSink(failed);
   }
 
-  /** Periodic: claim what became due, drop silent workers. */
+  /** Periodic: claim what became due, drop silent workers, share circuit states. */
   private tick(): void {
+    this.syncCircuits().catch((err) => this.config.log(`loading circuit breakers: ${err.message}`));
     const silentAfter = this.config.heartbeatIntervalMs * 3;
     const now = Date.now();
     for (const s of this.sessions.values()) {
@@ -392,6 +455,10 @@ export class Dispatcher implements DispatchPort {
       await new Promise((r) => setTimeout(r, 50));
     }
   }
+}
+
+function attemptKey(h: HeldAttempt): string {
+  return `${h.runUid}/${h.step}/${h.attempt}`;
 }
 
 function durationMs(d: Duration | undefined): number | undefined {

@@ -119,3 +119,15 @@ export const nap = task("nap", async (ms: number) => {
 export const childGate = task("child_gate", (name: string) => gate.send(name));
 
 testTasks.push(gate, nap, childGate);
+
+/** A downstream service the tests can take down and bring back. */
+export const downstreamService = { healthy: true, calls: 0 };
+export class DownstreamError extends Error {
+  override name = "DownstreamError";
+}
+export const downstream = task("downstream", (x: number) => {
+  downstreamService.calls++;
+  if (!downstreamService.healthy) throw new DownstreamError("service unavailable");
+  return x;
+});
+testTasks.push(downstream);

@@ -1,0 +1,50 @@
+// pipewright.v1.AdminService: the server's own counters and its circuit breakers.
+
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import {
+  AdminService,
+  CircuitBreakerSchema,
+  CircuitState,
+  GetServerStatusResponseSchema,
+  ListCircuitBreakersResponseSchema,
+} from "../../proto/gen/pipewright/v1/admin_service_pb.js";
+import type { ServiceImpl } from "../../proto/runtime/grpc-bridge.js";
+import type { CircuitStateName } from "../core/circuit-breaker.js";
+import type { Dispatcher } from "../dispatch/dispatcher.js";
+import type { RunEngine } from "../engine/run-engine.js";
+
+const STATE: Record<CircuitStateName, CircuitState> = { closed: CircuitState.CLOSED, open: CircuitState.OPEN, half_open: CircuitState.HALF_OPEN };
+
+export function adminService(engine: RunEngine, dispatcher: Dispatcher, processId: string, startedAt: number): ServiceImpl<typeof AdminService> {
+  return {
+    async getServerStatus() {
+      return create(GetServerStatusResponseSchema, {
+        processId,
+        workers: dispatcher.workerCount,
+        activeRuns: engine.activeRuns,
+        staleResults: BigInt(engine.staleResults + dispatcher.staleResults),
+        requeuedAttempts: BigInt(dispatcher.requeued),
+        timedOutAttempts: BigInt(engine.timedOut + dispatcher.timedOut),
+        startTime: timestampFromMs(startedAt),
+      });
+    },
+
+    async listCircuitBreakers() {
+      await dispatcher.syncCircuits();
+      const breakers = dispatcher.breakers
+        .list()
+        .sort((a, b) => a.task.localeCompare(b.task))
+        .map((c) =>
+          create(CircuitBreakerSchema, {
+            task: c.task,
+            state: STATE[c.state],
+            consecutiveFailures: c.failures,
+            openedTime: c.openedAt !== undefined ? timestampFromMs(c.openedAt) : undefined,
+            probeTime: c.state !== "closed" && c.probeAt !== undefined ? timestampFromMs(c.probeAt) : undefined,
+          }),
+        );
+      return create(ListCircuitBreakersResponseSchema, { breakers });
+    },
+  };
+}
