@@ -23,6 +23,8 @@ export interface ServerConfig {
   /** A worker-lost attempt (stream broke, server died) is re-queued this many times, then fails with pipewright.WorkerLost. */
   maxLostAttempts: number;
   leaseMs: number;
+  /** A server process silent this long is considered dead; its attempts are re-queued. */
+  processTimeoutMs: number;
   /** How long a shutdown waits for workers to finish what they hold. */
   drainGraceMs: number;
   /** Failures in a row that open a task's circuit (0: breakers off). */
@@ -58,6 +60,7 @@ export const OPTIONS: Option[] = [
   { key: "defaultHeartbeatTimeoutMs", kind: "integer", flag: "--default-heartbeat-timeout-ms", env: "PIPEWRIGHT_DEFAULT_HEARTBEAT_TIMEOUT_MS", default: "0", help: "longest silence about one attempt, for tasks that set none (0: none; a silent worker is still dropped after 3 heartbeat intervals)" },
   { key: "maxLostAttempts", kind: "integer", flag: "--max-lost-attempts", env: "PIPEWRIGHT_MAX_LOST_ATTEMPTS", default: "5", help: "times an attempt is re-queued after its worker or server died before it fails with pipewright.WorkerLost" },
   { key: "leaseMs", kind: "integer", flag: "--lease-ms", env: "PIPEWRIGHT_LEASE_MS", default: "30000", help: "lease of an attempt, renewed by heartbeats" },
+  { key: "processTimeoutMs", kind: "integer", flag: "--process-timeout-ms", env: "PIPEWRIGHT_PROCESS_TIMEOUT_MS", default: "10000", help: "a server process silent this long is dead: its attempts are re-queued" },
   { key: "drainGraceMs", kind: "integer", flag: "--drain-grace-ms", env: "PIPEWRIGHT_DRAIN_GRACE_MS", default: "10000", help: "how long shutdown waits for workers to finish" },
   { key: "circuitBreakerThreshold", kind: "integer", flag: "--circuit-breaker-threshold", env: "PIPEWRIGHT_CIRCUIT_BREAKER_THRESHOLD", default: "0", help: "failures in a row that open a task's circuit (0: off)" },
   { key: "circuitBreakerCooldownMs", kind: "integer", flag: "--circuit-breaker-cooldown-ms", env: "PIPEWRIGHT_CIRCUIT_BREAKER_COOLDOWN_MS", default: "30000", help: "how long an open circuit waits before one probe attempt" },

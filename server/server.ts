@@ -3,6 +3,7 @@
 // calls this with the command-line configuration; tests call it directly.
 
 import { randomUUID } from "node:crypto";
+import os from "node:os";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { RunService } from "../proto/gen/pipewright/v1/run_service_pb.js";
@@ -23,7 +24,7 @@ import { RunEngine } from "./engine/run-engine.js";
 import { connect, type Sql } from "./store/database.js";
 import { startEmbeddedPostgres, type EmbeddedPostgres } from "./store/embedded-postgres.js";
 import { migrate } from "./store/migrate.js";
-import { registerProcess, unregisterProcess } from "./store/process-registry.js";
+import { reclaimPredecessors, registerProcess, unregisterProcess } from "./store/process-registry.js";
 
 export interface RunningServer {
   /** host:port actually bound. */
@@ -72,17 +73,21 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(config.address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
     );
-    await registerProcess(sql, processId, config.address);
+    const host = config.address.slice(0, config.address.lastIndexOf(":"));
+    const identity = `${os.hostname()}/${host}:${port}`;
+    await registerProcess(sql, processId, identity);
     const recovered = await engine.recover();
     if (recovered) log(`recovered ${recovered} active runs`);
-    const reaper = new LeaseReaper(sql, { processId, intervalMs: 2000, processSilenceMs: 10_000, log: verbose, onRequeued: (lost) => dispatcher.lost(lost) });
+    const reclaimed = await reclaimPredecessors(sql, processId, identity);
+    if (reclaimed.length) log(`re-queued ${reclaimed.length} attempts held by the previous server at ${identity}`);
+    const reaper = new LeaseReaper(sql, { processId, intervalMs: Math.min(2000, config.processTimeoutMs / 3), processSilenceMs: config.processTimeoutMs, log: verbose, onRequeued: (lost) => dispatcher.lost(lost) });
     reaper.start();
     dispatcher.start();
     engine.start();
+    dispatcher.lost(reclaimed);
     health.setStatus("", "SERVING");
     health.setStatus("pipewright.v1.RunService", "SERVING");
     health.setStatus("pipewright.v1.WorkerService", "SERVING");
-    const host = config.address.slice(0, config.address.lastIndexOf(":"));
     let stopping: Promise<void> | undefined;
     return {
       address: `${host}:${port}`,

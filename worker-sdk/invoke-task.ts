@@ -18,6 +18,7 @@ export interface AttemptInput {
   runId: string;
   stepId: number;
   retryNumber: number;
+  attempt: number;
   path: string;
   signal: AbortSignal;
   heartbeat: (progress?: unknown) => void;
@@ -50,6 +51,7 @@ export async function invokeTask(def: TaskDefinition, input: AttemptInput): Prom
       runId: input.runId,
       stepId: input.stepId,
       retryNumber: input.retryNumber,
+      attempt: input.attempt,
       path: input.path,
       kwargs,
       parentResults,

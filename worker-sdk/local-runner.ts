@@ -119,6 +119,7 @@ class LocalRunner {
             runId: "local",
             stepId: 0,
             retryNumber: attempt,
+            attempt,
             path,
             signal: new AbortController().signal,
             heartbeat: () => {},

@@ -10,6 +10,12 @@ export interface TaskContext {
   readonly stepId: number;
   /** 1 for the first try, 2 for the first retry... */
   readonly retryNumber: number;
+  /**
+   * The attempt (fencing) number: grows with every hand-out of the step,
+   * including re-runs after a lost worker. With runId and stepId it names
+   * this execution; use runId + stepId (+ retryNumber) as an idempotency key.
+   */
+  readonly attempt: number;
   /** Where the step sits in the run, e.g. "steps[1].group.branches[0].steps[0]". */
   readonly path: string;
   /** Keyword arguments of the call. */

@@ -241,6 +241,7 @@ export class Worker {
           runId: key.runId,
           stepId: key.stepId,
           retryNumber: a.retryNumber,
+          attempt: key.attempt,
           path: a.path,
           signal: controller.signal,
           heartbeat: (progress?: unknown) => {

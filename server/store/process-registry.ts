@@ -5,6 +5,7 @@
 // databases at a few hundred workers).
 
 import type { Sql } from "./database.js";
+import type { LostAttempt } from "./task-queue.js";
 
 export async function registerProcess(sql: Sql, id: string, address: string): Promise<void> {
   await sql`insert into server_processes (id, address) values (${id}::uuid, ${address})`;
@@ -21,4 +22,21 @@ export async function unregisterProcess(sql: Sql, id: string): Promise<void> {
 /** Forgets processes silent for longer than `olderThanMs` (long dead). */
 export async function pruneProcesses(sql: Sql, olderThanMs: number): Promise<void> {
   await sql`delete from server_processes where heartbeat_at < now() - ${olderThanMs} * interval '1 millisecond'`;
+}
+
+/**
+ * Forgets the processes registered at the same host and port as this one and
+ * puts back the attempts they held. Safe because the port is ours now: two
+ * live servers cannot both be bound to it, so those processes are dead (a
+ * restart after kill -9). Attempts are reclaimed at once instead of after the
+ * liveness timeout.
+ */
+export async function reclaimPredecessors(sql: Sql, id: string, address: string): Promise<LostAttempt[]> {
+  const rows = await sql<{ run_id: number; step: number; attempt: number; lost_count: number }[]>`
+    with dead as (delete from server_processes where address = ${address} and id <> ${id}::uuid returning id)
+    update task_queue set status = 0, process_id = null, worker_id = null, claimed_at = null, lease_until = null,
+      available_at = now(), lost_count = lost_count + 1
+    where status = 1 and process_id in (select id from dead)
+    returning run_id, step, attempt, lost_count`;
+  return rows.map((r) => ({ runId: r.run_id, step: r.step, attempt: r.attempt, lostCount: r.lost_count }));
 }

@@ -32,6 +32,7 @@ export async function simulate(pipeline: PipelineMessage, tasks: Iterable<TaskDe
       runId: "sim",
       stepId: d.step,
       retryNumber: d.retry,
+      attempt: d.retry,
       path: d.path,
       signal: new AbortController().signal,
       heartbeat: () => {},
