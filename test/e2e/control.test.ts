@@ -140,6 +140,11 @@ describe("timeouts", () => {
     }
   });
 
+  it("a task running longer than its heartbeat timeout completes: the SDK heartbeats it while it runs", async () => {
+    const long = t.nap.withOptions({ heartbeatTimeoutMs: 300 });
+    expect(await ts.client().submitAndWait(long.send(1200))).toBe(1200);
+  });
+
   it("a run timeout fails the run and still runs finally", async () => {
     const run = await ts.client().submit(t.gate.send("never").finallyDo(ex.cleanup), { runTimeoutMs: 300 });
     const done = await run.wait();
