@@ -95,7 +95,7 @@ export class Pipeline<R = unknown> {
       }
       return this.with({ steps: [...this.parts.steps, ...next.parts.steps] });
     }
-    return this.with({ steps: [...this.parts.steps, create(StepSchema, { kind: { case: "task", value: next.call(rest) } })] });
+    return this.with({ steps: [...this.parts.steps, create(StepSchema, { kind: { case: "task", value: next.toCall(rest) } })] });
   }
 
   /**
@@ -105,7 +105,7 @@ export class Pipeline<R = unknown> {
    */
   exceptionally<Rest extends unknown[], R2>(task: TaskRef<[RemoteError, ...Rest], R2>, ...rest: Rest): Pipeline<R | Awaited<R2>> {
     this.assertOpen("an exceptionally step");
-    return this.with({ steps: [...this.parts.steps, create(StepSchema, { kind: { case: "exceptionally", value: task.call(rest) } })] });
+    return this.with({ steps: [...this.parts.steps, create(StepSchema, { kind: { case: "exceptionally", value: task.toCall(rest) } })] });
   }
 
   /**
@@ -115,7 +115,7 @@ export class Pipeline<R = unknown> {
    */
   finallyDo<A extends unknown[]>(task: TaskRef<A, unknown>, ...args: A): Pipeline<R> {
     this.assertOpen("a second finally step");
-    return this.with({ finally: task.call(args) });
+    return this.with({ finally: task.toCall(args) });
   }
 
   /** Sets arguments, keyword arguments and state given once to the entry tasks. */

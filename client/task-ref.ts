@@ -14,6 +14,7 @@ import {
 import type { Value } from "../proto/gen/pipewright/v1/value_pb.js";
 import { Pipeline } from "./pipeline-builder.js";
 import { encodeValue } from "./values.js";
+import { recordJobCall, type JobValue } from "./job-recorder.js";
 
 /** How a failed call is retried. Delays in milliseconds. */
 export interface RetryOptions {
@@ -63,7 +64,7 @@ export class TaskRef<A extends unknown[] = unknown[], R = unknown> {
 
   /** A one-step pipeline calling the task with all its arguments. */
   send(...args: A): Pipeline<R> {
-    return Pipeline.ofCall<R>(this.call(args));
+    return Pipeline.ofCall<R>(this.toCall(args));
   }
 
   /**
@@ -75,7 +76,38 @@ export class TaskRef<A extends unknown[] = unknown[], R = unknown> {
    *   inParallel([multiply.partial(1), multiply.partial(2)]).withInitial({ args: [2] })
    */
   partial(...args: Tails<A>): Pipeline<R> {
-    return Pipeline.ofCall<R>(this.call(args as unknown[]));
+    return Pipeline.ofCall<R>(this.toCall(args as unknown[]));
+  }
+
+  /**
+   * A mutable signature (canvas style): the call's own arguments; in a chain
+   * the previous result is prepended. Same as `partial`.
+   *
+   * @example chain(extract.s(url), transform.s(), load.s())
+   */
+  s(...args: Tails<A>): Pipeline<R> {
+    return this.partial(...args);
+  }
+
+  /**
+   * An immutable signature: the call gets exactly these arguments and ignores
+   * the previous result.
+   *
+   * @example chain(stepA.s(input), stepB.si(independentInput), stepC.s())
+   */
+  si(...args: A): Pipeline<R> {
+    return Pipeline.ofCall<R>(this.toCall(args, { ignoreInput: true }));
+  }
+
+  /**
+   * Inside a `job()` builder: records a call of this task and returns a
+   * placeholder for its result. Passing a placeholder as an argument of
+   * another call makes that call depend on this one.
+   *
+   * @example job("report", () => { const d = download.call(url); return [summarize.call(d)]; })
+   */
+  call(...args: { [K in keyof A]: A[K] | JobValue<A[K]> }): JobValue<R> {
+    return recordJobCall(this, args as unknown[]);
   }
 
   /** The same task with other options (merged over the current ones). */
@@ -88,8 +120,8 @@ export class TaskRef<A extends unknown[] = unknown[], R = unknown> {
     return new TaskRef<A, R>(this.name, this.options, { ...this.kwargs, ...kwargs });
   }
 
-  /** The protobuf call with the given own arguments. */
-  call(args: readonly unknown[], extra: { ignoreInput?: boolean } = {}): TaskCall {
+  /** @internal The protobuf call with the given own arguments. */
+  toCall(args: readonly unknown[], extra: { ignoreInput?: boolean } = {}): TaskCall {
     const kwargs: Record<string, Value> = {};
     for (const [k, v] of Object.entries(this.kwargs)) kwargs[k] = encodeValue(v);
     return create(TaskCallSchema, {

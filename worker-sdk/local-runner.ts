@@ -11,6 +11,7 @@ import type { Pipeline as PipelineMessage, TaskCall } from "../proto/gen/pipewri
 import { ParentResults } from "../proto/gen/pipewright/v1/pipeline_pb.js";
 import type { TaskError, Value } from "../proto/gen/pipewright/v1/value_pb.js";
 import { Pipeline } from "../client/pipeline-builder.js";
+import type { Job } from "../client/job.js";
 import { decodeError, decodeValue, encodeState, encodeValue, isPlainObject, type RemoteError } from "../client/values.js";
 import { childScopePath } from "../server/core/step-paths.js";
 import { countTasks, formatViolations, validatePipeline } from "../server/core/validate-pipeline.js";
@@ -194,7 +195,10 @@ class LocalRunner {
           node.dependsOn.length === 0
             ? entryInput(call, flow)
             : {
-                args: [...call.args],
+                args: call.args.map((a, i) => {
+                  const from = node.parentArguments.find((pa) => pa.position === i);
+                  return from ? single(results.get(from.node)!) : a;
+                }),
                 kwargs: { ...call.kwargs },
                 state: flow.state,
                 parentResults: mode === ParentResults.NEVER ? undefined : Object.fromEntries(node.dependsOn.map((dep) => [dep, single(results.get(dep)!)])),
@@ -283,4 +287,26 @@ function mergeStates(base: Value | undefined, states: (Value | undefined)[]): Va
   }
   const last = changed[changed.length - 1];
   return isPlainObject(last) ? encodeState(last) : encodeValue(last);
+}
+
+/**
+ * Runs a job locally, task by task, and records its status and result on it
+ * (the job's test runner).
+ *
+ * @example
+ *   const j = basicPipeline(5, 6);
+ *   await runJobLocally(j, { tasks });
+ *   assert(j.status === "completed");
+ */
+export async function runJobLocally<R>(job: Job<R>, options: LocalRunOptions): Promise<R> {
+  job.status = "running";
+  const out = await runLocally(job.pipeline, options);
+  if (out.ok) {
+    job.status = "completed";
+    job.result = out.value as R;
+    return job.result;
+  }
+  job.status = out.error.type === "pipewright.Cancelled" ? "cancelled" : "failed";
+  job.error = out.error;
+  throw out.error;
 }

@@ -490,9 +490,12 @@ export class RunMachine {
         }
         const parentResults: Record<string, Value> = {};
         for (const p of dag.parents[j]) parentResults[dag.spec.nodes[p].id] = this.graph.task(dag.nodes[p]).result ?? noneValue();
-        const mode = dag.spec.nodes[j].parentResults || ParentResults.AUTO;
+        const node = dag.spec.nodes[j];
+        const mode = node.parentResults || ParentResults.AUTO;
+        const args = [...dep.call.args];
+        for (const pa of node.parentArguments) args[pa.position] = parentResults[pa.node];
         this.dispatch(dep, {
-          args: [...dep.call.args],
+          args,
           kwargs: { ...dep.call.kwargs },
           state: dag.input!.state,
           parentResults: mode === ParentResults.NEVER ? undefined : parentResults,

@@ -3,7 +3,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { StepKind, StepState, StepStatusSchema, type StepStatus } from "../../proto/gen/pipewright/v1/run_pb.js";
-import type { RunGraph, Step, StepCode } from "./run-graph.js";
+import type { DagStep, RunGraph, Step, StepCode } from "./run-graph.js";
 
 const STATE: Record<StepCode, StepState> = {
   pending: StepState.PENDING,
@@ -54,5 +54,6 @@ export function stepStatusOf(graph: RunGraph, id: number, running: ReadonlySet<n
     finishTime: step.finishedAt !== undefined ? timestampFromMs(step.finishedAt) : undefined,
     error: step.error && (step.status === "failed" || step.status === "cancelled") ? step.error : undefined,
     parentStepId: step.parentStep,
+    dagNodeId: isTask && step.role === "dag_node" ? (graph.steps[step.dag!] as DagStep).spec.nodes[step.index].id : "",
   });
 }

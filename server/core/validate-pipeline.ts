@@ -183,6 +183,16 @@ function checkDag(dag: Dag, path: string, out: Violation[]): void {
     }
   });
   dag.nodes.forEach((node, i) => {
+    node.parentArguments.forEach((pa, j) => {
+      const pp = `${path}.nodes[${i}].parent_arguments[${j}]`;
+      const argc = node.task?.args.length ?? 0;
+      if (pa.position < 0 || pa.position >= argc) {
+        out.push({ field: `${pp}.position`, description: `must index the node's task.args (0 to ${argc - 1}), got ${pa.position}` });
+      }
+      if (!node.dependsOn.includes(pa.node)) {
+        out.push({ field: `${pp}.node`, description: `must be one of the node's depends_on (${node.dependsOn.map((d) => JSON.stringify(d)).join(", ") || "none"}), got ${JSON.stringify(pa.node)}` });
+      }
+    });
     const seen = new Set<string>();
     node.dependsOn.forEach((dep, j) => {
       const dp = `${path}.nodes[${i}].depends_on[${j}]`;

@@ -19,7 +19,7 @@ const comparable = (o: { ok: boolean; value?: unknown; error?: unknown; state: u
 describe("core state machine = local runner on random pipelines", () => {
   it(`agrees on ${RUNS} random pipelines`, async () => {
     await fc.assert(
-      fc.asyncProperty(pipelineSpec({ dags: false }), async (spec) => {
+      fc.asyncProperty(pipelineSpec({ dags: true }), async (spec) => {
         const proto = buildPipeline(spec).toProto();
         const local = await runLocally(proto, { tasks: randomTasks, sleep: async () => {} });
         const core = await simulate(proto, randomTasks);

@@ -142,7 +142,7 @@ describe(`crash recovery (seed ${SEED})`, () => {
 
   it("a workload of random pipelines (2,000+ tasks) survives server kills, a clean restart and worker kills: nothing lost, nothing stuck, same outcomes", async () => {
     const client = new PipewrightClient(`127.0.0.1:${port}`);
-    const specs = fc.sample(pipelineSpec({ dags: false }), { numRuns: 300, seed: SEED });
+    const specs = fc.sample(pipelineSpec({ dags: true }), { numRuns: 300, seed: SEED });
     const pipelines = specs.map((s) => buildPipeline(s));
     const before = executions().length;
     const ids: string[] = new Array(pipelines.length);

@@ -6,6 +6,7 @@
 
 import fc from "fast-check";
 import { inParallel, Pipeline } from "../../client/pipeline-builder.js";
+import { NodeRef, Workflow } from "../../client/workflow.js";
 import type { RemoteError } from "../../client/values.js";
 import { statefulTask, task, type TaskDefinition } from "../../worker-sdk/task.js";
 import { currentTask } from "../../worker-sdk/task-context.js";
@@ -194,10 +195,22 @@ export function buildPipeline(spec: PipelineSpec, root = true): Pipeline<unknown
   return p!;
 }
 
-/** Filled in by the DAG builder when DAGs join the generator. */
-export let buildDag: (s: Extract<StepSpec, { step: "dag" }>) => Pipeline<unknown> = () => {
-  throw new Error("DAG specs need the DAG builder");
-};
-export function setDagBuilder(b: typeof buildDag): void {
-  buildDag = b;
+/** A DAG spec as a Workflow step: nodes call the same random tasks; parents' results reach them as arguments or as the parent map. */
+function buildDag(s: Extract<StepSpec, { step: "dag" }>): Pipeline<unknown> {
+  const wf = new Workflow();
+  const refs: NodeRef[] = s.nodes.map((n, i) => {
+    const c = n.call;
+    const task = c.kind === "op" ? op : c.kind === "flaky" ? flaky : c.kind === "state" ? stateful : c.kind === "child" ? child : childInline;
+    const deps = n.deps.map((d) => `n${d}`);
+    // Odd k: the first parent's result is the first argument; even k: parents come as the map ("always").
+    const byArgument = c.k % 2 === 1 && deps.length > 0;
+    return wf.add(task.withOptions({ retry: { maxAttempts: c.retries, initialDelayMs: 1, backoffFactor: 1 } }), {
+      id: `n${i}`,
+      args: byArgument ? [null, c.k] : [c.k],
+      dependsOn: deps.map((id) => new NodeRef(id)),
+      parentResults: byArgument ? "never" : "always",
+      parentArguments: byArgument ? [{ position: 0, node: new NodeRef(deps[0]) }] : [],
+    });
+  });
+  return wf.toPipeline(s.outputs.map((o) => refs[o]));
 }

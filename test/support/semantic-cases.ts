@@ -3,6 +3,9 @@
 // server, real workers).
 
 import { inParallel, type Pipeline } from "../../client/pipeline-builder.js";
+import { chain, chord, chunks, group, starmap } from "../../client/canvas.js";
+import { job } from "../../client/job.js";
+import { Workflow } from "../../client/workflow.js";
 import * as ex from "../../examples/tasks.js";
 import * as t from "./test-tasks.js";
 
@@ -90,4 +93,98 @@ export const semanticCases: SemanticCase[] = [
   { name: "gives up after max_attempts", pipeline: () => t.flaky.withOptions(retry(2)).send(3), expect: { ok: false, type: "Flaky", message: "try 2 failed" } },
   { name: "retry_on limits which errors retry", pipeline: () => t.flaky.withOptions(retry(5, { retryOn: ["Other"] })).send(3), expect: { ok: false, type: "Flaky", message: "try 1 failed" } },
   { name: "a terminal error never retries", pipeline: () => t.failWith.withOptions(retry(5)).send("X", "final", true), expect: { ok: false, type: "TerminalError", message: "final" } },
+
+
+  // ---- DAG workflows ----
+  {
+    name: "dag: a diamond; the fan-in node gets its parents' results keyed by id",
+    pipeline: () => {
+      const wf = new Workflow("diamond");
+      const a = wf.add(ex.multiply, { args: [2, 3] });
+      const left = wf.add(t.collect, { id: "left", args: ["L"], dependsOn: [a] });
+      const right = wf.add(t.collect, { id: "right", args: ["R"], dependsOn: [a] });
+      wf.add(t.collect, { id: "join", dependsOn: [left, right] });
+      return wf.toPipeline();
+    },
+    expect: {
+      ok: true,
+      value: {
+        join: { parents: { left: { parents: { multiply: 6 }, rest: ["L"] }, right: { parents: { multiply: 6 }, rest: ["R"] } }, rest: [] },
+      },
+    },
+  },
+  {
+    name: "dag: outputs give a list in the asked order",
+    pipeline: () => {
+      const wf = new Workflow();
+      const a = wf.add(ex.multiply, { args: [2, 3] });
+      const b = wf.add(ex.multiply, { args: [4, 5] });
+      const c = wf.add(ex.add, { args: [null, null], dependsOn: [a, b], parentArguments: [{ position: 0, node: a }, { position: 1, node: b }] });
+      return wf.toPipeline([c, a]);
+    },
+    expect: { ok: true, value: [26, 6] },
+  },
+  {
+    name: "dag: parent results always, auto, never",
+    pipeline: () => {
+      const wf = new Workflow();
+      const a = wf.add(t.echo, { args: [1] });
+      wf.add(t.echo, { id: "always", args: ["x"], dependsOn: [a], parentResults: "always" });
+      wf.add(t.echo, { id: "auto", args: ["y"], dependsOn: [a] });
+      wf.add(t.echo, { id: "never", args: ["z"], dependsOn: [a], parentResults: "never" });
+      return wf.toPipeline();
+    },
+    expect: { ok: true, value: { always: [{ echo: [1] }, "x"], auto: ["y"], never: ["z"] } },
+  },
+  {
+    name: "dag: a failed node stops its descendants, independent nodes go on, one error names it",
+    pipeline: () => {
+      const wf = new Workflow();
+      const bad = wf.add(ex.fail, { args: ["broken"] });
+      wf.add(t.echo, { id: "after-bad", dependsOn: [bad] });
+      const good = wf.add(ex.multiply, { args: [3, 3] });
+      wf.add(t.echo, { id: "after-good", dependsOn: [good], parentResults: "always" });
+      return wf.toPipeline().exceptionally(ex.handleError, 99);
+    },
+    expect: { ok: true, value: -1 }, // handleError gives -1 for anything but a ValueError: here an AggregateError
+  },
+  {
+    name: "dag: the aggregate error of a DAG names the failed node",
+    pipeline: () => {
+      const wf = new Workflow();
+      wf.add(ex.fail, { id: "x", args: ["broken"] });
+      wf.add(ex.multiply, { args: [3, 3] });
+      return wf.toPipeline();
+    },
+    expect: { ok: false, type: "pipewright.AggregateError", message: "1 of 2 nodes failed: steps[0].dag.nodes[0]: ValueError: broken" },
+  },
+  {
+    name: "dag: after a step, root nodes get its result",
+    pipeline: () => {
+      const wf = new Workflow();
+      wf.add(ex.add, { args: [1] });
+      wf.add(ex.multiply, { args: [10] });
+      return ex.multiply.send(2, 2).continueWith(wf.toPipeline());
+    },
+    expect: { ok: true, value: { add: 5, multiply: 40 } },
+  },
+  // ---- canvas ----
+  { name: "canvas: chain pipes each result into the next", pipeline: () => chain(ex.multiply.s(3, 2), ex.add.s(1), ex.divide.s(7)), expect: { ok: true, value: 1 } },
+  { name: "canvas: an immutable signature ignores the previous result", pipeline: () => chain(ex.multiply.s(3, 2), ex.add.si(10, 1), ex.add.s(1)), expect: { ok: true, value: 12 } },
+  { name: "canvas: group with a concurrency limit", pipeline: () => group([1, 2, 3, 4].map((i) => t.probe.send(i, 5)), { maxConcurrency: 2 }), expect: { ok: true, value: [1, 2, 3, 4] } },
+  { name: "canvas: chord calls back with the list", pipeline: () => chord(group([ex.multiply.s(3, 2), ex.multiply.s(4, 5)]), ex.average.s()), expect: { ok: true, value: 13 } },
+  { name: "canvas: chunks, one call per chunk", pipeline: () => chunks(t.sumList, [1, 2, 3, 4, 5, 6, 7], 3), expect: { ok: true, value: [6, 15, 7] } },
+  { name: "canvas: starmap, one call per argument tuple", pipeline: () => starmap(ex.add, [[1, 2], [3, 4], [5, 6]]), expect: { ok: true, value: [3, 7, 11] } },
+  // ---- jobs ----
+  {
+    name: "job: passing a call's result as an argument makes the dependency; the job returns a list",
+    pipeline: () =>
+      job("arith", (x: number, y: number) => {
+        const product = ex.multiply.call(x, y);
+        const sum = ex.add.call(x, y);
+        const both = ex.add.call(product, sum);
+        return [product, sum, both];
+      })(5, 6).pipeline,
+    expect: { ok: true, value: [30, 11, 41] },
+  },
 ];

@@ -131,3 +131,9 @@ export const downstream = task("downstream", (x: number) => {
   return x;
 });
 testTasks.push(downstream);
+
+/** A DAG node that asks for its parents' results (they come first). */
+export const collect = task("collect", (parents: Record<string, unknown>, ...rest: unknown[]) => ({ parents, rest }), { parentResults: true });
+/** Sums a list (canvas chunks). */
+export const sumList = task("sum_list", (items: number[]) => items.reduce((a, b) => a + b, 0));
+testTasks.push(collect, sumList);
