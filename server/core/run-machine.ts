@@ -519,10 +519,13 @@ export class RunMachine {
     const tasks = dag.nodes.map((id) => this.graph.task(id));
     const ran = tasks.filter((t) => t.status === "succeeded");
     const state = mergeBranchStates(dag.input!.state, ran.map((t) => t.stateAfter));
-    const failed = tasks.filter((t) => t.status === "failed" || t.status === "cancelled");
+    // Nodes cancelled before they started carry no error of their own.
+    const failed = tasks.filter((t) => (t.status === "failed" || t.status === "cancelled") && t.error);
     let flow: Flow;
     if (failed.length) {
       flow = { error: aggregateError(failed.map((t) => t.error!), tasks.length, "nodes", this.graph.pathOf(dag)), args: [], kwargs: {}, state };
+    } else if (this.stopping && tasks.some((t) => t.status === "cancelled")) {
+      flow = { error: this.stopping.error, args: [], kwargs: {}, state };
     } else if (dag.spec.outputs.length) {
       const byId = new Map(dag.spec.nodes.map((n, k) => [n.id, tasks[k]]));
       flow = { args: [listValue(dag.spec.outputs.map((id) => byId.get(id)!.result ?? noneValue()))], kwargs: {}, state };

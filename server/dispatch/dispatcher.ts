@@ -123,7 +123,12 @@ export class Dispatcher implements DispatchPort {
     this.poke();
     try {
       for (;;) {
-        const next = await iterator.next();
+        let next: IteratorResult<unknown>;
+        try {
+          next = await iterator.next();
+        } catch {
+          break; // the stream broke (worker crashed or cancelled): a disconnect like any other
+        }
         if (next.done) break;
         this.handle(session, next.value as ConnectRequest);
       }

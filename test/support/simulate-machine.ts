@@ -10,15 +10,45 @@ import { invokeTask } from "../../worker-sdk/invoke-task.js";
 import type { TaskDefinition } from "../../worker-sdk/task.js";
 import type { LocalOutcome } from "../../worker-sdk/local-runner.js";
 
-export async function simulate(pipeline: PipelineMessage, tasks: Iterable<TaskDefinition<any, any>>, config: MachineConfig = DEFAULT_MACHINE_CONFIG): Promise<LocalOutcome & { machine: RunMachine; runState: RunState }> {
+/** Something to apply to the run after the `after`-th task result (cancel, pause, resume...). */
+export interface Interruption {
+  after: number;
+  input: "cancel" | "pause" | "resume" | "timeout";
+}
+
+export async function simulate(
+  pipeline: PipelineMessage,
+  tasks: Iterable<TaskDefinition<any, any>>,
+  config: MachineConfig = DEFAULT_MACHINE_CONFIG,
+  interruptions: Interruption[] = [],
+  /** Called for every dispatch with the number of interruptions applied before it. */
+  onDispatch?: (d: Dispatch, interruptionsSoFar: number) => void,
+): Promise<LocalOutcome & { machine: RunMachine; runState: RunState }> {
   const defs = new Map([...tasks].map((t) => [t.name, t]));
   const machine = new RunMachine(pipeline, config);
   let now = 0;
   const queue: Dispatch[] = [];
+  let results = 0;
+  let applied = 0;
   const take = (effects: ReturnType<RunMachine["apply"]>) => {
-    for (const e of effects) if (e.type === "dispatch") queue.push(e.dispatch);
+    for (const e of effects) {
+      if (e.type === "dispatch") {
+        queue.push(e.dispatch);
+        onDispatch?.(e.dispatch, applied);
+      }
+      if (e.type === "cancelTask") queue.splice(0, queue.length, ...queue.filter((d) => d.step !== e.step));
+    }
+  };
+  const pending = [...interruptions].sort((a, b) => a.after - b.after);
+  const apply = (i: Interruption) => {
+    applied++;
+    take(machine.apply({ type: i.input, at: ++now, reason: "test" } as never));
+  };
+  const interrupt = () => {
+    while (pending.length && pending[0].after <= results) apply(pending.shift()!);
   };
   take(machine.apply({ type: "start", at: now }));
+  interrupt();
   while (queue.length) {
     const d = queue.shift()!;
     const def = defs.get(d.call.task);
@@ -39,6 +69,10 @@ export async function simulate(pipeline: PipelineMessage, tasks: Iterable<TaskDe
     });
     now = Math.max(now + 1, d.notBefore);
     take(machine.apply({ type: "taskFinished", at: now, step: d.step, outcome: result.outcome, state: result.state }));
+    results++;
+    interrupt();
+    // Nothing left to run (say, all held by a pause): what comes later comes now.
+    while (!queue.length && pending.length) apply(pending.shift()!);
   }
   const r = machine.result;
   if (!r) throw new Error("the run did not finish although nothing is left to run");
