@@ -3,10 +3,32 @@
 // shows each one's code.
 
 import { inParallel, type Pipeline } from "../client/pipeline-builder.js";
+import { chord, chunks, group, starmap } from "../client/canvas.js";
+import { job } from "../client/job.js";
+import { Workflow } from "../client/workflow.js";
 import {
   addPositive, addState, average, cleanup, countTo100, divide, multiply, multiplyAndSubtract,
-  multiplyWithState, safeDivide, subtract, sum, zeroOnDivisionError,
+  multiplyWithState, safeDivide, subtract, sum, zeroOnDivisionError, add, combine, sumBatch, simpleArithmetic, createSales, countRows,
 } from "./tasks.js";
+
+/** The reference's job: three calls, one of which depends on another through its argument. */
+export const basicPipeline = job("basic_orchestration", (x: number, y: number) => {
+  const arith = simpleArithmetic.call();
+  const product = multiply.call(x, y);
+  const sales = createSales.call();
+  const rows = countRows.call(sales); // depends on create_sales
+  return [arith, product, rows];
+});
+
+/** A diamond: split, two branches, a fan-in that receives both results keyed by node id. */
+function diamond(): Pipeline<unknown> {
+  const wf = new Workflow("diamond");
+  const split = wf.add(multiply, { id: "split", args: [3, 4] });
+  const left = wf.add(add, { id: "left", args: [null, 1], dependsOn: [split], parentArguments: [{ position: 0, node: split }] });
+  const right = wf.add(multiply, { id: "right", args: [null, 2], dependsOn: [split], parentArguments: [{ position: 0, node: split }] });
+  const join = wf.add(combine, { id: "join", dependsOn: [left, right] });
+  return wf.toPipeline([join]).continueWith(sum);
+}
 
 export interface Example {
   name: string;
@@ -38,5 +60,10 @@ export const examples: Example[] = [
   { name: "composition", expected: 5, build: () => multiplyAndSubtract.send(3, 2, 1) },
   { name: "conditional", expected: 1, build: () => addPositive.send(-3, 2) },
   { name: "recursion", expected: 100, build: () => countTo100.send(0) },
+  { name: "dag-diamond", expected: 37, build: diamond },
+  { name: "chord", expected: 13, build: () => chord(group([multiply.s(3, 2), multiply.s(4, 5)]), average.s()) },
+  { name: "chunks", expected: [6, 15, 24, 10], build: () => chunks(sumBatch, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 3) },
+  { name: "starmap", expected: [3, 7, 11], build: () => starmap(add, [[1, 2], [3, 4], [5, 6]]) },
+  { name: "job", expected: [3, 30, 3], build: () => basicPipeline(5, 6).pipeline },
 ];
 

@@ -53,6 +53,17 @@ export const zeroOnDivisionError = task("zero_on_division_error", (error: Remote
   throw error;
 });
 
+// ---- for the DAG, canvas and job examples ----
+
+/** Fan-in node of a DAG: receives its parents' results keyed by node id. */
+export const combine = task("combine", (parentResults: Record<string, number>) => Object.values(parentResults).reduce((a, b) => a + b, 0), { parentResults: true });
+/** Sums a batch of numbers (chunks). */
+export const sumBatch = task("sum_batch", (items: number[]) => items.reduce((a, b) => a + b, 0));
+/** The reference's job tasks. */
+export const simpleArithmetic = task("simple_arithmetic", () => 1 + 2);
+export const createSales = task("create_sales", () => ({ product: ["Widget", "Gadget", "Gizmo"], quantity: [10, 5, 8], price: [9.99, 24.99, 14.99] }));
+export const countRows = task("count_rows", (table: { product: string[] }) => table.product.length);
+
 export class ValueError extends Error {
   override name = "ValueError";
 }
@@ -63,6 +74,7 @@ export class ZeroDivisionError extends Error {
 export const allTasks: TaskDefinition<any, any>[] = [
   multiply, divide, add, subtract, average, sum, multiplyWithState, addState, fail, handleError, cleanup,
   makePositive, addPositive, multiplyAndSubtract, checkResult, countTo, checkResult100, countTo100, safeDivide, zeroOnDivisionError,
+  combine, sumBatch, simpleArithmetic, createSales, countRows,
 ];
 
 export { inParallel };

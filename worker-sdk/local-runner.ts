@@ -179,12 +179,13 @@ class LocalRunner {
     const results = new Map<string, Flow>();
     const status = new Map<string, "ok" | "failed" | "skipped">();
     const running = new Map<string, Promise<void>>();
+    const position = new Map(nodes.map((n, k) => [n.id, k]));
     const start = (k: number): Promise<void> => {
       const node = nodes[k];
       const existing = running.get(node.id);
       if (existing) return existing;
       const p = (async () => {
-        await Promise.all(node.dependsOn.map((dep) => start(nodes.findIndex((n) => n.id === dep))));
+        await Promise.all(node.dependsOn.map((dep) => start(position.get(dep)!)));
         if (node.dependsOn.some((dep) => status.get(dep) !== "ok")) {
           status.set(node.id, "skipped");
           return;

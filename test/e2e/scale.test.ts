@@ -29,3 +29,16 @@ describe("scale", () => {
     expect(view.taskCount).toBe(2001); // deep x 1001 and add1 x 1000
   });
 });
+
+describe("scale: DAGs", () => {
+  it("a random DAG of 5,000 nodes completes with the local runner's result", async () => {
+    const { randomDag, randomTasks } = await import("../support/random-pipelines.js");
+    const { runLocally } = await import("../../worker-sdk/local-runner.js");
+    const w = await ts.worker({ tasks: randomTasks, slots: 64 });
+    const p = randomDag(5000, 42);
+    const expected = await runLocally(p, { tasks: randomTasks });
+    expect(expected.ok).toBe(true);
+    expect(await ts.client().submitAndWait(p)).toBe((expected as { value: unknown }).value);
+    await w.stop();
+  });
+});

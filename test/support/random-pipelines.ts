@@ -214,3 +214,21 @@ function buildDag(s: Extract<StepSpec, { step: "dag" }>): Pipeline<unknown> {
   });
   return wf.toPipeline(s.outputs.map((o) => refs[o]));
 }
+
+/** A random DAG of `n` cheap nodes (each depends on up to 3 earlier ones), and the sum of its sinks. */
+export function randomDag(n: number, seed: number): Pipeline<number> {
+  let a = seed >>> 0;
+  const rand = () => ((a = (Math.imul(a, 1664525) + 1013904223) >>> 0) / 4294967296);
+  const wf = new Workflow(`random-dag-${n}`);
+  const refs: NodeRef<number>[] = [];
+  for (let i = 0; i < n; i++) {
+    const deps = i === 0 ? [] : [...new Set(Array.from({ length: 1 + Math.floor(rand() * 3) }, () => refs[Math.floor(rand() * i)]))];
+    refs.push(wf.add(dagSum, { id: `n${i}`, args: [i], dependsOn: deps, parentResults: "always" }));
+  }
+  return (wf.toPipeline() as Pipeline<Record<string, number>>).continueWith(sinkTotal);
+}
+
+/** A DAG node: its own number plus its parents' results, modulo 1,000,003. */
+export const dagSum = task("dag_sum", (parents: Record<string, number>, own: number) => (Object.values(parents).reduce((s, v) => s + v, own) % 1_000_003));
+export const sinkTotal = task("sink_total", (sinks: Record<string, number>) => Object.values(sinks).reduce((s, v) => s + v, 0));
+randomTasks.push(dagSum, sinkTotal);
