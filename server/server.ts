@@ -62,7 +62,7 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
     const machine = { ...DEFAULT_MACHINE_CONFIG, maxDepth: config.maxDepth, maxTasks: config.maxTasksPerRun, defaultRetry: { ...DEFAULT_RETRY, maxAttempts: config.defaultMaxAttempts || 1 } };
     const dispatcher = new Dispatcher(sql, { processId, heartbeatIntervalMs: config.heartbeatIntervalMs, leaseMs: config.leaseMs, pollIntervalMs: 500, maxLostAttempts: config.maxLostAttempts, circuits: { threshold: config.circuitBreakerThreshold, cooldownMs: config.circuitBreakerCooldownMs }, log: verbose });
     const timeouts = { waitMs: config.defaultWaitTimeoutMs, executionMs: config.defaultExecutionTimeoutMs, heartbeatMs: config.defaultHeartbeatTimeoutMs };
-    const engine = new RunEngine(sql, dispatcher, { machine, processId, leaseMs: config.leaseMs, timeouts, log });
+    const engine = new RunEngine(sql, dispatcher, { machine, processId, leaseMs: config.leaseMs, timeouts, processTimeoutMs: config.processTimeoutMs, log });
     dispatcher.onResults((results) => engine.results(results));
     const onError = errorMapper(log);
     server.addService(serviceDefinition(RunService), implement(RunService, runService(engine, sql, { maxTasks: config.maxTasksPerRun }), onError));
@@ -76,14 +76,16 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
     const host = config.address.slice(0, config.address.lastIndexOf(":"));
     const identity = `${os.hostname()}/${host}:${port}`;
     await registerProcess(sql, processId, identity);
-    const recovered = await engine.recover();
-    if (recovered) log(`recovered ${recovered} active runs`);
+    // A previous server at this very address is dead (we hold its port): its
+    // attempts go back to the queue and its runs are adopted below at once.
     const reclaimed = await reclaimPredecessors(sql, processId, identity);
     if (reclaimed.length) log(`re-queued ${reclaimed.length} attempts held by the previous server at ${identity}`);
+    const recovered = await engine.recover();
+    if (recovered) log(`recovered ${recovered} active runs`);
     const reaper = new LeaseReaper(sql, { processId, intervalMs: Math.min(2000, config.processTimeoutMs / 3), processSilenceMs: config.processTimeoutMs, log: verbose, onRequeued: (lost) => dispatcher.lost(lost) });
     reaper.start();
-    dispatcher.start();
-    engine.start();
+    await dispatcher.start();
+    await engine.start();
     dispatcher.lost(reclaimed);
     health.setStatus("", "SERVING");
     health.setStatus("pipewright.v1.RunService", "SERVING");

@@ -31,8 +31,13 @@ import { invokeTask } from "./invoke-task.js";
 import type { TaskDefinition } from "./task.js";
 
 export interface WorkerOptions {
-  /** Server address; default PIPEWRIGHT_ADDRESS or 127.0.0.1:50051. */
-  address?: string;
+  /**
+   * Server address, or several (a list, or comma-separated): the worker uses
+   * one at a time and moves to the next when its stream breaks, so it follows
+   * the surviving servers when one goes away. Default PIPEWRIGHT_ADDRESS or
+   * 127.0.0.1:50051.
+   */
+  address?: string | string[];
   /** The tasks this worker runs. */
   tasks: TaskDefinition<any, any>[];
   /** Attempts run at once (default 10). */
@@ -67,7 +72,9 @@ export class Worker {
   /** Session id given by the server for the current connection. */
   workerId = "";
   private readonly tasks: Map<string, TaskDefinition<any, any>>;
-  private readonly client: Client<typeof WorkerService>;
+  private readonly addresses: string[];
+  private next = 0;
+  private client: Client<typeof WorkerService>;
   private readonly instanceId = randomUUID();
   private readonly log: (line: string) => void;
   private stream?: Stream;
@@ -85,7 +92,10 @@ export class Worker {
   constructor(private readonly options: WorkerOptions) {
     if (options.tasks.length === 0) throw new Error("a Worker needs at least one task");
     this.tasks = new Map(options.tasks.map((t) => [t.name, t]));
-    this.client = createClient(WorkerService, options.address ?? process.env.PIPEWRIGHT_ADDRESS ?? "127.0.0.1:50051");
+    const given = options.address ?? process.env.PIPEWRIGHT_ADDRESS ?? "127.0.0.1:50051";
+    this.addresses = (Array.isArray(given) ? given : given.split(",")).map((a) => a.trim()).filter(Boolean);
+    this.next = Math.floor(Math.random() * this.addresses.length); // spread workers over the servers
+    this.client = createClient(WorkerService, this.addresses[this.next]);
     this.log = options.log ?? (() => {});
   }
 
@@ -129,12 +139,21 @@ export class Worker {
     while (this.state === "running" || (this.state === "draining" && this.running.size > 0 && !this.stream)) {
       const welcomed = await this.session();
       if ((this.state as WorkerState) === "stopped") return;
+      this.rotate();
       if (welcomed) delay = initial;
       if (this.state !== "running") break;
       const wait = delay * (0.5 + Math.random() / 2);
       delay = Math.min(max, delay * 2);
       await new Promise((r) => setTimeout(r, wait));
     }
+  }
+
+  /** The client for the next address, when there are several. */
+  private rotate(): void {
+    if (this.addresses.length < 2) return;
+    this.client.close();
+    this.next = (this.next + 1) % this.addresses.length;
+    this.client = createClient(WorkerService, this.addresses[this.next]);
   }
 
   /** One connection, until it ends. Resolves true if the server welcomed us. */

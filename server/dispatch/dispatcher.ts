@@ -83,12 +83,27 @@ export class Dispatcher implements DispatchPort {
     this.resultSink = sink;
   }
 
-  start(): void {
+  /** Starts the periodic work, and listens for ready rows written by other server processes. */
+  async start(): Promise<void> {
     this.timer = setInterval(() => this.tick(), this.config.pollIntervalMs);
     this.timer.unref();
     this.timeoutTimer = setInterval(() => this.checkTimeouts(), 100);
     this.timeoutTimer.unref();
+    const ready = await this.sql.listen("pipewright_ready", () => {
+      if (!this.draining) this.poke();
+    });
+    // A run owned by another process was cancelled while one of our workers holds its attempt.
+    const cancels = await this.sql.listen("pipewright_cancel", (payload) => {
+      const [processId, runId, step, attempt] = JSON.parse(payload) as [string, number, number, number];
+      if (processId === this.config.processId) this.cancel([{ runId, step, attempt, processId, workerId: null }], "the run was cancelled");
+    });
+    this.unlisten = async () => {
+      await ready.unlisten();
+      await cancels.unlisten();
+    };
   }
+
+  private unlisten?: () => Promise<void>;
 
   get workerCount(): number {
     return this.sessions.size;
@@ -255,13 +270,15 @@ export class Dispatcher implements DispatchPort {
   cancel(attempts: queue.CancelledAttempt[], reason: string): void {
     const bySession = new Map<WorkerSession, HeldAttempt[]>();
     for (const a of attempts) {
-      const s = a.workerId ? this.sessions.get(a.workerId) : undefined;
-      if (!s) continue;
-      for (const h of s.held.values()) {
-        if (h.runId === a.runId && h.step === a.step) {
-          let list = bySession.get(s);
-          if (!list) bySession.set(s, (list = []));
-          list.push(h);
+      const candidates = a.workerId ? [this.sessions.get(a.workerId)] : [...this.sessions.values()];
+      for (const s of candidates) {
+        if (!s) continue;
+        for (const h of s.held.values()) {
+          if (h.runId === a.runId && h.step === a.step) {
+            let list = bySession.get(s);
+            if (!list) bySession.set(s, (list = []));
+            list.push(h);
+          }
         }
       }
     }
@@ -451,6 +468,7 @@ export class Dispatcher implements DispatchPort {
     this.draining = true;
     clearInterval(this.timer);
     clearInterval(this.timeoutTimer);
+    await this.unlisten?.().catch(() => {});
     for (const s of this.sessions.values()) {
       s.state = s.state === "closed" ? "closed" : "draining";
       s.write(create(ConnectResponseSchema, { kind: { case: "drain", value: create(DrainRequestSchema, { reason: "server shutting down" }) } }));

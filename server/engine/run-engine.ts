@@ -22,7 +22,8 @@ import { stepStatuses } from "../core/step-statuses.js";
 import type { Sql, Tx } from "../store/database.js";
 import * as runs from "../store/run-store.js";
 import * as queue from "../store/task-queue.js";
-import { BATCH_CHECK_FAILED, writeBatch, type BatchWrite, type BatchWriteResult, type NewRunRow } from "../store/batch-write.js";
+import { BATCH_CHECK_FAILED, OWNERSHIP_LOST, writeBatch, type BatchWrite, type BatchWriteResult, type NewRunRow } from "../store/batch-write.js";
+import { adoptOrphanRuns, inboxEntryDone, readInbox, runsOwnedElsewhere, sendControl, type InboxEntry } from "../store/ownership.js";
 import { encodeAssignment, type TimeoutDefaults } from "./assignment-codec.js";
 import { decodeEvent, encodeEvent } from "./event-codec.js";
 import { GroupCommitter } from "./group-committer.js";
@@ -35,6 +36,8 @@ export interface EngineConfig {
   leaseMs: number;
   /** Timeouts of calls that set none. */
   timeouts: TimeoutDefaults;
+  /** A server process silent this long is dead: its runs are taken over. */
+  processTimeoutMs: number;
   log: (line: string) => void;
 }
 
@@ -89,7 +92,9 @@ type Control = "cancel" | "pause" | "resume" | "timeout";
 type Item =
   | { kind: "submit"; batch: PreparedSubmit[]; resolve: (r: SubmitOutcome[]) => void; reject: (e: unknown) => void }
   | { kind: "result"; result: IncomingResult }
-  | { kind: "control"; uid: string; action: Control; reason: string; resolve: (run: Run) => void; reject: (e: unknown) => void };
+  | { kind: "control"; uid: string; action: Control; reason: string; resolve: (run: Run) => void; reject: (e: unknown) => void }
+  /** Look at this process's inbox (a notification came, or the periodic check). */
+  | { kind: "inbox" };
 
 interface OwnedRun {
   id: number;
@@ -100,7 +105,8 @@ interface OwnedRun {
   deadline?: number;
   machine: RunMachine;
   nextSeq: number;
-  waiters: Set<(run: Run) => void>;
+  /** Called with the finished run, or with nothing when the run moved to another process. */
+  waiters: Set<(run: Run | undefined) => void>;
   listeners: Set<(events: RunEvent[]) => void>;
   timer?: NodeJS.Timeout;
 }
@@ -135,6 +141,12 @@ class Batch {
   after: (() => void)[] = [];
   /** Control items to retry next batch (they named a run created in this one). */
   deferred: Item[] = [];
+  /** Results for runs another process owns, for its inbox. */
+  foreign: { key: queue.AttemptKey; body: Uint8Array; receivedAt: Date }[] = [];
+  /** Inbox entries applied by this batch. */
+  inboxDone: number[] = [];
+  /** Steps whose result came through the inbox: their queue row is already gone. */
+  preFenced = new Set<string>();
 }
 
 const key = (run: OwnedRun, step: number) => `${run.uid}/${step}`;
@@ -163,9 +175,21 @@ export class RunEngine {
 
   /** Loads every active run and replays its events: the state after a restart. */
   async recover(): Promise<number> {
-    const rows = await runs.loadActiveRuns(this.sql);
-    await this.load(rows);
-    return rows.length;
+    let total = 0;
+    for (let n = await this.adoptOrphans(); n > 0; n = await this.adoptOrphans()) total += n;
+    return total;
+  }
+
+  /**
+   * Takes over active runs no live process owns (their owner died, or this
+   * is the first start) and rebuilds them from their event log.
+   */
+  async adoptOrphans(): Promise<number> {
+    const ids = await adoptOrphanRuns(this.sql, this.config.processId, this.config.processTimeoutMs, 1000);
+    if (ids.length === 0) return 0;
+    await this.load(await runs.loadRunsByIds(this.sql, ids));
+    this.committer.add({ kind: "inbox" });
+    return ids.length;
   }
 
   private async load(rows: runs.RunRow[]): Promise<void> {
@@ -223,16 +247,34 @@ export class RunEngine {
     this.byUid.delete(run.uid);
   }
 
-  /** Starts the periodic sweep of wait timeouts. */
-  start(sweepEveryMs = 500): void {
-    this.sweepTimer = setInterval(() => this.sweepWaits().catch((err) => this.config.log(`wait-timeout sweep: ${err.message}`)), sweepEveryMs);
+  /**
+   * Starts the periodic work: wait-timeout sweeps, adopting runs of dead
+   * processes, and reading the inbox (woken at once by a notification; the
+   * periodic look is the safety net for a missed one).
+   */
+  async start(sweepEveryMs = 500): Promise<void> {
+    let ticks = 0;
+    this.sweepTimer = setInterval(() => {
+      this.sweepWaits().catch((err) => this.config.log(`wait-timeout sweep: ${err.message}`));
+      if (++ticks % 2 === 0) {
+        this.committer.add({ kind: "inbox" });
+        this.adoptOrphans().catch((err) => this.config.log(`adopting runs: ${err.message}`));
+      }
+    }, sweepEveryMs);
     this.sweepTimer.unref();
+    const listening = await this.sql.listen("pipewright_inbox", (owner) => {
+      if (owner === this.config.processId && !this.closed) this.committer.add({ kind: "inbox" });
+    });
+    this.unlisten = () => listening.unlisten();
   }
+
+  private unlisten?: () => Promise<void>;
 
   /** Stops taking work and waits for what is pending to be committed. */
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.sweepTimer);
+    await this.unlisten?.().catch(() => {});
     await this.committer.idle();
     for (const run of this.owned.values()) clearTimeout(run.timer);
   }
@@ -277,9 +319,26 @@ export class RunEngine {
     this.committer.addAll(results.map((result) => ({ kind: "result" as const, result })));
   }
 
-  control(uid: string, action: Exclude<Control, "timeout">, reason = ""): Promise<Run> {
-    if (this.closed) return Promise.reject(new PipewrightError("UNAVAILABLE", "the server is shutting down"));
+  async control(uid: string, action: Exclude<Control, "timeout">, reason = ""): Promise<Run> {
+    if (this.closed) throw new PipewrightError("UNAVAILABLE", "the server is shutting down");
+    if (!this.byUid.has(uid)) return this.forwardControl(uid, action, reason);
     return new Promise((resolve, reject) => this.committer.add({ kind: "control", uid, action, reason, resolve, reject }));
+  }
+
+  /** A control for a run another process owns: through its inbox; answers once applied. */
+  private async forwardControl(uid: string, action: Exclude<Control, "timeout">, reason: string): Promise<Run> {
+    const row = await runs.loadRunByUid(this.sql, uid);
+    if (!row) throw new PipewrightError("NOT_FOUND", `no run with id ${uid}`);
+    if (row.state >= RunState.SUCCEEDED) throw new PipewrightError("FAILED_PRECONDITION", `run ${uid} has already finished`);
+    if (action === "pause" && row.state !== RunState.RUNNING) throw new PipewrightError("FAILED_PRECONDITION", `run ${uid} is not running, it cannot be paused`);
+    if (action === "resume" && row.state !== RunState.PAUSED) throw new PipewrightError("FAILED_PRECONDITION", `run ${uid} is not paused`);
+    const kind = action === "cancel" ? runs.EventKind.cancel : action === "pause" ? runs.EventKind.pause : runs.EventKind.resume;
+    const entry = await sendControl(this.sql, row.id, kind, reason);
+    for (const until = Date.now() + 10_000; Date.now() < until; ) {
+      if (await inboxEntryDone(this.sql, entry)) return runFromRow((await runs.loadRunByUid(this.sql, uid))!);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    throw new PipewrightError("UNAVAILABLE", `the ${action} of run ${uid} is recorded but its owner has not applied it yet; it will`);
   }
 
   /** Resolves once everything received so far is committed (tests, shutdown). */
@@ -314,8 +373,8 @@ export class RunEngine {
       if (run && !run.machine.result) {
         const remaining = deadline - Date.now();
         if (remaining <= 0) return runFromMachine(run, run.machine);
-        return new Promise<Run>((resolve) => {
-          const done = (r: Run) => {
+        const finished = await new Promise<Run | undefined>((resolve) => {
+          const done = (r: Run | undefined) => {
             clearTimeout(timer);
             run.waiters.delete(done);
             signal?.removeEventListener("abort", abort);
@@ -326,12 +385,14 @@ export class RunEngine {
           signal?.addEventListener("abort", abort);
           run.waiters.add(done);
         });
+        if (finished) return finished;
+        continue; // the run moved to another process: follow it through the database
       }
       const row = await runs.loadRunByUid(this.sql, uid);
       if (!row) throw new PipewrightError("NOT_FOUND", `no run with id ${uid}`);
       if (row.state >= RunState.SUCCEEDED || Date.now() >= deadline || signal?.aborted) return runFromRow(row);
       // Owned by another process (or being reloaded): look again shortly.
-      await new Promise((r) => setTimeout(r, Math.min(250, Math.max(1, deadline - Date.now()))));
+      await new Promise((r) => setTimeout(r, Math.min(100, Math.max(1, deadline - Date.now()))));
     }
   }
 
@@ -414,9 +475,11 @@ export class RunEngine {
 
   private async commit(items: Item[], mode: "fast" | "careful"): Promise<"ok" | "check failed" | "failed"> {
     const batch = new Batch(mode);
+    const inbox = items.some((i) => i.kind === "inbox") ? await this.readOwnInbox() : [];
     try {
       if (mode === "fast") {
         this.applySubmits(items, batch, new Map());
+        this.applyInbox(inbox, batch);
         this.applyResults(items, batch, undefined);
         this.applyControls(items, batch);
         this.finishWrite(batch, await writeBatch(this.sql, this.toWrite(batch)));
@@ -425,6 +488,7 @@ export class RunEngine {
           const requestIds = [...new Set(items.flatMap((i) => (i.kind === "submit" ? i.batch.map((p) => p.requestId).filter((r) => r) : [])))];
           const known = new Map((await runs.findByRequestIds(tx, requestIds)).map((e) => [e.requestId, e]));
           this.applySubmits(items, batch, known);
+          this.applyInbox(inbox, batch);
           const awaited = this.awaitedResults(items);
           const accepted = await queue.completeAttempts(tx, awaited.map((r) => ({ runId: r.runId, step: r.step, attempt: r.attempt })));
           this.applyResults(items, batch, new Set(accepted.map((a) => `${a.runId}/${a.step}/${a.attempt}`)));
@@ -434,7 +498,13 @@ export class RunEngine {
       }
     } catch (err) {
       this.rollback(batch);
-      if (mode === "fast" && (err as { code?: string }).code === BATCH_CHECK_FAILED) return "check failed";
+      const code = (err as { code?: string }).code;
+      if (code === OWNERSHIP_LOST) {
+        await this.dropMovedRuns([...batch.changed].map((r) => r.id).filter((id) => id > 0));
+        this.committer.retry(items.filter((i) => i.kind !== "inbox"));
+        return "failed";
+      }
+      if (mode === "fast" && code === BATCH_CHECK_FAILED) return "check failed";
       this.config.log(`commit failed (${items.length} items): ${(err as Error).message}`);
       this.failItems(items, err);
       await new Promise((r) => setTimeout(r, 100));
@@ -452,12 +522,70 @@ export class RunEngine {
     return "ok";
   }
 
+  private async readOwnInbox(): Promise<InboxEntry[]> {
+    try {
+      return await readInbox(this.sql, this.config.processId, 2000);
+    } catch (err) {
+      this.config.log(`reading the inbox: ${(err as Error).message}`);
+      return [];
+    }
+  }
+
+  /** Results and controls other processes received for runs this one owns. */
+  private applyInbox(entries: InboxEntry[], batch: Batch): void {
+    for (const e of entries) {
+      const run = this.owned.get(e.runId);
+      if (!run) continue; // not loaded here (yet): stays in the inbox
+      batch.inboxDone.push(e.id);
+      const m = run.machine;
+      const at = e.receivedAt.getTime();
+      if (e.kind === runs.EventKind.taskFinished) {
+        if (!m.isAwaitingResult(e.step!)) {
+          this.staleResults++;
+          continue;
+        }
+        const res = fromBinary(TaskResultSchema, e.body ?? new Uint8Array());
+        const k = key(run, e.step!);
+        batch.resultAttempts.set(k, e.attempt!);
+        batch.preFenced.add(k);
+        const startedAt = res.startTime ? Number(res.startTime.seconds) * 1000 + Math.floor(res.startTime.nanos / 1e6) : undefined;
+        this.apply(run, { type: "taskFinished", at, step: e.step!, outcome: res.outcome, state: res.state, startedAt }, batch);
+        continue;
+      }
+      if (m.result) continue; // a control for a run that has finished meanwhile
+      if (e.kind === runs.EventKind.cancel) this.apply(run, { type: "cancel", at, reason: e.body ? Buffer.from(e.body).toString() : "" }, batch);
+      else if (e.kind === runs.EventKind.pause && m.status === "running" && !m.stopping) this.apply(run, { type: "pause", at }, batch);
+      else if (e.kind === runs.EventKind.resume && m.status === "paused") this.apply(run, { type: "resume", at }, batch);
+    }
+  }
+
+  /**
+   * Runs this process thought it owned were taken over by another process (it
+   * was presumed dead): forget them here. Their waiters follow them through
+   * the database; what arrives for them from now on goes to the new owner.
+   */
+  private async dropMovedRuns(candidates: number[]): Promise<void> {
+    try {
+      const moved = await runsOwnedElsewhere(this.sql, this.config.processId, candidates);
+      for (const id of moved) {
+        const run = this.owned.get(id);
+        if (!run) continue;
+        this.needsReload.delete(id);
+        this.disown(run);
+        for (const w of run.waiters) w(undefined);
+      }
+      if (moved.length) this.config.log(`${moved.length} runs were taken over by another server process; they are no longer run here`);
+    } catch (err) {
+      this.config.log(`checking run ownership: ${(err as Error).message}`);
+    }
+  }
+
   /** Submits and controls fail back to their callers; results are kept for a retry. */
   private failItems(items: Item[], err: unknown): void {
     const results = items.filter((i) => i.kind === "result");
     if (results.length) this.committer.retry(results);
     const cause = err instanceof PipewrightError ? err : new PipewrightError("UNAVAILABLE", "could not persist the change, retry later");
-    for (const item of items) if (item.kind !== "result") item.reject(cause);
+    for (const item of items) if (item.kind === "submit" || item.kind === "control") item.reject(cause);
   }
 
   /** Undoes in memory what a batch that was not written did. */
@@ -476,8 +604,11 @@ export class RunEngine {
         const run = this.owned.get(id);
         if (!run) continue;
         const row = await runs.loadRunByUid(this.sql, run.uid);
-        if (row && row.state < RunState.SUCCEEDED) rows.push(row);
-        else this.finishLocally(run, row);
+        if (row && row.state < RunState.SUCCEEDED && row.owner_id === this.config.processId) rows.push(row);
+        else if (row && row.state < RunState.SUCCEEDED) {
+          this.disown(run); // taken over by another process meanwhile
+          for (const w of run.waiters) w(undefined);
+        } else this.finishLocally(run, row);
       }
       await this.load(rows);
       this.needsReload.clear();
@@ -582,7 +713,8 @@ export class RunEngine {
       if (item.kind !== "result") continue;
       const r = item.result;
       const run = this.owned.get(r.runId);
-      if (run && run.machine.isAwaitingResult(r.step)) out.push(r);
+      if (!run) continue; // another process's run: see applyResults
+      if (run.machine.isAwaitingResult(r.step)) out.push(r);
       else this.staleResults++;
     }
     return out;
@@ -594,6 +726,12 @@ export class RunEngine {
    * statement checks they were all current.
    */
   private applyResults(items: Item[], batch: Batch, accepted: Set<string> | undefined): void {
+    for (const item of items) {
+      if (item.kind !== "result" || this.owned.has(item.result.runId)) continue;
+      // Another process owns the run: fence it here and put it in the owner's inbox.
+      const r = item.result;
+      batch.foreign.push({ key: { runId: r.runId, step: r.step, attempt: r.attempt }, body: toBinary(TaskResultSchema, r.result), receivedAt: new Date(r.receivedAt) });
+    }
     for (const r of this.awaitedResults(items)) {
       const run = this.owned.get(r.runId)!;
       if (!run.machine.isAwaitingResult(r.step)) {
@@ -699,7 +837,7 @@ export class RunEngine {
           waitDeadline: this.waitDeadline(d),
           claimedBy: reservation ? { processId: this.config.processId, workerId: reservation.workerId, leaseMs: this.config.leaseMs } : undefined,
         };
-        if (previous !== undefined && batch.mode === "fast") {
+        if (previous !== undefined && batch.mode === "fast" && !batch.preFenced.has(k)) {
           // A retry of an attempt finished in this batch: its row is reset in place.
           batch.completions = batch.completions.filter((c) => !(c.runId === run.id && c.step === d.step));
           batch.retries.push({ run, row });
@@ -733,7 +871,13 @@ export class RunEngine {
     batch.rows = batch.rows.filter(kept);
     batch.retries = batch.retries.filter(kept);
     const newRuns = new Set(batch.newRuns.map((n) => n.run));
+    const now = Date.now();
     return {
+      owner: this.config.processId,
+      owned: [...batch.changed].filter((r) => !newRuns.has(r)).map((r) => r.id),
+      foreign: batch.foreign,
+      inboxDone: batch.inboxDone,
+      notifyReady: batch.rows.some((p) => !p.row.claimedBy && !p.row.held && p.row.availableAt.getTime() <= now),
       newRuns: batch.newRuns.map((n) => n.row),
       completions: batch.completions,
       retries: batch.retries.map((p) => ({ key: { runId: p.run.id, step: p.row.step, attempt: p.row.attempt }, row: { ...p.row, runId: p.run.id } })),

@@ -26,6 +26,10 @@ export interface NewRunRow extends NewRun {
 export type BatchQueueRow = QueueRow & { runUid?: string };
 
 export interface BatchWrite {
+  /** The writing process: owner of the new runs, and of every run it writes. */
+  owner: string;
+  /** Existing runs the batch writes: the statement checks this process still owns them. */
+  owned: number[];
   newRuns: NewRunRow[];
   /** Finished attempts whose rows go away; each must still be current. */
   completions: AttemptKey[];
@@ -37,16 +41,25 @@ export interface BatchWrite {
   holds: { runId: number; held: boolean }[];
   events: StoredEvent[];
   runUpdates: RunStateChange[];
+  /** Results for runs another process owns: fenced here, then put in the owner's inbox. */
+  foreign: { key: AttemptKey; body: Uint8Array; receivedAt: Date }[];
+  /** Inbox entries this batch applied (removed with it). */
+  inboxDone: number[];
+  /** Ready rows were written that no local worker took: wake the other processes' dispatchers. */
+  notifyReady: boolean;
 }
 
 export interface BatchWriteResult {
   /** Internal ids of the new runs, by uid. */
   runIds: Map<string, number>;
+  /** Attempts removed by a cancel. Those held through other processes were notified to them. */
   cancelled: CancelledAttempt[];
 }
 
-/** The SQLSTATE pw_check raises with. */
+/** The SQLSTATE pw_check raises with (a stale result, a taken request_id). */
 export const BATCH_CHECK_FAILED = "PW001";
+/** The SQLSTATE pw_check_owner raises with (a run was taken over by another process). */
+export const OWNERSHIP_LOST = "PW002";
 
 export async function writeBatch(sql: Sql | Tx, w: BatchWrite): Promise<BatchWriteResult> {
   const status = (r: QueueRow) => (r.claimedBy ? QueueStatus.running : r.held ? QueueStatus.held : QueueStatus.ready);
@@ -56,8 +69,8 @@ export async function writeBatch(sql: Sql | Tx, w: BatchWrite): Promise<BatchWri
   const [result] = await sql<{ new_runs: [number, string][]; removed: [number, number, number, string | null, string | null][] }[]>`
     with
     nr as (
-      insert into runs (uid, request_id, request_hash, name, state, spec, created_at, deadline, finished_at, outcome, final_state, task_count)
-      select * from unnest(
+      insert into runs (uid, request_id, request_hash, name, state, spec, created_at, deadline, finished_at, outcome, final_state, task_count, owner_id)
+      select n.*, ${w.owner}::uuid from unnest(
         ${w.newRuns.map((r) => r.uid)}::uuid[],
         ${w.newRuns.map((r) => r.requestId)}::text[],
         ${byteaArray(sql, w.newRuns.map((r) => r.requestHash ?? empty))}::bytea[],
@@ -151,6 +164,22 @@ export async function writeBatch(sql: Sql | Tx, w: BatchWrite): Promise<BatchWri
       ) as c(id, state, task_count, finished_at, outcome, final_state)
       where runs.id = c.id
       returning 1),
+    foreign_done as (
+      delete from task_queue q
+      using unnest(${w.foreign.map((f) => f.key.runId)}::bigint[], ${w.foreign.map((f) => f.key.step)}::integer[], ${w.foreign.map((f) => f.key.attempt)}::integer[]) as k(run_id, step, attempt)
+      where q.run_id = k.run_id and q.step = k.step and q.attempt = k.attempt
+      returning q.run_id, q.step, q.attempt),
+    foreign_in as (
+      insert into run_inbox (run_id, kind, step, attempt, body, received_at)
+      select f.run_id, 2, f.step, f.attempt, k.body, k.received_at
+      from foreign_done f join unnest(
+        ${w.foreign.map((f) => f.key.runId)}::bigint[], ${w.foreign.map((f) => f.key.step)}::integer[], ${w.foreign.map((f) => f.key.attempt)}::integer[],
+        ${byteaArray(sql, w.foreign.map((f) => f.body))}::bytea[], ${w.foreign.map((f) => f.receivedAt.toISOString())}::timestamptz[]
+      ) as k(run_id, step, attempt, body, received_at) on k.run_id = f.run_id and k.step = f.step and k.attempt = f.attempt
+      returning run_id),
+    inbox_done as (
+      delete from run_inbox where id = any(${w.inboxDone}::bigint[])
+      returning 1),
     held as (
       update task_queue q set status = h.to_status
       from unnest(
@@ -162,7 +191,13 @@ export async function writeBatch(sql: Sql | Tx, w: BatchWrite): Promise<BatchWri
     select
       pw_check((select count(*) from nr) = ${w.newRuns.length}, 'a request_id was taken meanwhile')
         and pw_check((select count(*) from done) + (select count(*) from retried) = ${w.completions.length + retry.length}, 'a result was for an attempt that is no longer current')
+        and pw_check((select count(*) from inbox_done) = ${w.inboxDone.length}, 'an inbox entry was applied twice')
+        and pw_check_owner((select count(*) from runs where id = any(${w.owned}::bigint[]) and owner_id is distinct from ${w.owner}::uuid) = 0)
         and (select count(*) from enq) >= 0 and (select count(*) from ev) >= 0 and (select count(*) from upd) >= 0 and (select count(*) from held) >= 0 as ok,
+      (select count(pg_notify('pipewright_inbox', o.owner_id::text)) from (select distinct r.owner_id from runs r where r.id in (select run_id from foreign_in)) o) as inbox_notified,
+      case when ${w.notifyReady ? 1 : 0} = 1 then pg_notify('pipewright_ready', '') end as ready_notified,
+      (select count(pg_notify('pipewright_cancel', json_build_array(process_id, run_id, step, attempt)::text))
+       from removed where process_id is not null and process_id <> ${w.owner}::uuid) as cancels_notified,
       (select coalesce(json_agg(json_build_array(id, uid)), '[]'::json) from nr) as new_runs,
       (select coalesce(json_agg(json_build_array(run_id, step, attempt, worker_id, process_id)), '[]'::json) from removed) as removed`;
   return {

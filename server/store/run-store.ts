@@ -46,9 +46,10 @@ export interface RunRow {
   outcome: Uint8Array | null;
   final_state: Uint8Array | null;
   task_count: number;
+  owner_id: string | null;
 }
 
-const RUN_COLUMNS = "id, uid, request_id, name, state, spec, created_at, deadline, finished_at, outcome, final_state, task_count";
+const RUN_COLUMNS = "id, uid, request_id, name, state, spec, created_at, deadline, finished_at, outcome, final_state, task_count, owner_id";
 
 export async function findByRequestIds(sql: Sql | Tx, requestIds: string[]): Promise<ExistingRun[]> {
   if (requestIds.length === 0) return [];
@@ -72,8 +73,9 @@ export async function loadRunByUid(sql: Sql, uid: string): Promise<RunRow | unde
   return rows[0];
 }
 
-export async function loadActiveRuns(sql: Sql): Promise<RunRow[]> {
-  return sql<RunRow[]>`select ${sql.unsafe(RUN_COLUMNS)} from runs where state <= 3 order by id`;
+export async function loadRunsByIds(sql: Sql, ids: number[]): Promise<RunRow[]> {
+  if (ids.length === 0) return [];
+  return sql<RunRow[]>`select ${sql.unsafe(RUN_COLUMNS)} from runs where id = any(${ids}::bigint[]) and state <= 3 order by id`;
 }
 
 export async function loadEvents(sql: Sql, runIds: number[]): Promise<StoredEvent[]> {

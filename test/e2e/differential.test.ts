@@ -12,10 +12,8 @@
 
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runLocally } from "../../worker-sdk/local-runner.js";
-import { plain } from "../support/outcome-matchers.js";
+import { mismatchesAgainstLocal } from "../support/compare-with-local.js";
 import { buildPipeline, pipelineSpec, randomTasks, type PipelineSpec } from "../support/random-pipelines.js";
-import { outcomeOf } from "../support/run-outcome.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 
 const RUNS = Math.max(200, Number(process.env.PIPEWRIGHT_PROPERTY_RUNS ?? 200));
@@ -29,23 +27,13 @@ beforeAll(async () => {
 });
 afterAll(() => ts?.stop());
 
-const comparable = (o: { ok: boolean; value?: unknown; error?: unknown; state: unknown }) => plain({ ok: o.ok, result: o.ok ? o.value : o.error, state: o.state });
-
 export async function differential(server: TestServer, specs: PipelineSpec[], seed: number): Promise<void> {
   const client = server.client();
   const pipelines = specs.map((s) => buildPipeline(s));
   const handles = [];
   for (let i = 0; i < pipelines.length; i += 100) handles.push(...(await client.submitMany(pipelines.slice(i, i + 100))));
   const runs = await Promise.all(handles.map((h) => h.wait(120_000)));
-  const mismatches: string[] = [];
-  for (const [i, run] of runs.entries()) {
-    const local = await runLocally(pipelines[i].toProto(), { tasks: randomTasks, sleep: async () => {} });
-    const a = comparable(outcomeOf(run));
-    const b = comparable(local);
-    if (JSON.stringify(a) !== JSON.stringify(b)) {
-      mismatches.push(`case ${i} (run ${run.id}):\n  spec:   ${JSON.stringify(specs[i])}\n  server: ${JSON.stringify(a)}\n  local:  ${JSON.stringify(b)}`);
-    }
-  }
+  const mismatches = await mismatchesAgainstLocal(runs, pipelines, (i) => `case ${i}: ${JSON.stringify(specs[i])}`);
   expect(mismatches, `seed ${seed}: ${mismatches.length} of ${specs.length} cases differ (reproduce with PIPEWRIGHT_PROPERTY_SEED=${seed})\n${mismatches.slice(0, 3).join("\n")}`).toEqual([]);
 }
 
