@@ -67,6 +67,28 @@ export class PipewrightClient {
     return (await this.submit(pipeline, options)).result();
   }
 
+  /**
+   * Waits until every one of these runs has finished (a batch of WaitRuns
+   * calls, 1000 runs each); returns them in order.
+   */
+  async waitAll(ids: string[], timeoutMs = Infinity): Promise<Run[]> {
+    const until = Date.now() + timeoutMs;
+    const out: Run[] = new Array(ids.length);
+    const chunks: number[] = [];
+    for (let i = 0; i < ids.length; i += 1000) chunks.push(i);
+    await Promise.all(
+      chunks.map(async (start) => {
+        for (;;) {
+          const left = Math.min(until - Date.now(), 60_000);
+          const r = await this.rpc.waitRuns({ runIds: ids.slice(start, start + 1000), timeout: durationFromMs(Math.max(1, left)) });
+          r.runs.forEach((run, k) => (out[start + k] = run));
+          if (r.done || Date.now() >= until) return;
+        }
+      }),
+    );
+    return out;
+  }
+
   /** A handle on an existing run. */
   run<R = unknown>(id: string): RunHandle<R> {
     return new RunHandle<R>(this, id);

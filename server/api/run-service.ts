@@ -15,6 +15,7 @@ import {
   RunView,
   SubmitRunResponseSchema,
   WaitRunResponseSchema,
+  WaitRunsResponseSchema,
   WatchRunResponseSchema,
 } from "../../proto/gen/pipewright/v1/run_service_pb.js";
 import { RunState } from "../../proto/gen/pipewright/v1/run_pb.js";
@@ -59,6 +60,16 @@ export function runService(engine: RunEngine, sql: Sql, limits: SubmitLimits): S
       if (timeout > MAX_WAIT_MS) throw new PipewrightError("INVALID_ARGUMENT", `invalid request: timeout: must be at most 1 hour, got ${timeout} ms`);
       const run = await engine.waitRun(request.runId, timeout, cancelSignal(call));
       return create(WaitRunResponseSchema, { run, done: run.state >= RunState.SUCCEEDED });
+    },
+
+    async waitRuns(request, call) {
+      if (request.runIds.length > MAX_BATCH) throw new PipewrightError("INVALID_ARGUMENT", `invalid request: run_ids: at most ${MAX_BATCH}, got ${request.runIds.length}`);
+      request.runIds.forEach(checkRunId);
+      const timeout = durationMs(request.timeout) || DEFAULT_WAIT_MS;
+      if (timeout > MAX_WAIT_MS) throw new PipewrightError("INVALID_ARGUMENT", `invalid request: timeout: must be at most 1 hour, got ${timeout} ms`);
+      const signal = cancelSignal(call);
+      const runs = await Promise.all(request.runIds.map((id) => engine.waitRun(id, timeout, signal)));
+      return create(WaitRunsResponseSchema, { runs, done: runs.every((r) => r.state >= RunState.SUCCEEDED) });
     },
 
     async watchRun(request, call) {

@@ -155,6 +155,8 @@ export class RunEngine {
   private readonly owned = new Map<number, OwnedRun>();
   private readonly byUid = new Map<string, number>();
   private readonly needsReload = new Set<number>();
+  /** Runs changed by the batch being committed. */
+  private inFlight = new Set<OwnedRun>();
   private readonly committer: GroupCommitter<Item>;
   private closed = false;
   /** Results dropped because their attempt was no longer current (fencing). */
@@ -351,6 +353,11 @@ export class RunEngine {
   async getRun(uid: string, full: boolean): Promise<Run> {
     const id = this.byUid.get(uid);
     const run = id !== undefined ? this.owned.get(id) : undefined;
+    if (run && this.inFlight.has(run)) {
+      // What is in memory is ahead of the database until the batch commits: show only what is committed.
+      await this.committer.idle();
+      return this.getRun(uid, full);
+    }
     if (run) {
       const running = full ? new Set(await queue.runningSteps(this.sql, run.id)) : undefined;
       return runFromMachine(run, run.machine, full ? stepStatuses(run.machine.graph, running) : undefined);
@@ -370,7 +377,9 @@ export class RunEngine {
     for (;;) {
       const id = this.byUid.get(uid);
       const run = id !== undefined ? this.owned.get(id) : undefined;
-      if (run && !run.machine.result) {
+      // Held here: its waiters fire once the batch that finishes it commits
+      // (even if it already finished in memory; the database may not say so yet).
+      if (run) {
         const remaining = deadline - Date.now();
         if (remaining <= 0) return runFromMachine(run, run.machine);
         const finished = await new Promise<Run | undefined>((resolve) => {
@@ -476,6 +485,7 @@ export class RunEngine {
   private async commit(items: Item[], mode: "fast" | "careful"): Promise<"ok" | "check failed" | "failed"> {
     const batch = new Batch(mode);
     const inbox = items.some((i) => i.kind === "inbox") ? await this.readOwnInbox() : [];
+    this.inFlight = batch.changed;
     try {
       if (mode === "fast") {
         this.applySubmits(items, batch, new Map());
@@ -497,6 +507,7 @@ export class RunEngine {
         });
       }
     } catch (err) {
+      this.inFlight = new Set();
       this.rollback(batch);
       const code = (err as { code?: string }).code;
       if (code === OWNERSHIP_LOST) {
@@ -510,6 +521,7 @@ export class RunEngine {
       await new Promise((r) => setTimeout(r, 100));
       return "failed";
     }
+    this.inFlight = new Set();
     if (batch.deferred.length) this.committer.addAll(batch.deferred);
     for (const action of batch.after) {
       try {

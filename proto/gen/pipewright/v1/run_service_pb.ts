@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file pipewright/v1/run_service.proto.
  */
 export const file_pipewright_v1_run_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9waXBld3JpZ2h0L3YxL3J1bl9zZXJ2aWNlLnByb3RvEg1waXBld3JpZ2h0LnYxIo8BChBTdWJtaXRSdW5SZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSKQoIcGlwZWxpbmUYAiABKAsyFy5waXBld3JpZ2h0LnYxLlBpcGVsaW5lEgwKBG5hbWUYAyABKAkSLgoLcnVuX3RpbWVvdXQYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iRgoRU3VibWl0UnVuUmVzcG9uc2USHwoDcnVuGAEgASgLMhIucGlwZXdyaWdodC52MS5SdW4SEAoIZXhpc3RpbmcYAiABKAgiSwoWQmF0Y2hTdWJtaXRSdW5zUmVxdWVzdBIxCghyZXF1ZXN0cxgBIAMoCzIfLnBpcGV3cmlnaHQudjEuU3VibWl0UnVuUmVxdWVzdCJOChdCYXRjaFN1Ym1pdFJ1bnNSZXNwb25zZRIzCglyZXNwb25zZXMYASADKAsyIC5waXBld3JpZ2h0LnYxLlN1Ym1pdFJ1blJlc3BvbnNlIkUKDUdldFJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEiQKBHZpZXcYAiABKA4yFi5waXBld3JpZ2h0LnYxLlJ1blZpZXciMQoOR2V0UnVuUmVzcG9uc2USHwoDcnVuGAEgASgLMhIucGlwZXdyaWdodC52MS5SdW4iTAoOV2FpdFJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEioKB3RpbWVvdXQYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iQAoPV2FpdFJ1blJlc3BvbnNlEh8KA3J1bhgBIAEoCzISLnBpcGV3cmlnaHQudjEuUnVuEgwKBGRvbmUYAiABKAgiNAoPV2F0Y2hSdW5SZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRIRCglhZnRlcl9zZXEYAiABKAMiOgoQV2F0Y2hSdW5SZXNwb25zZRImCgVldmVudBgBIAEoCzIXLnBpcGV3cmlnaHQudjEuUnVuRXZlbnQiMgoQQ2FuY2VsUnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkSDgoGcmVhc29uGAIgASgJIjQKEUNhbmNlbFJ1blJlc3BvbnNlEh8KA3J1bhgBIAEoCzISLnBpcGV3cmlnaHQudjEuUnVuIiEKD1BhdXNlUnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkiMwoQUGF1c2VSdW5SZXNwb25zZRIfCgNydW4YASABKAsyEi5waXBld3JpZ2h0LnYxLlJ1biIiChBSZXN1bWVSdW5SZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCSI0ChFSZXN1bWVSdW5SZXNwb25zZRIfCgNydW4YASABKAsyEi5waXBld3JpZ2h0LnYxLlJ1biJvCg9MaXN0UnVuc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSJwoGc3RhdGVzGAMgAygOMhcucGlwZXdyaWdodC52MS5SdW5TdGF0ZRIMCgRuYW1lGAQgASgJIk0KEExpc3RSdW5zUmVzcG9uc2USIAoEcnVucxgBIAMoCzISLnBpcGV3cmlnaHQudjEuUnVuEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSpKCgdSdW5WaWV3EhgKFFJVTl9WSUVXX1VOU1BFQ0lGSUVEEAASEgoOUlVOX1ZJRVdfQkFTSUMQARIRCg1SVU5fVklFV19GVUxMEAIy2AUKClJ1blNlcnZpY2USTgoJU3VibWl0UnVuEh8ucGlwZXdyaWdodC52MS5TdWJtaXRSdW5SZXF1ZXN0GiAucGlwZXdyaWdodC52MS5TdWJtaXRSdW5SZXNwb25zZRJgCg9CYXRjaFN1Ym1pdFJ1bnMSJS5waXBld3JpZ2h0LnYxLkJhdGNoU3VibWl0UnVuc1JlcXVlc3QaJi5waXBld3JpZ2h0LnYxLkJhdGNoU3VibWl0UnVuc1Jlc3BvbnNlEkUKBkdldFJ1bhIcLnBpcGV3cmlnaHQudjEuR2V0UnVuUmVxdWVzdBodLnBpcGV3cmlnaHQudjEuR2V0UnVuUmVzcG9uc2USSAoHV2FpdFJ1bhIdLnBpcGV3cmlnaHQudjEuV2FpdFJ1blJlcXVlc3QaHi5waXBld3JpZ2h0LnYxLldhaXRSdW5SZXNwb25zZRJNCghXYXRjaFJ1bhIeLnBpcGV3cmlnaHQudjEuV2F0Y2hSdW5SZXF1ZXN0Gh8ucGlwZXdyaWdodC52MS5XYXRjaFJ1blJlc3BvbnNlMAESTgoJQ2FuY2VsUnVuEh8ucGlwZXdyaWdodC52MS5DYW5jZWxSdW5SZXF1ZXN0GiAucGlwZXdyaWdodC52MS5DYW5jZWxSdW5SZXNwb25zZRJLCghQYXVzZVJ1bhIeLnBpcGV3cmlnaHQudjEuUGF1c2VSdW5SZXF1ZXN0Gh8ucGlwZXdyaWdodC52MS5QYXVzZVJ1blJlc3BvbnNlEk4KCVJlc3VtZVJ1bhIfLnBpcGV3cmlnaHQudjEuUmVzdW1lUnVuUmVxdWVzdBogLnBpcGV3cmlnaHQudjEuUmVzdW1lUnVuUmVzcG9uc2USSwoITGlzdFJ1bnMSHi5waXBld3JpZ2h0LnYxLkxpc3RSdW5zUmVxdWVzdBofLnBpcGV3cmlnaHQudjEuTGlzdFJ1bnNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_pipewright_v1_pipeline, file_pipewright_v1_run]);
+  fileDesc("Ch9waXBld3JpZ2h0L3YxL3J1bl9zZXJ2aWNlLnByb3RvEg1waXBld3JpZ2h0LnYxIo8BChBTdWJtaXRSdW5SZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSKQoIcGlwZWxpbmUYAiABKAsyFy5waXBld3JpZ2h0LnYxLlBpcGVsaW5lEgwKBG5hbWUYAyABKAkSLgoLcnVuX3RpbWVvdXQYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iRgoRU3VibWl0UnVuUmVzcG9uc2USHwoDcnVuGAEgASgLMhIucGlwZXdyaWdodC52MS5SdW4SEAoIZXhpc3RpbmcYAiABKAgiSwoWQmF0Y2hTdWJtaXRSdW5zUmVxdWVzdBIxCghyZXF1ZXN0cxgBIAMoCzIfLnBpcGV3cmlnaHQudjEuU3VibWl0UnVuUmVxdWVzdCJOChdCYXRjaFN1Ym1pdFJ1bnNSZXNwb25zZRIzCglyZXNwb25zZXMYASADKAsyIC5waXBld3JpZ2h0LnYxLlN1Ym1pdFJ1blJlc3BvbnNlIkUKDUdldFJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEiQKBHZpZXcYAiABKA4yFi5waXBld3JpZ2h0LnYxLlJ1blZpZXciMQoOR2V0UnVuUmVzcG9uc2USHwoDcnVuGAEgASgLMhIucGlwZXdyaWdodC52MS5SdW4iTAoOV2FpdFJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEioKB3RpbWVvdXQYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iQAoPV2FpdFJ1blJlc3BvbnNlEh8KA3J1bhgBIAEoCzISLnBpcGV3cmlnaHQudjEuUnVuEgwKBGRvbmUYAiABKAgiTgoPV2FpdFJ1bnNSZXF1ZXN0Eg8KB3J1bl9pZHMYASADKAkSKgoHdGltZW91dBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJCChBXYWl0UnVuc1Jlc3BvbnNlEiAKBHJ1bnMYASADKAsyEi5waXBld3JpZ2h0LnYxLlJ1bhIMCgRkb25lGAIgASgIIjQKD1dhdGNoUnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkSEQoJYWZ0ZXJfc2VxGAIgASgDIjoKEFdhdGNoUnVuUmVzcG9uc2USJgoFZXZlbnQYASABKAsyFy5waXBld3JpZ2h0LnYxLlJ1bkV2ZW50IjIKEENhbmNlbFJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSI0ChFDYW5jZWxSdW5SZXNwb25zZRIfCgNydW4YASABKAsyEi5waXBld3JpZ2h0LnYxLlJ1biIhCg9QYXVzZVJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJIjMKEFBhdXNlUnVuUmVzcG9uc2USHwoDcnVuGAEgASgLMhIucGlwZXdyaWdodC52MS5SdW4iIgoQUmVzdW1lUnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkiNAoRUmVzdW1lUnVuUmVzcG9uc2USHwoDcnVuGAEgASgLMhIucGlwZXdyaWdodC52MS5SdW4ibwoPTGlzdFJ1bnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEicKBnN0YXRlcxgDIAMoDjIXLnBpcGV3cmlnaHQudjEuUnVuU3RhdGUSDAoEbmFtZRgEIAEoCSJNChBMaXN0UnVuc1Jlc3BvbnNlEiAKBHJ1bnMYASADKAsyEi5waXBld3JpZ2h0LnYxLlJ1bhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkqSgoHUnVuVmlldxIYChRSVU5fVklFV19VTlNQRUNJRklFRBAAEhIKDlJVTl9WSUVXX0JBU0lDEAESEQoNUlVOX1ZJRVdfRlVMTBACMqUGCgpSdW5TZXJ2aWNlEk4KCVN1Ym1pdFJ1bhIfLnBpcGV3cmlnaHQudjEuU3VibWl0UnVuUmVxdWVzdBogLnBpcGV3cmlnaHQudjEuU3VibWl0UnVuUmVzcG9uc2USYAoPQmF0Y2hTdWJtaXRSdW5zEiUucGlwZXdyaWdodC52MS5CYXRjaFN1Ym1pdFJ1bnNSZXF1ZXN0GiYucGlwZXdyaWdodC52MS5CYXRjaFN1Ym1pdFJ1bnNSZXNwb25zZRJFCgZHZXRSdW4SHC5waXBld3JpZ2h0LnYxLkdldFJ1blJlcXVlc3QaHS5waXBld3JpZ2h0LnYxLkdldFJ1blJlc3BvbnNlEkgKB1dhaXRSdW4SHS5waXBld3JpZ2h0LnYxLldhaXRSdW5SZXF1ZXN0Gh4ucGlwZXdyaWdodC52MS5XYWl0UnVuUmVzcG9uc2USSwoIV2FpdFJ1bnMSHi5waXBld3JpZ2h0LnYxLldhaXRSdW5zUmVxdWVzdBofLnBpcGV3cmlnaHQudjEuV2FpdFJ1bnNSZXNwb25zZRJNCghXYXRjaFJ1bhIeLnBpcGV3cmlnaHQudjEuV2F0Y2hSdW5SZXF1ZXN0Gh8ucGlwZXdyaWdodC52MS5XYXRjaFJ1blJlc3BvbnNlMAESTgoJQ2FuY2VsUnVuEh8ucGlwZXdyaWdodC52MS5DYW5jZWxSdW5SZXF1ZXN0GiAucGlwZXdyaWdodC52MS5DYW5jZWxSdW5SZXNwb25zZRJLCghQYXVzZVJ1bhIeLnBpcGV3cmlnaHQudjEuUGF1c2VSdW5SZXF1ZXN0Gh8ucGlwZXdyaWdodC52MS5QYXVzZVJ1blJlc3BvbnNlEk4KCVJlc3VtZVJ1bhIfLnBpcGV3cmlnaHQudjEuUmVzdW1lUnVuUmVxdWVzdBogLnBpcGV3cmlnaHQudjEuUmVzdW1lUnVuUmVzcG9uc2USSwoITGlzdFJ1bnMSHi5waXBld3JpZ2h0LnYxLkxpc3RSdW5zUmVxdWVzdBofLnBpcGV3cmlnaHQudjEuTGlzdFJ1bnNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_pipewright_v1_pipeline, file_pipewright_v1_run]);
 
 /**
  * SubmitRunRequest asks to run a pipeline.
@@ -240,6 +240,62 @@ export const WaitRunResponseSchema: GenMessage<WaitRunResponse> = /*@__PURE__*/
   messageDesc(file_pipewright_v1_run_service, 7);
 
 /**
+ * WaitRunsRequest waits for several runs.
+ *
+ * @generated from message pipewright.v1.WaitRunsRequest
+ */
+export type WaitRunsRequest = Message<"pipewright.v1.WaitRunsRequest"> & {
+  /**
+   * The run ids, at most 1000. Required.
+   *
+   * @generated from field: repeated string run_ids = 1;
+   */
+  runIds: string[];
+
+  /**
+   * Longest wait. Unset or zero: 60 seconds. At most 1 hour.
+   *
+   * @generated from field: google.protobuf.Duration timeout = 2;
+   */
+  timeout?: Duration | undefined;
+};
+
+/**
+ * Describes the message pipewright.v1.WaitRunsRequest.
+ * Use `create(WaitRunsRequestSchema)` to create a new message.
+ */
+export const WaitRunsRequestSchema: GenMessage<WaitRunsRequest> = /*@__PURE__*/
+  messageDesc(file_pipewright_v1_run_service, 8);
+
+/**
+ * WaitRunsResponse returns the runs, finished unless the timeout passed.
+ *
+ * @generated from message pipewright.v1.WaitRunsResponse
+ */
+export type WaitRunsResponse = Message<"pipewright.v1.WaitRunsResponse"> & {
+  /**
+   * The runs (without steps), in request order.
+   *
+   * @generated from field: repeated pipewright.v1.Run runs = 1;
+   */
+  runs: Run[];
+
+  /**
+   * True when every run is finished.
+   *
+   * @generated from field: bool done = 2;
+   */
+  done: boolean;
+};
+
+/**
+ * Describes the message pipewright.v1.WaitRunsResponse.
+ * Use `create(WaitRunsResponseSchema)` to create a new message.
+ */
+export const WaitRunsResponseSchema: GenMessage<WaitRunsResponse> = /*@__PURE__*/
+  messageDesc(file_pipewright_v1_run_service, 9);
+
+/**
  * WatchRunRequest follows a run's events.
  *
  * @generated from message pipewright.v1.WatchRunRequest
@@ -265,7 +321,7 @@ export type WatchRunRequest = Message<"pipewright.v1.WatchRunRequest"> & {
  * Use `create(WatchRunRequestSchema)` to create a new message.
  */
 export const WatchRunRequestSchema: GenMessage<WatchRunRequest> = /*@__PURE__*/
-  messageDesc(file_pipewright_v1_run_service, 8);
+  messageDesc(file_pipewright_v1_run_service, 10);
 
 /**
  * WatchRunResponse carries one event.
@@ -286,7 +342,7 @@ export type WatchRunResponse = Message<"pipewright.v1.WatchRunResponse"> & {
  * Use `create(WatchRunResponseSchema)` to create a new message.
  */
 export const WatchRunResponseSchema: GenMessage<WatchRunResponse> = /*@__PURE__*/
-  messageDesc(file_pipewright_v1_run_service, 9);
+  messageDesc(file_pipewright_v1_run_service, 11);
 
 /**
  * CancelRunRequest cancels a run.
@@ -314,7 +370,7 @@ export type CancelRunRequest = Message<"pipewright.v1.CancelRunRequest"> & {
  * Use `create(CancelRunRequestSchema)` to create a new message.
  */
 export const CancelRunRequestSchema: GenMessage<CancelRunRequest> = /*@__PURE__*/
-  messageDesc(file_pipewright_v1_run_service, 10);
+  messageDesc(file_pipewright_v1_run_service, 12);
 
 /**
  * CancelRunResponse returns the run after the cancel was recorded.
@@ -335,7 +391,7 @@ export type CancelRunResponse = Message<"pipewright.v1.CancelRunResponse"> & {
  * Use `create(CancelRunResponseSchema)` to create a new message.
  */
 export const CancelRunResponseSchema: GenMessage<CancelRunResponse> = /*@__PURE__*/
-  messageDesc(file_pipewright_v1_run_service, 11);
+  messageDesc(file_pipewright_v1_run_service, 13);
 
 /**
  * PauseRunRequest pauses a run.
@@ -356,7 +412,7 @@ export type PauseRunRequest = Message<"pipewright.v1.PauseRunRequest"> & {
  * Use `create(PauseRunRequestSchema)` to create a new message.
  */
 export const PauseRunRequestSchema: GenMessage<PauseRunRequest> = /*@__PURE__*/
-  messageDesc(file_pipewright_v1_run_service, 12);
+  messageDesc(file_pipewright_v1_run_service, 14);
 
 /**
  * PauseRunResponse returns the paused run.
@@ -377,7 +433,7 @@ export type PauseRunResponse = Message<"pipewright.v1.PauseRunResponse"> & {
  * Use `create(PauseRunResponseSchema)` to create a new message.
  */
 export const PauseRunResponseSchema: GenMessage<PauseRunResponse> = /*@__PURE__*/
-  messageDesc(file_pipewright_v1_run_service, 13);
+  messageDesc(file_pipewright_v1_run_service, 15);
 
 /**
  * ResumeRunRequest resumes a paused run.
@@ -398,7 +454,7 @@ export type ResumeRunRequest = Message<"pipewright.v1.ResumeRunRequest"> & {
  * Use `create(ResumeRunRequestSchema)` to create a new message.
  */
 export const ResumeRunRequestSchema: GenMessage<ResumeRunRequest> = /*@__PURE__*/
-  messageDesc(file_pipewright_v1_run_service, 14);
+  messageDesc(file_pipewright_v1_run_service, 16);
 
 /**
  * ResumeRunResponse returns the resumed run.
@@ -419,7 +475,7 @@ export type ResumeRunResponse = Message<"pipewright.v1.ResumeRunResponse"> & {
  * Use `create(ResumeRunResponseSchema)` to create a new message.
  */
 export const ResumeRunResponseSchema: GenMessage<ResumeRunResponse> = /*@__PURE__*/
-  messageDesc(file_pipewright_v1_run_service, 15);
+  messageDesc(file_pipewright_v1_run_service, 17);
 
 /**
  * ListRunsRequest lists runs, newest first.
@@ -461,7 +517,7 @@ export type ListRunsRequest = Message<"pipewright.v1.ListRunsRequest"> & {
  * Use `create(ListRunsRequestSchema)` to create a new message.
  */
 export const ListRunsRequestSchema: GenMessage<ListRunsRequest> = /*@__PURE__*/
-  messageDesc(file_pipewright_v1_run_service, 16);
+  messageDesc(file_pipewright_v1_run_service, 18);
 
 /**
  * ListRunsResponse is one page of runs.
@@ -489,7 +545,7 @@ export type ListRunsResponse = Message<"pipewright.v1.ListRunsResponse"> & {
  * Use `create(ListRunsResponseSchema)` to create a new message.
  */
 export const ListRunsResponseSchema: GenMessage<ListRunsResponse> = /*@__PURE__*/
-  messageDesc(file_pipewright_v1_run_service, 17);
+  messageDesc(file_pipewright_v1_run_service, 19);
 
 /**
  * RunView selects how much of a run GetRun returns.
@@ -581,6 +637,17 @@ export const RunService: GenService<{
     methodKind: "unary";
     input: typeof WaitRunRequestSchema;
     output: typeof WaitRunResponseSchema;
+  },
+  /**
+   * Waits until every given run finishes or the timeout passes, then returns
+   * them: the batch counterpart of WaitRun, for clients that submit in batches.
+   *
+   * @generated from rpc pipewright.v1.RunService.WaitRuns
+   */
+  waitRuns: {
+    methodKind: "unary";
+    input: typeof WaitRunsRequestSchema;
+    output: typeof WaitRunsResponseSchema;
   },
   /**
    * Streams a run's events: its history first, then live changes, ending

@@ -1,0 +1,83 @@
+// The benchmark's processes: PostgreSQL, server(s) and worker(s), each its own
+// OS process as in production, and a sampler of their resident memory.
+
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
+import net from "node:net";
+import postgres from "postgres";
+
+export async function freePort(): Promise<number> {
+  const s = net.createServer().listen(0, "127.0.0.1");
+  await new Promise((r) => s.once("listening", r));
+  const p = (s.address() as net.AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return p;
+}
+
+/** A fresh database on the benchmark's PostgreSQL server. */
+export async function freshDatabase(adminUrl: string, name: string): Promise<string> {
+  const sql = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  await sql.unsafe(`drop database if exists ${name} with (force)`);
+  await sql.unsafe(`create database ${name}`);
+  await sql.end();
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+export interface Proc {
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+function start(args: string[], env: Record<string, string>, readyLine: RegExp): Promise<Proc & { output: () => string }> {
+  const child = spawn(process.execPath, ["--import", "tsx", ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  child.stdout!.on("data", (d) => (out += d));
+  child.stderr!.on("data", (d) => (out += d));
+  const stop = async () => {
+    if (child.exitCode !== null) return;
+    const exited = new Promise((r) => child.once("exit", r));
+    child.kill("SIGTERM");
+    const t = setTimeout(() => child.kill("SIGKILL"), 15_000);
+    await exited;
+    clearTimeout(t);
+  };
+  return new Promise((resolve, reject) => {
+    const check = () => readyLine.test(out) && resolve({ child, stop, output: () => out });
+    child.stdout!.on("data", check);
+    child.once("exit", (code) => reject(new Error(`${args.join(" ")} exited (${code}) before it was ready:\n${out}`)));
+  });
+}
+
+export async function startServerProcess(databaseUrl: string, port: number, extra: string[] = []): Promise<Proc> {
+  return start(["server/main.ts", "--address", `127.0.0.1:${port}`, ...extra], { DATABASE_URL: databaseUrl }, /pipewright listening on/);
+}
+
+export async function startWorkerProcess(addresses: string[], slots: number): Promise<Proc> {
+  return start(["bench/bench-worker.ts"], { PIPEWRIGHT_ADDRESS: addresses.join(","), BENCH_SLOTS: String(slots) }, /bench worker ready/);
+}
+
+/** Samples the resident memory of processes every 100 ms; keeps the peak per process. */
+export class RssSampler {
+  private timer: NodeJS.Timeout;
+  readonly peakBytes = new Map<number, number>();
+
+  constructor(pids: number[]) {
+    this.timer = setInterval(() => {
+      for (const pid of pids) {
+        try {
+          const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+          if (m) this.peakBytes.set(pid, Math.max(this.peakBytes.get(pid) ?? 0, Number(m[1]) * 1024));
+        } catch {
+          /* the process ended */
+        }
+      }
+    }, 100);
+  }
+
+  stop(): number {
+    clearInterval(this.timer);
+    return Math.max(0, ...this.peakBytes.values());
+  }
+}
