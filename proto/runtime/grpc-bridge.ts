@@ -64,7 +64,21 @@ const encoder = (schema: DescMessage) => (m: unknown) => {
   const bytes = toBinary(schema, m as MessageShape<DescMessage>);
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 };
-const decoder = (schema: DescMessage) => (b: Buffer) => fromBinary(schema, b);
+const rawBytes = new WeakMap<object, Uint8Array>();
+const decoder = (schema: DescMessage) => (b: Buffer) => {
+  const message = fromBinary(schema, b);
+  rawBytes.set(message, b);
+  return message;
+};
+
+/**
+ * The bytes a received message was decoded from. Lets a handler keep (or
+ * hash, or store) parts of a request as they arrived instead of encoding the
+ * decoded objects again.
+ */
+export function receivedBytes(message: object): Uint8Array | undefined {
+  return rawBytes.get(message);
+}
 const methodPath = (m: DescMethod) => `/${m.parent.typeName}/${m.name}`;
 
 /**

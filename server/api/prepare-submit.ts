@@ -3,6 +3,8 @@
 
 import { createHash } from "node:crypto";
 import { clone, toBinary } from "@bufbuild/protobuf";
+import { BinaryReader } from "@bufbuild/protobuf/wire";
+import { fieldBytes } from "../../proto/runtime/wire-fields.js";
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import { SubmitRunRequestSchema, type SubmitRunRequest } from "../../proto/gen/pipewright/v1/run_service_pb.js";
 import { PipewrightError } from "../core/errors.js";
@@ -16,8 +18,13 @@ export interface SubmitLimits {
   maxTasks: number;
 }
 
-/** Prepares submissions; throws one INVALID_ARGUMENT listing every violation of every request. */
-export function prepareSubmits(requests: SubmitRunRequest[], limits: SubmitLimits, prefixOf: (i: number) => string): PreparedSubmit[] {
+/**
+ * Prepares submissions; throws one INVALID_ARGUMENT listing every violation of
+ * every request. `raw` are the requests' bytes as received, when known: the
+ * pipeline is then stored and the request hashed as it arrived, with no
+ * encoding again.
+ */
+export function prepareSubmits(requests: SubmitRunRequest[], limits: SubmitLimits, prefixOf: (i: number) => string, raw?: Uint8Array[]): PreparedSubmit[] {
   const violations: Violation[] = [];
   requests.forEach((r, i) => checkRequest(r, prefixOf(i), violations));
   if (violations.length) throw new PipewrightError("INVALID_ARGUMENT", `invalid request: ${formatViolations(violations)}`);
@@ -27,12 +34,13 @@ export function prepareSubmits(requests: SubmitRunRequest[], limits: SubmitLimit
     if (taskCount > limits.maxTasks) {
       throw new PipewrightError("RESOURCE_EXHAUSTED", `${prefixOf(i)}pipeline holds ${taskCount} tasks, over this server's limit of ${limits.maxTasks} per run`);
     }
+    const bytes = raw?.[i];
     return {
       requestId: r.requestId,
-      requestHash: r.requestId ? requestHash(r) : null,
+      requestHash: r.requestId ? (bytes ? hashWithoutRequestId(bytes) : requestHash(r)) : null,
       name: r.name,
       pipeline,
-      spec: encodeSpec(pipeline),
+      spec: (bytes && fieldBytes(bytes, 2)[0]) || encodeSpec(pipeline),
       taskCount,
       runTimeoutMs: durationMs(r.runTimeout),
     };
@@ -50,6 +58,19 @@ function checkRequest(r: SubmitRunRequest, prefix: string, out: Violation[]): vo
     return;
   }
   out.push(...validatePipeline(r.pipeline, "root", `${prefix}pipeline`));
+}
+
+/** The same as requestHash, over the received bytes: every field but request_id (field 1). */
+function hashWithoutRequestId(bytes: Uint8Array): Uint8Array {
+  const hash = createHash("sha256");
+  const r = new BinaryReader(bytes);
+  while (r.pos < r.len) {
+    const start = r.pos;
+    const [no, type] = r.tag();
+    r.skip(type, no);
+    if (no !== 1) hash.update(bytes.subarray(start, r.pos));
+  }
+  return hash.digest();
 }
 
 /** Identifies a submission regardless of its request_id, to tell a retry from a conflict. */

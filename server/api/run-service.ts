@@ -19,7 +19,8 @@ import {
   WatchRunResponseSchema,
 } from "../../proto/gen/pipewright/v1/run_service_pb.js";
 import { RunState } from "../../proto/gen/pipewright/v1/run_pb.js";
-import type { ServiceImpl } from "../../proto/runtime/grpc-bridge.js";
+import { receivedBytes, type ServiceImpl } from "../../proto/runtime/grpc-bridge.js";
+import { fieldBytes } from "../../proto/runtime/wire-fields.js";
 import { PipewrightError } from "../core/errors.js";
 import type { RunEngine } from "../engine/run-engine.js";
 import { runFromRow } from "../engine/run-views.js";
@@ -35,7 +36,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export function runService(engine: RunEngine, sql: Sql, limits: SubmitLimits): ServiceImpl<typeof RunService> {
   return {
     async submitRun(request) {
-      const [prepared] = prepareSubmits([request], limits, () => "");
+      const raw = receivedBytes(request);
+      const [prepared] = prepareSubmits([request], limits, () => "", raw ? [raw] : undefined);
       const [outcome] = await engine.submit([prepared]);
       return create(SubmitRunResponseSchema, outcome);
     },
@@ -44,7 +46,8 @@ export function runService(engine: RunEngine, sql: Sql, limits: SubmitLimits): S
       if (request.requests.length > MAX_BATCH) {
         throw new PipewrightError("INVALID_ARGUMENT", `invalid request: requests: at most ${MAX_BATCH} per batch, got ${request.requests.length}`);
       }
-      const prepared = prepareSubmits(request.requests, limits, (i) => `requests[${i}].`);
+      const raw = receivedBytes(request);
+      const prepared = prepareSubmits(request.requests, limits, (i) => `requests[${i}].`, raw ? fieldBytes(raw, 1) : undefined);
       const outcomes = prepared.length ? await engine.submit(prepared) : [];
       return create(BatchSubmitRunsResponseSchema, { responses: outcomes.map((o) => create(SubmitRunResponseSchema, o)) });
     },
@@ -67,8 +70,7 @@ export function runService(engine: RunEngine, sql: Sql, limits: SubmitLimits): S
       request.runIds.forEach(checkRunId);
       const timeout = durationMs(request.timeout) || DEFAULT_WAIT_MS;
       if (timeout > MAX_WAIT_MS) throw new PipewrightError("INVALID_ARGUMENT", `invalid request: timeout: must be at most 1 hour, got ${timeout} ms`);
-      const signal = cancelSignal(call);
-      const runs = await Promise.all(request.runIds.map((id) => engine.waitRun(id, timeout, signal)));
+      const runs = await engine.waitRuns(request.runIds, timeout, cancelSignal(call));
       return create(WaitRunsResponseSchema, { runs, done: runs.every((r) => r.state >= RunState.SUCCEEDED) });
     },
 

@@ -24,6 +24,8 @@ export interface Circuit {
   failures: number;
   openedAt?: number;
   probeAt?: number;
+  /** Database time of the row this state came from or was saved as (orders what is shared). */
+  updatedAt?: number;
 }
 
 /** What an attempt's outcome means to the breaker of its task. */
@@ -110,11 +112,32 @@ export class CircuitBreakers {
     return { ...c };
   }
 
-  /** Adopts a state another server process persisted. */
+  /**
+   * Adopts a state another server process persisted, unless what this process
+   * knows is as new: a transition of ours still on its way to the database
+   * (`saving`), or a row no newer than the one we wrote.
+   */
   adopt(remote: Circuit): void {
     const mine = this.circuits.get(remote.task);
+    if (mine && (this.saving.has(remote.task) || (mine.updatedAt ?? 0) >= (remote.updatedAt ?? 0))) return;
     if (mine && mine.state === remote.state && mine.probeAt === remote.probeAt) return;
     this.circuits.set(remote.task, { ...remote, failures: Math.max(remote.failures, mine?.failures ?? 0) });
+  }
+
+  /** Transitions being written, by task (see adopt). */
+  private readonly saving = new Map<string, number>();
+
+  /** Marks a transition as being written; call `saved` with the row's time once it is. */
+  savingStarted(task: string): void {
+    this.saving.set(task, (this.saving.get(task) ?? 0) + 1);
+  }
+
+  saved(task: string, updatedAt: number | undefined): void {
+    const n = (this.saving.get(task) ?? 1) - 1;
+    if (n > 0) this.saving.set(task, n);
+    else this.saving.delete(task);
+    const c = this.circuits.get(task);
+    if (c && updatedAt !== undefined) c.updatedAt = Math.max(c.updatedAt ?? 0, updatedAt);
   }
 
   /** The earliest time a probe becomes due, if any (to wake up then). */

@@ -7,6 +7,8 @@ import { randomUUID } from "node:crypto";
 import { create, fromBinary } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import type * as grpc from "@grpc/grpc-js";
+import { receivedBytes } from "../../proto/runtime/grpc-bridge.js";
+import { fieldBytes } from "../../proto/runtime/wire-fields.js";
 import {
   ConnectResponseSchema,
   DrainRequestSchema,
@@ -155,9 +157,13 @@ export class Dispatcher implements DispatchPort {
   private handle(session: WorkerSession, msg: ConnectRequest): void {
     session.lastSeen = Date.now();
     switch (msg.kind.case) {
-      case "results":
-        this.acceptResults(session, msg.kind.value.results);
+      case "results": {
+        // Each result's bytes as received become its event's body, unencoded again.
+        const raw = receivedBytes(msg);
+        const container = raw ? fieldBytes(raw, 2)[0] : undefined;
+        this.acceptResults(session, msg.kind.value.results, container ? fieldBytes(container, 1) : undefined);
         return;
+      }
       case "heartbeat": {
         const now = Date.now();
         for (const p of msg.kind.value.running) {
@@ -178,10 +184,10 @@ export class Dispatcher implements DispatchPort {
     }
   }
 
-  private acceptResults(session: WorkerSession, results: TaskResult[]): void {
+  private acceptResults(session: WorkerSession, results: TaskResult[], raw?: Uint8Array[]): void {
     const now = Date.now();
     const out: IncomingResult[] = [];
-    for (const r of results) {
+    for (const [i, r] of results.entries()) {
       const k = r.key;
       const held = k ? session.held.get(`${k.runId}/${k.stepId}`) : undefined;
       if (!k || !held || held.attempt !== k.attempt) {
@@ -193,7 +199,7 @@ export class Dispatcher implements DispatchPort {
         this.staleResults++; // already failed by its timeout
         continue;
       }
-      out.push({ runId: held.runId, step: held.step, attempt: held.attempt, result: r, receivedAt: now });
+      out.push({ runId: held.runId, step: held.step, attempt: held.attempt, result: r, raw: raw?.length === results.length ? raw[i] : undefined, receivedAt: now });
       this.recordOutcome(held, verdictOf(r.outcome));
     }
     if (out.length) this.resultSink(out);
@@ -360,7 +366,14 @@ export class Dispatcher implements DispatchPort {
   private persistCircuit(c: Circuit): void {
     if (c.state === "open") this.config.log(`circuit of task ${c.task} opened after ${c.failures} failures in a row`);
     if (c.state === "closed") this.config.log(`circuit of task ${c.task} closed`);
-    saveCircuit(this.sql, c).catch((err) => this.config.log(`saving the circuit of ${c.task}: ${err.message}`));
+    this.breakers.savingStarted(c.task);
+    saveCircuit(this.sql, c).then(
+      (updatedAt) => this.breakers.saved(c.task, updatedAt),
+      (err) => {
+        this.breakers.saved(c.task, undefined);
+        this.config.log(`saving the circuit of ${c.task}: ${err.message}`);
+      },
+    );
     if (c.state === "closed") this.poke();
     else if (c.probeAt !== undefined) this.pokeAt(c.probeAt);
   }
@@ -401,7 +414,7 @@ export class Dispatcher implements DispatchPort {
   }
 
   private send(session: WorkerSession, c: queue.ClaimedTask): void {
-    const assignment = fromBinary(TaskAssignmentSchema, c.assignment);
+    const assignment = c.message ?? fromBinary(TaskAssignmentSchema, c.assignment);
     const now = Date.now();
     const held: HeldAttempt = {
       runId: c.runId,

@@ -4,7 +4,7 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import { ParentResults } from "../../proto/gen/pipewright/v1/pipeline_pb.js";
 import { ValueMapSchema } from "../../proto/gen/pipewright/v1/value_pb.js";
-import { TaskAssignmentSchema } from "../../proto/gen/pipewright/v1/worker_service_pb.js";
+import { TaskAssignmentSchema, type TaskAssignment } from "../../proto/gen/pipewright/v1/worker_service_pb.js";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import type { Dispatch } from "../core/run-machine.js";
 
@@ -15,12 +15,11 @@ export interface TimeoutDefaults {
   heartbeatMs: number;
 }
 
-export function encodeAssignment(d: Dispatch, defaults: TimeoutDefaults): Uint8Array {
+/** The assignment as a message (handed to a local worker at once) and as stored bytes (the queue row). */
+export function encodeAssignment(d: Dispatch, defaults: TimeoutDefaults): { message: TaskAssignment; bytes: Uint8Array } {
   const options = d.call.options;
   const mode = d.parentResultsMode;
-  return toBinary(
-    TaskAssignmentSchema,
-    create(TaskAssignmentSchema, {
+  const message = create(TaskAssignmentSchema, {
       task: d.call.task,
       args: d.input.args,
       kwargs: d.input.kwargs,
@@ -32,6 +31,6 @@ export function encodeAssignment(d: Dispatch, defaults: TimeoutDefaults): Uint8A
       heartbeatTimeout: options?.heartbeatTimeout ?? (defaults.heartbeatMs ? durationFromMs(defaults.heartbeatMs) : undefined),
       displayName: options?.displayName || d.call.task,
       path: d.path,
-    }),
-  );
+    });
+  return { message, bytes: toBinary(TaskAssignmentSchema, message) };
 }

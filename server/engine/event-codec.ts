@@ -9,12 +9,16 @@ import { EventKind, type EventKindCode, type StoredEvent } from "../store/run-st
 const utf8 = new TextEncoder();
 const utf8Decoder = new TextDecoder();
 
-/** The stored form of an input (start is implied by the run row and never stored). */
-export function encodeEvent(runId: number, seq: number, input: Exclude<RunInput, { type: "start" }>): StoredEvent {
+/**
+ * The stored form of an input (start is implied by the run row and never
+ * stored). A task result may come with its bytes as the worker sent them: a
+ * TaskResult, stored as is (its key is ignored on reading).
+ */
+export function encodeEvent(runId: number, seq: number, input: Exclude<RunInput, { type: "start" }>, raw?: Uint8Array): StoredEvent {
   const at = new Date(input.at);
   switch (input.type) {
     case "taskFinished": {
-      const body = toBinary(
+      const body = raw ?? toBinary(
         TaskResultSchema,
         create(TaskResultSchema, {
           outcome: input.outcome,

@@ -1,28 +1,38 @@
 // Group commit: items arriving from many streams and calls are written
-// together. While one batch is being committed, new items wait and form the
-// next batch, so an idle server commits each item at once (low latency) and
-// a busy one commits hundreds per transaction (high throughput) with no
-// timer in between.
+// together. While batches are being committed, new items wait and form the
+// next batch, so an idle server commits each item at once (low latency) and a
+// busy one commits hundreds per statement (high throughput) with no timer in
+// between.
+//
+// Several batches may be in flight at once (PostgreSQL commits concurrent
+// transactions together: on these machines ~2,500 commits/s from one
+// connection, ~9,700/s from 32). Items carry a key (their run): a key is in
+// at most one batch in flight, so each run's changes stay in order; items
+// whose key is busy wait for the next batch, in their original order.
 
 export class GroupCommitter<T> {
   private pending: T[] = [];
-  private running = false;
+  private running = 0;
+  private readonly busy = new Set<string>();
   private idleWaiters: (() => void)[] = [];
 
   constructor(
     private readonly flush: (items: T[]) => Promise<void>,
+    /** The key that orders an item with others (its run); undefined: orders with nothing. */
+    private readonly keyOf: (item: T) => string | undefined,
+    private readonly maxConcurrent = 4,
     private readonly maxBatch = 2000,
   ) {}
 
   add(item: T): void {
     this.pending.push(item);
-    if (!this.running) void this.loop();
+    this.pump();
   }
 
   addAll(items: T[]): void {
     if (items.length === 0) return;
     this.pending.push(...items);
-    if (!this.running) void this.loop();
+    this.pump();
   }
 
   /** Puts items back at the front (a failed batch to retry). */
@@ -36,22 +46,52 @@ export class GroupCommitter<T> {
 
   /** Resolves once nothing is pending or being committed. */
   idle(): Promise<void> {
-    if (!this.running && this.pending.length === 0) return Promise.resolve();
+    if (this.running === 0 && this.pending.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  private async loop(): Promise<void> {
-    this.running = true;
-    try {
-      while (this.pending.length) {
-        const batch = this.pending.splice(0, this.maxBatch);
-        await this.flush(batch);
+  private pump(): void {
+    while (this.running < this.maxConcurrent && this.pending.length) {
+      const batch = this.take();
+      if (batch.items.length === 0) return; // everything pending waits on a batch in flight
+      void this.run(batch);
+    }
+  }
+
+  /** The next batch: pending items whose key is not in flight (its keys become busy). */
+  private take(): { items: T[]; keys: Set<string> } {
+    const batch: T[] = [];
+    const keep: T[] = [];
+    const mine = new Set<string>();
+    for (const item of this.pending) {
+      const key = this.keyOf(item);
+      if (batch.length >= this.maxBatch || (key !== undefined && this.busy.has(key) && !mine.has(key))) {
+        keep.push(item);
+        continue;
       }
+      if (key !== undefined && !mine.has(key)) {
+        mine.add(key);
+        this.busy.add(key);
+      }
+      batch.push(item);
+    }
+    this.pending = keep;
+    return { items: batch, keys: mine };
+  }
+
+  private async run(batch: { items: T[]; keys: Set<string> }): Promise<void> {
+    this.running++;
+    try {
+      await this.flush(batch.items);
     } finally {
-      this.running = false;
-      const waiters = this.idleWaiters;
-      this.idleWaiters = [];
-      for (const w of waiters) w();
+      for (const key of batch.keys) this.busy.delete(key);
+      this.running--;
+      if (this.pending.length) this.pump();
+      if (this.running === 0 && this.pending.length === 0) {
+        const waiters = this.idleWaiters;
+        this.idleWaiters = [];
+        for (const w of waiters) w();
+      }
     }
   }
 }

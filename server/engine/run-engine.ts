@@ -13,7 +13,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { Pipeline } from "../../proto/gen/pipewright/v1/pipeline_pb.js";
 import { PipelineSchema } from "../../proto/gen/pipewright/v1/pipeline_pb.js";
 import { RunEventSchema, RunState, type Run, type RunEvent } from "../../proto/gen/pipewright/v1/run_pb.js";
-import { TaskResultSchema, type TaskResult } from "../../proto/gen/pipewright/v1/worker_service_pb.js";
+import { TaskResultSchema, type TaskAssignment, type TaskResult } from "../../proto/gen/pipewright/v1/worker_service_pb.js";
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import { serverError } from "../core/values.js";
 import { PipewrightError } from "../core/errors.js";
@@ -38,6 +38,8 @@ export interface EngineConfig {
   timeouts: TimeoutDefaults;
   /** A server process silent this long is dead: its runs are taken over. */
   processTimeoutMs: number;
+  /** Batches committed at once (default 4). */
+  concurrentBatches?: number;
   log: (line: string) => void;
 }
 
@@ -84,6 +86,8 @@ export interface IncomingResult {
   step: number;
   attempt: number;
   result: TaskResult;
+  /** The result's bytes as the worker sent them, when known (stored as they are). */
+  raw?: Uint8Array;
   receivedAt: number;
 }
 
@@ -115,6 +119,8 @@ interface OwnedRun {
 interface PendingRow {
   run: OwnedRun;
   row: queue.QueueRow;
+  /** The assignment as a message, for a local worker reserved for it. */
+  message?: TaskAssignment;
 }
 
 /**
@@ -155,8 +161,8 @@ export class RunEngine {
   private readonly owned = new Map<number, OwnedRun>();
   private readonly byUid = new Map<string, number>();
   private readonly needsReload = new Set<number>();
-  /** Runs changed by the batch being committed. */
-  private inFlight = new Set<OwnedRun>();
+  /** Batches being committed (their runs are ahead of the database). */
+  private readonly inFlight = new Set<Batch>();
   private readonly committer: GroupCommitter<Item>;
   private closed = false;
   /** Results dropped because their attempt was no longer current (fencing). */
@@ -170,7 +176,32 @@ export class RunEngine {
     private readonly dispatch: DispatchPort,
     private readonly config: EngineConfig,
   ) {
-    this.committer = new GroupCommitter((items) => this.flush(items));
+    this.committer = new GroupCommitter(
+      (items) => this.flush(items),
+      (item) => this.orderKey(item),
+      config.concurrentBatches ?? 4,
+    );
+  }
+
+  /** Items of one run are committed in order: one batch in flight per run. */
+  private orderKey(item: Item): string | undefined {
+    switch (item.kind) {
+      case "submit":
+        return undefined;
+      case "result":
+        return `run:${item.result.runId}`;
+      case "control": {
+        const id = this.byUid.get(item.uid);
+        return id ? `run:${id}` : `uid:${item.uid}`;
+      }
+      case "inbox":
+        return "inbox";
+    }
+  }
+
+  private inFlightElsewhere(run: OwnedRun, batch: Batch): boolean {
+    for (const b of this.inFlight) if (b !== batch && b.changed.has(run)) return true;
+    return false;
   }
 
   // ---- lifecycle -----------------------------------------------------------
@@ -353,7 +384,7 @@ export class RunEngine {
   async getRun(uid: string, full: boolean): Promise<Run> {
     const id = this.byUid.get(uid);
     const run = id !== undefined ? this.owned.get(id) : undefined;
-    if (run && this.inFlight.has(run)) {
+    if (run && [...this.inFlight].some((b) => b.changed.has(run))) {
       // What is in memory is ahead of the database until the batch commits: show only what is committed.
       await this.committer.idle();
       return this.getRun(uid, full);
@@ -403,6 +434,71 @@ export class RunEngine {
       // Owned by another process (or being reloaded): look again shortly.
       await new Promise((r) => setTimeout(r, Math.min(100, Math.max(1, deadline - Date.now()))));
     }
+  }
+
+  /**
+   * Waits for several runs at once (the batch counterpart of waitRun): one
+   * timer and one abort listener for all of them, waiters for the runs held
+   * here, one query per look for the others. Returns them in order, finished
+   * unless the timeout passed.
+   */
+  async waitRuns(uids: string[], timeoutMs: number, signal?: AbortSignal): Promise<Run[]> {
+    const deadline = Date.now() + timeoutMs;
+    const out: (Run | undefined)[] = new Array(uids.length);
+    const attached = new Map<OwnedRun, (r: Run | undefined) => void>();
+    let wake = () => {};
+    try {
+      for (;;) {
+        const elsewhere: number[] = [];
+        for (let i = 0; i < uids.length; i++) {
+          if (out[i]) continue;
+          const id = this.byUid.get(uids[i]);
+          const run = id !== undefined ? this.owned.get(id) : undefined;
+          if (!run) {
+            elsewhere.push(i);
+            continue;
+          }
+          if (attached.has(run)) continue;
+          const waiter = (r: Run | undefined) => {
+            attached.delete(run);
+            if (r) out[i] = r;
+            wake();
+          };
+          attached.set(run, waiter);
+          run.waiters.add(waiter);
+        }
+        if (elsewhere.length) {
+          const rows = await runs.loadRunsByUids(this.sql, elsewhere.map((i) => uids[i]));
+          const byUid = new Map(rows.map((r) => [r.uid, r]));
+          for (const i of elsewhere) {
+            const row = byUid.get(uids[i]);
+            if (!row) throw new PipewrightError("NOT_FOUND", `no run with id ${uids[i]}`);
+            if (row.state >= RunState.SUCCEEDED) out[i] = runFromRow(row);
+          }
+        }
+        if (out.every((r) => r) || Date.now() >= deadline || signal?.aborted) break;
+        const stillElsewhere = elsewhere.some((i) => !out[i]);
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          const t = setTimeout(resolve, Math.max(1, Math.min(deadline - Date.now(), stillElsewhere ? 100 : 60_000)));
+          t.unref();
+          signal?.addEventListener("abort", () => resolve(), { once: true });
+        });
+      }
+    } finally {
+      for (const [run, waiter] of attached) run.waiters.delete(waiter);
+    }
+    // Not finished in time: their current state.
+    const missing = uids.flatMap((uid, i) => (out[i] ? [] : [uid]));
+    if (missing.length) {
+      const rows = new Map((await runs.loadRunsByUids(this.sql, missing)).map((r) => [r.uid, r]));
+      uids.forEach((uid, i) => {
+        if (out[i]) return;
+        const run = this.owned.get(this.byUid.get(uid) ?? -1);
+        out[i] = run ? runFromMachine(run, run.machine) : runFromRow(rows.get(uid)!);
+      });
+    }
+    return out as Run[];
   }
 
   /**
@@ -485,7 +581,7 @@ export class RunEngine {
   private async commit(items: Item[], mode: "fast" | "careful"): Promise<"ok" | "check failed" | "failed"> {
     const batch = new Batch(mode);
     const inbox = items.some((i) => i.kind === "inbox") ? await this.readOwnInbox() : [];
-    this.inFlight = batch.changed;
+    this.inFlight.add(batch);
     try {
       if (mode === "fast") {
         this.applySubmits(items, batch, new Map());
@@ -499,7 +595,7 @@ export class RunEngine {
           const known = new Map((await runs.findByRequestIds(tx, requestIds)).map((e) => [e.requestId, e]));
           this.applySubmits(items, batch, known);
           this.applyInbox(inbox, batch);
-          const awaited = this.awaitedResults(items);
+          const awaited = this.awaitedResults(items, batch);
           const accepted = await queue.completeAttempts(tx, awaited.map((r) => ({ runId: r.runId, step: r.step, attempt: r.attempt })));
           this.applyResults(items, batch, new Set(accepted.map((a) => `${a.runId}/${a.step}/${a.attempt}`)));
           this.applyControls(items, batch);
@@ -507,7 +603,7 @@ export class RunEngine {
         });
       }
     } catch (err) {
-      this.inFlight = new Set();
+      this.inFlight.delete(batch);
       this.rollback(batch);
       const code = (err as { code?: string }).code;
       if (code === OWNERSHIP_LOST) {
@@ -521,7 +617,7 @@ export class RunEngine {
       await new Promise((r) => setTimeout(r, 100));
       return "failed";
     }
-    this.inFlight = new Set();
+    this.inFlight.delete(batch);
     if (batch.deferred.length) this.committer.addAll(batch.deferred);
     for (const action of batch.after) {
       try {
@@ -547,7 +643,11 @@ export class RunEngine {
   private applyInbox(entries: InboxEntry[], batch: Batch): void {
     for (const e of entries) {
       const run = this.owned.get(e.runId);
-      if (!run) continue; // not loaded here (yet): stays in the inbox
+      // Not loaded here (yet), or in another batch in flight: it stays in the inbox for the next look.
+      if (!run || this.inFlightElsewhere(run, batch)) {
+        if (run) this.committer.add({ kind: "inbox" });
+        continue;
+      }
       batch.inboxDone.push(e.id);
       const m = run.machine;
       const at = e.receivedAt.getTime();
@@ -718,16 +818,13 @@ export class RunEngine {
     }
   }
 
-  /** Results for steps their run still awaits; the rest are stale already. */
-  private awaitedResults(items: Item[]): IncomingResult[] {
+  /** Results this batch can apply (for the careful fence): owned runs, not in another batch, awaiting the step. */
+  private awaitedResults(items: Item[], batch: Batch): IncomingResult[] {
     const out: IncomingResult[] = [];
     for (const item of items) {
       if (item.kind !== "result") continue;
-      const r = item.result;
-      const run = this.owned.get(r.runId);
-      if (!run) continue; // another process's run: see applyResults
-      if (run.machine.isAwaitingResult(r.step)) out.push(r);
-      else this.staleResults++;
+      const run = this.owned.get(item.result.runId);
+      if (run && !this.inFlightElsewhere(run, batch) && run.machine.isAwaitingResult(item.result.step)) out.push(item.result);
     }
     return out;
   }
@@ -735,30 +832,31 @@ export class RunEngine {
   /**
    * Applies results. `accepted` (careful mode) names the attempts the fence
    * let through; in fast mode every awaited result is applied and the
-   * statement checks they were all current.
+   * statement checks they were all current. Results for another process's
+   * runs are fenced and sent to its inbox.
    */
   private applyResults(items: Item[], batch: Batch, accepted: Set<string> | undefined): void {
     for (const item of items) {
-      if (item.kind !== "result" || this.owned.has(item.result.runId)) continue;
-      // Another process owns the run: fence it here and put it in the owner's inbox.
+      if (item.kind !== "result") continue;
       const r = item.result;
-      batch.foreign.push({ key: { runId: r.runId, step: r.step, attempt: r.attempt }, body: toBinary(TaskResultSchema, r.result), receivedAt: new Date(r.receivedAt) });
-    }
-    for (const r of this.awaitedResults(items)) {
-      const run = this.owned.get(r.runId)!;
-      if (!run.machine.isAwaitingResult(r.step)) {
-        this.staleResults++; // a duplicate of a result already applied in this batch
+      const run = this.owned.get(r.runId);
+      if (!run) {
+        batch.foreign.push({ key: { runId: r.runId, step: r.step, attempt: r.attempt }, body: r.raw ?? toBinary(TaskResultSchema, r.result), receivedAt: new Date(r.receivedAt) });
         continue;
       }
-      if (accepted && !accepted.has(`${r.runId}/${r.step}/${r.attempt}`)) {
-        this.staleResults++;
+      if (this.inFlightElsewhere(run, batch)) {
+        batch.deferred.push(item); // changed by another batch in flight (its inbox): next batch
+        continue;
+      }
+      if (!run.machine.isAwaitingResult(r.step) || (accepted && !accepted.has(`${r.runId}/${r.step}/${r.attempt}`))) {
+        this.staleResults++; // late, duplicated, or no longer the current attempt
         continue;
       }
       batch.resultAttempts.set(key(run, r.step), r.attempt);
       if (batch.mode === "fast") batch.completions.push({ runId: r.runId, step: r.step, attempt: r.attempt });
       const res = r.result;
       const startedAt = res.startTime ? Number(res.startTime.seconds) * 1000 + Math.floor(res.startTime.nanos / 1e6) : undefined;
-      this.apply(run, { type: "taskFinished", at: r.receivedAt, step: r.step, outcome: res.outcome, state: res.state, startedAt }, batch);
+      this.apply(run, { type: "taskFinished", at: r.receivedAt, step: r.step, outcome: res.outcome, state: res.state, startedAt }, batch, undefined, r.raw);
     }
   }
 
@@ -773,6 +871,10 @@ export class RunEngine {
       const run = id !== undefined ? this.owned.get(id) : undefined;
       if (!run) {
         if (item.action !== "timeout") batch.after.push(() => this.rejectControl(item));
+        continue;
+      }
+      if (this.inFlightElsewhere(run, batch)) {
+        batch.deferred.push(item);
         continue;
       }
       const m = run.machine;
@@ -808,14 +910,14 @@ export class RunEngine {
       .catch(item.reject);
   }
 
-  /** Applies one input to a run and turns its effects into the batch's writes. */
-  private apply(run: OwnedRun, input: RunInput, batch: Batch, seq?: number): void {
+  /** Applies one input to a run and turns its effects into the batch's writes. `raw`: a result's bytes as received, to store as its event. */
+  private apply(run: OwnedRun, input: RunInput, batch: Batch, seq?: number, raw?: Uint8Array): void {
     const before = machineRunState(run.machine);
     const tasksBefore = run.machine.graph.taskCount;
     const effects = run.machine.apply(input);
     if (input.type !== "start") {
       seq = run.nextSeq++;
-      batch.events.push(encodeEvent(run.id, seq, input));
+      batch.events.push(encodeEvent(run.id, seq, input, raw));
     }
     batch.changed.add(run);
     for (const e of effects) this.effect(run, e, batch);
@@ -837,13 +939,14 @@ export class RunEngine {
         const k = key(run, d.step);
         if (reservation) batch.reservations.set(k, reservation);
         const previous = batch.resultAttempts.get(k);
+        const assignment = encodeAssignment(d, this.config.timeouts);
         const row: queue.QueueRow = {
           runId: run.id,
           step: d.step,
           task: d.call.task,
           queue: queueName,
           availableAt: new Date(Math.max(d.notBefore, 0)),
-          assignment: encodeAssignment(d, this.config.timeouts),
+          assignment: assignment.bytes,
           held: paused,
           attempt: previous ?? 0,
           waitDeadline: this.waitDeadline(d),
@@ -852,9 +955,9 @@ export class RunEngine {
         if (previous !== undefined && batch.mode === "fast" && !batch.preFenced.has(k)) {
           // A retry of an attempt finished in this batch: its row is reset in place.
           batch.completions = batch.completions.filter((c) => !(c.runId === run.id && c.step === d.step));
-          batch.retries.push({ run, row });
+          batch.retries.push({ run, row, message: reservation ? assignment.message : undefined });
         } else {
-          batch.rows.push({ run, row });
+          batch.rows.push({ run, row, message: reservation ? assignment.message : undefined });
         }
         return;
       }
@@ -927,14 +1030,14 @@ export class RunEngine {
     const later = written.filter((p) => !p.row.held && p.row.availableAt.getTime() > now).map((p) => p.row.availableAt.getTime());
     const unreserved = written.some((p) => !p.row.claimedBy && !p.row.held && p.row.availableAt.getTime() <= now);
     batch.after.push(() => {
-      for (const { run, row } of written) {
+      for (const { run, row, message } of written) {
         const res = row.claimedBy ? batch.reservations.get(key(run, row.step)) : undefined;
         if (!res) continue;
         if (run.machine.result || !this.owned.has(run.id)) {
           this.dispatch.release(res);
           continue;
         }
-        this.dispatch.deliver(res, { runId: run.id, runUid: run.uid, step: row.step, attempt: row.attempt + 1, task: row.task, assignment: row.assignment });
+        this.dispatch.deliver(res, { runId: run.id, runUid: run.uid, step: row.step, attempt: row.attempt + 1, task: row.task, assignment: row.assignment, message });
       }
       if (result.cancelled.length) this.dispatch.cancel(result.cancelled, "the run was cancelled");
       if (unreserved || batch.holds.some((h) => !h.held)) this.dispatch.poke();

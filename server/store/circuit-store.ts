@@ -7,18 +7,28 @@ import type { Sql } from "./database.js";
 const CODE: Record<CircuitStateName, number> = { closed: 1, open: 2, half_open: 3 };
 const NAME: Record<number, CircuitStateName> = { 1: "closed", 2: "open", 3: "half_open" };
 
-export async function saveCircuit(sql: Sql, c: Circuit): Promise<void> {
-  await sql`
+/** Saves a transition; returns the row's time. */
+export async function saveCircuit(sql: Sql, c: Circuit): Promise<number> {
+  const [row] = await sql<{ updated_at: Date }[]>`
     insert into circuit_breakers (task, state, consecutive_failures, opened_at, probe_at, updated_at)
-    values (${c.task}, ${CODE[c.state]}, ${c.failures}, ${iso(c.openedAt)}::timestamptz, ${iso(c.probeAt)}::timestamptz, now())
+    values (${c.task}, ${CODE[c.state]}, ${c.failures}, ${iso(c.openedAt)}::timestamptz, ${iso(c.probeAt)}::timestamptz, clock_timestamp())
     on conflict (task) do update set state = excluded.state, consecutive_failures = excluded.consecutive_failures,
-      opened_at = excluded.opened_at, probe_at = excluded.probe_at, updated_at = now()`;
+      opened_at = excluded.opened_at, probe_at = excluded.probe_at, updated_at = clock_timestamp()
+    returning updated_at`;
+  return row.updated_at.getTime();
 }
 
 export async function loadCircuits(sql: Sql): Promise<Circuit[]> {
-  const rows = await sql<{ task: string; state: number; consecutive_failures: number; opened_at: Date | null; probe_at: Date | null }[]>`
-    select task, state, consecutive_failures, opened_at, probe_at from circuit_breakers`;
-  return rows.map((r) => ({ task: r.task, state: NAME[r.state], failures: r.consecutive_failures, openedAt: r.opened_at?.getTime(), probeAt: r.probe_at?.getTime() }));
+  const rows = await sql<{ task: string; state: number; consecutive_failures: number; opened_at: Date | null; probe_at: Date | null; updated_at: Date }[]>`
+    select task, state, consecutive_failures, opened_at, probe_at, updated_at from circuit_breakers`;
+  return rows.map((r) => ({
+    task: r.task,
+    state: NAME[r.state],
+    failures: r.consecutive_failures,
+    openedAt: r.opened_at?.getTime(),
+    probeAt: r.probe_at?.getTime(),
+    updatedAt: r.updated_at.getTime(),
+  }));
 }
 
 /**
@@ -29,7 +39,7 @@ export async function loadCircuits(sql: Sql): Promise<Circuit[]> {
  */
 export async function claimProbe(sql: Sql, task: string, cooldownMs: number): Promise<number | undefined> {
   const rows = await sql<{ probe_at: Date }[]>`
-    update circuit_breakers set state = ${CODE.half_open}, probe_at = now() + ${cooldownMs} * interval '1 millisecond', updated_at = now()
+    update circuit_breakers set state = ${CODE.half_open}, probe_at = now() + ${cooldownMs} * interval '1 millisecond', updated_at = clock_timestamp()
     where task = ${task} and state in (${CODE.open}, ${CODE.half_open}) and probe_at <= now()
     returning probe_at`;
   return rows[0]?.probe_at.getTime();

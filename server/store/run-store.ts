@@ -73,6 +73,12 @@ export async function loadRunByUid(sql: Sql, uid: string): Promise<RunRow | unde
   return rows[0];
 }
 
+export async function loadRunsByUids(sql: Sql, uids: string[]): Promise<RunRow[]> {
+  if (uids.length === 0) return [];
+  const cols = sql.unsafe(RUN_COLUMNS.replace("spec, ", ""));
+  return sql<RunRow[]>`select ${cols}, ''::bytea as spec from runs where uid = any(${uids}::uuid[])`;
+}
+
 export async function loadRunsByIds(sql: Sql, ids: number[]): Promise<RunRow[]> {
   if (ids.length === 0) return [];
   return sql<RunRow[]>`select ${sql.unsafe(RUN_COLUMNS)} from runs where id = any(${ids}::bigint[]) and state <= 3 order by id`;

@@ -2,6 +2,7 @@
 // claims, fenced completion (careful mode), leases and lost attempts. One row
 // per task step waiting for a worker or held by one.
 
+import type { TaskAssignment } from "../../proto/gen/pipewright/v1/worker_service_pb.js";
 import type { Sql, Tx } from "./database.js";
 
 export const QueueStatus = { ready: 0, running: 1, held: 2 } as const;
@@ -37,6 +38,8 @@ export interface ClaimedTask {
   attempt: number;
   task: string;
   assignment: Uint8Array;
+  /** The assignment already decoded, when the engine hands it over straight from memory. */
+  message?: TaskAssignment;
 }
 
 /**
