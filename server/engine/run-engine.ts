@@ -163,6 +163,13 @@ export class RunEngine {
   private readonly needsReload = new Set<number>();
   /** Batches being committed (their runs are ahead of the database). */
   private readonly inFlight = new Set<Batch>();
+  /**
+   * Runs that finished here lately, as answered to waits and reads (a client
+   * typically submits, then waits): no trip to the database for them. Bounded
+   * (oldest out first), so memory stays bounded by what is in flight.
+   */
+  private readonly recentlyFinished = new Map<string, Run>();
+  private static readonly RECENTLY_FINISHED = 50_000;
   private readonly committer: GroupCommitter<Item>;
   private closed = false;
   /** Results dropped because their attempt was no longer current (fencing). */
@@ -382,6 +389,8 @@ export class RunEngine {
   // ---- reads ---------------------------------------------------------------
 
   async getRun(uid: string, full: boolean): Promise<Run> {
+    const recent = full ? undefined : this.recentlyFinished.get(uid);
+    if (recent) return recent;
     const id = this.byUid.get(uid);
     const run = id !== undefined ? this.owned.get(id) : undefined;
     if (run && [...this.inFlight].some((b) => b.changed.has(run))) {
@@ -406,6 +415,8 @@ export class RunEngine {
   async waitRun(uid: string, timeoutMs: number, signal?: AbortSignal): Promise<Run> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
+      const recent = this.recentlyFinished.get(uid);
+      if (recent) return recent;
       const id = this.byUid.get(uid);
       const run = id !== undefined ? this.owned.get(id) : undefined;
       // Held here: its waiters fire once the batch that finishes it commits
@@ -447,11 +458,18 @@ export class RunEngine {
     const out: (Run | undefined)[] = new Array(uids.length);
     const attached = new Map<OwnedRun, (r: Run | undefined) => void>();
     let wake = () => {};
+    // Woken once every run held here has reported (not at each one: that would rescan them all each time).
+    let outstanding = 0;
     try {
       for (;;) {
         const elsewhere: number[] = [];
         for (let i = 0; i < uids.length; i++) {
           if (out[i]) continue;
+          const recent = this.recentlyFinished.get(uids[i]);
+          if (recent) {
+            out[i] = recent;
+            continue;
+          }
           const id = this.byUid.get(uids[i]);
           const run = id !== undefined ? this.owned.get(id) : undefined;
           if (!run) {
@@ -462,9 +480,10 @@ export class RunEngine {
           const waiter = (r: Run | undefined) => {
             attached.delete(run);
             if (r) out[i] = r;
-            wake();
+            if (--outstanding === 0 || !r) wake();
           };
           attached.set(run, waiter);
+          outstanding++;
           run.waiters.add(waiter);
         }
         if (elsewhere.length) {
@@ -1051,6 +1070,8 @@ export class RunEngine {
     for (const run of batch.changed) {
       if (!run.machine.result) continue;
       const view = runFromMachine(run, run.machine);
+      this.recentlyFinished.set(run.uid, view);
+      if (this.recentlyFinished.size > RunEngine.RECENTLY_FINISHED) this.recentlyFinished.delete(this.recentlyFinished.keys().next().value!);
       for (const w of run.waiters) w(view);
       run.waiters.clear();
       this.disown(run);
