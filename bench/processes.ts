@@ -3,16 +3,10 @@
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
-import net from "node:net";
 import postgres from "postgres";
 
-export async function freePort(): Promise<number> {
-  const s = net.createServer().listen(0, "127.0.0.1");
-  await new Promise((r) => s.once("listening", r));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
+// Shared with the fault tests (dev tooling both).
+export { freePort } from "../test/support/fault-harness.js";
 
 /** A fresh database on the benchmark's PostgreSQL server. */
 export async function freshDatabase(adminUrl: string, name: string): Promise<string> {

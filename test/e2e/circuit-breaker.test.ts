@@ -8,6 +8,7 @@ import { AdminService, CircuitState } from "../../proto/gen/pipewright/v1/admin_
 import { RunState, StepState } from "../../proto/gen/pipewright/v1/run_pb.js";
 import { createClient } from "../../proto/runtime/grpc-bridge.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
+import { until } from "../support/until.js";
 import * as t from "../support/test-tasks.js";
 
 let ts: TestServer;
@@ -16,14 +17,6 @@ beforeAll(async () => {
   await ts.worker({ tasks: t.testTasks, slots: 8 });
 });
 afterAll(() => ts?.stop());
-
-const until = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000) => {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-};
 
 describe("circuit breaker", () => {
   it("opens after consecutive failures, holds the task's attempts without using retries, probes, and closes", async () => {

@@ -10,6 +10,7 @@ import * as ex from "../../examples/tasks.js";
 import { outcomeOf } from "../support/run-outcome.js";
 import { RawWorker } from "../support/raw-worker.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
+import { until } from "../support/until.js";
 import * as t from "../support/test-tasks.js";
 
 let ts: TestServer;
@@ -20,13 +21,6 @@ beforeAll(async () => {
 afterAll(() => ts?.stop());
 afterEach(() => t.resetGates());
 
-const until = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000) => {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-};
 const states = async (run: { get(full: boolean): Promise<{ steps: { path: string; state: StepState }[] }> }) =>
   Object.fromEntries((await run.get(true)).steps.map((s) => [s.path, StepState[s.state]]));
 

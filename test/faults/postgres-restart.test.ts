@@ -5,7 +5,6 @@
 // server must not restart under the other test files).
 
 import { mkdtemp, rm } from "node:fs/promises";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -17,6 +16,7 @@ import { startEmbeddedPostgres, type EmbeddedPostgres } from "../../server/store
 import { Worker } from "../../worker-sdk/worker.js";
 import * as ex from "../../examples/tasks.js";
 import { nap, testTasks } from "../support/test-tasks.js";
+import { freePort } from "../support/fault-harness.js";
 
 let dir = "";
 let pg: EmbeddedPostgres | undefined;
@@ -31,14 +31,6 @@ afterAll(async () => {
   await pg?.stop().catch(() => {});
   if (dir) await rm(dir, { recursive: true, force: true });
 });
-
-async function freePort(): Promise<number> {
-  const s = net.createServer().listen(0, "127.0.0.1");
-  await new Promise((r) => s.once("listening", r));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
 
 describe("PostgreSQL restart", () => {
   it("runs in flight finish correctly after the database goes away and comes back", async () => {
