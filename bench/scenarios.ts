@@ -55,8 +55,13 @@ async function check(runs: { state: RunState }[], what: string): Promise<void> {
   if (bad) throw new Error(`${what}: ${bad} runs did not succeed`);
 }
 
-/** Many single-task no-op pipelines, submitted in batches; end to end: first submit to last result seen by the client. */
-export async function throughput(c: Cluster, n: number, batch = 500): Promise<{ tasksPerSecond: number; seconds: number }> {
+/**
+ * Many single-task no-op pipelines, submitted in batches; end to end: first
+ * submit to last result seen by the client. An untimed warm-up round first,
+ * as the peer benchmark does.
+ */
+export async function throughput(c: Cluster, n: number, batch = 500, warmup = 2000): Promise<{ tasksPerSecond: number; seconds: number }> {
+  if (warmup) await throughput(c, warmup, batch, 0);
   const pipeline = noop.send();
   const ids: string[] = [];
   const t0 = performance.now();
