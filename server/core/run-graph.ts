@@ -70,7 +70,9 @@ export interface TaskStep extends StepBase {
 
 export interface GroupStep extends StepBase {
   kind: "group";
-  spec: Group;
+  /** What the group needs of its spec (not the spec: its branches' messages are garbage once compiled). */
+  maxParallelism: number;
+  returnExceptions: boolean;
   branches: number[];
   /** Stage steps, when num_stages > 1. */
   stages: number[];
@@ -111,9 +113,18 @@ export type ScopeParent =
   | { type: "branch"; group: number; index: number }
   | { type: "child"; task: number };
 
+/** A pipeline's own initial parameters (shared, never copied). */
+export interface ScopeInitial {
+  args: Value[];
+  kwargs: Record<string, Value>;
+  state?: Value;
+}
+
 export interface Scope {
   id: number;
-  spec: Pipeline;
+  /** Initial parameters, when the pipeline has any. */
+  initial?: ScopeInitial;
+  inline: boolean;
   steps: number[];
   finallyStep: number;
   parent: ScopeParent;
@@ -151,7 +162,19 @@ export class RunGraph {
 
   /** Adds a pipeline and everything in it; returns the new scope id. */
   addScope(spec: Pipeline, parent: ScopeParent, depth: number, path: string, parentStep: number, stage = 0): number {
-    const scope: Scope = { id: this.scopes.length, spec, steps: [], finallyStep: 0, parent, depth, path, stage, status: "pending" };
+    const hasInitial = spec.initialArgs.length > 0 || Object.keys(spec.initialKwargs).length > 0 || spec.initialState !== undefined;
+    const scope: Scope = {
+      id: this.scopes.length,
+      initial: hasInitial ? { args: spec.initialArgs, kwargs: spec.initialKwargs, state: spec.initialState } : undefined,
+      inline: spec.inline,
+      steps: [],
+      finallyStep: 0,
+      parent,
+      depth,
+      path,
+      stage,
+      status: "pending",
+    };
     this.scopes.push(scope);
     spec.steps.forEach((s, i) => {
       const segment = `steps[${i}]`;
@@ -185,7 +208,22 @@ export class RunGraph {
 
   private addGroup(scope: number, index: number, segment: string, parentStep: number, spec: Group, depth: number): number {
     const id = this.steps.length;
-    const group: GroupStep = { kind: "group", id, scope, index, segment, parentStep, status: "pending", spec, branches: [], stages: [], started: 0, running: 0, settled: 0 };
+    const group: GroupStep = {
+      kind: "group",
+      id,
+      scope,
+      index,
+      segment,
+      parentStep,
+      status: "pending",
+      maxParallelism: spec.maxParallelism,
+      returnExceptions: spec.returnExceptions,
+      branches: [],
+      stages: [],
+      started: 0,
+      running: 0,
+      settled: 0,
+    };
     this.steps.push(group);
     const n = spec.branches.length;
     const stageCount = spec.numStages > 1 ? spec.numStages : 0;

@@ -151,13 +151,12 @@ export class RunMachine {
   // ---- pipelines -----------------------------------------------------------
 
   private startScope(scope: Scope, incoming: Flow): void {
-    const spec = scope.spec;
     scope.status = "running";
-    const flow: Flow = {
-      args: [...incoming.args, ...spec.initialArgs],
-      kwargs: { ...incoming.kwargs, ...spec.initialKwargs },
-      state: spec.initialState ?? incoming.state,
-    };
+    const initial = scope.initial;
+    // Most pipelines have no initial parameters: their incoming flow is shared, not copied.
+    const flow: Flow = initial
+      ? { args: [...incoming.args, ...initial.args], kwargs: { ...incoming.kwargs, ...initial.kwargs }, state: initial.state ?? incoming.state }
+      : incoming;
     this.runFrom(scope, 0, flow);
   }
 
@@ -198,12 +197,11 @@ export class RunMachine {
     this.endSteps(scope, flow);
   }
 
+  /** Arrays and maps are shared when nothing has to be added (they are never mutated): a 100,000-branch group would otherwise copy them 100,000 times. */
   private taskInput(call: TaskCall, flow: Flow): TaskInput {
-    return {
-      args: call.ignoreInput ? [...call.args] : [...flow.args, ...call.args],
-      kwargs: { ...flow.kwargs, ...call.kwargs },
-      state: flow.state,
-    };
+    const args = call.ignoreInput || flow.args.length === 0 ? call.args : call.args.length === 0 ? flow.args : [...flow.args, ...call.args];
+    const kwargs = isEmpty(flow.kwargs) ? call.kwargs : isEmpty(call.kwargs) ? flow.kwargs : { ...flow.kwargs, ...call.kwargs };
+    return { args, kwargs, state: flow.state };
   }
 
   /** All steps ran (or were skipped): run the finally step, or finish. */
@@ -231,7 +229,7 @@ export class RunMachine {
         return;
       case "child": {
         const task = this.graph.task(parent.task);
-        const own = scope.spec.inline ? flow.state : (task.stateOut ?? task.input?.state);
+        const own = scope.inline ? flow.state : (task.stateOut ?? task.input?.state);
         this.settleTask(task, flow.error ? { error: flow.error, args: [], kwargs: {}, state: own } : { args: [single(flow)], kwargs: {}, state: own });
         return;
       }
@@ -391,7 +389,7 @@ export class RunMachine {
       this.settleGroup(group);
       return;
     }
-    const limit = group.spec.maxParallelism > 0 ? Math.min(group.spec.maxParallelism, n) : n;
+    const limit = group.maxParallelism > 0 ? Math.min(group.maxParallelism, n) : n;
     for (let k = 0; k < limit; k++) this.startBranch(group);
   }
 
@@ -399,7 +397,7 @@ export class RunMachine {
     const scope = this.graph.scopes[group.branches[group.started++]];
     group.running++;
     const input = group.input!;
-    this.agenda.push(() => this.startScope(scope, { args: input.args, kwargs: input.kwargs, state: input.state }));
+    this.agenda.push(() => this.startScope(scope, input));
   }
 
   private branchSettled(group: GroupStep, index: number): void {
@@ -430,7 +428,7 @@ export class RunMachine {
     if (stage.settled === stage.to - stage.from) {
       const group = this.graph.step(stage.group) as GroupStep;
       const failed = group.branches.slice(stage.from, stage.to).some((b) => this.graph.scopes[b].outcome?.error);
-      this.mark(stage, failed && !group.spec.returnExceptions ? "failed" : "succeeded");
+      this.mark(stage, failed && !group.returnExceptions ? "failed" : "succeeded");
     }
   }
 
@@ -440,7 +438,7 @@ export class RunMachine {
     const state = mergeBranchStates(group.input!.state, outcomes.map((o) => o.state));
     const failures = outcomes.filter((o) => o.error);
     let flow: Flow;
-    if (failures.length && !group.spec.returnExceptions) {
+    if (failures.length && !group.returnExceptions) {
       const causes = failures.map((o) => o.error!);
       const origin = this.graph.pathOf(group);
       flow = { error: aggregateError(causes, outcomes.length, "branches", origin), args: [], kwargs: {}, state };
@@ -567,6 +565,11 @@ export class RunMachine {
       this.agenda.push(() => this.settleTask(step, { error, args: [], kwargs: {}, state: step.input?.state }));
     }
   }
+}
+
+function isEmpty(o: object): boolean {
+  for (const _ in o) return false;
+  return true;
 }
 
 /** The single value a finished flow stands for. */

@@ -17,7 +17,12 @@ export class GroupCommitter<T> {
   private idleWaiters: (() => void)[] = [];
 
   constructor(
-    private readonly flush: (items: T[]) => Promise<void>,
+    /**
+     * Commits a batch. `lock(key)` adds a key the batch discovers on its way
+     * (a run its inbox entries touch) to the batch's keys, unless another
+     * batch in flight holds it; returns whether the batch holds it now.
+     */
+    private readonly flush: (items: T[], lock: (key: string) => boolean) => Promise<void>,
     /** The key that orders an item with others (its run); undefined: orders with nothing. */
     private readonly keyOf: (item: T) => string | undefined,
     private readonly maxConcurrent = 4,
@@ -81,12 +86,22 @@ export class GroupCommitter<T> {
 
   private async run(batch: { items: T[]; keys: Set<string> }): Promise<void> {
     this.running++;
+    const lock = (key: string) => {
+      if (batch.keys.has(key)) return true;
+      if (this.busy.has(key)) return false;
+      this.busy.add(key);
+      batch.keys.add(key);
+      return true;
+    };
     try {
-      await this.flush(batch.items);
+      await this.flush(batch.items, lock);
     } finally {
       for (const key of batch.keys) this.busy.delete(key);
       this.running--;
-      if (this.pending.length) this.pump();
+      // Through the event loop, never straight on: a batch that wrote nothing
+      // (everything in it waits on another batch) must not starve the I/O
+      // that ends that other batch.
+      if (this.pending.length) setImmediate(() => this.pump());
       if (this.running === 0 && this.pending.length === 0) {
         const waiters = this.idleWaiters;
         this.idleWaiters = [];

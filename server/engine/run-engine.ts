@@ -22,7 +22,7 @@ import { stepStatuses } from "../core/step-statuses.js";
 import type { Sql, Tx } from "../store/database.js";
 import * as runs from "../store/run-store.js";
 import * as queue from "../store/task-queue.js";
-import { BATCH_CHECK_FAILED, OWNERSHIP_LOST, writeBatch, type BatchWrite, type BatchWriteResult, type NewRunRow } from "../store/batch-write.js";
+import { BATCH_CHECK_FAILED, OWNERSHIP_LOST, insertQueueRows, writeBatch, type BatchWrite, type BatchWriteResult, type NewRunRow } from "../store/batch-write.js";
 import { adoptOrphanRuns, inboxEntryDone, readInbox, runsOwnedElsewhere, sendControl, type InboxEntry } from "../store/ownership.js";
 import { encodeAssignment, type TimeoutDefaults } from "./assignment-codec.js";
 import { decodeEvent, encodeEvent } from "./event-codec.js";
@@ -121,7 +121,12 @@ interface PendingRow {
   row: queue.QueueRow;
   /** The assignment as a message, for a local worker reserved for it. */
   message?: TaskAssignment;
+  /** Not encoded yet (a row nobody is reserved for): encoded when written. */
+  dispatch?: Dispatch;
 }
+
+/** Rows written with the batch's statement; the rest follow in chunks of this size (bounded memory for huge groups). */
+const ROWS_PER_STATEMENT = 5000;
 
 /**
  * Everything one batch decided, written in one statement and acted on after it.
@@ -129,7 +134,11 @@ interface PendingRow {
  * "careful": results are fenced first, in a transaction (after a failed check).
  */
 class Batch {
-  constructor(readonly mode: "fast" | "careful") {}
+  constructor(
+    readonly mode: "fast" | "careful",
+    /** Holds a run for this batch (see GroupCommitter): false if another batch in flight holds it. */
+    readonly lock: (key: string) => boolean,
+  ) {}
   newRuns: { run: OwnedRun; row: NewRunRow }[] = [];
   completions: queue.AttemptKey[] = [];
   /** Attempt of each step whose result this batch applies, by `${uid}/${step}`. */
@@ -156,6 +165,7 @@ class Batch {
 }
 
 const key = (run: OwnedRun, step: number) => `${run.uid}/${step}`;
+const EMPTY = new Uint8Array();
 
 export class RunEngine {
   private readonly owned = new Map<number, OwnedRun>();
@@ -184,7 +194,7 @@ export class RunEngine {
     private readonly config: EngineConfig,
   ) {
     this.committer = new GroupCommitter(
-      (items) => this.flush(items),
+      (items, lock) => this.flush(items, lock),
       (item) => this.orderKey(item),
       config.concurrentBatches ?? 4,
     );
@@ -583,22 +593,22 @@ export class RunEngine {
 
   // ---- the commit loop -----------------------------------------------------
 
-  private async flush(items: Item[]): Promise<void> {
+  private async flush(items: Item[], lock: (key: string) => boolean): Promise<void> {
     if (this.needsReload.size && !(await this.reloadPending())) {
       this.failItems(items, new PipewrightError("UNAVAILABLE", "the database is unavailable, retry later"));
       return;
     }
-    const fast = await this.commit(items, "fast");
+    const fast = await this.commit(items, "fast", lock);
     if (fast === "check failed") {
       // A result was stale or a request_id taken: nothing was written; the
       // touched runs were reloaded. Redo the batch the careful way.
       await this.reloadPending();
-      await this.commit(items, "careful");
+      await this.commit(items, "careful", lock);
     }
   }
 
-  private async commit(items: Item[], mode: "fast" | "careful"): Promise<"ok" | "check failed" | "failed"> {
-    const batch = new Batch(mode);
+  private async commit(items: Item[], mode: "fast" | "careful", lock: (key: string) => boolean): Promise<"ok" | "check failed" | "failed"> {
+    const batch = new Batch(mode, lock);
     const inbox = items.some((i) => i.kind === "inbox") ? await this.readOwnInbox() : [];
     this.inFlight.add(batch);
     try {
@@ -607,7 +617,16 @@ export class RunEngine {
         this.applyInbox(inbox, batch);
         this.applyResults(items, batch, undefined);
         this.applyControls(items, batch);
-        this.finishWrite(batch, await writeBatch(this.sql, this.toWrite(batch)));
+        if (batch.rows.length <= ROWS_PER_STATEMENT) {
+          this.finishWrite(batch, await writeBatch(this.sql, this.toWrite(batch)));
+        } else {
+          await this.sql.begin(async (tx) => {
+            const result = await writeBatch(tx, this.toWrite(batch));
+            this.assignRunIds(batch, result);
+            await this.writeRemainingRows(tx, batch);
+            this.finishWrite(batch, result);
+          });
+        }
       } else {
         await this.sql.begin(async (tx) => {
           const requestIds = [...new Set(items.flatMap((i) => (i.kind === "submit" ? i.batch.map((p) => p.requestId).filter((r) => r) : [])))];
@@ -618,7 +637,10 @@ export class RunEngine {
           const accepted = await queue.completeAttempts(tx, awaited.map((r) => ({ runId: r.runId, step: r.step, attempt: r.attempt })));
           this.applyResults(items, batch, new Set(accepted.map((a) => `${a.runId}/${a.step}/${a.attempt}`)));
           this.applyControls(items, batch);
-          this.finishWrite(batch, await writeBatch(tx, this.toWrite(batch)));
+          const result = await writeBatch(tx, this.toWrite(batch));
+          this.assignRunIds(batch, result);
+          await this.writeRemainingRows(tx, batch);
+          this.finishWrite(batch, result);
         });
       }
     } catch (err) {
@@ -662,8 +684,8 @@ export class RunEngine {
   private applyInbox(entries: InboxEntry[], batch: Batch): void {
     for (const e of entries) {
       const run = this.owned.get(e.runId);
-      // Not loaded here (yet), or in another batch in flight: it stays in the inbox for the next look.
-      if (!run || this.inFlightElsewhere(run, batch)) {
+      // Not loaded here (yet), or held by another batch in flight: it stays in the inbox for the next look.
+      if (!run || !batch.lock(`run:${run.id}`) || this.inFlightElsewhere(run, batch)) {
         if (run) this.committer.add({ kind: "inbox" });
         continue;
       }
@@ -805,6 +827,7 @@ export class RunEngine {
       }
       for (const { run, p } of created) {
         this.byUid.set(run.uid, 0);
+        batch.lock(`uid:${run.uid}`); // a control for it waits for this batch (see orderKey)
         this.apply(run, { type: "start", at: run.createdAt }, batch, 0);
         const m = run.machine;
         const r = m.result;
@@ -958,14 +981,15 @@ export class RunEngine {
         const k = key(run, d.step);
         if (reservation) batch.reservations.set(k, reservation);
         const previous = batch.resultAttempts.get(k);
-        const assignment = encodeAssignment(d, this.config.timeouts);
+        // Encoded now only for a local worker (it gets the message); otherwise when written.
+        const assignment = reservation ? encodeAssignment(d, this.config.timeouts) : undefined;
         const row: queue.QueueRow = {
           runId: run.id,
           step: d.step,
           task: d.call.task,
           queue: queueName,
           availableAt: new Date(Math.max(d.notBefore, 0)),
-          assignment: assignment.bytes,
+          assignment: assignment?.bytes ?? EMPTY,
           held: paused,
           attempt: previous ?? 0,
           waitDeadline: this.waitDeadline(d),
@@ -974,9 +998,9 @@ export class RunEngine {
         if (previous !== undefined && batch.mode === "fast" && !batch.preFenced.has(k)) {
           // A retry of an attempt finished in this batch: its row is reset in place.
           batch.completions = batch.completions.filter((c) => !(c.runId === run.id && c.step === d.step));
-          batch.retries.push({ run, row, message: reservation ? assignment.message : undefined });
+          batch.retries.push({ run, row, message: assignment?.message, dispatch: assignment ? undefined : d });
         } else {
-          batch.rows.push({ run, row, message: reservation ? assignment.message : undefined });
+          batch.rows.push({ run, row, message: assignment?.message, dispatch: assignment ? undefined : d });
         }
         return;
       }
@@ -1014,9 +1038,9 @@ export class RunEngine {
       notifyReady: batch.rows.some((p) => !p.row.claimedBy && !p.row.held && p.row.availableAt.getTime() <= now),
       newRuns: batch.newRuns.map((n) => n.row),
       completions: batch.completions,
-      retries: batch.retries.map((p) => ({ key: { runId: p.run.id, step: p.row.step, attempt: p.row.attempt }, row: { ...p.row, runId: p.run.id } })),
+      retries: batch.retries.map((p) => ({ key: { runId: p.run.id, step: p.row.step, attempt: p.row.attempt }, row: { ...this.materialize(p), runId: p.run.id } })),
       removals: batch.removals.map((r) => ({ runId: r.run.id, step: r.step })),
-      rows: batch.rows.map((p) => ({ ...p.row, runId: p.run.id, runUid: p.run.id === 0 ? p.run.uid : undefined })),
+      rows: batch.rows.slice(0, ROWS_PER_STATEMENT).map((p) => ({ ...this.materialize(p), runId: p.run.id, runUid: p.run.id === 0 ? p.run.uid : undefined })),
       holds: batch.holds.map((h) => ({ runId: h.run.id, held: h.held })),
       events: batch.events,
       runUpdates: [...batch.dirty]
@@ -1036,14 +1060,37 @@ export class RunEngine {
     };
   }
 
+  /** A row with its assignment encoded. */
+  private materialize(p: PendingRow): queue.QueueRow {
+    if (p.dispatch) {
+      p.row.assignment = encodeAssignment(p.dispatch, this.config.timeouts).bytes;
+      p.dispatch = undefined;
+    }
+    return p.row;
+  }
+
+  /** Rows beyond the first statement's share, in chunks (run ids are known by now). */
+  private async writeRemainingRows(tx: Tx, batch: Batch): Promise<void> {
+    for (let i = ROWS_PER_STATEMENT; i < batch.rows.length; i += ROWS_PER_STATEMENT) {
+      const chunk = batch.rows.slice(i, i + ROWS_PER_STATEMENT).map((p) => ({ ...this.materialize(p), runId: p.run.id }));
+      await insertQueueRows(tx, chunk);
+      for (const p of batch.rows.slice(i, i + ROWS_PER_STATEMENT)) if (!p.row.claimedBy) p.row.assignment = EMPTY; // written: let it go
+    }
+  }
+
   /** After the statement: new runs get their ids; plan deliveries, cancels and wake-ups. */
-  private finishWrite(batch: Batch, result: BatchWriteResult): void {
+  private assignRunIds(batch: Batch, result: BatchWriteResult): void {
     for (const { run } of batch.newRuns) {
+      if (run.id) continue;
       const id = result.runIds.get(run.uid);
       if (id === undefined) throw new Error(`the new run ${run.uid} got no id`);
       run.id = id;
-      this.own(run);
     }
+  }
+
+  private finishWrite(batch: Batch, result: BatchWriteResult): void {
+    this.assignRunIds(batch, result);
+    for (const { run } of batch.newRuns) this.own(run);
     const written = [...batch.rows, ...batch.retries];
     const now = Date.now();
     const later = written.filter((p) => !p.row.held && p.row.availableAt.getTime() > now).map((p) => p.row.availableAt.getTime());

@@ -65,6 +65,48 @@ export const BATCH_CHECK_FAILED = "PW001";
 /** The SQLSTATE pw_check_owner raises with (a run was taken over by another process). */
 export const OWNERSHIP_LOST = "PW002";
 
+/**
+ * Inserts more queue rows (a huge batch writes them in chunks after its main
+ * statement, in the same transaction, so that only one chunk is encoded at a
+ * time). The rows must carry their run ids.
+ */
+export async function insertQueueRows(sql: Sql | Tx, rows: QueueRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  const ms = (column: string) => sql.unsafe(`to_timestamp(${column} / 1000.0)`);
+  await sql`${insertRows(sql, ms, rows, false)}`;
+}
+
+/** The insert of queue rows, from one JSON parameter; `withNew`: rows of runs inserted by the same statement (CTE nr) give their uid. */
+function insertRows(sql: Sql | Tx, ms: (column: string) => PendingQuery<any>, rows: (QueueRow & { runUid?: string })[], withNew: boolean): PendingQuery<any> {
+  const status = (r: QueueRow) => (r.claimedBy ? QueueStatus.running : r.held ? QueueStatus.held : QueueStatus.ready);
+  const json = JSON.stringify(
+    rows.map((r) => ({
+      r: r.runUid ? null : r.runId,
+      u: r.runUid ?? null,
+      s: r.step,
+      a: r.attempt,
+      t: r.task,
+      q: r.queue,
+      st: status(r),
+      av: r.availableAt.getTime(),
+      p: r.claimedBy?.processId ?? null,
+      w: r.claimedBy?.workerId ?? null,
+      l: r.claimedBy?.leaseMs ?? 0,
+      as: b64(r.assignment),
+      wd: r.waitDeadline?.getTime() ?? null,
+    })),
+  );
+  return sql`
+    insert into task_queue (run_id, step, attempt, task, queue, status, available_at, process_id, worker_id, claimed_at, lease_until, assignment, wait_deadline)
+    select ${withNew ? sql`coalesce(k.r, nr.id)` : sql`k.r`}, k.s, k.a + case when k.w is null then 0 else 1 end, k.t, k.q, k.st, ${ms("k.av")},
+           k.p, k.w,
+           case when k.w is null then null else now() end,
+           case when k.w is null then null else now() + k.l * interval '1 millisecond' end,
+           decode(k.as, 'base64'), ${ms("k.wd")}
+    from json_to_recordset(${json}::text::json) as k(r bigint, u uuid, s integer, a integer, t text, q text, st smallint, av float8, p uuid, w text, l integer, "as" text, wd float8)
+    ${withNew ? sql`left join nr on nr.uid = k.u` : sql``}`;
+}
+
 /** Bytes as base64 for a JSON parameter (null stays null: SQL's decode gives null). */
 function b64(u: Uint8Array | null | undefined): string | null {
   return u && u.length ? Buffer.from(u.buffer, u.byteOffset, u.byteLength).toString("base64") : null;
@@ -161,33 +203,7 @@ export async function writeBatch(sql: Sql | Tx, w: BatchWrite): Promise<BatchWri
   }
   if (rows.length) {
     const withNew = w.newRuns.length > 0;
-    const json = JSON.stringify(
-      rows.map((r) => ({
-        r: r.runUid ? null : r.runId,
-        u: r.runUid ?? null,
-        s: r.step,
-        a: r.attempt,
-        t: r.task,
-        q: r.queue,
-        st: status(r),
-        av: r.availableAt.getTime(),
-        p: r.claimedBy?.processId ?? null,
-        w: r.claimedBy?.workerId ?? null,
-        l: r.claimedBy?.leaseMs ?? 0,
-        as: b64(r.assignment),
-        wd: r.waitDeadline?.getTime() ?? null,
-      })),
-    );
-    ctes.push(sql`enq as (
-      insert into task_queue (run_id, step, attempt, task, queue, status, available_at, process_id, worker_id, claimed_at, lease_until, assignment, wait_deadline)
-      select ${withNew ? sql`coalesce(k.r, nr.id)` : sql`k.r`}, k.s, k.a + case when k.w is null then 0 else 1 end, k.t, k.q, k.st, ${ms("k.av")},
-             k.p, k.w,
-             case when k.w is null then null else now() end,
-             case when k.w is null then null else now() + k.l * interval '1 millisecond' end,
-             decode(k.as, 'base64'), ${ms("k.wd")}
-      from json_to_recordset(${json}::text::json) as k(r bigint, u uuid, s integer, a integer, t text, q text, st smallint, av float8, p uuid, w text, l integer, "as" text, wd float8)
-      ${withNew ? sql`left join nr on nr.uid = k.u` : sql``}
-      returning 1)`);
+    ctes.push(sql`enq as (${insertRows(sql, ms, rows, withNew)} returning 1)`);
   }
   if (w.events.length) {
     const json = JSON.stringify(w.events.map((e) => ({ r: e.runId, q: e.seq, k: e.kind, at: e.at.getTime(), s: e.step, b: b64(e.body) })));

@@ -56,7 +56,16 @@ describe(`three server processes, one killed under load (seed ${SEED})`, () => {
     const heldByVictim = victimsRuns.length;
     await killProcess(servers[1].child); // kill -9 the second server mid-way
     const survivors = [clients[0], clients[2]];
-    const runs = await Promise.all(ids.map((id, i) => finishRun(() => survivors[i % 2], id)));
+    const finishing = Promise.all(ids.map((id, i) => finishRun(() => survivors[i % 2], id)));
+    // If something gets stuck, say what before the test times out.
+    const diagnose = setTimeout(async () => {
+      const stuck = await sql`select r.uid, r.state, r.owner_id, (select count(*) from task_queue q where q.run_id = r.id)::int as queued,
+        (select count(*) from run_inbox i where i.run_id = r.id)::int as inbox from runs r where r.state <= 3 and r.uid = any(${ids}::uuid[])`;
+      const processes = await sql`select id, address, now() - heartbeat_at as silence from server_processes`;
+      console.log(`STUCK after 40 s: ${JSON.stringify(stuck)}\nprocesses: ${JSON.stringify(processes)}\n${servers.map((s) => s.output().split("\n").slice(-10).join("\n")).join("\n---\n")}`);
+    }, 40_000);
+    const runs = await finishing;
+    clearTimeout(diagnose);
     expect(runs.filter((r) => r.state < RunState.SUCCEEDED)).toHaveLength(0);
     const mismatches = await mismatchesAgainstLocal(runs, pipelines);
     expect(mismatches, `seed ${SEED}\n${mismatches.slice(0, 3).join("\n")}`).toEqual([]);
