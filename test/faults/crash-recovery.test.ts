@@ -16,7 +16,7 @@ import { mismatchesAgainstLocal } from "../support/compare-with-local.js";
 import { buildPipeline, pipelineSpec } from "../support/random-pipelines.js";
 import { outcomeOf } from "../support/run-outcome.js";
 import { spawnServer, type ServerProcess } from "../support/server-process.js";
-import { countDuplicates, finishRun, freePort, killProcess, mulberry32, newJournal, readJournal, resilient, startWorkerProcess } from "../support/fault-harness.js";
+import { countDuplicates, finishRun, freePort, killProcess, mulberry32, newJournal, readJournal, removeJournal, resilient, startWorkerProcess } from "../support/fault-harness.js";
 import { nap } from "../support/test-tasks.js";
 
 const SEED = Number(process.env.PIPEWRIGHT_FAULT_SEED ?? Date.now() % 2 ** 31);
@@ -68,6 +68,7 @@ afterAll(async () => {
     await server.exited;
   }
   await db?.drop();
+  removeJournal(journal);
 });
 
 describe(`crash recovery (seed ${SEED})`, () => {

@@ -12,7 +12,7 @@ import { PipewrightClient } from "../../client/client.js";
 import { RunState } from "../../proto/gen/pipewright/v1/run_pb.js";
 import { mismatchesAgainstLocal } from "../support/compare-with-local.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { countDuplicates, finishRun, freePort, killProcess, newJournal, readJournal, resilient, startWorkerProcess } from "../support/fault-harness.js";
+import { countDuplicates, finishRun, freePort, killProcess, newJournal, readJournal, removeJournal, resilient, startWorkerProcess } from "../support/fault-harness.js";
 import { buildPipeline, pipelineSpec } from "../support/random-pipelines.js";
 import { spawnServer, type ServerProcess } from "../support/server-process.js";
 
@@ -35,6 +35,7 @@ afterAll(async () => {
   for (const w of workers) await killProcess(w);
   for (const s of servers) await killProcess(s.child);
   await db?.drop();
+  removeJournal(journal);
 });
 
 describe(`three server processes, one killed under load (seed ${SEED})`, () => {

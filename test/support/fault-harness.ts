@@ -3,7 +3,7 @@
 // seeded PRNG for replayable fault schedules.
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -26,6 +26,17 @@ export function newJournal(): string {
   const file = path.join(dir, `journal-${Date.now()}-${Math.floor(Math.random() * 1e6)}.jsonl`);
   writeFileSync(file, "");
   return file;
+}
+
+/** Removes a journal (and its folder once empty): test runs leave nothing behind in the temp folder. */
+export function removeJournal(file: string | undefined): void {
+  if (!file) return;
+  rmSync(file, { force: true });
+  try {
+    rmdirSync(path.dirname(file)); // only if empty: another test file of this process may still use it
+  } catch {
+    /* not empty */
+  }
 }
 
 /** A worker process (test/support/fault-worker.ts) serving the random-pipeline tasks. */
