@@ -1,7 +1,15 @@
 // `npm start`: configuration and wiring only (see server.ts for the parts).
 
+import v8 from "node:v8";
 import { helpText, parseConfig } from "./config.js";
 import { startServer } from "./server.js";
+
+// V8 lets the heap grow to up to four times what was live at the last full
+// collection before it collects again. A 100,000-branch run keeps ~150 MB live
+// and the heap then grew, mostly with garbage, to 630 MB resident. Growing by
+// half as much at most keeps the peak near 460 MB, for the same run time
+// (measured with bench/ fanout). A --heap-growing-percent given to node wins.
+if (!process.execArgv.some((a) => a.startsWith("--heap-growing-percent"))) v8.setFlagsFromString("--heap-growing-percent=50");
 
 const log = (line: string) => console.log(`${new Date().toISOString()} ${line}`);
 

@@ -19,7 +19,7 @@ import { serverError } from "../core/values.js";
 import { PipewrightError } from "../core/errors.js";
 import { RunMachine, type Dispatch, type Effect, type MachineConfig, type RunInput } from "../core/run-machine.js";
 import { stepStatuses } from "../core/step-statuses.js";
-import type { Sql, Tx } from "../store/database.js";
+import { inTransaction, type Sql, type Tx } from "../store/database.js";
 import * as runs from "../store/run-store.js";
 import * as queue from "../store/task-queue.js";
 import { BATCH_CHECK_FAILED, OWNERSHIP_LOST, insertQueueRows, writeBatch, type BatchWrite, type BatchWriteResult, type NewRunRow } from "../store/batch-write.js";
@@ -620,7 +620,7 @@ export class RunEngine {
         if (batch.rows.length <= ROWS_PER_STATEMENT) {
           this.finishWrite(batch, await writeBatch(this.sql, this.toWrite(batch)));
         } else {
-          await this.sql.begin(async (tx) => {
+          await inTransaction(this.sql, async (tx) => {
             const result = await writeBatch(tx, this.toWrite(batch));
             this.assignRunIds(batch, result);
             await this.writeRemainingRows(tx, batch);
@@ -628,7 +628,7 @@ export class RunEngine {
           });
         }
       } else {
-        await this.sql.begin(async (tx) => {
+        await inTransaction(this.sql, async (tx) => {
           const requestIds = [...new Set(items.flatMap((i) => (i.kind === "submit" ? i.batch.map((p) => p.requestId).filter((r) => r) : [])))];
           const known = new Map((await runs.findByRequestIds(tx, requestIds)).map((e) => [e.requestId, e]));
           this.applySubmits(items, batch, known);
@@ -1071,11 +1071,19 @@ export class RunEngine {
 
   /** Rows beyond the first statement's share, in chunks (run ids are known by now). */
   private async writeRemainingRows(tx: Tx, batch: Batch): Promise<void> {
+    // Two chunks in flight: PostgreSQL inserts one while this process encodes the next
+    // (pipelined on the transaction's connection), and memory holds at most two encoded.
+    let previous: Promise<void> = Promise.resolve();
     for (let i = ROWS_PER_STATEMENT; i < batch.rows.length; i += ROWS_PER_STATEMENT) {
-      const chunk = batch.rows.slice(i, i + ROWS_PER_STATEMENT).map((p) => ({ ...this.materialize(p), runId: p.run.id }));
-      await insertQueueRows(tx, chunk);
-      for (const p of batch.rows.slice(i, i + ROWS_PER_STATEMENT)) if (!p.row.claimedBy) p.row.assignment = EMPTY; // written: let it go
+      const pending = batch.rows.slice(i, i + ROWS_PER_STATEMENT);
+      const written = insertQueueRows(tx, pending.map((p) => ({ ...this.materialize(p), runId: p.run.id }))).then(() => {
+        for (const p of pending) if (!p.row.claimedBy) p.row.assignment = EMPTY; // written: let it go
+      });
+      written.catch(() => {}); // if an earlier chunk fails, this one's failure is not news (and must not go unhandled)
+      await previous;
+      previous = written;
     }
+    await previous;
   }
 
   /** After the statement: new runs get their ids; plan deliveries, cancels and wake-ups. */

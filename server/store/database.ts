@@ -34,3 +34,20 @@ export function connect(url: string, options: ConnectOptions = {}): Sql {
 export function byteaArray(sql: Sql | Tx, values: Uint8Array[]): postgres.Parameter {
   return sql.array(values.map((v) => Buffer.from(v.buffer, v.byteOffset, v.byteLength)) as never, 1001 as never) as never;
 }
+
+/**
+ * `sql.begin(body)`, without letting the finished transaction keep `body`
+ * (and all it captured) alive. postgres.js leaves a transaction's scope
+ * reachable from its connection until that connection runs something else;
+ * with a pool of ten, a commit of a 100,000-branch group stayed in memory for
+ * the whole run (measured: ~40 MB of rows). Only `held` is captured, and
+ * cleared once the transaction is over.
+ */
+export async function inTransaction<T>(sql: Sql, body: (tx: Tx) => Promise<T>): Promise<T> {
+  let held: ((tx: Tx) => Promise<T>) | undefined = body;
+  try {
+    return (await sql.begin((tx) => held!(tx))) as T;
+  } finally {
+    held = undefined;
+  }
+}

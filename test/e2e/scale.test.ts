@@ -1,4 +1,4 @@
-// Size does not break the engine: a 10,000-branch group and 1,000 levels of
+// Size does not break the engine: a 12,000-branch group and 1,000 levels of
 // recursion complete on the real server. (How the cost per branch and per
 // level stays flat is measured by `npm run bench`, not asserted here.)
 
@@ -16,8 +16,10 @@ beforeAll(async () => {
 afterAll(() => ts?.stop());
 
 describe("scale", () => {
-  it("a group of 10,000 branches (num_stages = 1) completes with every result in order", async () => {
-    const n = 10_000;
+  // 12,000: the batch writes 5,000 queue rows with its statement and the rest in two
+  // pipelined chunks (run-engine writeRemainingRows), so every path of a huge batch runs.
+  it("a group of 12,000 branches (num_stages = 1) completes with every result in order", async () => {
+    const n = 12_000;
     const p = inParallel(Array.from({ length: n }, (_, i) => ex.multiply.partial(i + 1))).continueWith(ex.sum).withInitial({ args: [2] });
     expect(await ts.client().submitAndWait(p)).toBe(n * (n + 1));
   });
