@@ -113,7 +113,11 @@ async function main(): Promise<void> {
   if (json) console.log(JSON.stringify(doc));
   else {
     log(`\nmachine: ${doc.machine.cpus} cores, ${doc.machine.cpu}; ${doc.versions.postgres} (fsync ${fsync}); node ${process.version}`);
-    for (const [name, r] of Object.entries(results)) log(`${name.padEnd(16)} ${JSON.stringify((r as { median?: unknown }).median ?? r)}${"serverRssPeakMB" in r ? `  (server RSS peak ${r.serverRssPeakMB} MB)` : ""}`);
+    for (const [name, r] of Object.entries(results)) {
+      const { median: m, ratio } = r as { median?: unknown; ratio?: number };
+      const extra = `${m && ratio !== undefined ? `  (Pipewright/peer ${ratio})` : ""}${"serverRssPeakMB" in r ? `  (server RSS peak ${r.serverRssPeakMB} MB)` : ""}`;
+      log(`${name.padEnd(16)} ${JSON.stringify(m ?? r)}${extra}`);
+    }
     log(`\nwritten to ${file}`);
   }
 }
