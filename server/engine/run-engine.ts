@@ -465,7 +465,8 @@ export class RunEngine {
    */
   async waitRuns(uids: string[], timeoutMs: number, signal?: AbortSignal): Promise<Run[]> {
     const deadline = Date.now() + timeoutMs;
-    const out: (Run | undefined)[] = new Array(uids.length);
+    // Filled, not sparse: every() skips the holes of `new Array(n)`, so "all finished" was true at once and callers spun.
+    const out: (Run | undefined)[] = new Array(uids.length).fill(undefined);
     const attached = new Map<OwnedRun, (r: Run | undefined) => void>();
     let wake = () => {};
     // Woken once every run held here has reported (not at each one: that would rescan them all each time).
