@@ -40,7 +40,7 @@ export function byteaArray(sql: Sql | Tx, values: Uint8Array[]): postgres.Parame
  * (and all it captured) alive. postgres.js 3.4 keeps a finished transaction's
  * scope reachable: the first one of the process for good, and (seen in the
  * server's heap) others until their connection runs something else. With the
- * commit of a 100,000-branch group that held ~40 MB of rows for the whole
+ * commit of a 100,000-branch group that held ~80 MB of rows for the whole
  * run. Only `held` is captured, and cleared once the transaction is over
  * (test/store/transaction.test.ts).
  */

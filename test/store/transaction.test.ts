@@ -2,7 +2,7 @@
 // With plain sql.begin, postgres.js 3.4 keeps the first transaction of a
 // process reachable for good (and a later one until its connection runs
 // something else): in the server that was a committed batch of a
-// 100,000-branch group, ~40 MB of rows, held for the whole run.
+// 100,000-branch group, ~80 MB of rows, held for the whole run.
 
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
