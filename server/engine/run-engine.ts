@@ -22,8 +22,9 @@ import { stepStatuses } from "../core/step-statuses.js";
 import { inTransaction, type Sql, type Tx } from "../store/database.js";
 import * as runs from "../store/run-store.js";
 import * as queue from "../store/task-queue.js";
-import { BATCH_CHECK_FAILED, OWNERSHIP_LOST, insertQueueRows, writeBatch, type BatchWrite, type BatchWriteResult, type NewRunRow } from "../store/batch-write.js";
+import { BATCH_CHECK_FAILED, FINISHED_CHANNEL, OWNERSHIP_LOST, insertQueueRows, writeBatch, type BatchWrite, type BatchWriteResult, type NewRunRow } from "../store/batch-write.js";
 import { adoptOrphanRuns, inboxEntryDone, readInbox, runsOwnedElsewhere, sendControl, type InboxEntry } from "../store/ownership.js";
+import { livePeerCount } from "../store/process-registry.js";
 import { encodeAssignment, type TimeoutDefaults } from "./assignment-codec.js";
 import { decodeEvent, encodeEvent } from "./event-codec.js";
 import { GroupCommitter } from "./group-committer.js";
@@ -167,6 +168,9 @@ class Batch {
 const key = (run: OwnedRun, step: number) => `${run.uid}/${step}`;
 const EMPTY = new Uint8Array();
 
+/** A starting process announces itself on this channel (payload: its id). */
+const PEERS_CHANNEL = "pipewright_peers";
+
 export class RunEngine {
   private readonly owned = new Map<number, OwnedRun>();
   private readonly byUid = new Map<string, number>();
@@ -187,6 +191,16 @@ export class RunEngine {
   /** Attempts failed by a wait timeout since start (the dispatcher counts the others). */
   timedOut = 0;
   private sweepTimer?: NodeJS.Timeout;
+  /** Other server processes are alive: announce finished runs to them (their clients may wait on our runs). */
+  private peers = false;
+  /** Waits here on runs another process owns, by run uid: woken by that process's announcement. */
+  private readonly remoteWaits = new Map<string, Set<() => void>>();
+  /**
+   * How often a wait on a run owned elsewhere reads the database anyway: the
+   * safety net for an announcement missed (a peer that started less than a
+   * second ago does not announce to us yet). Tests lengthen it.
+   */
+  remoteWaitPollMs = 1000;
 
   constructor(
     private readonly sql: Sql,
@@ -309,16 +323,63 @@ export class RunEngine {
       if (++ticks % 2 === 0) {
         this.committer.add({ kind: "inbox" });
         this.adoptOrphans().catch((err) => this.config.log(`adopting runs: ${err.message}`));
+        this.refreshPeers().catch((err) => this.config.log(`looking for other processes: ${err.message}`));
       }
     }, sweepEveryMs);
     this.sweepTimer.unref();
-    const listening = await this.sql.listen("pipewright_inbox", (owner) => {
+    await this.refreshPeers();
+    const inbox = await this.sql.listen("pipewright_inbox", (owner) => {
       if (owner === this.config.processId && !this.closed) this.committer.add({ kind: "inbox" });
     });
-    this.unlisten = () => listening.unlisten();
+    const finished = await this.sql.listen(FINISHED_CHANNEL, (uids) => {
+      for (const uid of uids.split(",")) for (const wake of this.remoteWaits.get(uid) ?? []) wake();
+    });
+    // A process that starts says so: the others announce finished runs to it from then on (not after their next look).
+    const arrivals = await this.sql.listen(PEERS_CHANNEL, (id) => {
+      if (id !== this.config.processId) this.peers = true;
+    });
+    await this.sql`select pg_notify(${PEERS_CHANNEL}, ${this.config.processId})`;
+    this.unlisten = async () => {
+      await inbox.unlisten();
+      await finished.unlisten();
+      await arrivals.unlisten();
+    };
   }
 
   private unlisten?: () => Promise<void>;
+
+  private async refreshPeers(): Promise<void> {
+    this.peers = (await livePeerCount(this.sql, this.config.processId, this.config.processTimeoutMs)) > 0;
+  }
+
+  /**
+   * Sleeps until one of `uids` (runs owned elsewhere) is announced finished,
+   * `ms` pass, or `signal` aborts.
+   */
+  private async sleepOnRemote(uids: string[], ms: number, signal?: AbortSignal, wakeToo?: (wake: () => void) => void): Promise<void> {
+    let wake = () => {};
+    const woken = new Promise<void>((resolve) => (wake = resolve));
+    for (const uid of uids) {
+      let set = this.remoteWaits.get(uid);
+      if (!set) this.remoteWaits.set(uid, (set = new Set()));
+      set.add(wake);
+    }
+    wakeToo?.(wake);
+    const timer = setTimeout(wake, Math.max(1, ms));
+    const abort = () => wake();
+    signal?.addEventListener("abort", abort, { once: true });
+    try {
+      await woken;
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", abort);
+      for (const uid of uids) {
+        const set = this.remoteWaits.get(uid);
+        set?.delete(wake);
+        if (set?.size === 0) this.remoteWaits.delete(uid);
+      }
+    }
+  }
 
   /** Stops taking work and waits for what is pending to be committed. */
   async close(): Promise<void> {
@@ -452,8 +513,8 @@ export class RunEngine {
       const row = await runs.loadRunByUid(this.sql, uid);
       if (!row) throw new PipewrightError("NOT_FOUND", `no run with id ${uid}`);
       if (row.state >= RunState.SUCCEEDED || Date.now() >= deadline || signal?.aborted) return runFromRow(row);
-      // Owned by another process (or being reloaded): look again shortly.
-      await new Promise((r) => setTimeout(r, Math.min(100, Math.max(1, deadline - Date.now()))));
+      // Owned by another process (or being reloaded here): look again once it announces the run finished.
+      await this.sleepOnRemote([uid], Math.min(this.remoteWaitPollMs, deadline - Date.now()), signal);
     }
   }
 
@@ -507,13 +568,10 @@ export class RunEngine {
           }
         }
         if (out.every((r) => r) || Date.now() >= deadline || signal?.aborted) break;
-        const stillElsewhere = elsewhere.some((i) => !out[i]);
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-          const t = setTimeout(resolve, Math.max(1, Math.min(deadline - Date.now(), stillElsewhere ? 100 : 60_000)));
-          t.unref();
-          signal?.addEventListener("abort", () => resolve(), { once: true });
-        });
+        // Runs held elsewhere: woken by their owners' announcements (or the safety-net poll).
+        const stillElsewhere = elsewhere.filter((i) => !out[i]).map((i) => uids[i]);
+        const ms = Math.min(deadline - Date.now(), stillElsewhere.length ? this.remoteWaitPollMs : 60_000);
+        await this.sleepOnRemote(stillElsewhere, ms, signal, (w) => (wake = w));
       }
     } finally {
       for (const [run, waiter] of attached) run.waiters.delete(waiter);
@@ -1037,6 +1095,7 @@ export class RunEngine {
       foreign: batch.foreign,
       inboxDone: batch.inboxDone,
       notifyReady: batch.rows.some((p) => !p.row.claimedBy && !p.row.held && p.row.availableAt.getTime() <= now),
+      finishedUids: this.peers ? [...batch.changed].filter((r) => r.machine.result).map((r) => r.uid) : [],
       newRuns: batch.newRuns.map((n) => n.row),
       completions: batch.completions,
       retries: batch.retries.map((p) => ({ key: { runId: p.run.id, step: p.row.step, attempt: p.row.attempt }, row: { ...this.materialize(p), runId: p.run.id } })),

@@ -51,7 +51,14 @@ export interface BatchWrite {
   inboxDone: number[];
   /** Ready rows were written that no local worker took: wake the other processes' dispatchers. */
   notifyReady: boolean;
+  /** Runs this batch finishes, announced to the other processes (their clients may be waiting on them); empty when alone. */
+  finishedUids?: string[];
 }
+
+/** The channel finished runs are announced on; the payload is a comma-separated list of run uids. */
+export const FINISHED_CHANNEL = "pipewright_finished";
+/** Uids per notification: a payload must stay under PostgreSQL's 8,000 bytes. */
+const UIDS_PER_NOTIFICATION = 200;
 
 export interface BatchWriteResult {
   /** Internal ids of the new runs, by uid. */
@@ -258,6 +265,11 @@ export async function writeBatch(sql: Sql | Tx, w: BatchWrite): Promise<BatchWri
     checks.push(sql`pw_check_owner((select count(*) from runs where id = any(${w.owned}::bigint[]) and owner_id is distinct from ${w.owner}::uuid) = 0)`);
   }
   if (w.notifyReady) outputs.push(sql`pg_notify('pipewright_ready', '') as ready_notified`);
+  if (w.finishedUids?.length) {
+    const payloads: string[] = [];
+    for (let i = 0; i < w.finishedUids.length; i += UIDS_PER_NOTIFICATION) payloads.push(w.finishedUids.slice(i, i + UIDS_PER_NOTIFICATION).join(","));
+    outputs.push(sql`(select count(pg_notify(${FINISHED_CHANNEL}, p)) from unnest(${payloads}::text[]) as p) as finished_notified`);
+  }
   if (ctes.length === 0 && checks.length === 0 && outputs.length === 0) return { runIds: new Map(), cancelled: [] };
 
   const join = (parts: Fragment[], separator: Fragment) => parts.slice(1).reduce((acc, p) => sql`${acc}${separator}${p}`, parts[0]);

@@ -40,3 +40,11 @@ export async function reclaimPredecessors(sql: Sql, id: string, address: string)
     returning run_id, step, attempt, lost_count`;
   return rows.map((r) => ({ runId: r.run_id, step: r.step, attempt: r.attempt, lostCount: r.lost_count }));
 }
+
+/** How many other processes are alive (heard from within `timeoutMs`). */
+export async function livePeerCount(sql: Sql, id: string, timeoutMs: number): Promise<number> {
+  const [{ n }] = await sql<{ n: number }[]>`
+    select count(*)::int as n from server_processes
+    where id <> ${id}::uuid and heartbeat_at > now() - ${timeoutMs} * interval '1 millisecond'`;
+  return n;
+}
