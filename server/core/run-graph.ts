@@ -176,21 +176,19 @@ export class RunGraph {
       status: "pending",
     };
     this.scopes.push(scope);
-    spec.steps.forEach((s, i) => {
+    // map(), not push(): an array grown by push() reserves room for 17 elements, and a
+    // 100,000-branch group has 100,000 scopes of one step each (~14 MB of empty slots).
+    scope.steps = spec.steps.map((s, i) => {
       const segment = `steps[${i}]`;
       switch (s.kind.case) {
         case "task":
-          scope.steps.push(this.addTask(scope.id, i, segment, parentStep, "task", s.kind.value));
-          break;
+          return this.addTask(scope.id, i, segment, parentStep, "task", s.kind.value);
         case "exceptionally":
-          scope.steps.push(this.addTask(scope.id, i, segment, parentStep, "exceptionally", s.kind.value));
-          break;
+          return this.addTask(scope.id, i, segment, parentStep, "exceptionally", s.kind.value);
         case "group":
-          scope.steps.push(this.addGroup(scope.id, i, segment, parentStep, s.kind.value, depth));
-          break;
+          return this.addGroup(scope.id, i, segment, parentStep, s.kind.value, depth);
         case "dag":
-          scope.steps.push(this.addDag(scope.id, i, segment, parentStep, s.kind.value));
-          break;
+          return this.addDag(scope.id, i, segment, parentStep, s.kind.value);
         default:
           throw new Error(`unvalidated pipeline: ${path || "root"} steps[${i}] has no kind`);
       }
