@@ -98,8 +98,9 @@ export async function latency(c: Cluster, n: number): Promise<{ p50: number; p95
   return { p50: round(percentile(ms, 50)), p95: round(percentile(ms, 95)), p99: round(percentile(ms, 99)) };
 }
 
-/** A continuation chain: ms per step. */
-export async function chain(c: Cluster, steps: number): Promise<{ msPerStep: number }> {
+/** A continuation chain: ms per step. An untimed short chain first warms the fresh server up. */
+export async function chain(c: Cluster, steps: number, warmup = 20): Promise<{ msPerStep: number }> {
+  if (warmup) await chain(c, Math.min(warmup, steps), 0);
   let p: Pipeline<number> = one.send();
   for (let i = 1; i < steps; i++) p = p.continueWith(inc);
   const t0 = performance.now();
@@ -108,8 +109,13 @@ export async function chain(c: Cluster, steps: number): Promise<{ msPerStep: num
   return { msPerStep: round((performance.now() - t0) / steps) };
 }
 
-/** One group of n no-op branches, then a task summing the list. */
-export async function fanout(c: Cluster, n: number): Promise<{ seconds: number }> {
+/**
+ * One group of n no-op branches, then a task summing the list. An untimed
+ * group of 1,000 first warms the fresh server up (the JIT: a cold process
+ * spends ~0.2 s more decoding, checking and compiling its first big pipeline).
+ */
+export async function fanout(c: Cluster, n: number, warmup = 1000): Promise<{ seconds: number }> {
+  if (warmup) await fanout(c, Math.min(warmup, n), 0);
   const p = inParallel(Array.from({ length: n }, () => one.send())).continueWith(sum);
   const t0 = performance.now();
   const result = await c.clients[0].submitAndWait(p);
