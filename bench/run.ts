@@ -67,7 +67,7 @@ async function main(): Promise<void> {
       log(`  ${name} #${i + 1}: ${JSON.stringify(runs.at(-1))}`);
     }
     const keys = Object.keys(runs[0]);
-    const result = { runs, median: Object.fromEntries(keys.map((k) => [k, median(runs.map((r) => r[k]))])), serverRssPeakMB: round(rss / 2 ** 20, 0) };
+    const result = { runs, median: Object.fromEntries(keys.map((k) => [k, round(median(runs.map((r) => r[k])), 2)])), serverRssPeakMB: round(rss / 2 ** 20, 0) };
     results[name] = result;
     return result;
   }
