@@ -354,9 +354,10 @@ export class RunEngine {
 
   /**
    * Sleeps until one of `uids` (runs owned elsewhere) is announced finished,
-   * `ms` pass, or `signal` aborts.
+   * `ms` pass, or `signal` aborts. `shareWake` receives the wake-up function,
+   * for other wakers (waitRuns: the runs it waits on that are held here).
    */
-  private async sleepOnRemote(uids: string[], ms: number, signal?: AbortSignal, wakeToo?: (wake: () => void) => void): Promise<void> {
+  private async sleepOnRemote(uids: string[], ms: number, signal?: AbortSignal, shareWake?: (wake: () => void) => void): Promise<void> {
     let wake = () => {};
     const woken = new Promise<void>((resolve) => (wake = resolve));
     for (const uid of uids) {
@@ -364,7 +365,7 @@ export class RunEngine {
       if (!set) this.remoteWaits.set(uid, (set = new Set()));
       set.add(wake);
     }
-    wakeToo?.(wake);
+    shareWake?.(wake);
     const timer = setTimeout(wake, Math.max(1, ms));
     const abort = () => wake();
     signal?.addEventListener("abort", abort, { once: true });
