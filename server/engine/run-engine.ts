@@ -677,16 +677,9 @@ export class RunEngine {
         this.applyInbox(inbox, batch);
         this.applyResults(items, batch, undefined);
         this.applyControls(items, batch);
-        if (batch.rows.length <= ROWS_PER_STATEMENT) {
-          this.finishWrite(batch, await writeBatch(this.sql, this.toWrite(batch)));
-        } else {
-          await inTransaction(this.sql, async (tx) => {
-            const result = await writeBatch(tx, this.toWrite(batch));
-            this.assignRunIds(batch, result);
-            await this.writeRemainingRows(tx, batch);
-            this.finishWrite(batch, result);
-          });
-        }
+        // One statement commits on its own; rows beyond its share need a transaction around the chunks.
+        if (batch.rows.length <= ROWS_PER_STATEMENT) await this.write(this.sql, batch);
+        else await inTransaction(this.sql, (tx) => this.write(tx, batch));
       } else {
         await inTransaction(this.sql, async (tx) => {
           const requestIds = [...new Set(items.flatMap((i) => (i.kind === "submit" ? i.batch.map((p) => p.requestId).filter((r) => r) : [])))];
@@ -697,10 +690,7 @@ export class RunEngine {
           const accepted = await queue.completeAttempts(tx, awaited.map((r) => ({ runId: r.runId, step: r.step, attempt: r.attempt })));
           this.applyResults(items, batch, new Set(accepted.map((a) => `${a.runId}/${a.step}/${a.attempt}`)));
           this.applyControls(items, batch);
-          const result = await writeBatch(tx, this.toWrite(batch));
-          this.assignRunIds(batch, result);
-          await this.writeRemainingRows(tx, batch);
-          this.finishWrite(batch, result);
+          await this.write(tx, batch);
         });
       }
     } catch (err) {
@@ -1130,8 +1120,16 @@ export class RunEngine {
     return p.row;
   }
 
+  /** Writes the batch: its statement, then the queue rows beyond the statement's share; then plans what follows the commit. */
+  private async write(sql: Sql | Tx, batch: Batch): Promise<void> {
+    const result = await writeBatch(sql, this.toWrite(batch));
+    this.assignRunIds(batch, result);
+    await this.writeRemainingRows(sql, batch);
+    this.finishWrite(batch, result);
+  }
+
   /** Rows beyond the first statement's share, in chunks (run ids are known by now). */
-  private async writeRemainingRows(tx: Tx, batch: Batch): Promise<void> {
+  private async writeRemainingRows(tx: Sql | Tx, batch: Batch): Promise<void> {
     // Two chunks in flight: PostgreSQL inserts one while this process encodes the next
     // (pipelined on the transaction's connection), and memory holds at most two encoded.
     let previous: Promise<void> = Promise.resolve();
@@ -1147,7 +1145,7 @@ export class RunEngine {
     await previous;
   }
 
-  /** After the statement: new runs get their ids; plan deliveries, cancels and wake-ups. */
+  /** After the statement: new runs get their ids. */
   private assignRunIds(batch: Batch, result: BatchWriteResult): void {
     for (const { run } of batch.newRuns) {
       if (run.id) continue;
@@ -1157,8 +1155,8 @@ export class RunEngine {
     }
   }
 
+  /** After the writes: own the new runs; plan deliveries, cancels and wake-ups. */
   private finishWrite(batch: Batch, result: BatchWriteResult): void {
-    this.assignRunIds(batch, result);
     for (const { run } of batch.newRuns) this.own(run);
     const written = [...batch.rows, ...batch.retries];
     const now = Date.now();

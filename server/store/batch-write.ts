@@ -52,7 +52,7 @@ export interface BatchWrite {
   /** Ready rows were written that no local worker took: wake the other processes' dispatchers. */
   notifyReady: boolean;
   /** Runs this batch finishes, announced to the other processes (their clients may be waiting on them); empty when alone. */
-  finishedUids?: string[];
+  finishedUids: string[];
 }
 
 /** The channel finished runs are announced on; the payload is a comma-separated list of run uids. */
@@ -74,8 +74,8 @@ export const OWNERSHIP_LOST = "PW002";
 
 /**
  * Inserts more queue rows (a huge batch writes them in chunks after its main
- * statement, in the same transaction, so that only one chunk is encoded at a
- * time). The rows must carry their run ids.
+ * statement, in the same transaction, so that only a chunk or two is encoded
+ * at a time). The rows must carry their run ids.
  */
 export async function insertQueueRows(sql: Sql | Tx, rows: QueueRow[]): Promise<void> {
   if (rows.length === 0) return;
@@ -85,7 +85,6 @@ export async function insertQueueRows(sql: Sql | Tx, rows: QueueRow[]): Promise<
 
 /** The insert of queue rows, from one JSON parameter; `withNew`: rows of runs inserted by the same statement (CTE nr) give their uid. */
 function insertRows(sql: Sql | Tx, ms: (column: string) => PendingQuery<any>, rows: (QueueRow & { runUid?: string })[], withNew: boolean): PendingQuery<any> {
-  const status = (r: QueueRow) => (r.claimedBy ? QueueStatus.running : r.held ? QueueStatus.held : QueueStatus.ready);
   const json = JSON.stringify(
     rows.map((r) => ({
       r: r.runUid ? null : r.runId,
@@ -94,7 +93,7 @@ function insertRows(sql: Sql | Tx, ms: (column: string) => PendingQuery<any>, ro
       a: r.attempt,
       t: r.task,
       q: r.queue,
-      st: status(r),
+      st: queueStatus(r),
       av: r.availableAt.getTime(),
       p: r.claimedBy?.processId ?? null,
       w: r.claimedBy?.workerId ?? null,
@@ -114,6 +113,11 @@ function insertRows(sql: Sql | Tx, ms: (column: string) => PendingQuery<any>, ro
     ${withNew ? sql`left join nr on nr.uid = k.u` : sql``}`;
 }
 
+/** The status a queue row is written with. */
+function queueStatus(r: QueueRow): number {
+  return r.claimedBy ? QueueStatus.running : r.held ? QueueStatus.held : QueueStatus.ready;
+}
+
 /** Bytes as base64 for a JSON parameter (null stays null: SQL's decode gives null). */
 function b64(u: Uint8Array | null | undefined): string | null {
   return u && u.length ? Buffer.from(u.buffer, u.byteOffset, u.byteLength).toString("base64") : null;
@@ -130,8 +134,6 @@ export async function writeBatch(sql: Sql | Tx, w: BatchWrite): Promise<BatchWri
   const ctes: Fragment[] = [];
   const checks: Fragment[] = [];
   const outputs: Fragment[] = [];
-  const status = (r: QueueRow) => (r.claimedBy ? QueueStatus.running : r.held ? QueueStatus.held : QueueStatus.ready);
-  const empty = new Uint8Array();
   const rows = w.rows;
   const retry = w.retries;
 
@@ -182,7 +184,7 @@ export async function writeBatch(sql: Sql | Tx, w: BatchWrite): Promise<BatchWri
         ${retry.map((r) => r.key.runId)}::bigint[],
         ${retry.map((r) => r.key.step)}::integer[],
         ${retry.map((r) => r.key.attempt)}::integer[],
-        ${retry.map((r) => status(r.row))}::smallint[],
+        ${retry.map((r) => queueStatus(r.row))}::smallint[],
         ${retry.map((r) => r.row.availableAt.toISOString())}::timestamptz[],
         ${retry.map((r) => r.row.claimedBy?.processId ?? null)}::uuid[],
         ${retry.map((r) => r.row.claimedBy?.workerId ?? null)}::text[],
@@ -265,7 +267,7 @@ export async function writeBatch(sql: Sql | Tx, w: BatchWrite): Promise<BatchWri
     checks.push(sql`pw_check_owner((select count(*) from runs where id = any(${w.owned}::bigint[]) and owner_id is distinct from ${w.owner}::uuid) = 0)`);
   }
   if (w.notifyReady) outputs.push(sql`pg_notify('pipewright_ready', '') as ready_notified`);
-  if (w.finishedUids?.length) {
+  if (w.finishedUids.length) {
     const payloads: string[] = [];
     for (let i = 0; i < w.finishedUids.length; i += UIDS_PER_NOTIFICATION) payloads.push(w.finishedUids.slice(i, i + UIDS_PER_NOTIFICATION).join(","));
     outputs.push(sql`(select count(pg_notify(${FINISHED_CHANNEL}, p)) from unnest(${payloads}::text[]) as p) as finished_notified`);
