@@ -247,7 +247,7 @@ function makeError(type: string, message: string, origin = "", causes: TaskError
 function aggregate(causes: TaskError[], total: number, what: string, origin: string): TaskError {
   const flat: TaskError[] = [];
   for (const c of causes) {
-    if (c.type === "pipewright.AggregateError" && c.causes.length) flat.push(...c.causes);
+    if (c.type === "pipewright.AggregateError" && c.causes.length) for (const cause of c.causes) flat.push(cause);
     else flat.push(c);
   }
   const list = flat.map((c) => `${c.origin || "?"}: ${c.type}: ${c.message}`).join("; ");

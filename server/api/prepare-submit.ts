@@ -7,6 +7,7 @@ import { BinaryReader } from "@bufbuild/protobuf/wire";
 import { fieldBytes } from "../../proto/runtime/wire-fields.js";
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import { SubmitRunRequestSchema, type SubmitRunRequest } from "../../proto/gen/pipewright/v1/run_service_pb.js";
+import { pushAll } from "../core/arrays.js";
 import { PipewrightError } from "../core/errors.js";
 import { countTasks, formatViolations, validatePipeline, type Violation } from "../core/validate-pipeline.js";
 import type { PreparedSubmit } from "../engine/run-engine.js";
@@ -57,7 +58,7 @@ function checkRequest(r: SubmitRunRequest, prefix: string, out: Violation[]): vo
     out.push({ field: `${prefix}pipeline`, description: "must be set: the pipeline to run" });
     return;
   }
-  out.push(...validatePipeline(r.pipeline, "root", `${prefix}pipeline`));
+  pushAll(out, validatePipeline(r.pipeline, "root", `${prefix}pipeline`));
 }
 
 /** The same as requestHash, over the received bytes: every field but request_id (field 1). */

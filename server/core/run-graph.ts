@@ -104,6 +104,8 @@ export interface DagStep extends StepBase {
   remaining: number[];
   input?: Flow;
   settled: number;
+  /** Set once the nodes left pending were cancelled (the run is stopping). */
+  swept?: boolean;
 }
 
 export type Step = TaskStep | GroupStep | StageStep | DagStep;

@@ -6,15 +6,19 @@
 //
 // The state is mutated in place rather than copied: copying a 100,000-branch
 // group on every event would make each event O(n). Work is run from an
-// agenda (a FIFO of continuations) instead of by recursion, so a cascade of
-// 2,000 nested child pipelines finishing at once cannot overflow the stack,
-// and branches are dispatched in declaration order.
+// agenda (a FIFO of continuations) instead of by recursion: every start of a
+// branch and every return from a child pipeline to its task is an agenda
+// item, so the call stack never grows with the run (a cascade of 10,000
+// nested child pipelines finishing at once unwinds in a loop; what recursion
+// is left is bounded by group nesting, at most 64 levels), and branches are
+// dispatched in declaration order.
 
 import type { Pipeline, TaskCall } from "../../proto/gen/pipewright/v1/pipeline_pb.js";
 import { ParentResults } from "../../proto/gen/pipewright/v1/pipeline_pb.js";
 import { RunState } from "../../proto/gen/pipewright/v1/run_pb.js";
 import type { TaskError, Value } from "../../proto/gen/pipewright/v1/value_pb.js";
 import type { TaskResult } from "../../proto/gen/pipewright/v1/worker_service_pb.js";
+import { pushAll } from "./arrays.js";
 import { mergeBranchStates } from "./merge-states.js";
 import { DEFAULT_RETRY, effectiveRetry, retryDelay, type EffectiveRetry } from "./retry-policy.js";
 import { childScopePath } from "./step-paths.js";
@@ -132,6 +136,27 @@ export class RunMachine {
     return this.effects;
   }
 
+  /**
+   * Ends the run FAILED with `error`, whatever state it is in; every task
+   * still queued or running is cancelled. For a machine that cannot go on
+   * (it threw while applying an event, so its state may be half-applied):
+   * it touches nothing but the set of active tasks and the run's end.
+   */
+  abandon(error: TaskError, at: number): Effect[] {
+    this.now = at;
+    this.agenda.length = 0;
+    this.changed = [];
+    this.effects = [];
+    for (const step of this.active) this.effects.push({ type: "cancelTask", step });
+    this.active.clear();
+    this.heldDispatches = [];
+    this.status = "finished";
+    this.finishedAt = at;
+    this.result = { type: "finished", state: RunState.FAILED, outcome: { error } };
+    this.effects.push(this.result);
+    return this.effects;
+  }
+
   /** True when `step` is a task waiting for a result (a result for any other step is stale). */
   isAwaitingResult(step: number): boolean {
     return this.active.has(step);
@@ -236,9 +261,12 @@ export class RunMachine {
         this.branchSettled(this.graph.step(parent.group) as GroupStep, parent.index);
         return;
       case "child": {
+        // Through the agenda, not a call: a chain of thousands of nested child
+        // pipelines finishing at once would otherwise unwind as one recursion
+        // per level (a stack overflow near 1,600 levels; --max-depth allows 10,000).
         const task = this.graph.task(parent.task);
         const own = scope.inline ? flow.state : (task.stateOut ?? task.input?.state);
-        this.settleTask(task, flow.error ? { error: flow.error, args: [], kwargs: {}, state: own } : { args: [single(flow)], kwargs: {}, state: own });
+        this.agenda.push(() => this.settleTask(task, flow.error ? { error: flow.error, args: [], kwargs: {}, state: own } : { args: [single(flow)], kwargs: {}, state: own }));
         return;
       }
     }
@@ -476,13 +504,12 @@ export class RunMachine {
       // Everything downstream of a failed node can never run.
       const status = this.stopping ? "cancelled" : "skipped";
       const queue = [...dag.dependents[k]];
-      while (queue.length) {
-        const j = queue.shift()!;
-        const dep = this.graph.task(dag.nodes[j]);
+      for (let next = 0; next < queue.length; next++) {
+        const dep = this.graph.task(dag.nodes[queue[next]]);
         if (dep.status !== "pending") continue;
         this.mark(dep, status);
         dag.settled++;
-        queue.push(...dag.dependents[j]);
+        pushAll(queue, dag.dependents[queue[next]]);
       }
     } else {
       for (const j of dag.dependents[k]) {
@@ -508,8 +535,10 @@ export class RunMachine {
         });
       }
     }
-    if (this.stopping) {
-      // Nodes still pending can never start now.
+    if (this.stopping && !dag.swept) {
+      // Nodes still pending can never start now. Once: none is pending afterwards
+      // (a sweep per settled node would be quadratic in a big DAG).
+      dag.swept = true;
       for (const id of dag.nodes) {
         const n = this.graph.task(id);
         if (n.status === "pending") {

@@ -48,6 +48,10 @@ export const ErrorTypes = {
   invalidPipeline: "pipewright.InvalidPipeline",
   workerLost: "pipewright.WorkerLost",
   circuitOpen: "pipewright.CircuitOpen",
+  /** The server could not go on with the run (a bug, or a stored run it cannot rebuild); the message has a log reference. */
+  internal: "pipewright.Internal",
+  /** A worker's result that can never be stored or passed on (see the README's Limits). */
+  invalidResult: "pipewright.InvalidResult",
 } as const;
 
 /** Errors that retrying the same call cannot fix, whatever the policy says. */
@@ -56,4 +60,6 @@ export const NEVER_RETRIED: ReadonlySet<string> = new Set([
   ErrorTypes.limitExceeded,
   ErrorTypes.invalidPipeline,
   ErrorTypes.aggregate,
+  ErrorTypes.internal,
+  ErrorTypes.invalidResult,
 ]);

@@ -10,6 +10,8 @@
 // at most one batch in flight, so each run's changes stay in order; items
 // whose key is busy wait for the next batch, in their original order.
 
+import { pushAll } from "../core/arrays.js";
+
 export class GroupCommitter<T> {
   private pending: T[] = [];
   private running = 0;
@@ -36,13 +38,13 @@ export class GroupCommitter<T> {
 
   addAll(items: T[]): void {
     if (items.length === 0) return;
-    this.pending.push(...items);
+    pushAll(this.pending, items);
     this.pump();
   }
 
   /** Puts items back at the front (a failed batch to retry). */
   retry(items: T[]): void {
-    this.pending.unshift(...items);
+    this.pending = pushAll(items.slice(), this.pending);
   }
 
   get size(): number {

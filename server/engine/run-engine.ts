@@ -13,8 +13,10 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { Pipeline } from "../../proto/gen/pipewright/v1/pipeline_pb.js";
 import { PipelineSchema } from "../../proto/gen/pipewright/v1/pipeline_pb.js";
 import { RunEventSchema, RunState, type Run, type RunEvent } from "../../proto/gen/pipewright/v1/run_pb.js";
+import type { TaskError } from "../../proto/gen/pipewright/v1/value_pb.js";
 import { TaskResultSchema, type TaskAssignment, type TaskResult } from "../../proto/gen/pipewright/v1/worker_service_pb.js";
 import type { Duration } from "@bufbuild/protobuf/wkt";
+import { minOf, pushAll } from "../core/arrays.js";
 import { serverError } from "../core/values.js";
 import { PipewrightError } from "../core/errors.js";
 import { RunMachine, type Dispatch, type Effect, type MachineConfig, type RunInput } from "../core/run-machine.js";
@@ -269,8 +271,9 @@ export class RunEngine {
       try {
         machine = replay(row, byRun.get(row.id) ?? [], this.config.machine);
       } catch (err) {
-        // One damaged run must not keep the others (or the server) down.
-        this.config.log(`run ${row.uid} cannot be replayed and is left as it is: ${(err as Error).message}`);
+        // One damaged run must not keep the others (or the server) down, nor
+        // linger RUNNING with nobody able to hold it: it ends FAILED.
+        await this.endUnreplayable(row, err);
         continue;
       }
       const run: OwnedRun = {
@@ -292,6 +295,22 @@ export class RunEngine {
         clearTimeout(old.timer);
       }
       this.own(run);
+    }
+  }
+
+  /** Ends FAILED a run whose log cannot be replayed (its tasks leave the queue); wakes whoever waited on it here. */
+  private async endUnreplayable(row: runs.RunRow, err: unknown): Promise<void> {
+    const error = this.internalError(`rebuilding run ${row.uid} from its log`, err);
+    const ended = await inTransaction(this.sql, async (tx) => {
+      const done = await runs.endRun(tx, row.id, this.config.processId, RunState.FAILED, encodeOutcome({ error }));
+      if (done) await queue.removeRunRows(tx, row.id);
+      return done;
+    });
+    const old = this.owned.get(row.id);
+    if (old) {
+      this.disown(old);
+      const final = ended ? await runs.loadRunByUid(this.sql, row.uid) : undefined;
+      for (const w of old.waiters) w(final ? runFromRow(final) : undefined);
     }
   }
 
@@ -478,7 +497,13 @@ export class RunEngine {
     if (!row) throw new PipewrightError("NOT_FOUND", `no run with id ${uid}`);
     if (!full) return runFromRow(row);
     const events = await runs.loadEvents(this.sql, [row.id]);
-    const machine = replay(row, events, this.config.machine);
+    let machine: RunMachine;
+    try {
+      machine = replay(row, events, this.config.machine);
+    } catch (err) {
+      this.config.log(`run ${row.uid}: its steps cannot be shown, its log does not replay: ${(err as Error).message}`);
+      return runFromRow(row); // the row is authoritative: the run as stored, without its steps
+    }
     const running = new Set(await queue.runningSteps(this.sql, row.id));
     return runFromRow(row, stepStatuses(machine.graph, running));
   }
@@ -598,7 +623,7 @@ export class RunEngine {
     const buffered: RunEvent[] = [];
     let wake: (() => void) | undefined;
     const listener = (events: RunEvent[]) => {
-      buffered.push(...events);
+      pushAll(buffered, events);
       wake?.();
     };
     const subscribe = () => {
@@ -841,6 +866,7 @@ export class RunEngine {
       const plan: ({ existing: string } | { run: OwnedRun })[] = [];
       const created: { run: OwnedRun; p: PreparedSubmit }[] = [];
       let conflict: string | undefined;
+      let broken: unknown;
       for (const p of item.batch) {
         const prior = p.requestId ? (claimedNow.get(p.requestId) ?? known.get(p.requestId)) : undefined;
         if (prior) {
@@ -853,6 +879,13 @@ export class RunEngine {
           continue;
         }
         const createdAt = Date.now();
+        let machine: RunMachine;
+        try {
+          machine = new RunMachine(p.pipeline, this.config.machine);
+        } catch (err) {
+          broken = err; // a bug: this submission fails alone, not the batch it came in
+          break;
+        }
         const run: OwnedRun = {
           id: 0, // assigned by the database when the batch is written
           uid: randomUUID(),
@@ -860,7 +893,7 @@ export class RunEngine {
           name: p.name,
           createdAt,
           deadline: p.runTimeoutMs > 0 ? createdAt + p.runTimeoutMs : undefined,
-          machine: new RunMachine(p.pipeline, this.config.machine),
+          machine,
           nextSeq: 1,
           waiters: new Set(),
           listeners: new Set(),
@@ -869,10 +902,10 @@ export class RunEngine {
         created.push({ run, p });
         plan.push({ run });
       }
-      if (conflict) {
+      if (conflict || broken) {
         for (const { run } of created) if (run.requestId && claimedNow.get(run.requestId)?.uid === run.uid) claimedNow.delete(run.requestId);
-        const reason = conflict;
-        batch.after.push(() => item.reject(new PipewrightError("ALREADY_EXISTS", reason)));
+        const error = conflict ? new PipewrightError("ALREADY_EXISTS", conflict) : broken;
+        batch.after.push(() => item.reject(error));
         continue;
       }
       for (const { run, p } of created) {
@@ -1006,19 +1039,35 @@ export class RunEngine {
   private apply(run: OwnedRun, input: RunInput, batch: Batch, seq?: number, raw?: Uint8Array): void {
     const before = machineRunState(run.machine);
     const tasksBefore = run.machine.graph.taskCount;
-    const effects = run.machine.apply(input);
-    if (input.type !== "start") {
-      seq = run.nextSeq++;
-      batch.events.push(encodeEvent(run.id, seq, input, raw));
+    let effects: Effect[];
+    try {
+      effects = run.machine.apply(input);
+      if (input.type !== "start") {
+        seq = run.nextSeq++;
+        batch.events.push(encodeEvent(run.id, seq, input, raw));
+      }
+    } catch (err) {
+      // A bug: the machine's state may be half-applied, so it must not go on
+      // (nor stay in memory as it is). The run ends FAILED here, its tasks
+      // cancelled; the input that broke it is not stored (replaying it would
+      // break the same way).
+      effects = run.machine.abandon(this.internalError(`applying a ${input.type} to run ${run.uid}`, err), input.at);
     }
     batch.changed.add(run);
     for (const e of effects) this.effect(run, e, batch);
     if (run.listeners.size) {
       const list = batch.liveEvents.get(run) ?? [];
-      list.push(...eventsOf(run.uid, run.machine, seq ?? 0, input.at, before));
+      pushAll(list, eventsOf(run.uid, run.machine, seq ?? 0, input.at, before));
       batch.liveEvents.set(run, list);
     }
     if (run.machine.graph.taskCount !== tasksBefore || machineRunState(run.machine) !== before) batch.dirty.add(run);
+  }
+
+  /** A pipewright.Internal error for a run that cannot go on; the cause goes to the log under the reference. */
+  private internalError(what: string, err: unknown): TaskError {
+    const ref = randomUUID().slice(0, 8);
+    this.config.log(`internal error ${what} [${ref}]: ${(err as Error)?.stack ?? String(err)}`);
+    return serverError("Internal", `the server could not go on with this run (ref ${ref}); it ended it`);
   }
 
   private effect(run: OwnedRun, e: Effect, batch: Batch): void {
@@ -1174,7 +1223,7 @@ export class RunEngine {
       }
       if (result.cancelled.length) this.dispatch.cancel(result.cancelled, "the run was cancelled");
       if (unreserved || batch.holds.some((h) => !h.held)) this.dispatch.poke();
-      if (later.length) this.dispatch.pokeAt(Math.min(...later));
+      if (later.length) this.dispatch.pokeAt(minOf(later));
     });
   }
 
@@ -1201,19 +1250,33 @@ export function replay(row: runs.RunRow, events: runs.StoredEvent[], config: Mac
   return machine;
 }
 
-/** The public events of a run's history, rebuilt from its log. */
+/**
+ * The public events of a run's history, rebuilt from its log. A run ended by
+ * pipewright.Internal (its log does not replay, or does not hold what ended
+ * it) gives what replays, then its end as its row says.
+ */
 export function historyEvents(row: runs.RunRow, events: runs.StoredEvent[], config: MachineConfig): RunEvent[] {
-  const machine = new RunMachine(fromBinary(PipelineSchema, row.spec), config);
   const out: RunEvent[] = [];
   let before = RunState.UNSPECIFIED;
-  machine.apply({ type: "start", at: row.created_at.getTime() });
-  out.push(...eventsOf(row.uid, machine, 0, row.created_at.getTime(), before));
-  before = machineRunState(machine);
-  for (const e of events) {
-    const input = decodeEvent(e);
-    machine.apply(input);
-    out.push(...eventsOf(row.uid, machine, e.seq, input.at, before));
+  let seq = 0;
+  try {
+    const machine = new RunMachine(fromBinary(PipelineSchema, row.spec), config);
+    machine.apply({ type: "start", at: row.created_at.getTime() });
+    pushAll(out, eventsOf(row.uid, machine, 0, row.created_at.getTime(), before));
     before = machineRunState(machine);
+    for (const e of events) {
+      const input = decodeEvent(e);
+      machine.apply(input);
+      seq = e.seq;
+      pushAll(out, eventsOf(row.uid, machine, e.seq, input.at, before));
+      before = machineRunState(machine);
+    }
+  } catch {
+    // what replayed so far is all the log can tell
+  }
+  if (row.state >= RunState.SUCCEEDED && row.state !== before) {
+    const view = runFromRow(row);
+    out.push(create(RunEventSchema, { runId: row.uid, seq: BigInt(seq + 1), kind: { case: "run", value: { state: view.state, outcome: view.outcome } } }));
   }
   return out;
 }

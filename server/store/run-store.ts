@@ -68,6 +68,19 @@ export interface RunStateChange {
   finalState?: Uint8Array;
 }
 
+/**
+ * Ends an active run that `owner` holds, outside the batch statement (a run
+ * whose log cannot be replayed). Returns false when the run was not active
+ * or not held by `owner`.
+ */
+export async function endRun(sql: Sql | Tx, id: number, owner: string, state: number, outcome: Uint8Array): Promise<boolean> {
+  const rows = await sql`
+    update runs set state = ${state}, finished_at = now(), outcome = ${Buffer.from(outcome)}
+    where id = ${id} and owner_id = ${owner}::uuid and state <= 3
+    returning 1`;
+  return rows.length === 1;
+}
+
 export async function loadRunByUid(sql: Sql, uid: string): Promise<RunRow | undefined> {
   const rows = await sql<RunRow[]>`select ${sql.unsafe(RUN_COLUMNS)} from runs where uid = ${uid}::uuid`;
   return rows[0];

@@ -132,6 +132,11 @@ export async function reapLostAttempts(sql: Sql, processSilenceMs: number): Prom
   return rows.map((r) => ({ runId: r.run_id, step: r.step, attempt: r.attempt, lostCount: r.lost_count }));
 }
 
+/** Removes every queue row of a run (it ended outside the normal flow). */
+export async function removeRunRows(sql: Sql | Tx, runId: number): Promise<void> {
+  await sql`delete from task_queue where run_id = ${runId}`;
+}
+
 /** The steps of a run that a worker holds right now (shown as RUNNING). */
 export async function runningSteps(sql: Sql, runId: number): Promise<number[]> {
   const rows = await sql<{ step: number }[]>`select step from task_queue where run_id = ${runId} and status = 1`;
