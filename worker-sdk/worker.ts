@@ -46,7 +46,11 @@ export interface WorkerOptions {
   queues?: string[];
   /** A name for humans (default host:pid). */
   name?: string;
-  /** Reconnection backoff bounds in ms (default 100 and 5000). */
+  /**
+   * Reconnection backoff bounds in ms (default 100 and 1000: back within ~1 s
+   * of the server returning, however long it was away; each try against a
+   * server that is down is one refused connect).
+   */
   reconnectDelayMs?: { initial: number; max: number };
   log?: (line: string) => void;
 }
@@ -134,7 +138,7 @@ export class Worker {
   // ---- connection --------------------------------------------------------------
 
   private async connectLoop(): Promise<void> {
-    const { initial, max } = this.options.reconnectDelayMs ?? { initial: 100, max: 5000 };
+    const { initial, max } = this.options.reconnectDelayMs ?? { initial: 100, max: 1000 };
     let delay = initial;
     while (this.state === "running" || (this.state === "draining" && this.running.size > 0 && !this.stream)) {
       const welcomed = await this.session();
