@@ -12,6 +12,10 @@ export interface ServerConfig {
   /** Port of the embedded PostgreSQL; 0 picks a free one. */
   embeddedPort: number;
   maxTasksPerRun: number;
+  /** Messages one request may hold (what decoding it allocates: about one object each). */
+  maxRequestMessages: number;
+  /** Messages of requests being decoded and handled at once, all clients together. */
+  maxMessagesInFlight: number;
   maxDepth: number;
   /** Attempts for tasks whose call sets no retry policy (1 = no retry). */
   defaultMaxAttempts: number;
@@ -52,6 +56,8 @@ export const OPTIONS: Option[] = [
   { key: "dataDir", kind: "string", flag: "--data-dir", env: "PIPEWRIGHT_DATA_DIR", default: ".pipewright/db", help: "data folder of the embedded PostgreSQL" },
   { key: "embeddedPort", kind: "integer", flag: "--embedded-port", env: "PIPEWRIGHT_EMBEDDED_PORT", default: "0", help: "port of the embedded PostgreSQL (0: a free port)" },
   { key: "maxTasksPerRun", kind: "integer", flag: "--max-tasks-per-run", env: "PIPEWRIGHT_MAX_TASKS_PER_RUN", default: "500000", help: "most task steps one run may hold, child pipelines included" },
+  { key: "maxRequestMessages", kind: "integer", flag: "--max-request-messages", env: "PIPEWRIGHT_MAX_REQUEST_MESSAGES", default: "2000000", help: "most protobuf messages one request may hold (bounds the memory decoding it takes)" },
+  { key: "maxMessagesInFlight", kind: "integer", flag: "--max-messages-in-flight", env: "PIPEWRIGHT_MAX_MESSAGES_IN_FLIGHT", default: "4000000", help: "most messages of submit requests being handled at once, all clients together (more: RESOURCE_EXHAUSTED, retry)" },
   { key: "maxDepth", kind: "integer", flag: "--max-depth", env: "PIPEWRIGHT_MAX_DEPTH", default: "10000", help: "deepest nesting of child pipelines" },
   { key: "defaultMaxAttempts", kind: "integer", flag: "--default-max-attempts", env: "PIPEWRIGHT_DEFAULT_MAX_ATTEMPTS", default: "1", help: "attempts of tasks that set no retry policy (1: no retry)" },
   { key: "heartbeatIntervalMs", kind: "integer", flag: "--heartbeat-interval-ms", env: "PIPEWRIGHT_HEARTBEAT_INTERVAL_MS", default: "5000", help: "how often workers must send a heartbeat" },

@@ -11,6 +11,8 @@ import { WorkerService } from "../proto/gen/pipewright/v1/worker_service_pb.js";
 import { AdminService } from "../proto/gen/pipewright/v1/admin_service_pb.js";
 import { adminService } from "./api/admin-service.js";
 import { implement, serviceDefinition } from "../proto/runtime/grpc-bridge.js";
+import { MAX_MESSAGE_BYTES } from "../proto/runtime/limits.js";
+import { Admission } from "./api/admission.js";
 import { errorMapper } from "./api/error-mapping.js";
 import { createHealth, healthFileDescriptor } from "./api/health.js";
 import { addReflection } from "./api/reflection.js";
@@ -56,7 +58,7 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
   const sql = connect(url, { max: config.poolSize, log });
   const processId = randomUUID();
   const health = createHealth({ "": "NOT_SERVING" });
-  const server = new grpc.Server({ "grpc.max_receive_message_length": 64 * 1024 * 1024, "grpc.max_send_message_length": 64 * 1024 * 1024 });
+  const server = new grpc.Server({ "grpc.max_receive_message_length": MAX_MESSAGE_BYTES, "grpc.max_send_message_length": MAX_MESSAGE_BYTES });
   try {
     await migrate(sql as never);
     const machine = { ...DEFAULT_MACHINE_CONFIG, maxDepth: config.maxDepth, maxTasks: config.maxTasksPerRun, defaultRetry: { ...DEFAULT_RETRY, maxAttempts: config.defaultMaxAttempts || 1 } };
@@ -65,9 +67,10 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
     const engine = new RunEngine(sql, dispatcher, { machine, processId, leaseMs: config.leaseMs, timeouts, processTimeoutMs: config.processTimeoutMs, log });
     dispatcher.onResults((results) => engine.results(results));
     const onError = errorMapper(log);
-    server.addService(serviceDefinition(RunService), implement(RunService, runService(engine, sql, { maxTasks: config.maxTasksPerRun }), onError));
-    server.addService(serviceDefinition(WorkerService), implement(WorkerService, { connect: (call) => dispatcher.connect(call) }, onError));
-    server.addService(serviceDefinition(AdminService), implement(AdminService, adminService(engine, dispatcher, processId, Date.now()), onError));
+    const admission = new Admission({ maxTasksPerRun: config.maxTasksPerRun, maxMessagesPerRequest: config.maxRequestMessages, maxMessagesInFlight: config.maxMessagesInFlight });
+    server.addService(serviceDefinition(RunService, admission.inspectorsFor(RunService)), implement(RunService, runService(engine, sql, { maxTasks: config.maxTasksPerRun }), onError));
+    server.addService(serviceDefinition(WorkerService, admission.inspectorsFor(WorkerService)), implement(WorkerService, { connect: (call) => dispatcher.connect(call) }, onError));
+    server.addService(serviceDefinition(AdminService, admission.inspectorsFor(AdminService)), implement(AdminService, adminService(engine, dispatcher, processId, Date.now()), onError));
     server.addService(health.definition, health.implementation);
     addReflection(server, [RunService, WorkerService, AdminService], [healthFileDescriptor]);
     const port = await new Promise<number>((resolve, reject) =>

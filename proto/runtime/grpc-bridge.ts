@@ -9,6 +9,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { DescMessage, DescMethod, DescService, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
+import { MAX_MESSAGE_DEPTH } from "./limits.js";
 
 /** A gRPC status to answer with: what `onError` returns. A `grpc.ServiceError` fits. */
 export interface ErrorStatus {
@@ -65,11 +66,64 @@ const encoder = (schema: DescMessage) => (m: unknown) => {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 };
 const rawBytes = new WeakMap<object, Uint8Array>();
+/** Every side decodes with the same recursion limit (protobuf-es's default, 100, is below what the protocol allows). */
+const DECODE_OPTIONS = { recursionLimit: MAX_MESSAGE_DEPTH };
 const decoder = (schema: DescMessage) => (b: Buffer) => {
-  const message = fromBinary(schema, b);
+  const message = fromBinary(schema, b, DECODE_OPTIONS);
   rawBytes.set(message, b);
   return message;
 };
+
+/**
+ * What a server does with a request's bytes before decoding them. It may
+ * throw (the request is refused: the error goes through the ErrorMapper),
+ * give other bytes to decode instead (`bytes`), and give a function to call
+ * once the call's handler is done with the request (`release`: memory it
+ * accounted for).
+ */
+export type Inspector = (bytes: Uint8Array) => { bytes?: Uint8Array; release?: () => void } | void;
+
+/** A request the server will not decode: what its handler gets instead of the message. */
+const REFUSED = Symbol("refused request");
+interface Refusal {
+  [REFUSED]: { error?: unknown; status?: ErrorStatus };
+}
+const releases = new WeakMap<object, () => void>();
+
+/** The refusal a decoded request stands for, if it is one (see `Inspector`). */
+export function refusalOf(message: unknown): { error?: unknown; status?: ErrorStatus } | undefined {
+  return (message as Partial<Refusal> | null)?.[REFUSED];
+}
+
+/** Decoding on the server: inspection first, and never a throw (grpc-js would answer INTERNAL "Error deserializing request"). */
+const inspectingDecoder = (schema: DescMessage, inspect: Inspector | undefined) => (b: Buffer) => {
+  let inspected: ReturnType<Inspector>;
+  try {
+    inspected = inspect?.(b);
+  } catch (error) {
+    return { [REFUSED]: { error } } satisfies Refusal;
+  }
+  const bytes = inspected?.bytes ?? b;
+  try {
+    const message = fromBinary(schema, bytes, DECODE_OPTIONS);
+    rawBytes.set(message, bytes);
+    if (inspected?.release) releases.set(message, inspected.release);
+    return message;
+  } catch (error) {
+    inspected?.release?.();
+    const details = `malformed request: not a valid ${schema.typeName}: ${(error as Error).message}`.slice(0, 1000);
+    return { [REFUSED]: { status: { code: grpc.status.INVALID_ARGUMENT, details } } } satisfies Refusal;
+  }
+};
+
+/** Done with a request: gives back what its inspection accounted for. */
+function released(request: unknown): void {
+  const release = typeof request === "object" && request ? releases.get(request) : undefined;
+  if (release) {
+    releases.delete(request as object);
+    release();
+  }
+}
 
 /**
  * The bytes a received message was decoded from. Lets a handler keep (or
@@ -82,10 +136,13 @@ export function receivedBytes(message: object): Uint8Array | undefined {
 const methodPath = (m: DescMethod) => `/${m.parent.typeName}/${m.name}`;
 
 /**
- * Builds the grpc-js service definition of a protobuf-es service.
+ * Builds the grpc-js service definition of a protobuf-es service. `inspect`
+ * gives, per method (by localName), what a request's bytes go through before
+ * they are decoded (see `Inspector`); a request that fails it, or fails to
+ * decode, reaches the handler as a refusal (`implement` answers it).
  * @example server.addService(serviceDefinition(RunService), implementation)
  */
-export function serviceDefinition<S extends DescService>(service: S): grpc.ServiceDefinition {
+export function serviceDefinition<S extends DescService>(service: S, inspect: Partial<Record<keyof S["method"], Inspector>> = {}): grpc.ServiceDefinition {
   const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   for (const method of service.methods) {
     definition[method.localName] = {
@@ -93,7 +150,7 @@ export function serviceDefinition<S extends DescService>(service: S): grpc.Servi
       requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
       responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
       requestSerialize: encoder(method.input),
-      requestDeserialize: decoder(method.input),
+      requestDeserialize: inspectingDecoder(method.input, (inspect as Record<string, Inspector | undefined>)[method.localName]),
       responseSerialize: encoder(method.output),
       responseDeserialize: decoder(method.output),
       originalName: method.localName,
@@ -151,20 +208,41 @@ export function implement<S extends DescService>(
         return Promise.reject(err);
       }
     };
+    /** A refused request is answered without calling the handler. */
+    const refused = (request: unknown): ErrorStatus | undefined => {
+      const r = refusalOf(request);
+      return r && (r.status ?? toStatus(r.error));
+    };
     switch (method.methodKind) {
       case "unary":
         out[method.localName] = ((call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+          const refusal = refused(call.request);
+          if (refusal) return callback(refusal);
           Promise.resolve(run(call.request, call)).then(
-            (response) => callback(null, response),
-            (err: unknown) => callback(toStatus(err)),
+            (response) => {
+              released(call.request);
+              callback(null, response);
+            },
+            (err: unknown) => {
+              released(call.request);
+              callback(toStatus(err));
+            },
           );
         }) as grpc.handleUnaryCall<unknown, unknown>;
         break;
       case "server_streaming":
         out[method.localName] = ((call: grpc.ServerWritableStream<unknown, unknown>) => {
+          const refusal = refused(call.request);
+          if (refusal) return failStream(call, refusal);
           Promise.resolve(run(call.request, call)).then(
-            () => endStream(call),
-            (err: unknown) => failStream(call, toStatus(err)),
+            () => {
+              released(call.request);
+              endStream(call);
+            },
+            (err: unknown) => {
+              released(call.request);
+              failStream(call, toStatus(err));
+            },
           );
         }) as grpc.handleServerStreamingCall<unknown, unknown>;
         break;
@@ -172,7 +250,8 @@ export function implement<S extends DescService>(
         out[method.localName] = ((call: grpc.ServerDuplexStream<unknown, unknown>) => {
           // A Readable's default async iterator destroys the stream when the loop ends (even
           // normally), after which grpc-js can no longer send the status: the call would hang.
-          call[Symbol.asyncIterator] = () => call.iterator({ destroyOnReturn: false });
+          // A refused message ends the loop with its error (the handler's promise rejects with it).
+          call[Symbol.asyncIterator] = () => refusingIterator(call.iterator({ destroyOnReturn: false }));
           const result = run(call);
           if (result instanceof Promise) result.then(() => endStream(call), (err: unknown) => failStream(call, toStatus(err)));
         }) as grpc.handleBidiStreamingCall<unknown, unknown>;
@@ -182,6 +261,28 @@ export function implement<S extends DescService>(
     }
   }
   return out;
+}
+
+/** A refused message in a stream becomes an error thrown by the iterator, so the handler's loop cannot take it for a message. */
+export class RefusedMessageError extends Error {
+  constructor(readonly refusal: { error?: unknown; status?: ErrorStatus }) {
+    super(refusal.status?.details ?? (refusal.error as Error)?.message ?? "refused message");
+    this.name = "RefusedMessageError";
+  }
+}
+
+function refusingIterator(inner: AsyncIterator<unknown>): AsyncIterableIterator<unknown> {
+  const it: AsyncIterableIterator<unknown> = {
+    async next() {
+      const r = await inner.next();
+      const refusal = r.done ? undefined : refusalOf(r.value);
+      if (refusal) throw new RefusedMessageError(refusal);
+      return r;
+    },
+    return: inner.return ? (v?: unknown) => inner.return!(v) : undefined,
+    [Symbol.asyncIterator]: () => it,
+  };
+  return it;
 }
 
 function callOptions(options: CallOptions): grpc.CallOptions {

@@ -5,7 +5,8 @@
 
 import { randomUUID } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
-import type { ErrorStatus } from "../../proto/runtime/grpc-bridge.js";
+import { RefusedMessageError, type ErrorStatus } from "../../proto/runtime/grpc-bridge.js";
+import { badRequestStatus } from "./status-details.js";
 import { PipewrightError, type ErrorCode } from "../core/errors.js";
 
 const CODES: Record<ErrorCode, grpc.status> = {
@@ -22,9 +23,23 @@ const CODES: Record<ErrorCode, grpc.status> = {
 /** Error codes of the postgres driver that mean "the database is not reachable right now". */
 const CONNECTION_ERRORS = new Set(["ECONNREFUSED", "ECONNRESET", "CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED", "CONNECT_TIMEOUT", "57P01", "57P03"]);
 
+/** Longest status message sent (it travels in a trailer; see status-details.ts). */
+const MAX_DETAILS = 2048;
+
 export function errorMapper(log: (line: string) => void) {
   return (err: unknown, method: string): ErrorStatus => {
-    if (err instanceof PipewrightError) return { code: CODES[err.code], details: err.message };
+    if (err instanceof PipewrightError) {
+      const code = CODES[err.code];
+      const details = err.message.length > MAX_DETAILS ? `${err.message.slice(0, MAX_DETAILS - 20)}… (message cut)` : err.message;
+      if (!err.violations?.length) return { code, details };
+      const metadata = new grpc.Metadata();
+      metadata.set("grpc-status-details-bin", Buffer.from(badRequestStatus(code, details, err.violations)));
+      return { code, details, metadata };
+    }
+    // A message refused before decoding (garbage, too deep, too big) is the peer's fault: its
+    // status goes back, nothing is logged (a stack trace per garbage message would let anybody
+    // fill the log cheaply).
+    if (err instanceof RefusedMessageError) return err.refusal.status ?? errorMapper(log)(err.refusal.error, method);
     const ref = randomUUID().slice(0, 8);
     const code = (err as { code?: string }).code;
     log(`${method} failed [${ref}]: ${(err as Error)?.stack ?? String(err)}`);

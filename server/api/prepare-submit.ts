@@ -8,8 +8,8 @@ import { fieldBytes } from "../../proto/runtime/wire-fields.js";
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import { SubmitRunRequestSchema, type SubmitRunRequest } from "../../proto/gen/pipewright/v1/run_service_pb.js";
 import { pushAll } from "../core/arrays.js";
-import { PipewrightError } from "../core/errors.js";
-import { countTasks, formatViolations, validatePipeline, type Violation } from "../core/validate-pipeline.js";
+import { invalidRequest, PipewrightError } from "../core/errors.js";
+import { countTasks, validatePipeline, type Violation } from "../core/validate-pipeline.js";
 import type { PreparedSubmit } from "../engine/run-engine.js";
 import { encodeSpec } from "../engine/run-engine.js";
 
@@ -28,7 +28,7 @@ export interface SubmitLimits {
 export function prepareSubmits(requests: SubmitRunRequest[], limits: SubmitLimits, prefixOf: (i: number) => string, raw?: Uint8Array[]): PreparedSubmit[] {
   const violations: Violation[] = [];
   requests.forEach((r, i) => checkRequest(r, prefixOf(i), violations));
-  if (violations.length) throw new PipewrightError("INVALID_ARGUMENT", `invalid request: ${formatViolations(violations)}`);
+  if (violations.length) throw invalidRequest(violations);
   return requests.map((r, i) => {
     const pipeline = r.pipeline!;
     const taskCount = countTasks(pipeline);

@@ -21,7 +21,8 @@ import {
 import { RunState } from "../../proto/gen/pipewright/v1/run_pb.js";
 import { receivedBytes, type ServiceImpl } from "../../proto/runtime/grpc-bridge.js";
 import { fieldBytes } from "../../proto/runtime/wire-fields.js";
-import { PipewrightError } from "../core/errors.js";
+import { MAX_NAME_LENGTH } from "../../proto/runtime/limits.js";
+import { invalidRequest, PipewrightError } from "../core/errors.js";
 import type { RunEngine } from "../engine/run-engine.js";
 import { runFromRow } from "../engine/run-views.js";
 import type { Sql } from "../store/database.js";
@@ -31,6 +32,7 @@ import { prepareSubmits, type SubmitLimits } from "./prepare-submit.js";
 const MAX_BATCH = 1000;
 const DEFAULT_WAIT_MS = 60_000;
 const MAX_WAIT_MS = 3600_000;
+const KNOWN_RUN_STATES = new Set(Object.values(RunState).filter((v): v is number => typeof v === "number" && v !== RunState.UNSPECIFIED));
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export function runService(engine: RunEngine, sql: Sql, limits: SubmitLimits): ServiceImpl<typeof RunService> {
@@ -101,6 +103,11 @@ export function runService(engine: RunEngine, sql: Sql, limits: SubmitLimits): S
     async listRuns(request) {
       const size = request.pageSize || 100;
       if (size < 1 || size > 1000) throw new PipewrightError("INVALID_ARGUMENT", `invalid request: page_size: must be between 1 and 1000, got ${request.pageSize}`);
+      const unknown = request.states.map((s, i) => ({ s, i })).filter(({ s }) => !KNOWN_RUN_STATES.has(s));
+      if (unknown.length) {
+        throw invalidRequest(unknown.map(({ s, i }) => ({ field: `states[${i}]`, description: `unknown run state ${s}, expected one of ${[...KNOWN_RUN_STATES].join(", ")}` })));
+      }
+      if (request.name.length > MAX_NAME_LENGTH) throw invalidRequest([{ field: "name", description: `must be at most ${MAX_NAME_LENGTH} characters, got ${request.name.length}` }]);
       const before = request.pageToken ? decodePageToken(request.pageToken) : undefined;
       const rows = await listRuns(sql, { states: request.states, name: request.name, before, limit: size + 1 });
       const page = rows.slice(0, size);
@@ -135,7 +142,9 @@ function decodePageToken(token: string): { createdAt: Date; id: number } {
   try {
     const [at, id] = JSON.parse(Buffer.from(token, "base64url").toString());
     const createdAt = new Date(at);
-    if (typeof id !== "number" || Number.isNaN(createdAt.getTime())) throw new Error();
+    // Whatever reaches SQL must fit its column: a bigint id, a timestamp PostgreSQL can parse.
+    const year = createdAt.getUTCFullYear();
+    if (typeof at !== "string" || !Number.isSafeInteger(id) || id < 1 || !(year >= 1970 && year <= 9999)) throw new Error();
     return { createdAt, id };
   } catch {
     throw new PipewrightError("INVALID_ARGUMENT", "invalid request: page_token: not a token returned by ListRuns");

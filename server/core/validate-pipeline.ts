@@ -40,10 +40,31 @@ export function validatePipeline(pipeline: Pipeline, role: PipelineRole = "root"
   return out;
 }
 
-/** Joins violations into one message, one per line after a summary. */
+/** Characters of violations named in a message; the rest are counted ("and 980 more"). */
+const NAMED_CHARS = 1500;
+
+/**
+ * Joins violations into one message: a count, then as many as fit in about
+ * 1,500 characters. Bounded whatever the count: an error message travels in a
+ * gRPC trailer, and past ~16 KB of trailers a client receives nothing at all.
+ */
 export function formatViolations(violations: readonly Violation[]): string {
   const noun = violations.length === 1 ? "violation" : "violations";
-  return `${violations.length} ${noun}: ` + violations.map((v) => `${v.field}: ${v.description}`).join("; ");
+  const named: string[] = [];
+  let used = 0;
+  for (const v of violations) {
+    const text = `${shortPath(v.field)}: ${v.description.length > 300 ? `${v.description.slice(0, 300)}…` : v.description}`;
+    if (named.length > 0 && used + text.length > NAMED_CHARS) break;
+    named.push(text);
+    used += text.length + 2;
+  }
+  const more = violations.length - named.length;
+  return `${violations.length} ${noun}: ${named.join("; ")}${more > 0 ? `; and ${more} more` : ""}`;
+}
+
+/** A field path of at most ~200 characters: its head and its tail (deep paths repeat themselves in the middle). */
+export function shortPath(path: string): string {
+  return path.length <= 200 ? path : `${path.slice(0, 60)}…${path.slice(-140)}`;
 }
 
 function at(prefix: string, field: string): string {

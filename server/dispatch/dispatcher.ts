@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 import { create, fromBinary } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import type * as grpc from "@grpc/grpc-js";
-import { receivedBytes } from "../../proto/runtime/grpc-bridge.js";
+import { receivedBytes, RefusedMessageError } from "../../proto/runtime/grpc-bridge.js";
 import { fieldBytes } from "../../proto/runtime/wire-fields.js";
 import {
   ConnectResponseSchema,
@@ -143,7 +143,10 @@ export class Dispatcher implements DispatchPort {
         let next: IteratorResult<unknown>;
         try {
           next = await iterator.next();
-        } catch {
+        } catch (err) {
+          // A message refused before decoding ends the session with its status (the
+          // worker's attempts are re-queued like at any disconnect).
+          if (err instanceof RefusedMessageError) throw err;
           break; // the stream broke (worker crashed or cancelled): a disconnect like any other
         }
         if (next.done) break;

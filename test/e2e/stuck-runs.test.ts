@@ -44,7 +44,7 @@ describe("runs that used to get stuck", () => {
     });
     try {
       executions.count = 0;
-      const run = await ts.client().submit(counted.send().continueWith(nap, 1));
+      const run = await ts.client().submit(counted.send().continueWith(nap));
       const { run: final } = await ts.client().rpc.waitRun({ runId: run.id, timeout: { seconds: 30n, nanos: 0 } });
       expect(RunState[final!.state]).toBe("FAILED");
       expect(final!.outcome?.kind.case).toBe("error");

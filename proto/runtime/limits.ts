@@ -1,0 +1,41 @@
+// The limits every side of the protocol shares: client, worker and server
+// encode, send and decode with the same numbers, so that whatever one side may
+// send the other can receive. The README's "Limits" section lists each with
+// its flag (where the server has one) and the error past it.
+
+/** Largest gRPC message any side sends or receives (grpc-js's default receive limit is 4 MiB). */
+export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Assignments sent to a worker in one message: more are split over several
+ * messages (one assignment bigger than this still goes, alone). Keeps one
+ * message from holding a whole batch of big arguments.
+ */
+export const MAX_ASSIGNMENTS_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+/** Groups nested in groups (deep structure belongs in child pipelines, which have their own limit). */
+export const MAX_GROUP_NESTING = 64;
+
+/**
+ * Values nested in values (lists, maps, errors as values, error causes and
+ * details). A group nested 64 deep gives a result nested 65 deep; child
+ * pipelines returning group results nest further, and the server fails a step
+ * whose input or result would pass this.
+ */
+export const MAX_VALUE_DEPTH = 256;
+
+/**
+ * Messages nested in messages, the protobuf decoder's recursion limit on
+ * every side. Above what the limits above allow (64 groups x 3 messages +
+ * 256 values x 2 + a dozen), below what the JavaScript stack takes.
+ */
+export const MAX_MESSAGE_DEPTH = 1000;
+
+/** Names: task names, queues, display names, run names, request ids, DAG node ids (characters). */
+export const MAX_NAME_LENGTH = 200;
+
+/** A worker's error: longer messages and stacks are cut, with a marker saying how much was cut. */
+export const MAX_ERROR_MESSAGE_CHARS = 16 * 1024;
+export const MAX_ERROR_STACK_CHARS = 16 * 1024;
+/** Causes kept in one error (an aggregate of 10,000 failed branches keeps the first ones and says how many there were). */
+export const MAX_ERROR_CAUSES = 100;
