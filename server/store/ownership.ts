@@ -17,13 +17,18 @@ export interface InboxEntry {
  * Takes over the active runs whose owner is not a live process (it died, or
  * the runs predate ownership). Returns their ids; each run goes to exactly one
  * process, however many try at once.
+ *
+ * Never the caller's own runs, even when its own heartbeat row looks dead: a
+ * heartbeat write can take 13 s while PostgreSQL restarts, and a process that
+ * "adopted" its own runs reloaded them from the log while their commits were in
+ * flight, rewinding them (issue 10, item 11).
  */
 export async function adoptOrphanRuns(sql: Sql, me: string, processTimeoutMs: number, limit: number): Promise<number[]> {
   const rows = await sql<{ id: number }[]>`
     update runs set owner_id = ${me}::uuid
     where id in (
       select id from runs
-      where state <= 3 and (owner_id is null or owner_id not in (
+      where state <= 3 and (owner_id is null or owner_id <> ${me}::uuid and owner_id not in (
         select id from server_processes where heartbeat_at > now() - ${processTimeoutMs} * interval '1 millisecond'))
       limit ${limit}
       for update skip locked)
