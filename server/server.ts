@@ -38,7 +38,7 @@ export interface RunningServer {
   sql: Sql;
   engine: RunEngine;
   dispatcher: Dispatcher;
-  /** Stops cleanly: drain workers, commit what is pending, stop the embedded database. */
+  /** Stops cleanly: drain workers, commit what is pending, stop the embedded database if this process started it. */
   stop(): Promise<void>;
 }
 
@@ -56,6 +56,12 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
     database = `embedded PostgreSQL in ${dataDir} (port ${embedded.port}${embedded.reused ? ", already running" : ""})`;
   }
   const sql = connect(url, { max: config.poolSize, log });
+  // A postmaster we adopted (reused) belongs to the server process that
+  // started it on this data folder: stopping it would leave that one SERVING
+  // with no database. Only the process that started it stops it.
+  const stopDatabase = async () => {
+    if (embedded && !embedded.reused) await embedded.stop();
+  };
   const processId = randomUUID();
   const health = createHealth({ "": "NOT_SERVING" });
   const server = new grpc.Server({ "grpc.max_receive_message_length": MAX_MESSAGE_BYTES, "grpc.max_send_message_length": MAX_MESSAGE_BYTES });
@@ -112,13 +118,13 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
           await new Promise((r) => setTimeout(r, 50)); // let closing sessions re-queue what they held
           await unregisterProcess(sql, processId).catch(() => {});
           await sql.end({ timeout: 5 });
-          await embedded?.stop();
+          await stopDatabase();
         })()),
     };
   } catch (err) {
     server.forceShutdown();
     await sql.end({ timeout: 1 }).catch(() => {});
-    await embedded?.stop();
+    await stopDatabase();
     throw err;
   }
 }
