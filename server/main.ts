@@ -2,7 +2,7 @@
 
 import v8 from "node:v8";
 import { helpText, parseConfig } from "./config.js";
-import { startServer } from "./server.js";
+import { startServer, STOP_SLACK_MS } from "./server.js";
 
 // V8 lets the heap grow to up to four times what was live at the last full
 // collection before it collects again. A 100,000-branch run keeps ~150 MB live
@@ -32,6 +32,14 @@ async function main(): Promise<void> {
       process.exit(1);
     }
     log(`${signal}: draining workers and stopping`);
+    // stop() gives up on commits after the drain grace + STOP_SLACK_MS; this
+    // covers the rest (closing the pool, stopping the embedded PostgreSQL,
+    // normally well under a second), should any of it hang: one signal stops.
+    const backstopMs = config.drainGraceMs + STOP_SLACK_MS + 15_000;
+    setTimeout(() => {
+      log(`still stopping after ${backstopMs} ms: exiting now`);
+      process.exit(1);
+    }, backstopMs).unref();
     server.stop().then(
       () => process.exit(0),
       (err) => {

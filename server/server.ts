@@ -16,6 +16,7 @@ import { Admission } from "./api/admission.js";
 import { errorMapper } from "./api/error-mapping.js";
 import { createHealth, healthFileDescriptor } from "./api/health.js";
 import { addReflection } from "./api/reflection.js";
+import { guardDatabase } from "./api/database-guard.js";
 import { runService } from "./api/run-service.js";
 import type { ServerConfig } from "./config.js";
 import { DEFAULT_MACHINE_CONFIG } from "./core/run-machine.js";
@@ -24,6 +25,7 @@ import { Dispatcher } from "./dispatch/dispatcher.js";
 import { LeaseReaper } from "./dispatch/lease-reaper.js";
 import { RunEngine } from "./engine/run-engine.js";
 import { connect, type Sql } from "./store/database.js";
+import { DatabaseMonitor } from "./store/database-monitor.js";
 import { startEmbeddedPostgres, type EmbeddedPostgres } from "./store/embedded-postgres.js";
 import { migrate } from "./store/migrate.js";
 import { reclaimPredecessors, registerProcess, unregisterProcess } from "./store/process-registry.js";
@@ -38,9 +40,23 @@ export interface RunningServer {
   sql: Sql;
   engine: RunEngine;
   dispatcher: Dispatcher;
-  /** Stops cleanly: drain workers, commit what is pending, stop the embedded database if this process started it. */
+  /**
+   * Stops: drains workers, commits what is pending, stops the embedded
+   * database if this process started it. Bounded: after drainGraceMs +
+   * STOP_SLACK_MS it stops anyway (what was not committed re-runs after a
+   * restart: at-least-once).
+   */
   stop(): Promise<void>;
 }
+
+/**
+ * What stop() allows beyond the drain grace for committing what workers sent
+ * back. A healthy database commits the last results in milliseconds; past
+ * this it is unreachable or failing, and waiting longer only keeps one
+ * SIGTERM from stopping the process (a commit failing forever retries
+ * forever).
+ */
+export const STOP_SLACK_MS = 5000;
 
 export async function startServer(config: ServerConfig, log: (line: string) => void = () => {}): Promise<RunningServer> {
   const verbose = config.verbose ? log : () => {};
@@ -56,6 +72,7 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
     database = `embedded PostgreSQL in ${dataDir} (port ${embedded.port}${embedded.reused ? ", already running" : ""})`;
   }
   const sql = connect(url, { max: config.poolSize, log });
+  const monitor = new DatabaseMonitor(url, { log });
   // A postmaster we adopted (reused) belongs to the server process that
   // started it on this data folder: stopping it would leave that one SERVING
   // with no database. Only the process that started it stops it.
@@ -74,7 +91,7 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
     dispatcher.onResults((results) => engine.results(results));
     const onError = errorMapper(log);
     const admission = new Admission({ maxTasksPerRun: config.maxTasksPerRun, maxMessagesPerRequest: config.maxRequestMessages, maxMessagesInFlight: config.maxMessagesInFlight });
-    server.addService(serviceDefinition(RunService, admission.inspectorsFor(RunService)), implement(RunService, runService(engine, sql, { maxTasks: config.maxTasksPerRun }), onError));
+    server.addService(serviceDefinition(RunService, admission.inspectorsFor(RunService)), implement(RunService, guardDatabase(runService(engine, sql, { maxTasks: config.maxTasksPerRun }), monitor), onError));
     server.addService(serviceDefinition(WorkerService, admission.inspectorsFor(WorkerService)), implement(WorkerService, { connect: (call) => dispatcher.connect(call) }, onError));
     server.addService(serviceDefinition(AdminService, admission.inspectorsFor(AdminService)), implement(AdminService, adminService(engine, dispatcher, processId, Date.now()), onError));
     server.addService(health.definition, health.implementation);
@@ -96,9 +113,12 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
     await dispatcher.start();
     await engine.start();
     dispatcher.lost(reclaimed);
-    health.setStatus("", "SERVING");
-    health.setStatus("pipewright.v1.RunService", "SERVING");
-    health.setStatus("pipewright.v1.WorkerService", "SERVING");
+    const serving = (up: boolean) => {
+      for (const name of ["", "pipewright.v1.RunService", "pipewright.v1.WorkerService"]) health.setStatus(name, up ? "SERVING" : "NOT_SERVING");
+    };
+    monitor.onChange(serving);
+    await monitor.start();
+    serving(monitor.up);
     let stopping: Promise<void> | undefined;
     return {
       address: `${host}:${port}`,
@@ -111,21 +131,46 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
       stop: () =>
         (stopping ??= (async () => {
           health.shutdown();
-          await dispatcher.drain(config.drainGraceMs);
-          await engine.close();
+          const started = Date.now();
+          const committed = await within(
+            (async () => {
+              await dispatcher.drain(config.drainGraceMs);
+              await engine.close();
+            })().catch((err) => log(`stopping: ${(err as Error).message}`)),
+            config.drainGraceMs + STOP_SLACK_MS,
+          );
+          if (!committed) {
+            log(
+              `stopping without committing everything: still not done after ${Date.now() - started} ms (database ${monitor.up ? "reachable" : "unreachable"}); ` +
+                `${engine.activeRuns} active runs, ${dispatcher.workerCount} workers connected; results not committed are re-run after a restart (at-least-once)`,
+            );
+          }
           reaper.stop();
           server.forceShutdown();
           await new Promise((r) => setTimeout(r, 50)); // let closing sessions re-queue what they held
-          await unregisterProcess(sql, processId).catch(() => {});
-          await sql.end({ timeout: 5 });
+          await within(unregisterProcess(sql, processId).catch(() => {}), 1000);
+          await monitor.stop();
+          await sql.end({ timeout: committed ? 5 : 0 }).catch(() => {});
           await stopDatabase();
         })()),
     };
   } catch (err) {
     server.forceShutdown();
+    await monitor.stop();
     await sql.end({ timeout: 1 }).catch(() => {});
     await stopDatabase();
     throw err;
+  }
+}
+
+/** Whether `work` (which must not reject) finished within `ms`. */
+async function within(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([work.then(() => true), late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

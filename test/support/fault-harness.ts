@@ -111,3 +111,27 @@ export function mulberry32(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/**
+ * Crashes the PostgreSQL running on `dataDir`: SIGKILL to the postmaster's
+ * whole process group (it runs detached, so the group is the postmaster and
+ * its backends), like a machine or OOM kill. Resolves once the postmaster is
+ * gone; the next start runs crash recovery.
+ */
+export async function crashPostgres(dataDir: string): Promise<void> {
+  const pid = Number(readFileSync(path.join(dataDir, "postmaster.pid"), "utf8").split("\n")[0]);
+  process.kill(-pid, "SIGKILL");
+  const gone = () => {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return true;
+    }
+    try {
+      return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.[0] === "Z";
+    } catch {
+      return true;
+    }
+  };
+  while (!gone()) await new Promise((r) => setTimeout(r, 10));
+}
