@@ -25,6 +25,7 @@ import {
   type TaskResult,
 } from "../proto/gen/pipewright/v1/worker_service_pb.js";
 import { createClient, type Client } from "../proto/runtime/grpc-bridge.js";
+import { setLongTimeout } from "../proto/runtime/long-timeout.js";
 import { TaskErrorSchema } from "../proto/gen/pipewright/v1/value_pb.js";
 import { encodeValue } from "../client/values.js";
 import { invokeTask } from "./invoke-task.js";
@@ -281,15 +282,15 @@ export class Worker {
     const executionMs = durationMs(a.executionTimeout);
     const heartbeatMs = durationMs(a.heartbeatTimeout);
     let timedOut = false;
-    const deadline = executionMs
-      ? setTimeout(() => {
-          timedOut = true;
-          controller.abort(new Error(`execution timeout of ${executionMs} ms`));
-        }, executionMs)
-      : undefined;
-    const beat = heartbeatMs ? setInterval(() => this.heartbeat(), Math.max(50, heartbeatMs / 3)) : undefined;
+    const expire = () => {
+      timedOut = true;
+      controller.abort(new Error(`execution timeout of ${executionMs} ms`));
+    };
+    const deadline = executionMs ? setLongTimeout(expire, executionMs) : undefined;
+    // A third of the timeout, within [50 ms, 1 min]: setInterval cannot take more than 24.8 days.
+    const beat = heartbeatMs ? setInterval(() => this.heartbeat(), Math.min(60_000, Math.max(50, heartbeatMs / 3))) : undefined;
     execute.then((res) => {
-      clearTimeout(deadline);
+      deadline?.clear();
       clearInterval(beat);
       this.running.delete(k);
       this.completed++;

@@ -31,6 +31,9 @@ export const MAX_VALUE_DEPTH = 256;
  */
 export const MAX_MESSAGE_DEPTH = 1000;
 
+/** Longest duration (timeouts, retry delays): ten years. Longer would not fit a PostgreSQL timestamp once added to now. */
+export const MAX_DURATION_SECONDS = 10 * 365 * 24 * 3600;
+
 /** Names: task names, queues, display names, run names, request ids, DAG node ids (characters). */
 export const MAX_NAME_LENGTH = 200;
 

@@ -2,18 +2,21 @@
 // Every problem is reported at once, each with its field path.
 
 import { createHash } from "node:crypto";
-import { clone, toBinary } from "@bufbuild/protobuf";
+import { toBinary } from "@bufbuild/protobuf";
+import { canonicalBytes } from "../../proto/runtime/wire-canonical.js";
+import { planOf } from "../../proto/runtime/wire-scan.js";
 import { BinaryReader } from "@bufbuild/protobuf/wire";
 import { fieldBytes } from "../../proto/runtime/wire-fields.js";
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import { SubmitRunRequestSchema, type SubmitRunRequest } from "../../proto/gen/pipewright/v1/run_service_pb.js";
 import { pushAll } from "../core/arrays.js";
 import { invalidRequest, PipewrightError } from "../core/errors.js";
-import { countTasks, validatePipeline, type Violation } from "../core/validate-pipeline.js";
+import { checkDuration, countTasks, validatePipeline, type Violation } from "../core/validate-pipeline.js";
 import type { PreparedSubmit } from "../engine/run-engine.js";
 import { encodeSpec } from "../engine/run-engine.js";
 
 const MAX_ID_LENGTH = 200;
+const NO_HOOKS = new Set<string>();
 
 export interface SubmitLimits {
   maxTasks: number;
@@ -51,9 +54,7 @@ export function prepareSubmits(requests: SubmitRunRequest[], limits: SubmitLimit
 function checkRequest(r: SubmitRunRequest, prefix: string, out: Violation[]): void {
   if (r.requestId.length > MAX_ID_LENGTH) out.push({ field: `${prefix}request_id`, description: `must be at most ${MAX_ID_LENGTH} characters, got ${r.requestId.length}` });
   if (r.name.length > MAX_ID_LENGTH) out.push({ field: `${prefix}name`, description: `must be at most ${MAX_ID_LENGTH} characters, got ${r.name.length}` });
-  if (r.runTimeout && (r.runTimeout.seconds < 0n || r.runTimeout.nanos < 0)) {
-    out.push({ field: `${prefix}run_timeout`, description: `must be a non-negative duration, got ${r.runTimeout.seconds}s` });
-  }
+  checkDuration(r.runTimeout, `${prefix}run_timeout`, out);
   if (!r.pipeline) {
     out.push({ field: `${prefix}pipeline`, description: "must be set: the pipeline to run" });
     return;
@@ -61,8 +62,14 @@ function checkRequest(r: SubmitRunRequest, prefix: string, out: Violation[]): vo
   pushAll(out, validatePipeline(r.pipeline, "root", `${prefix}pipeline`));
 }
 
-/** The same as requestHash, over the received bytes: every field but request_id (field 1). */
-function hashWithoutRequestId(bytes: Uint8Array): Uint8Array {
+/**
+ * Identifies a submission by meaning, regardless of its request_id: the
+ * canonical form of the received bytes (map entries sorted by key: another
+ * language's map order must not turn a retry into ALREADY_EXISTS), every
+ * field but request_id (field 1).
+ */
+function hashWithoutRequestId(received: Uint8Array): Uint8Array {
+  const bytes = canonicalBytes(planOf(SubmitRunRequestSchema, NO_HOOKS), received);
   const hash = createHash("sha256");
   const r = new BinaryReader(bytes);
   while (r.pos < r.len) {
@@ -74,11 +81,9 @@ function hashWithoutRequestId(bytes: Uint8Array): Uint8Array {
   return hash.digest();
 }
 
-/** Identifies a submission regardless of its request_id, to tell a retry from a conflict. */
+/** The same, for a request that came without its bytes (in-process callers). */
 function requestHash(r: SubmitRunRequest): Uint8Array {
-  const copy = clone(SubmitRunRequestSchema, r);
-  copy.requestId = "";
-  return createHash("sha256").update(toBinary(SubmitRunRequestSchema, copy)).digest();
+  return hashWithoutRequestId(toBinary(SubmitRunRequestSchema, r));
 }
 
 function durationMs(d: Duration | undefined): number {

@@ -9,7 +9,7 @@
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import { ParentResults, type Dag, type Pipeline, type TaskCall, type TaskOptions } from "../../proto/gen/pipewright/v1/pipeline_pb.js";
 import type { Value } from "../../proto/gen/pipewright/v1/value_pb.js";
-import { MAX_GROUP_NESTING, MAX_NAME_LENGTH } from "../../proto/runtime/limits.js";
+import { MAX_DURATION_SECONDS, MAX_GROUP_NESTING, MAX_NAME_LENGTH } from "../../proto/runtime/limits.js";
 
 /** One problem with a request, located by its field path. */
 export interface Violation {
@@ -157,10 +157,13 @@ function checkOptions(o: TaskOptions, path: string, out: Violation[]): void {
   }
 }
 
-function checkDuration(d: Duration | undefined, path: string, out: Violation[]): void {
+/** A duration field: non-negative, well-formed, at most ten years. */
+export function checkDuration(d: Duration | undefined, path: string, out: Violation[]): void {
   if (!d) return;
   if (d.seconds < 0n || d.nanos < 0 || d.nanos > 999_999_999) {
     out.push({ field: path, description: `must be a non-negative duration, got ${d.seconds}s ${d.nanos}ns` });
+  } else if (d.seconds > BigInt(MAX_DURATION_SECONDS)) {
+    out.push({ field: path, description: `must be at most ${MAX_DURATION_SECONDS} s (ten years), got ${d.seconds}s` });
   }
 }
 

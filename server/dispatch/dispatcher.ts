@@ -8,6 +8,7 @@ import { create, fromBinary } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import type * as grpc from "@grpc/grpc-js";
 import { receivedBytes, RefusedMessageError } from "../../proto/runtime/grpc-bridge.js";
+import { setLongTimeout, type LongTimeout } from "../../proto/runtime/long-timeout.js";
 import { fieldBytes } from "../../proto/runtime/wire-fields.js";
 import {
   ConnectResponseSchema,
@@ -61,7 +62,7 @@ export class Dispatcher implements DispatchPort {
   private timeoutTimer?: NodeJS.Timeout;
   /** The earliest known time a delayed row becomes ready (retry backoff). */
   private wakeAt?: number;
-  private wakeTimer?: NodeJS.Timeout;
+  private wakeTimer?: LongTimeout;
   private resultSink: (results: IncomingResult[]) => void = () => {};
   /** Results whose attempt the session did not hold (late, or after a cancel or timeout). */
   staleResults = 0;
@@ -296,13 +297,13 @@ export class Dispatcher implements DispatchPort {
 
   pokeAt(time: number): void {
     if (this.wakeAt !== undefined && this.wakeAt <= time) return;
-    clearTimeout(this.wakeTimer);
+    this.wakeTimer?.clear();
     this.wakeAt = time;
-    this.wakeTimer = setTimeout(() => {
+    const wake = () => {
       this.wakeAt = undefined;
       this.poke();
-    }, Math.max(0, time - Date.now()));
-    this.wakeTimer.unref();
+    };
+    this.wakeTimer = setLongTimeout(wake, time - Date.now(), { unref: true });
   }
 
   poke(): void {

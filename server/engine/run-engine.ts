@@ -16,6 +16,7 @@ import { RunEventSchema, RunState, type Run, type RunEvent } from "../../proto/g
 import type { TaskError } from "../../proto/gen/pipewright/v1/value_pb.js";
 import { TaskResultSchema, type TaskAssignment, type TaskResult } from "../../proto/gen/pipewright/v1/worker_service_pb.js";
 import type { Duration } from "@bufbuild/protobuf/wkt";
+import { setLongTimeout, type LongTimeout } from "../../proto/runtime/long-timeout.js";
 import { minOf, pushAll } from "../core/arrays.js";
 import { serverError } from "../core/values.js";
 import { PipewrightError } from "../core/errors.js";
@@ -115,7 +116,7 @@ interface OwnedRun {
   /** Called with the finished run, or with nothing when the run moved to another process. */
   waiters: Set<(run: Run | undefined) => void>;
   listeners: Set<(events: RunEvent[]) => void>;
-  timer?: NodeJS.Timeout;
+  timer?: LongTimeout;
 }
 
 /** A queue row the batch will write, with its run (whose id a new run only gets on writing). */
@@ -292,7 +293,7 @@ export class RunEngine {
       if (old) {
         run.waiters = old.waiters;
         run.listeners = old.listeners;
-        clearTimeout(old.timer);
+        old.timer?.clear();
       }
       this.own(run);
     }
@@ -319,13 +320,13 @@ export class RunEngine {
     this.byUid.set(run.uid, run.id);
     if (run.deadline !== undefined && !run.timer && !run.machine.result) {
       const ms = Math.max(0, run.deadline - Date.now());
-      run.timer = setTimeout(() => this.committer.add({ kind: "control", uid: run.uid, action: "timeout", reason: "", resolve: () => {}, reject: () => {} }), ms);
-      run.timer.unref();
+      const fire = () => this.committer.add({ kind: "control", uid: run.uid, action: "timeout", reason: "", resolve: () => {}, reject: () => {} });
+      run.timer = setLongTimeout(fire, ms, { unref: true });
     }
   }
 
   private disown(run: OwnedRun): void {
-    clearTimeout(run.timer);
+    run.timer?.clear();
     this.owned.delete(run.id);
     this.byUid.delete(run.uid);
   }
@@ -407,7 +408,7 @@ export class RunEngine {
     clearInterval(this.sweepTimer);
     await this.unlisten?.().catch(() => {});
     await this.committer.idle();
-    for (const run of this.owned.values()) clearTimeout(run.timer);
+    for (const run of this.owned.values()) run.timer?.clear();
   }
 
   get activeRuns(): number {
