@@ -6,6 +6,7 @@
 import { randomUUID } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import { RefusedMessageError, type ErrorStatus } from "../../proto/runtime/grpc-bridge.js";
+import { isUnavailable } from "../store/database-errors.js";
 import { badRequestStatus } from "./status-details.js";
 import { PipewrightError, type ErrorCode } from "../core/errors.js";
 
@@ -20,8 +21,6 @@ const CODES: Record<ErrorCode, grpc.status> = {
   DEADLINE_EXCEEDED: grpc.status.DEADLINE_EXCEEDED,
 };
 
-/** Error codes of the postgres driver that mean "the database is not reachable right now". */
-const CONNECTION_ERRORS = new Set(["ECONNREFUSED", "ECONNRESET", "CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED", "CONNECT_TIMEOUT", "57P01", "57P03"]);
 
 /** Longest status message sent (it travels in a trailer; see status-details.ts). */
 const MAX_DETAILS = 2048;
@@ -41,9 +40,8 @@ export function errorMapper(log: (line: string) => void) {
     // fill the log cheaply).
     if (err instanceof RefusedMessageError) return err.refusal.status ?? errorMapper(log)(err.refusal.error, method);
     const ref = randomUUID().slice(0, 8);
-    const code = (err as { code?: string }).code;
     log(`${method} failed [${ref}]: ${(err as Error)?.stack ?? String(err)}`);
-    if (code && CONNECTION_ERRORS.has(code)) return { code: grpc.status.UNAVAILABLE, details: `database unavailable, retry later (ref ${ref})` };
+    if (isUnavailable(err)) return { code: grpc.status.UNAVAILABLE, details: `database unavailable, retry later (ref ${ref})` };
     return { code: grpc.status.INTERNAL, details: `internal error (ref ${ref})` };
   };
 }

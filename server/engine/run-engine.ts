@@ -18,7 +18,8 @@ import { TaskResultSchema, type TaskAssignment, type TaskResult } from "../../pr
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import { setLongTimeout, type LongTimeout } from "../../proto/runtime/long-timeout.js";
 import { minOf, pushAll } from "../core/arrays.js";
-import { serverError } from "../core/values.js";
+import { ErrorTypes, serverError } from "../core/values.js";
+import { isUnavailable, storageProblem } from "../store/database-errors.js";
 import { PipewrightError } from "../core/errors.js";
 import { RunMachine, type Dispatch, type Effect, type MachineConfig, type RunInput } from "../core/run-machine.js";
 import { stepStatuses } from "../core/step-statuses.js";
@@ -102,7 +103,9 @@ type Item =
   | { kind: "result"; result: IncomingResult }
   | { kind: "control"; uid: string; action: Control; reason: string; resolve: (run: Run) => void; reject: (e: unknown) => void }
   /** Look at this process's inbox (a notification came, or the periodic check). */
-  | { kind: "inbox" };
+  | { kind: "inbox" }
+  /** End a run FAILED with this error (it cannot go on: see RunMachine.abandon). */
+  | { kind: "abandon"; runId: number; error: TaskError };
 
 interface OwnedRun {
   id: number;
@@ -230,10 +233,13 @@ export class RunEngine {
       }
       case "inbox":
         return "inbox";
+      case "abandon":
+        return `run:${item.runId}`;
     }
   }
 
-  private inFlightElsewhere(run: OwnedRun, batch: Batch): boolean {
+  /** Whether a batch being committed (other than `batch`) holds changes of `run`. */
+  private inFlightElsewhere(run: OwnedRun, batch: Batch | undefined): boolean {
     for (const b of this.inFlight) if (b !== batch && b.changed.has(run)) return true;
     return false;
   }
@@ -268,6 +274,14 @@ export class RunEngine {
       list.push(e);
     }
     for (const row of rows) {
+      const held = this.owned.get(row.id);
+      if (held && this.inFlightElsewhere(held, undefined)) {
+        // A batch holding this run is being committed: what is in memory is ahead
+        // of what was just read, and replacing it would rewind the run (a result
+        // the database accepted would then be dropped as stale). That batch's
+        // outcome decides: committed, memory is right; failed, it reloads the run.
+        continue;
+      }
       let machine: RunMachine;
       try {
         machine = replay(row, byRun.get(row.id) ?? [], this.config.machine);
@@ -684,16 +698,90 @@ export class RunEngine {
       this.failItems(items, new PipewrightError("UNAVAILABLE", "the database is unavailable, retry later"));
       return;
     }
+    const failure = await this.commitChecked(items, lock);
+    if (failure) await this.settleFailure(items, lock, failure.error);
+  }
+
+  /** Commits the items: fast, then careful if the fast statement's check failed. Returns the error when nothing was written. */
+  private async commitChecked(items: Item[], lock: (key: string) => boolean): Promise<{ error: unknown } | undefined> {
     const fast = await this.commit(items, "fast", lock);
-    if (fast === "check failed") {
-      // A result was stale or a request_id taken: nothing was written; the
-      // touched runs were reloaded. Redo the batch the careful way.
-      await this.reloadPending();
-      await this.commit(items, "careful", lock);
+    if (fast !== "check failed") return fast === "ok" ? undefined : fast;
+    // A result was stale or a request_id taken: nothing was written; the
+    // touched runs were reloaded. Redo the batch the careful way.
+    await this.reloadPending();
+    const careful = await this.commit(items, "careful", lock);
+    return careful === "ok" || careful === "check failed" ? undefined : careful;
+  }
+
+  /**
+   * A batch that could not be written. With the database unavailable, its
+   * items wait (results) or fail back to their callers (UNAVAILABLE). Else one
+   * of its items is what the database refuses: the batch is split in halves
+   * until that item is alone, and it fails alone (one client's bad submit
+   * used to fail 96 of 100 other clients' submits in the same batch, and a
+   * result that could not be stored was retried every 1.6 s forever).
+   */
+  private async settleFailure(items: Item[], lock: (key: string) => boolean, error: unknown): Promise<void> {
+    if (isUnavailable(error) || error instanceof PipewrightError) {
+      this.config.log(`commit failed (${items.length} items): ${(error as Error).message}`);
+      this.failItems(items, error);
+      await new Promise((r) => setTimeout(r, 100));
+      return;
+    }
+    const work = items.filter((i) => i.kind !== "inbox");
+    if (work.length <= 1) {
+      await this.failAlone(work[0] ?? items[0], lock, error);
+      return;
+    }
+    const mid = Math.ceil(work.length / 2);
+    for (const half of [work.slice(0, mid), work.slice(mid)]) {
+      if (!(await this.reloadPending())) {
+        this.failItems(half, new PipewrightError("UNAVAILABLE", "the database is unavailable, retry later"));
+        continue;
+      }
+      const failure = await this.commitChecked(half, lock);
+      if (failure) await this.settleFailure(half, lock, failure.error);
+    }
+    if (work.length < items.length) this.committer.add({ kind: "inbox" });
+  }
+
+  /** The one item of a batch the database refuses: it fails, with a reason, and nothing else does. */
+  private async failAlone(item: Item, lock: (key: string) => boolean, error: unknown): Promise<void> {
+    const ref = randomUUID().slice(0, 8);
+    const { reason, tooLarge } = storageProblem(error);
+    this.config.log(`commit refused [${ref}] for one ${item.kind}: ${(error as Error)?.stack ?? String(error)}`);
+    switch (item.kind) {
+      case "submit":
+      case "control": {
+        const what = item.kind === "submit" ? "the submission" : `the ${item.action} of run ${item.uid}`;
+        item.reject(new PipewrightError(tooLarge ? "RESOURCE_EXHAUSTED" : "INVALID_ARGUMENT", `${what} could not be stored: ${reason} (ref ${ref})`));
+        return;
+      }
+      case "result": {
+        // The attempt fails with a final error instead (it is small: it can be stored);
+        // if even that cannot be, the run cannot go on.
+        const r = item.result;
+        const error = serverError("InvalidResult", `the worker's result could not be stored: ${reason} (ref ${ref})`);
+        if (r.result.outcome.case !== "error" || r.result.outcome.value.type !== ErrorTypes.invalidResult) {
+          const replaced: Item = { kind: "result", result: { ...r, raw: undefined, result: create(TaskResultSchema, { key: r.result.key, outcome: { case: "error", value: error } }) } };
+          if (await this.reloadPending()) {
+            const failure = await this.commitChecked([replaced], lock);
+            if (!failure) return;
+          }
+        }
+        this.committer.add({ kind: "abandon", runId: r.runId, error: this.internalError(`storing the failure of run ${r.runId}'s step ${r.step}`, error) });
+        return;
+      }
+      case "abandon":
+        this.config.log(`run ${item.runId} could not even be ended [${ref}]; it stays as stored until a restart replays it`);
+        return;
+      case "inbox":
+        this.committer.add(item); // entries are re-read; a bad one is skipped when applied
+        return;
     }
   }
 
-  private async commit(items: Item[], mode: "fast" | "careful", lock: (key: string) => boolean): Promise<"ok" | "check failed" | "failed"> {
+  private async commit(items: Item[], mode: "fast" | "careful", lock: (key: string) => boolean): Promise<"ok" | "check failed" | { error: unknown }> {
     const batch = new Batch(mode, lock);
     const inbox = items.some((i) => i.kind === "inbox") ? await this.readOwnInbox() : [];
     this.inFlight.add(batch);
@@ -703,6 +791,7 @@ export class RunEngine {
         this.applyInbox(inbox, batch);
         this.applyResults(items, batch, undefined);
         this.applyControls(items, batch);
+        this.applyAbandons(items, batch);
         // One statement commits on its own; rows beyond its share need a transaction around the chunks.
         if (batch.rows.length <= ROWS_PER_STATEMENT) await this.write(this.sql, batch);
         else await inTransaction(this.sql, (tx) => this.write(tx, batch));
@@ -716,6 +805,7 @@ export class RunEngine {
           const accepted = await queue.completeAttempts(tx, awaited.map((r) => ({ runId: r.runId, step: r.step, attempt: r.attempt })));
           this.applyResults(items, batch, new Set(accepted.map((a) => `${a.runId}/${a.step}/${a.attempt}`)));
           this.applyControls(items, batch);
+          this.applyAbandons(items, batch);
           await this.write(tx, batch);
         });
       }
@@ -726,13 +816,10 @@ export class RunEngine {
       if (code === OWNERSHIP_LOST) {
         await this.dropMovedRuns([...batch.changed].map((r) => r.id).filter((id) => id > 0));
         this.committer.retry(items.filter((i) => i.kind !== "inbox"));
-        return "failed";
+        return "ok"; // nothing to settle: the items go again, to their runs' new owners
       }
       if (mode === "fast" && code === BATCH_CHECK_FAILED) return "check failed";
-      this.config.log(`commit failed (${items.length} items): ${(err as Error).message}`);
-      this.failItems(items, err);
-      await new Promise((r) => setTimeout(r, 100));
-      return "failed";
+      return { error: err };
     }
     this.inFlight.delete(batch);
     if (batch.deferred.length) this.committer.addAll(batch.deferred);
@@ -809,9 +896,9 @@ export class RunEngine {
     }
   }
 
-  /** Submits and controls fail back to their callers; results are kept for a retry. */
+  /** Submits and controls fail back to their callers; results (and run endings) are kept for a retry. */
   private failItems(items: Item[], err: unknown): void {
-    const results = items.filter((i) => i.kind === "result");
+    const results = items.filter((i) => i.kind === "result" || i.kind === "abandon");
     if (results.length) this.committer.retry(results);
     const cause = err instanceof PipewrightError ? err : new PipewrightError("UNAVAILABLE", "could not persist the change, retry later");
     for (const item of items) if (item.kind === "submit" || item.kind === "control") item.reject(cause);
@@ -1054,11 +1141,33 @@ export class RunEngine {
       // break the same way).
       effects = run.machine.abandon(this.internalError(`applying a ${input.type} to run ${run.uid}`, err), input.at);
     }
+    this.record(run, effects, batch, before, tasksBefore, seq ?? 0, input.at);
+  }
+
+  /** Runs that cannot go on end FAILED (their tasks cancelled). */
+  private applyAbandons(items: Item[], batch: Batch): void {
+    for (const item of items) {
+      if (item.kind !== "abandon") continue;
+      const run = this.owned.get(item.runId);
+      if (!run || run.machine.result) continue;
+      if (this.inFlightElsewhere(run, batch)) {
+        batch.deferred.push(item);
+        continue;
+      }
+      const before = machineRunState(run.machine);
+      const tasksBefore = run.machine.graph.taskCount;
+      const at = Date.now();
+      this.record(run, run.machine.abandon(item.error, at), batch, before, tasksBefore, run.nextSeq - 1, at);
+    }
+  }
+
+  /** Turns what one input did to a run into the batch's writes and live events. */
+  private record(run: OwnedRun, effects: Effect[], batch: Batch, before: RunState, tasksBefore: number, seq: number, at: number): void {
     batch.changed.add(run);
     for (const e of effects) this.effect(run, e, batch);
     if (run.listeners.size) {
       const list = batch.liveEvents.get(run) ?? [];
-      pushAll(list, eventsOf(run.uid, run.machine, seq ?? 0, input.at, before));
+      pushAll(list, eventsOf(run.uid, run.machine, seq, at, before));
       batch.liveEvents.set(run, list);
     }
     if (run.machine.graph.taskCount !== tasksBefore || machineRunState(run.machine) !== before) batch.dirty.add(run);
