@@ -40,7 +40,7 @@ export class PipewrightClient {
   readonly rpc: Client<typeof RunService>;
 
   constructor(address = process.env.PIPEWRIGHT_ADDRESS ?? "127.0.0.1:50051") {
-    this.rpc = createClient(RunService, address, { channelOptions: { "grpc.max_receive_message_length": 64 * 1024 * 1024, "grpc.max_send_message_length": 64 * 1024 * 1024 } });
+    this.rpc = createClient(RunService, address);
   }
 
   /** Submits a pipeline (validated first, with the server's rules). */

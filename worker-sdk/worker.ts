@@ -6,7 +6,7 @@
 
 import { randomUUID } from "node:crypto";
 import os from "node:os";
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
 import {
@@ -26,6 +26,9 @@ import {
 } from "../proto/gen/pipewright/v1/worker_service_pb.js";
 import { createClient, type Client } from "../proto/runtime/grpc-bridge.js";
 import { setLongTimeout } from "../proto/runtime/long-timeout.js";
+import { MAX_MESSAGE_BYTES, MAX_PACKED_MESSAGE_BYTES } from "../proto/runtime/limits.js";
+import { boundError, valueStats, valuesStats } from "../proto/runtime/value-size.js";
+import { PipelineSchema } from "../proto/gen/pipewright/v1/pipeline_pb.js";
 import { TaskErrorSchema } from "../proto/gen/pipewright/v1/value_pb.js";
 import { encodeValue } from "../client/values.js";
 import { invokeTask } from "./invoke-task.js";
@@ -298,21 +301,34 @@ export class Worker {
       const outcome = timedOut
         ? { case: "error" as const, value: create(TaskErrorSchema, { type: "pipewright.Timeout", message: `attempt ${key.attempt} ran longer than its execution timeout of ${executionMs} ms` }) }
         : res.outcome;
-      this.queueResult(create(TaskResultSchema, { key, outcome, state: timedOut ? undefined : res.state, startTime: timestampFromMs(startedAt) }));
+      this.queueResult(sendable(create(TaskResultSchema, { key, outcome, state: timedOut ? undefined : res.state, startTime: timestampFromMs(startedAt) })));
       this.maybeFinishDrain();
     });
   }
 
-  /** Results finished in the same tick go out in one message. */
+  /** Results finished in the same tick go out together, in messages of at most MAX_PACKED_MESSAGE_BYTES. */
   private queueResult(r: TaskResult): void {
     this.outbox.push(r);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => {
         this.flushScheduled = false;
-        const results = this.outbox;
+        const queued = this.outbox;
         this.outbox = [];
-        this.send(create(ConnectRequestSchema, { kind: { case: "results", value: create(TaskResultsSchema, { results }) } }));
+        let results: TaskResult[] = [];
+        let bytes = 0;
+        const flush = () => {
+          if (results.length) this.send(create(ConnectRequestSchema, { kind: { case: "results", value: create(TaskResultsSchema, { results }) } }));
+          results = [];
+          bytes = 0;
+        };
+        for (const r of queued) {
+          const size = resultSize(r);
+          if (results.length && bytes + size > MAX_PACKED_MESSAGE_BYTES) flush();
+          results.push(r);
+          bytes += size;
+        }
+        flush();
         this.maybeFinishDrain();
       });
     }
@@ -345,6 +361,30 @@ export class Worker {
       this.stopped?.();
     }
   }
+}
+
+/** About how many bytes a result takes in a message. */
+function resultSize(r: TaskResult): number {
+  const o = r.outcome;
+  const carried = o.case === "value" ? [o.value, r.state] : [r.state];
+  let bytes = valuesStats(carried).bytes + (o.case === "error" ? valueStats(o.value).bytes : 0) + 64;
+  if (o.case === "pipeline") bytes += toBinary(PipelineSchema, o.value).length;
+  return bytes;
+}
+
+/**
+ * A result as it can be sent: errors cut to the shared limits (a task's
+ * error message and stack are often the same long text twice), and a result
+ * too big for any message replaced by a terminal error saying so: sent as it
+ * was, it broke the stream, the server re-queued the attempt, and the same
+ * result broke it again.
+ */
+function sendable(r: TaskResult): TaskResult {
+  if (r.outcome.case === "error") r.outcome = { case: "error", value: boundError(r.outcome.value) };
+  const size = resultSize(r);
+  if (size <= MAX_MESSAGE_BYTES - 1024 * 1024) return r;
+  const message = `the task's result is about ${size} bytes, over the ${MAX_MESSAGE_BYTES} bytes a message can carry`;
+  return create(TaskResultSchema, { key: r.key, startTime: r.startTime, outcome: { case: "error", value: create(TaskErrorSchema, { type: "pipewright.InvalidResult", message, terminal: true }) } });
 }
 
 function durationMs(d: { seconds: bigint; nanos: number } | undefined): number | undefined {

@@ -9,7 +9,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { DescMessage, DescMethod, DescService, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
-import { MAX_MESSAGE_DEPTH } from "./limits.js";
+import { MAX_MESSAGE_BYTES, MAX_MESSAGE_DEPTH } from "./limits.js";
 
 /** A gRPC status to answer with: what `onError` returns. A `grpc.ServiceError` fits. */
 export interface ErrorStatus {
@@ -319,7 +319,15 @@ export function createClient<S extends DescService>(
   // after SERVING (3-17 s after 20-60 s outages); with 100 ms growing to 1 s,
   // 0.4-0.8 s (test/faults/server-outage-reconnect.test.ts). A refused connect
   // to a server that is down costs next to nothing. The caller's options win.
-  const channelOptions: grpc.ChannelOptions = { "grpc.initial_reconnect_backoff_ms": 100, "grpc.max_reconnect_backoff_ms": 1000, ...options.channelOptions };
+  // Messages up to the protocol's limit both ways (grpc-js receives at most 4 MiB by default,
+  // while the server sends up to MAX_MESSAGE_BYTES: a worker could not take a 5 MB argument).
+  const channelOptions: grpc.ChannelOptions = {
+    "grpc.initial_reconnect_backoff_ms": 100,
+    "grpc.max_reconnect_backoff_ms": 1000,
+    "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
+    "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
+    ...options.channelOptions,
+  };
   const raw = new grpc.Client(address, options.credentials ?? grpc.credentials.createInsecure(), channelOptions);
   const client: Record<string, unknown> = { close: () => raw.close() };
   for (const method of service.methods) {

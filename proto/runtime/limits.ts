@@ -7,11 +7,22 @@
 export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
 /**
- * Assignments sent to a worker in one message: more are split over several
- * messages (one assignment bigger than this still goes, alone). Keeps one
- * message from holding a whole batch of big arguments.
+ * Items packed in one message (assignments sent to a worker, results a
+ * worker sends back): more are split over several messages (one item bigger
+ * than this still goes, alone). Keeps one message from holding a whole batch
+ * of big arguments, or three 24 MB errors (72 MB: past the message limit,
+ * which broke the worker's stream again at every try).
  */
-export const MAX_ASSIGNMENTS_MESSAGE_BYTES = 4 * 1024 * 1024;
+export const MAX_PACKED_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * A task's input (its arguments, keyword arguments, state and parent
+ * results together) and a run's result (with its final state), in bytes of
+ * payload: past it the step fails with pipewright.LimitExceeded. Half the
+ * message limit, so that what carries them (an assignment, a run with its
+ * steps' errors) still fits in one message.
+ */
+export const MAX_VALUE_BYTES = 32 * 1024 * 1024;
 
 /** Groups nested in groups (deep structure belongs in child pipelines, which have their own limit). */
 export const MAX_GROUP_NESTING = 64;

@@ -18,15 +18,16 @@ import {
   WaitRunsResponseSchema,
   WatchRunResponseSchema,
 } from "../../proto/gen/pipewright/v1/run_service_pb.js";
-import { RunState } from "../../proto/gen/pipewright/v1/run_pb.js";
+import { RunSchema, RunState, type Run } from "../../proto/gen/pipewright/v1/run_pb.js";
+import { valueStats } from "../../proto/runtime/value-size.js";
 import { receivedBytes, type ServiceImpl } from "../../proto/runtime/grpc-bridge.js";
 import { fieldBytes } from "../../proto/runtime/wire-fields.js";
-import { MAX_NAME_LENGTH } from "../../proto/runtime/limits.js";
+import { MAX_MESSAGE_BYTES, MAX_NAME_LENGTH } from "../../proto/runtime/limits.js";
 import { invalidRequest, PipewrightError } from "../core/errors.js";
 import type { RunEngine } from "../engine/run-engine.js";
 import { runFromRow } from "../engine/run-views.js";
 import type { Sql } from "../store/database.js";
-import { listRuns } from "../store/run-store.js";
+import { listRuns, type RunRow } from "../store/run-store.js";
 import { prepareSubmits, type SubmitLimits } from "./prepare-submit.js";
 
 const MAX_BATCH = 1000;
@@ -73,7 +74,8 @@ export function runService(engine: RunEngine, sql: Sql, limits: SubmitLimits): S
       const timeout = durationMs(request.timeout) || DEFAULT_WAIT_MS;
       if (timeout > MAX_WAIT_MS) throw new PipewrightError("INVALID_ARGUMENT", `invalid request: timeout: must be at most 1 hour, got ${timeout} ms`);
       const runs = await engine.waitRuns(request.runIds, timeout, cancelSignal(call));
-      return create(WaitRunsResponseSchema, { runs, done: runs.every((r) => r.state >= RunState.SUCCEEDED) });
+      const done = runs.every((r) => r.state >= RunState.SUCCEEDED);
+      return create(WaitRunsResponseSchema, { runs: withinResponseBudget(runs), done });
     },
 
     async watchRun(request, call) {
@@ -110,12 +112,40 @@ export function runService(engine: RunEngine, sql: Sql, limits: SubmitLimits): S
       if (request.name.length > MAX_NAME_LENGTH) throw invalidRequest([{ field: "name", description: `must be at most ${MAX_NAME_LENGTH} characters, got ${request.name.length}` }]);
       const before = request.pageToken ? decodePageToken(request.pageToken) : undefined;
       const rows = await listRuns(sql, { states: request.states, name: request.name, before, limit: size + 1 });
-      const page = rows.slice(0, size);
+      const page = firstRowsWithinBudget(rows.slice(0, size));
       const last = page.at(-1);
-      const next = rows.length > size && last ? encodePageToken({ createdAt: last.created_at, id: last.id }) : "";
+      const next = rows.length > page.length && last ? encodePageToken({ createdAt: last.created_at, id: last.id }) : "";
       return create(ListRunsResponseSchema, { runs: page.map((r) => runFromRow(r)), nextPageToken: next });
     },
   };
+}
+
+/**
+ * Bytes of runs' outcomes and states one response carries, at most: half a
+ * message (a run's result may be up to MAX_VALUE_BYTES; a thousand of them do
+ * not fit in any message, and a response over the limit reaches nobody).
+ */
+const RESPONSE_BUDGET = MAX_MESSAGE_BYTES / 2;
+
+/** ListRuns: the page ends early rather than pass the budget (the next token goes on from there). */
+function firstRowsWithinBudget(rows: RunRow[]): RunRow[] {
+  let used = 0;
+  for (let i = 0; i < rows.length; i++) {
+    used += 256 + (rows[i].outcome?.length ?? 0) + (rows[i].final_state?.length ?? 0) + rows[i].name.length;
+    if (used > RESPONSE_BUDGET && i > 0) return rows.slice(0, i);
+  }
+  return rows;
+}
+
+/** WaitRuns: runs past the budget come without their outcome and state (Run.outcome_omitted). */
+function withinResponseBudget(runs: Run[]): Run[] {
+  let used = 0;
+  return runs.map((r) => {
+    const o = r.outcome?.kind;
+    used += 256 + (o?.value ? valueStats(o.value).bytes : 0) + (r.finalState ? valueStats(r.finalState).bytes : 0);
+    // A copy: the engine shares the run objects it answers with (recently finished runs).
+    return used > RESPONSE_BUDGET ? create(RunSchema, { ...r, outcome: undefined, finalState: undefined, outcomeOmitted: true }) : r;
+  });
 }
 
 function checkRunId(id: string): void {

@@ -18,6 +18,7 @@ import { ParentResults } from "../../proto/gen/pipewright/v1/pipeline_pb.js";
 import { RunState } from "../../proto/gen/pipewright/v1/run_pb.js";
 import type { TaskError, Value } from "../../proto/gen/pipewright/v1/value_pb.js";
 import type { TaskResult } from "../../proto/gen/pipewright/v1/worker_service_pb.js";
+import { MAX_ERROR_CAUSES, MAX_ERROR_MESSAGE_CHARS, MAX_VALUE_BYTES, MAX_VALUE_DEPTH } from "../../proto/runtime/limits.js";
 import { pushAll } from "./arrays.js";
 import { mergeBranchStates } from "./merge-states.js";
 import { DEFAULT_RETRY, effectiveRetry, retryDelay, type EffectiveRetry } from "./retry-policy.js";
@@ -25,17 +26,22 @@ import { childScopePath } from "./step-paths.js";
 import { RunGraph, type DagStep, type Flow, type GroupStep, type Scope, type StageStep, type Step, type TaskInput, type TaskStep } from "./run-graph.js";
 import { countTasks, formatViolations, validatePipeline } from "./validate-pipeline.js";
 import { ErrorTypes, errorValue, listValue, mapValue, noneValue, serverError } from "./values.js";
+import { boundError, valuesStats, type ValueStats } from "../../proto/runtime/value-size.js";
 
 export interface MachineConfig {
   /** Deepest nesting of child pipelines (a task returning a pipeline adds one level). */
   maxDepth: number;
   /** Most task steps one run may hold, child pipelines included. */
   maxTasks: number;
+  /** Largest task input, and run result, in bytes (see proto/runtime/value-size.ts). */
+  maxValueBytes: number;
+  /** Deepest task input, and run result (values nested in values). */
+  maxValueDepth: number;
   /** Retry policy for tasks that set none. */
   defaultRetry: EffectiveRetry;
 }
 
-export const DEFAULT_MACHINE_CONFIG: MachineConfig = { maxDepth: 10_000, maxTasks: 500_000, defaultRetry: DEFAULT_RETRY };
+export const DEFAULT_MACHINE_CONFIG: MachineConfig = { maxDepth: 10_000, maxTasks: 500_000, maxValueBytes: MAX_VALUE_BYTES, maxValueDepth: MAX_VALUE_DEPTH, defaultRetry: DEFAULT_RETRY };
 
 export type TaskOutcome = TaskResult["outcome"];
 
@@ -272,6 +278,13 @@ export class RunMachine {
     }
   }
 
+  /** Why a value cannot be sent on (too big, too deep), if it cannot. */
+  private overLimits(s: ValueStats, what: string): string | undefined {
+    if (s.bytes > this.config.maxValueBytes) return `${what} is about ${s.bytes} bytes, over the limit of ${this.config.maxValueBytes}`;
+    if (s.depth > this.config.maxValueDepth) return `${what} nests values ${s.depth} levels deep, over the limit of ${this.config.maxValueDepth}`;
+    return undefined;
+  }
+
   private finishRun(flow: Flow): void {
     let state: RunState;
     let outcome: { error: TaskError } | { value: Value };
@@ -285,15 +298,32 @@ export class RunMachine {
       state = RunState.SUCCEEDED;
       outcome = { value: single(flow) };
     }
+    // What nobody could read back is not kept: a result too big fails the run, a state too big is dropped.
+    let finalState = flow.state;
+    const over = this.overLimits(valuesStats(["value" in outcome ? outcome.value : undefined, finalState]), "the run's result (with its final state)");
+    if (over) {
+      finalState = undefined;
+      if ("value" in outcome) {
+        state = RunState.FAILED;
+        outcome = { error: serverError("LimitExceeded", over) };
+      }
+    }
     this.status = "finished";
     this.finishedAt = this.now;
-    this.result = { type: "finished", state, outcome, finalState: flow.state };
+    this.result = { type: "finished", state, outcome, finalState };
     this.effects.push(this.result);
   }
 
   // ---- tasks ---------------------------------------------------------------
 
   private dispatch(step: TaskStep, input: TaskInput, notBefore = this.now): void {
+    const over = this.overLimits(inputStats(input), `the task's input`);
+    if (over) {
+      // It could never reach a worker: the step fails (never retried) instead of being queued.
+      step.input = input;
+      this.agenda.push(() => this.settleTask(step, { error: serverError("LimitExceeded", over, this.graph.pathOf(step)), args: [], kwargs: {}, state: input.state }));
+      return;
+    }
     step.attempts++;
     step.input = input;
     this.active.add(step.id);
@@ -327,7 +357,7 @@ export class RunMachine {
         this.agenda.push(() => this.settleTask(step, { args: [outcome.value], kwargs: {}, state: input.state ?? step.input?.state }));
         break;
       case "error":
-        this.agenda.push(() => this.taskFailed(step, outcome.value));
+        this.agenda.push(() => this.taskFailed(step, boundError(outcome.value)));
         break;
       case "pipeline":
         this.agenda.push(() => this.startChild(step, outcome.value, input.state));
@@ -619,9 +649,36 @@ function isCancellation(error: TaskError): boolean {
   return error.type === ErrorTypes.cancelled;
 }
 
-/** One error naming every failure; nested aggregates are flattened. */
+/**
+ * One error naming the failures; nested aggregates are flattened. Bounded
+ * whatever the count: the first MAX_ERROR_CAUSES causes are kept, and the
+ * message names those that fit (10,000 failed branches with long messages
+ * made one error of tens of megabytes, repeated in every view of the run).
+ */
 function aggregateError(causes: TaskError[], total: number, what: "branches" | "nodes", origin: string): TaskError {
-  const flat = causes.flatMap((c) => (c.type === ErrorTypes.aggregate && c.causes.length ? c.causes : [c]));
-  const list = flat.map((c) => `${c.origin || "?"}: ${c.type}: ${c.message}`).join("; ");
-  return serverError("AggregateError", `${causes.length} of ${total} ${what} failed: ${list}`, origin, flat);
+  const flat: TaskError[] = [];
+  let failed = 0;
+  for (const c of causes) {
+    const inner = c.type === ErrorTypes.aggregate && c.causes.length ? c.causes : [c];
+    failed += inner.length;
+    for (const x of inner) if (flat.length < MAX_ERROR_CAUSES) flat.push(x);
+  }
+  let list = "";
+  let named = 0;
+  for (const c of flat) {
+    const entry = `${c.origin || "?"}: ${c.type}: ${c.message.length > 500 ? `${c.message.slice(0, 500)}…` : c.message}`;
+    if (named > 0 && list.length + entry.length > MAX_ERROR_MESSAGE_CHARS / 2) break;
+    list += (named++ ? "; " : "") + entry;
+  }
+  const rest = failed - named;
+  return serverError("AggregateError", `${causes.length} of ${total} ${what} failed: ${list}${rest > 0 ? `; and ${rest} more` : ""}`, origin, flat);
+}
+
+/** Size and depth of everything a task is given. */
+function inputStats(input: TaskInput): ValueStats {
+  const parts: (Value | undefined)[] = [...input.args, ...Object.values(input.kwargs), input.state];
+  if (input.parentResults) for (const v of Object.values(input.parentResults)) parts.push(v);
+  const s = valuesStats(parts);
+  // Parent results travel as one map: a level more.
+  return input.parentResults ? { bytes: s.bytes, depth: s.depth + 1 } : s;
 }

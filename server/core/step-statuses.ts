@@ -3,6 +3,9 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { StepKind, StepState, StepStatusSchema, type StepStatus } from "../../proto/gen/pipewright/v1/run_pb.js";
+import { TaskErrorSchema, type TaskError } from "../../proto/gen/pipewright/v1/value_pb.js";
+import { MAX_MESSAGE_BYTES } from "../../proto/runtime/limits.js";
+import { valueStats } from "../../proto/runtime/value-size.js";
 import type { DagStep, RunGraph, Step, StepCode } from "./run-graph.js";
 
 const STATE: Record<StepCode, StepState> = {
@@ -27,14 +30,31 @@ function kindOf(step: Step): StepKind {
   }
 }
 
+/** Bytes of steps a full view lists, at most: half a message, the rest is for the run itself. */
+export const STEPS_BUDGET = MAX_MESSAGE_BYTES / 2;
+
 /**
- * One StepStatus per step, in step id order. `running` names the task steps a
- * worker holds right now (the machine only knows they are queued).
+ * One StepStatus per step, in step id order, within `budget` bytes (see
+ * Run.steps_truncated): `truncated` says whether some were left out.
+ * `running` names the task steps a worker holds right now (the machine only
+ * knows they are queued).
  */
-export function stepStatuses(graph: RunGraph, running: ReadonlySet<number> = new Set()): StepStatus[] {
-  const out: StepStatus[] = [];
-  for (let id = 1; id < graph.steps.length; id++) out.push(stepStatusOf(graph, id, running));
-  return out;
+export function stepStatuses(graph: RunGraph, running: ReadonlySet<number> = new Set(), budget = STEPS_BUDGET): { steps: StepStatus[]; truncated: boolean } {
+  const steps: StepStatus[] = [];
+  let used = 0;
+  for (let id = 1; id < graph.steps.length; id++) {
+    const s = stepStatusOf(graph, id, running);
+    // Past a quarter of the budget, errors are listed compact (type, message cut; no stack, details or causes).
+    if (s.error && used > budget / 4) s.error = compactError(s.error);
+    used += 48 + s.path.length + s.task.length + s.displayName.length + s.dagNodeId.length + (s.error ? valueStats(s.error).bytes : 0);
+    if (used > budget) return { steps, truncated: true };
+    steps.push(s);
+  }
+  return { steps, truncated: false };
+}
+
+function compactError(e: TaskError): TaskError {
+  return create(TaskErrorSchema, { type: e.type, message: e.message.length > 300 ? `${e.message.slice(0, 300)}…` : e.message, origin: e.origin, terminal: e.terminal });
 }
 
 /** The StepStatus of one step. */

@@ -18,6 +18,7 @@ import {
   type ConnectRequest,
   type ConnectResponse,
   type Hello,
+  type TaskAssignment,
   type TaskResult,
   TaskResultSchema,
 } from "../../proto/gen/pipewright/v1/worker_service_pb.js";
@@ -30,6 +31,8 @@ import type { DispatchPort, IncomingResult, Reservation } from "../engine/run-en
 import { CircuitBreakers, verdictOf, type Circuit, type CircuitConfig, type Verdict } from "../core/circuit-breaker.js";
 import { claimProbe, loadCircuits, saveCircuit } from "../store/circuit-store.js";
 import { normalizeQueue, WorkerSession, type HeldAttempt } from "./worker-session.js";
+import { PayloadResolver } from "./payload-resolver.js";
+import { assignmentSize } from "../engine/assignment-codec.js";
 
 export const PROTOCOL_VERSION = 1;
 const MAX_SLOTS = 10_000;
@@ -73,12 +76,14 @@ export class Dispatcher implements DispatchPort {
   /** Held attempts that have a timeout to watch. */
   private readonly watched = new Set<{ session: WorkerSession; held: HeldAttempt }>();
   readonly breakers: CircuitBreakers;
+  private readonly payloads: PayloadResolver;
 
   constructor(
     private readonly sql: Sql,
     private readonly config: DispatcherConfig,
   ) {
     this.breakers = new CircuitBreakers(config.circuits);
+    this.payloads = new PayloadResolver(sql);
   }
 
   /** Where results go (the engine); set once at wiring time. */
@@ -418,7 +423,43 @@ export class Dispatcher implements DispatchPort {
   }
 
   private send(session: WorkerSession, c: queue.ClaimedTask): void {
-    const assignment = c.message ?? fromBinary(TaskAssignmentSchema, c.assignment);
+    if (c.message || !this.payloads.needs(c.assignment)) {
+      this.hand(session, c, c.message ?? fromBinary(TaskAssignmentSchema, c.assignment));
+      return;
+    }
+    // Its big payloads are stored apart (server/engine/payload-refs.ts): read them
+    // first. The slot is taken meanwhile, so nothing else is promised to it.
+    session.reserved++;
+    void this.resolvePayloads(c).then(
+      (assignment) => {
+        session.reserved--;
+        if (session.state === "closed") return; // its row is re-queued by close()
+        this.hand(session, c, assignment);
+      },
+      (err: Error) => {
+        session.reserved--;
+        // The attempt stays claimed by this worker, whose heartbeats would renew its lease
+        // forever: end the session, which puts back everything it held.
+        this.config.log(`reading the payloads of run ${c.runUid} step ${c.step}: ${err.message}; closing worker ${session.id}'s session`);
+        session.end();
+      },
+    );
+  }
+
+  /** The assignment of a claimed row with its big payloads back in, tried a few times (the database may be restarting). */
+  private async resolvePayloads(c: queue.ClaimedTask): Promise<TaskAssignment> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.payloads.resolve(c.runId, c.assignment);
+      } catch (err) {
+        if (attempt >= 4) throw err;
+        await new Promise((r) => setTimeout(r, 250 * attempt));
+      }
+    }
+  }
+
+  /** Gives a worker an attempt it now holds. */
+  private hand(session: WorkerSession, c: queue.ClaimedTask, assignment: TaskAssignment): void {
     const now = Date.now();
     const held: HeldAttempt = {
       runId: c.runId,
@@ -432,7 +473,7 @@ export class Dispatcher implements DispatchPort {
       heartbeatMs: durationMs(assignment.heartbeatTimeout),
     };
     if (held.executionMs || held.heartbeatMs) this.watched.add({ session, held });
-    session.assign(held, assignment);
+    session.assign(held, assignment, assignmentSize(assignment));
   }
 
   /** Fails attempts past their execution or heartbeat timeout, and tells their worker to stop. */

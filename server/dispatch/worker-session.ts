@@ -3,7 +3,8 @@
 // or the server asked it to take nothing new) -> CLOSED (stream ended).
 
 import { create } from "@bufbuild/protobuf";
-import type * as grpc from "@grpc/grpc-js";
+import * as grpc from "@grpc/grpc-js";
+import { MAX_PACKED_MESSAGE_BYTES } from "../../proto/runtime/limits.js";
 import {
   CancelTasksSchema,
   ConnectResponseSchema,
@@ -45,7 +46,7 @@ export class WorkerSession {
   reserved = 0;
   lastSeen = Date.now();
   lastLeaseRenewal = 0;
-  private outbox: TaskAssignment[] = [];
+  private outbox: { assignment: TaskAssignment; size: number }[] = [];
   private flushScheduled = false;
 
   constructor(
@@ -66,11 +67,15 @@ export class WorkerSession {
     return this.tasks.has(task) && this.queues.has(queue);
   }
 
-  /** Queues an assignment; all those queued in the same tick go in one message. */
-  assign(a: HeldAttempt, assignment: TaskAssignment): void {
+  /**
+   * Queues an assignment (`size`: about its bytes); those queued in the same
+   * tick go out together, in messages of at most MAX_PACKED_MESSAGE_BYTES
+   * (an assignment bigger than that goes alone).
+   */
+  assign(a: HeldAttempt, assignment: TaskAssignment, size: number): void {
     this.held.set(`${a.runUid}/${a.step}`, a);
     assignment.key = create(TaskKeySchema, { runId: a.runUid, stepId: a.step, attempt: a.attempt });
-    this.outbox.push(assignment);
+    this.outbox.push({ assignment, size });
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       queueMicrotask(() => this.flush());
@@ -79,9 +84,27 @@ export class WorkerSession {
 
   private flush(): void {
     this.flushScheduled = false;
-    const tasks = this.outbox;
+    const queued = this.outbox;
     this.outbox = [];
-    if (tasks.length) this.write(create(ConnectResponseSchema, { kind: { case: "assignments", value: create(TaskAssignmentsSchema, { tasks }) } }));
+    let tasks: TaskAssignment[] = [];
+    let bytes = 0;
+    const send = () => {
+      if (tasks.length) this.write(create(ConnectResponseSchema, { kind: { case: "assignments", value: create(TaskAssignmentsSchema, { tasks }) } }));
+      tasks = [];
+      bytes = 0;
+    };
+    for (const { assignment, size } of queued) {
+      if (tasks.length && bytes + size > MAX_PACKED_MESSAGE_BYTES) send();
+      tasks.push(assignment);
+      bytes += size;
+    }
+    send();
+  }
+
+  /** Ends the session from the server's side: the worker sees UNAVAILABLE and connects again. */
+  end(details = "the server ended this session; connect again"): void {
+    if (this.state === "closed" || this.call.cancelled || this.call.writableEnded) return;
+    this.call.emit("error", Object.assign(new Error(details), { code: grpc.status.UNAVAILABLE, details }));
   }
 
   cancel(attempts: HeldAttempt[], reason: string): void {

@@ -1,12 +1,15 @@
 // The TaskAssignment a dispatch becomes: stored in the queue row without its
-// key (the attempt is only known when a worker claims it), sent with it.
+// key (the attempt is only known when a worker claims it), sent with it. The
+// stored form refers to big payloads instead of holding them (payload-refs.ts).
 
 import { create, toBinary } from "@bufbuild/protobuf";
 import { ParentResults } from "../../proto/gen/pipewright/v1/pipeline_pb.js";
-import { ValueMapSchema } from "../../proto/gen/pipewright/v1/value_pb.js";
+import { ValueMapSchema, type Value } from "../../proto/gen/pipewright/v1/value_pb.js";
 import { TaskAssignmentSchema, type TaskAssignment } from "../../proto/gen/pipewright/v1/worker_service_pb.js";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import type { Dispatch } from "../core/run-machine.js";
+import { valuesStats } from "../../proto/runtime/value-size.js";
+import { BLOB_THRESHOLD, externalize, type BlobData } from "./payload-refs.js";
 
 /** Server defaults for calls that set no timeout; 0 means none. */
 export interface TimeoutDefaults {
@@ -15,22 +18,56 @@ export interface TimeoutDefaults {
   heartbeatMs: number;
 }
 
-/** The assignment as a message (handed to a local worker at once) and as stored bytes (the queue row). */
-export function encodeAssignment(d: Dispatch, defaults: TimeoutDefaults): { message: TaskAssignment; bytes: Uint8Array } {
+export interface EncodedAssignment {
+  /** The assignment as a worker gets it (handed to a local worker at once). */
+  message: TaskAssignment;
+  /** Its stored form (the queue row): big payloads as references. */
+  bytes: Uint8Array;
+  /** The payloads the stored form refers to. */
+  blobs: BlobData[];
+}
+
+export function encodeAssignment(d: Dispatch, defaults: TimeoutDefaults): EncodedAssignment {
   const options = d.call.options;
   const mode = d.parentResultsMode;
   const message = create(TaskAssignmentSchema, {
-      task: d.call.task,
-      args: d.input.args,
-      kwargs: d.input.kwargs,
-      state: d.input.state,
-      parentResults: d.input.parentResults ? create(ValueMapSchema, { entries: d.input.parentResults }) : undefined,
-      parentResultsMode: mode === ParentResults.UNSPECIFIED ? ParentResults.UNSPECIFIED : mode,
-      retryNumber: d.retry,
-      executionTimeout: options?.executionTimeout ?? (defaults.executionMs ? durationFromMs(defaults.executionMs) : undefined),
-      heartbeatTimeout: options?.heartbeatTimeout ?? (defaults.heartbeatMs ? durationFromMs(defaults.heartbeatMs) : undefined),
-      displayName: options?.displayName || d.call.task,
-      path: d.path,
-    });
-  return { message, bytes: toBinary(TaskAssignmentSchema, message) };
+    task: d.call.task,
+    args: d.input.args,
+    kwargs: d.input.kwargs,
+    state: d.input.state,
+    parentResults: d.input.parentResults ? create(ValueMapSchema, { entries: d.input.parentResults }) : undefined,
+    parentResultsMode: mode === ParentResults.UNSPECIFIED ? ParentResults.UNSPECIFIED : mode,
+    retryNumber: d.retry,
+    executionTimeout: options?.executionTimeout ?? (defaults.executionMs ? durationFromMs(defaults.executionMs) : undefined),
+    heartbeatTimeout: options?.heartbeatTimeout ?? (defaults.heartbeatMs ? durationFromMs(defaults.heartbeatMs) : undefined),
+    displayName: options?.displayName || d.call.task,
+    path: d.path,
+  });
+  const blobs = new Map<string, BlobData>();
+  return { message, bytes: toBinary(TaskAssignmentSchema, storedForm(message, blobs)), blobs: [...blobs.values()] };
+}
+
+/** The values an assignment carries. */
+function carried(a: TaskAssignment): (Value | undefined)[] {
+  const out: (Value | undefined)[] = [...a.args, ...Object.values(a.kwargs), a.state];
+  if (a.parentResults) for (const v of Object.values(a.parentResults.entries)) out.push(v);
+  return out;
+}
+
+/** About how many bytes an assignment takes in a message (for packing several in one). */
+export function assignmentSize(a: TaskAssignment): number {
+  return valuesStats(carried(a)).bytes + 256;
+}
+
+/** The assignment with its big payloads replaced by references (itself when it has none). */
+function storedForm(a: TaskAssignment, blobs: Map<string, BlobData>): TaskAssignment {
+  if (valuesStats(carried(a)).bytes < BLOB_THRESHOLD) return a;
+  const entries = (e: Record<string, Value>) => Object.fromEntries(Object.entries(e).map(([k, v]) => [k, externalize(v, blobs)]));
+  return create(TaskAssignmentSchema, {
+    ...a,
+    args: a.args.map((v) => externalize(v, blobs)),
+    kwargs: entries(a.kwargs),
+    state: a.state && externalize(a.state, blobs),
+    parentResults: a.parentResults && create(ValueMapSchema, { entries: entries(a.parentResults.entries) }),
+  });
 }

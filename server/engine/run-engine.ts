@@ -30,6 +30,8 @@ import { BATCH_CHECK_FAILED, FINISHED_CHANNEL, OWNERSHIP_LOST, insertQueueRows, 
 import { adoptOrphanRuns, inboxEntryDone, readInbox, runsOwnedElsewhere, sendControl, type InboxEntry } from "../store/ownership.js";
 import { livePeerCount } from "../store/process-registry.js";
 import { encodeAssignment, type TimeoutDefaults } from "./assignment-codec.js";
+import type { BlobData } from "./payload-refs.js";
+import { insertBlobs } from "../store/payload-blobs.js";
 import { decodeEvent, encodeEvent } from "./event-codec.js";
 import { GroupCommitter } from "./group-committer.js";
 import { encodeFinalState, encodeOutcome, eventsOf, machineRunState, runFromMachine, runFromRow } from "./run-views.js";
@@ -120,6 +122,8 @@ interface OwnedRun {
   waiters: Set<(run: Run | undefined) => void>;
   listeners: Set<(events: RunEvent[]) => void>;
   timer?: LongTimeout;
+  /** Hashes (hex) of the big payloads stored for this run (see payload-refs.ts). */
+  storedBlobs: Set<string>;
 }
 
 /** A queue row the batch will write, with its run (whose id a new run only gets on writing). */
@@ -167,6 +171,8 @@ class Batch {
   foreign: { key: queue.AttemptKey; body: Uint8Array; receivedAt: Date }[] = [];
   /** Inbox entries applied by this batch. */
   inboxDone: number[] = [];
+  /** Big payloads the written rows refer to, by `${run uid}/${hash}`. */
+  blobs = new Map<string, BlobData & { run: OwnedRun }>();
   /** Steps whose result came through the inbox: their queue row is already gone. */
   preFenced = new Set<string>();
 }
@@ -302,6 +308,7 @@ export class RunEngine {
         nextSeq: (byRun.get(row.id)?.at(-1)?.seq ?? 0) + 1,
         waiters: new Set(),
         listeners: new Set(),
+        storedBlobs: new Set(),
       };
       const old = this.owned.get(row.id);
       if (old) {
@@ -792,9 +799,7 @@ export class RunEngine {
         this.applyResults(items, batch, undefined);
         this.applyControls(items, batch);
         this.applyAbandons(items, batch);
-        // One statement commits on its own; rows beyond its share need a transaction around the chunks.
-        if (batch.rows.length <= ROWS_PER_STATEMENT) await this.write(this.sql, batch);
-        else await inTransaction(this.sql, (tx) => this.write(tx, batch));
+        await this.write(undefined, batch);
       } else {
         await inTransaction(this.sql, async (tx) => {
           const requestIds = [...new Set(items.flatMap((i) => (i.kind === "submit" ? i.batch.map((p) => p.requestId).filter((r) => r) : [])))];
@@ -985,6 +990,7 @@ export class RunEngine {
           nextSeq: 1,
           waiters: new Set(),
           listeners: new Set(),
+          storedBlobs: new Set(),
         };
         if (p.requestId) claimedNow.set(p.requestId, { uid: run.uid, hash: p.requestHash });
         created.push({ run, p });
@@ -1192,6 +1198,7 @@ export class RunEngine {
         const previous = batch.resultAttempts.get(k);
         // Encoded now only for a local worker (it gets the message); otherwise when written.
         const assignment = reservation ? encodeAssignment(d, this.config.timeouts) : undefined;
+        if (assignment) this.keepBlobs(batch, run, assignment.blobs);
         const row: queue.QueueRow = {
           runId: run.id,
           step: d.step,
@@ -1248,9 +1255,9 @@ export class RunEngine {
       finishedUids: this.peers ? [...batch.changed].filter((r) => r.machine.result).map((r) => r.uid) : [],
       newRuns: batch.newRuns.map((n) => n.row),
       completions: batch.completions,
-      retries: batch.retries.map((p) => ({ key: { runId: p.run.id, step: p.row.step, attempt: p.row.attempt }, row: { ...this.materialize(p), runId: p.run.id } })),
+      retries: batch.retries.map((p) => ({ key: { runId: p.run.id, step: p.row.step, attempt: p.row.attempt }, row: { ...this.materialize(p, batch), runId: p.run.id } })),
       removals: batch.removals.map((r) => ({ runId: r.run.id, step: r.step })),
-      rows: batch.rows.slice(0, ROWS_PER_STATEMENT).map((p) => ({ ...this.materialize(p), runId: p.run.id, runUid: p.run.id === 0 ? p.run.uid : undefined })),
+      rows: batch.rows.slice(0, ROWS_PER_STATEMENT).map((p) => ({ ...this.materialize(p, batch), runId: p.run.id, runUid: p.run.id === 0 ? p.run.uid : undefined })),
       holds: batch.holds.map((h) => ({ runId: h.run.id, held: h.held })),
       events: batch.events,
       runUpdates: [...batch.dirty]
@@ -1270,21 +1277,51 @@ export class RunEngine {
     };
   }
 
-  /** A row with its assignment encoded. */
-  private materialize(p: PendingRow): queue.QueueRow {
+  /** A row with its assignment encoded (its big payloads noted for the batch). */
+  private materialize(p: PendingRow, batch: Batch): queue.QueueRow {
     if (p.dispatch) {
-      p.row.assignment = encodeAssignment(p.dispatch, this.config.timeouts).bytes;
+      const encoded = encodeAssignment(p.dispatch, this.config.timeouts);
+      p.row.assignment = encoded.bytes;
+      this.keepBlobs(batch, p.run, encoded.blobs);
       p.dispatch = undefined;
     }
     return p.row;
   }
 
-  /** Writes the batch: its statement, then the queue rows beyond the statement's share; then plans what follows the commit. */
-  private async write(sql: Sql | Tx, batch: Batch): Promise<void> {
-    const result = await writeBatch(sql, this.toWrite(batch));
-    this.assignRunIds(batch, result);
-    await this.writeRemainingRows(sql, batch);
-    this.finishWrite(batch, result);
+  /**
+   * Writes the batch: its statement, then the queue rows beyond the
+   * statement's share and the big payloads its rows refer to; then plans what
+   * follows the commit. Without a transaction (`tx` undefined), one opens when
+   * there is more than the statement (one statement commits on its own).
+   */
+  private async write(tx: Tx | undefined, batch: Batch): Promise<void> {
+    const w = this.toWrite(batch);
+    const run = async (sql: Sql | Tx) => {
+      const result = await writeBatch(sql, w);
+      this.assignRunIds(batch, result);
+      await this.writeRemainingRows(sql, batch);
+      await this.writeBlobs(sql, batch);
+      this.finishWrite(batch, result);
+    };
+    if (tx) await run(tx);
+    else if (batch.rows.length <= ROWS_PER_STATEMENT && batch.blobs.size === 0) await run(this.sql);
+    else await inTransaction(this.sql, run);
+  }
+
+  /** The big payloads referred to by the rows written (each once per run; see payload-refs.ts). */
+  private async writeBlobs(sql: Sql | Tx, batch: Batch): Promise<void> {
+    if (batch.blobs.size === 0) return;
+    const blobs = [...batch.blobs.values()];
+    await insertBlobs(sql, blobs.map((b) => ({ runId: b.run.id, hash: b.hash, data: b.data })));
+    for (const b of blobs) b.run.storedBlobs.add(Buffer.from(b.hash).toString("hex"));
+  }
+
+  /** Notes the payloads a row's stored assignment refers to, unless its run stored them already. */
+  private keepBlobs(batch: Batch, run: OwnedRun, blobs: BlobData[]): void {
+    for (const b of blobs) {
+      const hex = Buffer.from(b.hash).toString("hex");
+      if (!run.storedBlobs.has(hex)) batch.blobs.set(`${run.uid}/${hex}`, { run, ...b });
+    }
   }
 
   /** Rows beyond the first statement's share, in chunks (run ids are known by now). */
@@ -1294,7 +1331,7 @@ export class RunEngine {
     let previous: Promise<void> = Promise.resolve();
     for (let i = ROWS_PER_STATEMENT; i < batch.rows.length; i += ROWS_PER_STATEMENT) {
       const pending = batch.rows.slice(i, i + ROWS_PER_STATEMENT);
-      const written = insertQueueRows(tx, pending.map((p) => ({ ...this.materialize(p), runId: p.run.id }))).then(() => {
+      const written = insertQueueRows(tx, pending.map((p) => ({ ...this.materialize(p, batch), runId: p.run.id }))).then(() => {
         for (const p of pending) if (!p.row.claimedBy) p.row.assignment = EMPTY; // written: let it go
       });
       written.catch(() => {}); // if an earlier chunk fails, this one's failure is not news (and must not go unhandled)

@@ -45,8 +45,14 @@ export function machineRunState(machine: RunMachine): RunState {
   return machine.status === "paused" ? RunState.PAUSED : RunState.RUNNING;
 }
 
+/** A run's steps for the FULL view (see stepStatuses). */
+export interface StepList {
+  steps: StepStatus[];
+  truncated: boolean;
+}
+
 /** A run held in memory. `steps` is given for the FULL view. */
-export function runFromMachine(id: RunIdentity, machine: RunMachine, steps?: StepStatus[]): Run {
+export function runFromMachine(id: RunIdentity, machine: RunMachine, steps?: StepList): Run {
   const r = machine.result;
   return create(RunSchema, {
     id: id.uid,
@@ -57,13 +63,14 @@ export function runFromMachine(id: RunIdentity, machine: RunMachine, steps?: Ste
     finalState: r?.finalState,
     createTime: timestampFromMs(id.createdAt),
     finishTime: machine.finishedAt !== undefined ? timestampFromMs(machine.finishedAt) : undefined,
-    steps: steps ?? [],
+    steps: steps?.steps ?? [],
+    stepsTruncated: steps?.truncated ?? false,
     taskCount: machine.graph.taskCount,
   });
 }
 
 /** A run read from its row (finished, or owned by another process). */
-export function runFromRow(row: RunRow, steps?: StepStatus[]): Run {
+export function runFromRow(row: RunRow, steps?: StepList): Run {
   return create(RunSchema, {
     id: row.uid,
     requestId: row.request_id ?? "",
@@ -73,7 +80,8 @@ export function runFromRow(row: RunRow, steps?: StepStatus[]): Run {
     finalState: row.final_state?.length ? fromBinary(ValueSchema, row.final_state) : undefined,
     createTime: timestampFromMs(row.created_at.getTime()),
     finishTime: row.finished_at ? timestampFromMs(row.finished_at.getTime()) : undefined,
-    steps: steps ?? [],
+    steps: steps?.steps ?? [],
+    stepsTruncated: steps?.truncated ?? false,
     taskCount: row.task_count,
   });
 }

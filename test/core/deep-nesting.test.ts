@@ -67,3 +67,22 @@ describe("deep child pipelines", () => {
     expect(machine.result?.state).toBe(RunState.CANCELLED);
   });
 });
+
+describe("the full view of a huge run", () => {
+  it("lists steps within its budget, errors past a share of it compact, and says it was cut", async () => {
+    const { stepStatuses } = await import("../../server/core/step-statuses.js");
+    const branches = Array.from({ length: 2_000 }, () => create(PipelineSchema, { steps: [call("fails")] }));
+    const machine = new RunMachine(create(PipelineSchema, { steps: [create(StepSchema, { kind: { case: "group", value: { branches } } })] }));
+    const long = "m".repeat(4_000);
+    for (const d of dispatched(machine.apply({ type: "start", at: 0 }))) {
+      machine.apply({ type: "taskFinished", at: 1, step: d.step, outcome: { case: "error", value: create(TaskErrorSchema, { type: "E", message: long, stack: long }) } });
+    }
+    const all = stepStatuses(machine.graph, new Set(), Infinity);
+    expect(all.truncated).toBe(false);
+    expect(all.steps).toHaveLength(2_001);
+    const cut = stepStatuses(machine.graph, new Set(), 1_000_000);
+    expect(cut.truncated).toBe(true);
+    expect(cut.steps.length).toBeLessThan(2_001);
+    expect(cut.steps.length).toBeGreaterThan(100);
+  });
+});

@@ -15,7 +15,7 @@ import {
   type TaskAssignment,
   type TaskKey,
 } from "../../proto/gen/pipewright/v1/worker_service_pb.js";
-import type { Value } from "../../proto/gen/pipewright/v1/value_pb.js";
+import type { TaskError, Value } from "../../proto/gen/pipewright/v1/value_pb.js";
 import { createClient } from "../../proto/runtime/grpc-bridge.js";
 
 export class RawWorker {
@@ -60,6 +60,13 @@ export class RawWorker {
   result(key: TaskKey, value: Value): void {
     this.stream.write(
       create(ConnectRequestSchema, { kind: { case: "results", value: create(TaskResultsSchema, { results: [create(TaskResultSchema, { key, outcome: { case: "value", value } })] }) } }),
+    );
+  }
+
+  /** Reports a failure, with an error as given (a worker in another language may send anything). */
+  fail(key: TaskKey, error: TaskError): void {
+    this.stream.write(
+      create(ConnectRequestSchema, { kind: { case: "results", value: create(TaskResultsSchema, { results: [create(TaskResultSchema, { key, outcome: { case: "error", value: error } })] }) } }),
     );
   }
 

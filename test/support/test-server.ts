@@ -1,6 +1,7 @@
 // A real server for a test file: its own database (a copy of the migrated
 // template), a gRPC server on a free loopback port, real clients and workers.
 
+import * as grpc from "@grpc/grpc-js";
 import { PipewrightClient } from "../../client/client.js";
 import { DEFAULT_CONFIG, type ServerConfig } from "../../server/config.js";
 import { startServer, type RunningServer } from "../../server/server.js";
@@ -52,6 +53,17 @@ export async function startTestServer(overrides: Partial<ServerConfig> = {}): Pr
     },
     async restartServer() {
       server = await startServer({ ...config, address: self.address }, () => {});
+      // Clients made with the default options share grpc-js's connection to this address,
+      // which the stop left failed and retrying (every 100 ms to 1 s): a call made before it
+      // reconnects fails at once with UNAVAILABLE, as it would for any gRPC client. Wait for it.
+      const probe = new PipewrightClient(self.address);
+      const metadata = new grpc.Metadata();
+      metadata.setOptions({ waitForReady: true });
+      try {
+        await probe.rpc.listRuns({ pageSize: 1 }, { deadline: Date.now() + 5000, metadata });
+      } finally {
+        probe.close();
+      }
     },
     async stop() {
       // A worker drains before stopping; a test that left a task hanging must not hang the suite.
