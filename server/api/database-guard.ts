@@ -7,17 +7,29 @@ import type { DescService } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "../../proto/runtime/grpc-bridge.js";
 import { PipewrightError } from "../core/errors.js";
 
+export interface DatabaseState {
+  readonly up: boolean;
+  /** Looks again now; resolves with `up` (see DatabaseMonitor.recheck). */
+  recheck(): Promise<boolean>;
+}
+
 /**
- * The same handlers, each refusing to start while `database.up` is false.
+ * The same handlers, each refusing to start while the database is down. A
+ * call arriving while it looks down first has it looked at again (a probe,
+ * or the one in flight; at most 500 ms): without that, calls made right after
+ * PostgreSQL came back were refused until the next periodic probe.
  * @example
  *   implement(RunService, guardDatabase(runService(engine, sql, limits), monitor), onError)
  */
-export function guardDatabase<S extends DescService>(impl: ServiceImpl<S>, database: { readonly up: boolean }): ServiceImpl<S> {
+export function guardDatabase<S extends DescService>(impl: ServiceImpl<S>, database: DatabaseState): ServiceImpl<S> {
   const guarded: Record<string, unknown> = {};
   for (const [name, handler] of Object.entries(impl as Record<string, (...args: unknown[]) => unknown>)) {
     guarded[name] = (...args: unknown[]) => {
-      if (!database.up) throw new PipewrightError("UNAVAILABLE", "the database is unreachable; retry later");
-      return handler.apply(impl, args);
+      if (database.up) return handler.apply(impl, args);
+      return database.recheck().then((up) => {
+        if (!up) throw new PipewrightError("UNAVAILABLE", "the database is unreachable; retry later");
+        return handler.apply(impl, args);
+      });
     };
   }
   return guarded as ServiceImpl<S>;

@@ -59,9 +59,27 @@ export class DatabaseMonitor {
     });
   }
 
-  /** Probes once (so `up` is true or false for real), then keeps probing. */
+  /** Probes once, then keeps probing (a first failure is looked at again at once). */
   async start(): Promise<void> {
     await this.tick();
+  }
+
+  /**
+   * Probes now (joining a probe in flight) and resolves with `up` after it,
+   * within `waitMs`. For a caller about to be refused: PostgreSQL may be back
+   * since the last probe (up to 100 ms ago), and a refused connect to a dead
+   * server answers in milliseconds.
+   */
+  async recheck(waitMs = 500): Promise<boolean> {
+    if (this.stopped || this.up) return this.up;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<"late">((resolve) => (timer = setTimeout(() => resolve("late"), waitMs)));
+    const outcome = await Promise.race([this.probe(), late]).finally(() => clearTimeout(timer));
+    if (outcome === "ok" && !this.stopped) {
+      this.failures = 0;
+      this.set(true);
+    }
+    return this.up;
   }
 
   /** Called with the new value each time `up` changes. */
@@ -112,7 +130,9 @@ export class DatabaseMonitor {
       )
       .finally(() => (this.probing = undefined));
     let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), timeoutMs)));
+    // After the event loop was blocked for longer than the timeout, timers run
+    // before the socket's answer is read: give I/O one turn before calling it late.
+    const timedOut = new Promise<"timeout">((resolve) => (timer = setTimeout(() => setImmediate(() => resolve("timeout")), timeoutMs)));
     return Promise.race([this.probing, timedOut]).finally(() => clearTimeout(timer));
   }
 
