@@ -3,7 +3,7 @@
 // seeded PRNG for replayable fault schedules.
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -113,25 +113,50 @@ export function mulberry32(seed: number): () => number {
 }
 
 /**
- * Crashes the PostgreSQL running on `dataDir`: SIGKILL to the postmaster's
- * whole process group (it runs detached, so the group is the postmaster and
- * its backends), like a machine or OOM kill. Resolves once the postmaster is
- * gone; the next start runs crash recovery.
+ * Crashes the PostgreSQL running on `dataDir` with SIGKILL: of the postmaster
+ * alone ("postmaster": its backends, each in a session of its own, notice and
+ * exit, some answering "terminating connection due to unexpected postmaster
+ * exit"), or of the postmaster and every backend at once ("all", like a
+ * machine or OOM kill). Resolves once all of them are gone; the next start
+ * runs crash recovery.
  */
-export async function crashPostgres(dataDir: string): Promise<void> {
+export async function crashPostgres(dataDir: string, what: "postmaster" | "all" = "all"): Promise<void> {
   const pid = Number(readFileSync(path.join(dataDir, "postmaster.pid"), "utf8").split("\n")[0]);
-  process.kill(-pid, "SIGKILL");
-  const gone = () => {
+  const children = childrenOf(pid);
+  for (const p of what === "all" ? [pid, ...children] : [pid]) {
     try {
-      process.kill(pid, 0);
+      process.kill(p, "SIGKILL");
     } catch {
-      return true;
+      /* already gone */
     }
+  }
+  while (![pid, ...children].every(gone)) await new Promise((r) => setTimeout(r, 10));
+}
+
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
     try {
-      return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.[0] === "Z";
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid) out.push(Number(entry));
     } catch {
-      return true;
+      /* exited meanwhile */
     }
-  };
-  while (!gone()) await new Promise((r) => setTimeout(r, 10));
+  }
+  return out;
+}
+
+function gone(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return true;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] === "Z";
+  } catch {
+    return true;
+  }
 }
