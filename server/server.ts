@@ -4,6 +4,7 @@
 
 import { randomUUID } from "node:crypto";
 import os from "node:os";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { RunService } from "../proto/gen/pipewright/v1/run_service_pb.js";
@@ -90,10 +91,14 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
     const engine = new RunEngine(sql, dispatcher, { machine, processId, leaseMs: config.leaseMs, timeouts, processTimeoutMs: config.processTimeoutMs, log });
     dispatcher.onResults((results) => engine.results(results));
     const onError = errorMapper(log);
+    // How long the event loop was ever blocked (AdminService.GetServerStatus): whatever a client
+    // sends, every other client waits behind it.
+    const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    loopDelay.enable();
     const admission = new Admission({ maxTasksPerRun: config.maxTasksPerRun, maxMessagesPerRequest: config.maxRequestMessages, maxMessagesInFlight: config.maxMessagesInFlight });
     server.addService(serviceDefinition(RunService, admission.inspectorsFor(RunService)), implement(RunService, guardDatabase(runService(engine, sql, { maxTasks: config.maxTasksPerRun }), monitor), onError));
     server.addService(serviceDefinition(WorkerService, admission.inspectorsFor(WorkerService)), implement(WorkerService, { connect: (call) => dispatcher.connect(call) }, onError));
-    server.addService(serviceDefinition(AdminService, admission.inspectorsFor(AdminService)), implement(AdminService, adminService(engine, dispatcher, processId, Date.now()), onError));
+    server.addService(serviceDefinition(AdminService, admission.inspectorsFor(AdminService)), implement(AdminService, adminService(engine, dispatcher, processId, Date.now(), { eventLoopMaxDelayMs: () => loopDelay.max / 1e6, busyRefusals: () => admission.busyRefusals }), onError));
     server.addService(health.definition, health.implementation);
     addReflection(server, [RunService, WorkerService, AdminService], [healthFileDescriptor]);
     const port = await new Promise<number>((resolve, reject) =>
@@ -131,6 +136,7 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
       stop: () =>
         (stopping ??= (async () => {
           health.shutdown();
+          loopDelay.disable();
           const started = Date.now();
           const committed = await within(
             (async () => {

@@ -9,6 +9,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { DescMessage, DescMethod, DescService, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
+import { decodeInSlices } from "./decode-in-slices.js";
 import { MAX_MESSAGE_BYTES, MAX_MESSAGE_DEPTH } from "./limits.js";
 
 /** A gRPC status to answer with: what `onError` returns. A `grpc.ServiceError` fits. */
@@ -77,11 +78,34 @@ const decoder = (schema: DescMessage) => (b: Buffer) => {
 /**
  * What a server does with a request's bytes before decoding them. It may
  * throw (the request is refused: the error goes through the ErrorMapper),
- * give other bytes to decode instead (`bytes`), and give a function to call
- * once the call's handler is done with the request (`release`: memory it
- * accounted for).
+ * give other bytes to decode instead (`bytes`), ask for the request to be
+ * decoded in slices that let other work run in between (`inSlices`: big
+ * requests of unary methods), and give a function to call once the call's
+ * handler is done with the request (`release`: memory it accounted for).
  */
-export type Inspector = (bytes: Uint8Array) => { bytes?: Uint8Array; release?: () => void } | void;
+export type Inspector = (bytes: Uint8Array) => { bytes?: Uint8Array; release?: () => void; inSlices?: boolean } | void;
+
+/** A request to decode in slices before its handler runs (see Inspector). */
+const DEFERRED = Symbol("deferred request");
+interface Deferred {
+  [DEFERRED]: { schema: DescMessage; bytes: Uint8Array; release?: () => void };
+}
+
+/** Decodes a deferred request (or returns the request as it is); a malformed one becomes a refusal. */
+async function undefer(request: unknown): Promise<unknown> {
+  const d = (request as Partial<Deferred> | null)?.[DEFERRED];
+  if (!d) return request;
+  try {
+    const message = await decodeInSlices(d.schema, d.bytes, DECODE_OPTIONS);
+    rawBytes.set(message, d.bytes);
+    if (d.release) releases.set(message, d.release);
+    return message;
+  } catch (error) {
+    d.release?.();
+    const details = `malformed request: not a valid ${d.schema.typeName}: ${(error as Error).message}`.slice(0, 1000);
+    return { [REFUSED]: { status: { code: grpc.status.INVALID_ARGUMENT, details } } } satisfies Refusal;
+  }
+}
 
 /** A request the server will not decode: what its handler gets instead of the message. */
 const REFUSED = Symbol("refused request");
@@ -104,6 +128,7 @@ const inspectingDecoder = (schema: DescMessage, inspect: Inspector | undefined) 
     return { [REFUSED]: { error } } satisfies Refusal;
   }
   const bytes = inspected?.bytes ?? b;
+  if (inspected?.inSlices) return { [DEFERRED]: { schema, bytes, release: inspected.release } } satisfies Deferred;
   try {
     const message = fromBinary(schema, bytes, DECODE_OPTIONS);
     rawBytes.set(message, bytes);
@@ -216,18 +241,20 @@ export function implement<S extends DescService>(
     switch (method.methodKind) {
       case "unary":
         out[method.localName] = ((call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-          const refusal = refused(call.request);
-          if (refusal) return callback(refusal);
-          Promise.resolve(run(call.request, call)).then(
-            (response) => {
-              released(call.request);
-              callback(null, response);
-            },
-            (err: unknown) => {
-              released(call.request);
-              callback(toStatus(err));
-            },
-          );
+          void undefer(call.request).then((request) => {
+            const refusal = refused(request);
+            if (refusal) return callback(refusal);
+            Promise.resolve(run(request, call)).then(
+              (response) => {
+                released(request);
+                callback(null, response);
+              },
+              (err: unknown) => {
+                released(request);
+                callback(toStatus(err));
+              },
+            );
+          });
         }) as grpc.handleUnaryCall<unknown, unknown>;
         break;
       case "server_streaming":

@@ -1,7 +1,7 @@
 // pipewright.v1.AdminService: the server's own counters and its circuit breakers.
 
 import { create } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   AdminService,
   CircuitBreakerSchema,
@@ -16,7 +16,14 @@ import type { RunEngine } from "../engine/run-engine.js";
 
 const STATE: Record<CircuitStateName, CircuitState> = { closed: CircuitState.CLOSED, open: CircuitState.OPEN, half_open: CircuitState.HALF_OPEN };
 
-export function adminService(engine: RunEngine, dispatcher: Dispatcher, processId: string, startedAt: number): ServiceImpl<typeof AdminService> {
+/** What the admin service reports besides the engine's and the dispatcher's counters. */
+export interface ProcessHealth {
+  /** Longest event-loop delay since start, in ms. */
+  eventLoopMaxDelayMs(): number;
+  busyRefusals(): number;
+}
+
+export function adminService(engine: RunEngine, dispatcher: Dispatcher, processId: string, startedAt: number, health: ProcessHealth): ServiceImpl<typeof AdminService> {
   return {
     async getServerStatus() {
       return create(GetServerStatusResponseSchema, {
@@ -27,6 +34,8 @@ export function adminService(engine: RunEngine, dispatcher: Dispatcher, processI
         requeuedAttempts: BigInt(dispatcher.requeued),
         timedOutAttempts: BigInt(engine.timedOut + dispatcher.timedOut),
         startTime: timestampFromMs(startedAt),
+        eventLoopMaxDelay: durationFromMs(Math.round(health.eventLoopMaxDelayMs())),
+        busyRefusals: BigInt(health.busyRefusals()),
       });
     },
 

@@ -200,7 +200,8 @@ export class Admission {
       const { messages, malformed } = scan(schema, bytes, rules, this.config.maxMessagesPerRequest);
       if (malformed) rules.found.unshift(malformed);
       if (rules.found.length) throw refusal(schema, bytes, rules.found, rules.more);
-      return { release: this.reserve(messages) };
+      // Decoded in one call, 100,000 branches (3 MB) hold the event loop 100-200 ms.
+      return { release: this.reserve(messages), inSlices: bytes.length > 256 * 1024 };
     };
   }
 

@@ -11,7 +11,8 @@ import type { Duration } from "@bufbuild/protobuf/wkt";
 import { SubmitRunRequestSchema, type SubmitRunRequest } from "../../proto/gen/pipewright/v1/run_service_pb.js";
 import { pushAll } from "../core/arrays.js";
 import { invalidRequest, PipewrightError } from "../core/errors.js";
-import { checkDuration, countTasks, validatePipeline, type Violation } from "../core/validate-pipeline.js";
+import { checkDuration, countTasks, validatePipelineInSlices, type Violation } from "../core/validate-pipeline.js";
+import { pauseForOthers } from "../engine/pause-for-others.js";
 import type { PreparedSubmit } from "../engine/run-engine.js";
 import { encodeSpec } from "../engine/run-engine.js";
 
@@ -28,9 +29,9 @@ export interface SubmitLimits {
  * pipeline is then stored and the request hashed as it arrived, with no
  * encoding again.
  */
-export function prepareSubmits(requests: SubmitRunRequest[], limits: SubmitLimits, prefixOf: (i: number) => string, raw?: Uint8Array[]): PreparedSubmit[] {
+export async function prepareSubmits(requests: SubmitRunRequest[], limits: SubmitLimits, prefixOf: (i: number) => string, raw?: Uint8Array[]): Promise<PreparedSubmit[]> {
   const violations: Violation[] = [];
-  requests.forEach((r, i) => checkRequest(r, prefixOf(i), violations));
+  for (const [i, r] of requests.entries()) await checkRequest(r, prefixOf(i), violations);
   if (violations.length) throw invalidRequest(violations);
   return requests.map((r, i) => {
     const pipeline = r.pipeline!;
@@ -51,7 +52,7 @@ export function prepareSubmits(requests: SubmitRunRequest[], limits: SubmitLimit
   });
 }
 
-function checkRequest(r: SubmitRunRequest, prefix: string, out: Violation[]): void {
+async function checkRequest(r: SubmitRunRequest, prefix: string, out: Violation[]): Promise<void> {
   if (r.requestId.length > MAX_ID_LENGTH) out.push({ field: `${prefix}request_id`, description: `must be at most ${MAX_ID_LENGTH} characters, got ${r.requestId.length}` });
   if (r.name.length > MAX_ID_LENGTH) out.push({ field: `${prefix}name`, description: `must be at most ${MAX_ID_LENGTH} characters, got ${r.name.length}` });
   checkDuration(r.runTimeout, `${prefix}run_timeout`, out);
@@ -59,7 +60,7 @@ function checkRequest(r: SubmitRunRequest, prefix: string, out: Violation[]): vo
     out.push({ field: `${prefix}pipeline`, description: "must be set: the pipeline to run" });
     return;
   }
-  pushAll(out, validatePipeline(r.pipeline, "root", `${prefix}pipeline`));
+  pushAll(out, await validatePipelineInSlices(r.pipeline, "root", `${prefix}pipeline`, pauseForOthers));
 }
 
 /**

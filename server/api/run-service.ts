@@ -40,7 +40,7 @@ export function runService(engine: RunEngine, sql: Sql, limits: SubmitLimits): S
   return {
     async submitRun(request) {
       const raw = receivedBytes(request);
-      const [prepared] = prepareSubmits([request], limits, () => "", raw ? [raw] : undefined);
+      const [prepared] = await prepareSubmits([request], limits, () => "", raw ? [raw] : undefined);
       const [outcome] = await engine.submit([prepared]);
       return create(SubmitRunResponseSchema, outcome);
     },
@@ -50,7 +50,7 @@ export function runService(engine: RunEngine, sql: Sql, limits: SubmitLimits): S
         throw new PipewrightError("INVALID_ARGUMENT", `invalid request: requests: at most ${MAX_BATCH} per batch, got ${request.requests.length}`);
       }
       const raw = receivedBytes(request);
-      const prepared = prepareSubmits(request.requests, limits, (i) => `requests[${i}].`, raw ? fieldBytes(raw, 1) : undefined);
+      const prepared = await prepareSubmits(request.requests, limits, (i) => `requests[${i}].`, raw ? fieldBytes(raw, 1) : undefined);
       const outcomes = prepared.length ? await engine.submit(prepared) : [];
       return create(BatchSubmitRunsResponseSchema, { responses: outcomes.map((o) => create(SubmitRunResponseSchema, o)) });
     },

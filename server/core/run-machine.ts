@@ -100,16 +100,39 @@ export class RunMachine {
   private readonly active = new Set<number>();
   private now = 0;
 
-  constructor(pipeline: Pipeline, readonly config: MachineConfig = DEFAULT_MACHINE_CONFIG) {
-    this.graph.addScope(pipeline, { type: "root" }, 0, "", 0);
+  constructor(pipeline: Pipeline | undefined, readonly config: MachineConfig = DEFAULT_MACHINE_CONFIG) {
+    if (pipeline) this.graph.addScope(pipeline, { type: "root" }, 0, "", 0);
+  }
+
+  /**
+   * The machine of a new run, built and started with pauses: `pause` is
+   * awaited every few hundred branches compiled or agenda items run, so a
+   * caller can let other work run (a 100,000-branch run takes several hundred
+   * milliseconds to build and start). Pure like the rest: the machine and the
+   * start's effects are those `new RunMachine(p).apply(start)` gives.
+   */
+  static async start(pipeline: Pipeline, config: MachineConfig, at: number, pause: () => Promise<void>): Promise<{ machine: RunMachine; effects: Effect[] }> {
+    const machine = new RunMachine(undefined, config);
+    const building = machine.graph.buildScope(pipeline, { type: "root" }, 0, "", 0);
+    for (let n = 1; !building.next().done; n++) if (n % 256 === 0) await pause();
+    machine.begin({ type: "start", at });
+    while (!machine.drain(1024)) await pause();
+    return { machine, effects: machine.effects };
   }
 
   /** Applies one event; returns the effects it causes (none when it changes nothing). */
   apply(input: RunInput): Effect[] {
+    this.begin(input);
+    this.drain();
+    return this.effects;
+  }
+
+  /** Takes an event in: the agenda then holds the work it causes. */
+  private begin(input: RunInput): void {
     this.now = input.at;
     this.effects = [];
     this.changed = [];
-    if (this.status === "finished") return this.effects;
+    if (this.status === "finished") return;
     switch (input.type) {
       case "start":
         this.agenda.push(() => this.startScope(this.graph.scopes[0], { args: [], kwargs: {} }));
@@ -138,8 +161,6 @@ export class RunMachine {
         }
         break;
     }
-    this.drain();
-    return this.effects;
   }
 
   /**
@@ -168,16 +189,20 @@ export class RunMachine {
     return this.active.has(step);
   }
 
-  /** Runs the agenda to the end. Reads by index, not shift(): shifting a big array (a group
-   * of 100,000 branches queues one job each) copies it every time. */
-  private drain(): void {
+  /**
+   * Runs the agenda, to the end or `max` items; returns whether it is empty.
+   * Reads by index, not shift(): shifting a big array (a group of 100,000
+   * branches queues one job each) copies it every time.
+   */
+  private drain(max = Infinity): boolean {
     const agenda = this.agenda;
     let next = 0;
     try {
-      while (next < agenda.length) agenda[next++]();
+      while (next < agenda.length && next < max) agenda[next++]();
     } finally {
       agenda.splice(0, next); // what ran (or threw) is done, as shift() would have left it
     }
+    return agenda.length === 0;
   }
 
   private mark(step: Step, status: Step["status"]): void {

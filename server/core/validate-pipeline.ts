@@ -35,7 +35,19 @@ const KNOWN_PARENT_RESULTS = new Set<number>(Object.values(ParentResults).filter
  */
 export function validatePipeline(pipeline: Pipeline, role: PipelineRole = "root", prefix = ""): Violation[] {
   const out: Violation[] = [];
-  checkPipeline(pipeline, role, prefix, out, 0);
+  const checking = checkPipeline(pipeline, role, prefix, out, 0);
+  while (!checking.next().done);
+  return out;
+}
+
+/**
+ * validatePipeline, awaiting `pause` every few hundred branches so that a
+ * server can let other work run (100,000 branches take ~40 ms to check).
+ */
+export async function validatePipelineInSlices(pipeline: Pipeline, role: PipelineRole, prefix: string, pause: () => Promise<void>): Promise<Violation[]> {
+  const out: Violation[] = [];
+  const checking = checkPipeline(pipeline, role, prefix, out, 0);
+  for (let n = 1; !checking.next().done; n++) if (n % 256 === 0) await pause();
   return out;
 }
 
@@ -70,7 +82,8 @@ function at(prefix: string, field: string): string {
   return prefix ? `${prefix}.${field}` : field;
 }
 
-function checkPipeline(p: Pipeline, role: PipelineRole, prefix: string, out: Violation[], nesting: number): void {
+/** Checks a pipeline; a generator that pauses (yields) after each branch of a group. */
+function* checkPipeline(p: Pipeline, role: PipelineRole, prefix: string, out: Violation[], nesting: number): Generator<void, void, void> {
   if (nesting > MAX_GROUP_NESTING) {
     out.push({ field: prefix, description: `groups nest at most ${MAX_GROUP_NESTING} levels deep; use a task that returns a child pipeline for deeper structure` });
     return;
@@ -81,7 +94,8 @@ function checkPipeline(p: Pipeline, role: PipelineRole, prefix: string, out: Vio
   if (p.inline && role !== "child") {
     out.push({ field: at(prefix, "inline"), description: `only a child pipeline returned by a task can be inline, this is a ${role} pipeline` });
   }
-  p.steps.forEach((step, i) => {
+  for (let i = 0; i < p.steps.length; i++) {
+    const step = p.steps[i];
     const path = at(prefix, `steps[${i}]`);
     switch (step.kind.case) {
       case "task":
@@ -101,7 +115,10 @@ function checkPipeline(p: Pipeline, role: PipelineRole, prefix: string, out: Vio
         } else if (g.numStages > 1 && g.numStages > g.branches.length) {
           out.push({ field: `${gp}.num_stages`, description: `must be at most the number of branches (${g.branches.length}), got ${g.numStages}` });
         }
-        g.branches.forEach((b, j) => checkPipeline(b, "branch", `${gp}.branches[${j}]`, out, nesting + 1));
+        for (let j = 0; j < g.branches.length; j++) {
+          yield* checkPipeline(g.branches[j], "branch", `${gp}.branches[${j}]`, out, nesting + 1);
+          yield;
+        }
         break;
       }
       case "dag":
@@ -110,7 +127,7 @@ function checkPipeline(p: Pipeline, role: PipelineRole, prefix: string, out: Vio
       default:
         out.push({ field: path, description: "no step kind set: expected one of task, group, exceptionally, dag" });
     }
-  });
+  }
   if (p.finally) checkTaskCall(p.finally, at(prefix, "finally"), out);
   p.initialArgs.forEach((v, i) => checkValue(v, at(prefix, `initial_args[${i}]`), out));
   for (const [k, v] of Object.entries(p.initialKwargs)) checkValue(v, at(prefix, `initial_kwargs[${JSON.stringify(k)}]`), out);

@@ -4,15 +4,15 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file pipewright/v1/admin_service.proto.
  */
 export const file_pipewright_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFwaXBld3JpZ2h0L3YxL2FkbWluX3NlcnZpY2UucHJvdG8SDXBpcGV3cmlnaHQudjEiGAoWR2V0U2VydmVyU3RhdHVzUmVxdWVzdCLRAQoXR2V0U2VydmVyU3RhdHVzUmVzcG9uc2USEgoKcHJvY2Vzc19pZBgBIAEoCRIPCgd3b3JrZXJzGAIgASgFEhMKC2FjdGl2ZV9ydW5zGAMgASgFEhUKDXN0YWxlX3Jlc3VsdHMYBCABKAMSGQoRcmVxdWV1ZWRfYXR0ZW1wdHMYBSABKAMSGgoSdGltZWRfb3V0X2F0dGVtcHRzGAYgASgDEi4KCnN0YXJ0X3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIhwKGkxpc3RDaXJjdWl0QnJlYWtlcnNSZXF1ZXN0Ik4KG0xpc3RDaXJjdWl0QnJlYWtlcnNSZXNwb25zZRIvCghicmVha2VycxgBIAMoCzIdLnBpcGV3cmlnaHQudjEuQ2lyY3VpdEJyZWFrZXIiyQEKDkNpcmN1aXRCcmVha2VyEgwKBHRhc2sYASABKAkSKgoFc3RhdGUYAiABKA4yGy5waXBld3JpZ2h0LnYxLkNpcmN1aXRTdGF0ZRIcChRjb25zZWN1dGl2ZV9mYWlsdXJlcxgDIAEoBRIvCgtvcGVuZWRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKcHJvYmVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqfAoMQ2lyY3VpdFN0YXRlEh0KGUNJUkNVSVRfU1RBVEVfVU5TUEVDSUZJRUQQABIYChRDSVJDVUlUX1NUQVRFX0NMT1NFRBABEhYKEkNJUkNVSVRfU1RBVEVfT1BFThACEhsKF0NJUkNVSVRfU1RBVEVfSEFMRl9PUEVOEAMy3gEKDEFkbWluU2VydmljZRJgCg9HZXRTZXJ2ZXJTdGF0dXMSJS5waXBld3JpZ2h0LnYxLkdldFNlcnZlclN0YXR1c1JlcXVlc3QaJi5waXBld3JpZ2h0LnYxLkdldFNlcnZlclN0YXR1c1Jlc3BvbnNlEmwKE0xpc3RDaXJjdWl0QnJlYWtlcnMSKS5waXBld3JpZ2h0LnYxLkxpc3RDaXJjdWl0QnJlYWtlcnNSZXF1ZXN0GioucGlwZXdyaWdodC52MS5MaXN0Q2lyY3VpdEJyZWFrZXJzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("CiFwaXBld3JpZ2h0L3YxL2FkbWluX3NlcnZpY2UucHJvdG8SDXBpcGV3cmlnaHQudjEiGAoWR2V0U2VydmVyU3RhdHVzUmVxdWVzdCKhAgoXR2V0U2VydmVyU3RhdHVzUmVzcG9uc2USEgoKcHJvY2Vzc19pZBgBIAEoCRIPCgd3b3JrZXJzGAIgASgFEhMKC2FjdGl2ZV9ydW5zGAMgASgFEhUKDXN0YWxlX3Jlc3VsdHMYBCABKAMSGQoRcmVxdWV1ZWRfYXR0ZW1wdHMYBSABKAMSGgoSdGltZWRfb3V0X2F0dGVtcHRzGAYgASgDEi4KCnN0YXJ0X3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjcKFGV2ZW50X2xvb3BfbWF4X2RlbGF5GAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhUKDWJ1c3lfcmVmdXNhbHMYCSABKAMiHAoaTGlzdENpcmN1aXRCcmVha2Vyc1JlcXVlc3QiTgobTGlzdENpcmN1aXRCcmVha2Vyc1Jlc3BvbnNlEi8KCGJyZWFrZXJzGAEgAygLMh0ucGlwZXdyaWdodC52MS5DaXJjdWl0QnJlYWtlciLJAQoOQ2lyY3VpdEJyZWFrZXISDAoEdGFzaxgBIAEoCRIqCgVzdGF0ZRgCIAEoDjIbLnBpcGV3cmlnaHQudjEuQ2lyY3VpdFN0YXRlEhwKFGNvbnNlY3V0aXZlX2ZhaWx1cmVzGAMgASgFEi8KC29wZW5lZF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpwcm9iZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCp8CgxDaXJjdWl0U3RhdGUSHQoZQ0lSQ1VJVF9TVEFURV9VTlNQRUNJRklFRBAAEhgKFENJUkNVSVRfU1RBVEVfQ0xPU0VEEAESFgoSQ0lSQ1VJVF9TVEFURV9PUEVOEAISGwoXQ0lSQ1VJVF9TVEFURV9IQUxGX09QRU4QAzLeAQoMQWRtaW5TZXJ2aWNlEmAKD0dldFNlcnZlclN0YXR1cxIlLnBpcGV3cmlnaHQudjEuR2V0U2VydmVyU3RhdHVzUmVxdWVzdBomLnBpcGV3cmlnaHQudjEuR2V0U2VydmVyU3RhdHVzUmVzcG9uc2USbAoTTGlzdENpcmN1aXRCcmVha2VycxIpLnBpcGV3cmlnaHQudjEuTGlzdENpcmN1aXRCcmVha2Vyc1JlcXVlc3QaKi5waXBld3JpZ2h0LnYxLkxpc3RDaXJjdWl0QnJlYWtlcnNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * GetServerStatusRequest asks for the answering process's status.
@@ -85,6 +85,23 @@ export type GetServerStatusResponse = Message<"pipewright.v1.GetServerStatusResp
    * @generated from field: google.protobuf.Timestamp start_time = 7;
    */
   startTime?: Timestamp | undefined;
+
+  /**
+   * The longest time this process's event loop was blocked since it started
+   * (sampled every 10 ms): everything the server does waits behind it, so
+   * it should stay within tens of milliseconds whatever clients send.
+   *
+   * @generated from field: google.protobuf.Duration event_loop_max_delay = 8;
+   */
+  eventLoopMaxDelay?: Duration | undefined;
+
+  /**
+   * Requests refused because too many messages were being admitted at once
+   * (--max-messages-in-flight): clients retried them.
+   *
+   * @generated from field: int64 busy_refusals = 9;
+   */
+  busyRefusals: bigint;
 };
 
 /**
