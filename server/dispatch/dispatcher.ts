@@ -32,6 +32,8 @@ import { CircuitBreakers, verdictOf, type Circuit, type CircuitConfig, type Verd
 import { claimProbe, loadCircuits, saveCircuit } from "../store/circuit-store.js";
 import { normalizeQueue, WorkerSession, type HeldAttempt } from "./worker-session.js";
 import { PayloadResolver } from "./payload-resolver.js";
+import { pushAll } from "../core/arrays.js";
+import { isUnavailable } from "../store/database-errors.js";
 import { assignmentSize } from "../engine/assignment-codec.js";
 
 export const PROTOCOL_VERSION = 1;
@@ -77,6 +79,8 @@ export class Dispatcher implements DispatchPort {
   private readonly watched = new Set<{ session: WorkerSession; held: HeldAttempt }>();
   readonly breakers: CircuitBreakers;
   private readonly payloads: PayloadResolver;
+  /** Claims whose answers were lost with their connection (see claim). */
+  private readonly doubtfulClaims: { workerId: string; token: string }[] = [];
 
   constructor(
     private readonly sql: Sql,
@@ -326,6 +330,7 @@ export class Dispatcher implements DispatchPort {
     try {
       do {
         this.pokedWhileClaiming = false;
+        await this.undoDoubtfulClaims();
         if (this.breakers.enabled && !this.draining) await this.sendProbes();
         for (const s of [...this.sessions.values()]) {
           if (this.draining || s.free <= 0) continue;
@@ -339,16 +344,7 @@ export class Dispatcher implements DispatchPort {
             if (limit <= 0) break;
             s.reserved += limit;
             try {
-              claimed.push(
-                ...(await queue.claim(this.sql, {
-                  processId: this.config.processId,
-                  workerId: s.id,
-                  tasks,
-                  queue: queueName,
-                  limit,
-                  leaseMs: this.config.leaseMs,
-                })),
-              );
+              pushAll(claimed, await this.claim({ workerId: s.id, tasks, queue: queueName, limit }));
             } finally {
               s.reserved -= limit;
             }
@@ -362,6 +358,31 @@ export class Dispatcher implements DispatchPort {
       this.config.log(`claiming tasks: ${(err as Error).message}`);
     } finally {
       this.claiming = false;
+    }
+  }
+
+  /**
+   * A claim, named by a token. If its connection breaks, PostgreSQL may have
+   * committed it all the same: its rows would stay held by a worker that
+   * never got them. They are put back (by token) once the database answers.
+   */
+  private async claim(r: Pick<queue.ClaimRequest, "workerId" | "tasks" | "queue" | "limit">): Promise<queue.ClaimedTask[]> {
+    const token = queue.claimToken();
+    try {
+      return await queue.claim(this.sql, { ...r, processId: this.config.processId, leaseMs: this.config.leaseMs, token });
+    } catch (err) {
+      if (isUnavailable(err)) this.doubtfulClaims.push({ workerId: r.workerId, token });
+      throw err;
+    }
+  }
+
+  /** Undoes the claims whose answers were lost (see claim); throws, keeping them, while the database is away. */
+  private async undoDoubtfulClaims(): Promise<void> {
+    while (this.doubtfulClaims.length) {
+      const { workerId, token } = this.doubtfulClaims[0];
+      const back = await queue.undoClaim(this.sql, workerId, token);
+      this.doubtfulClaims.shift();
+      if (back) this.config.log(`${back} attempts claimed for worker ${workerId} as the database went away were put back (the claim's answer was lost)`);
     }
   }
 
@@ -398,7 +419,7 @@ export class Dispatcher implements DispatchPort {
       let probe: queue.ClaimedTask | undefined;
       try {
         for (const queueName of s.queues) {
-          [probe] = await queue.claim(this.sql, { processId: this.config.processId, workerId: s.id, tasks: [task], queue: queueName, limit: 1, leaseMs: this.config.leaseMs });
+          [probe] = await this.claim({ workerId: s.id, tasks: [task], queue: queueName, limit: 1 });
           if (probe) break;
         }
       } finally {

@@ -32,6 +32,7 @@ import { livePeerCount } from "../store/process-registry.js";
 import { encodeAssignment, type TimeoutDefaults } from "./assignment-codec.js";
 import type { BlobData } from "./payload-refs.js";
 import { pauseForOthers } from "./pause-for-others.js";
+import { UnsureCommits } from "./unsure-commits.js";
 import { insertBlobs } from "../store/payload-blobs.js";
 import { decodeEvent, encodeEvent } from "./event-codec.js";
 import { GroupCommitter } from "./group-committer.js";
@@ -193,6 +194,8 @@ export class RunEngine {
   private readonly owned = new Map<number, OwnedRun>();
   private readonly byUid = new Map<string, number>();
   private readonly needsReload = new Set<number>();
+  /** What failed commits may have written after all (see unsure-commits.ts). */
+  private readonly unsure = new UnsureCommits();
   /** Batches being committed (their runs are ahead of the database). */
   private readonly inFlight = new Set<Batch>();
   /**
@@ -272,7 +275,12 @@ export class RunEngine {
   async adoptOrphans(): Promise<number> {
     const ids = await adoptOrphanRuns(this.sql, this.config.processId, this.config.processTimeoutMs, 1000);
     if (ids.length === 0) return 0;
-    await this.load(await runs.loadRunsByIds(this.sql, ids));
+    try {
+      await this.load(await runs.loadRunsByIds(this.sql, ids));
+    } catch (err) {
+      this.unsure.noteAdopted(ids); // they are ours now: nobody else will take them
+      throw err;
+    }
     this.committer.add({ kind: "inbox" });
     return ids.length;
   }
@@ -715,7 +723,7 @@ export class RunEngine {
   // ---- the commit loop -----------------------------------------------------
 
   private async flush(items: Item[], lock: (key: string) => boolean): Promise<void> {
-    if (this.needsReload.size && !(await this.reloadPending())) {
+    if ((this.needsReload.size || !this.unsure.empty) && !(await this.reloadPending())) {
       this.failItems(items, new PipewrightError("UNAVAILABLE", "the database is unavailable, retry later"));
       return;
     }
@@ -832,6 +840,8 @@ export class RunEngine {
       }
     } catch (err) {
       this.inFlight.delete(batch);
+      // A broken connection leaves the commit in doubt: what it may have written is checked once the database answers.
+      if (isUnavailable(err)) this.unsure.note(batch.newRuns.map((n) => n.run.uid), undeliveredClaims(batch));
       this.rollback(batch);
       const code = (err as { code?: string }).code;
       if (code === OWNERSHIP_LOST) {
@@ -933,9 +943,20 @@ export class RunEngine {
   }
 
   private async reloadPending(): Promise<boolean> {
-    if (this.needsReload.size === 0) return true;
+    if (this.needsReload.size === 0 && this.unsure.empty) return true;
     const ids = [...this.needsReload];
     try {
+      if (!this.unsure.empty) {
+        const { load, requeued } = await this.unsure.settle(this.sql, this.config.processId);
+        try {
+          await this.load(await runs.loadRunsByIds(this.sql, load));
+        } catch (err) {
+          this.unsure.noteAdopted(load);
+          throw err;
+        }
+        if (load.length || requeued) this.config.log(`after a commit in doubt: ${load.length} runs it created loaded, ${requeued} undelivered attempts put back`);
+        if (requeued) this.dispatch.poke();
+      }
       const rows: runs.RunRow[] = [];
       for (const id of ids) {
         const run = this.owned.get(id);
@@ -1425,6 +1446,14 @@ export class RunEngine {
       this.disown(run);
     }
   }
+}
+
+/** The rows a batch wrote already claimed for local workers (none was delivered if its commit failed). */
+function undeliveredClaims(batch: Batch): queue.UndeliveredClaim[] {
+  return [...batch.reservations].map(([k, r]) => {
+    const slash = k.lastIndexOf("/");
+    return { runUid: k.slice(0, slash), step: Number(k.slice(slash + 1)), workerId: r.workerId };
+  });
 }
 
 /** Rebuilds a run's machine from its row and stored events. */

@@ -81,6 +81,13 @@ export async function endRun(sql: Sql | Tx, id: number, owner: string, state: nu
   return rows.length === 1;
 }
 
+/** Ids of the runs with these uids that are active and owned by `owner`. */
+export async function activeRunIdsByUids(sql: Sql, uids: string[], owner: string): Promise<number[]> {
+  if (uids.length === 0) return [];
+  const rows = await sql<{ id: number }[]>`select id from runs where uid = any(${uids}::uuid[]) and state <= 3 and owner_id = ${owner}::uuid`;
+  return rows.map((r) => r.id);
+}
+
 export async function loadRunByUid(sql: Sql, uid: string): Promise<RunRow | undefined> {
   const rows = await sql<RunRow[]>`select ${sql.unsafe(RUN_COLUMNS)} from runs where uid = ${uid}::uuid`;
   return rows[0];

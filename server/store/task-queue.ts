@@ -69,6 +69,29 @@ export interface ClaimRequest {
   queue: string;
   limit: number;
   leaseMs: number;
+  /** Written as the rows' claimed_at: names this claim, to undo it if its answer is lost (see claimToken; default: a fresh one). */
+  token?: string;
+}
+
+/**
+ * A timestamp unique enough to name one claim (the current millisecond plus
+ * three random digits of microseconds). A claim whose answer is lost (the
+ * connection broke after PostgreSQL committed it) left rows held by a worker
+ * that never got them: their lease kept them away for 30 s, or for good while
+ * the worker's heartbeats renewed it. The token finds exactly those rows.
+ */
+export function claimToken(): string {
+  const iso = new Date().toISOString(); // ...T03:34:36.119Z
+  return `${iso.slice(0, -1)}${String(Math.floor(Math.random() * 1000)).padStart(3, "0")}Z`;
+}
+
+/** Puts back the rows a claim took, if it was committed after all (its answer was lost). Returns how many. */
+export async function undoClaim(sql: Sql, workerId: string, token: string): Promise<number> {
+  const rows = await sql`
+    update task_queue set status = 0, process_id = null, worker_id = null, claimed_at = null, lease_until = null
+    where worker_id = ${workerId} and claimed_at = ${token}::timestamptz and status = 1
+    returning 1`;
+  return rows.length;
 }
 
 /**
@@ -88,7 +111,7 @@ export async function claim(sql: Sql, r: ClaimRequest): Promise<ClaimedTask[]> {
     )
     update task_queue q set
       status = 1, attempt = q.attempt + 1, process_id = ${r.processId}::uuid, worker_id = ${r.workerId},
-      claimed_at = now(), lease_until = now() + ${r.leaseMs} * interval '1 millisecond'
+      claimed_at = ${r.token ?? claimToken()}::timestamptz, lease_until = now() + ${r.leaseMs} * interval '1 millisecond'
     from picked, runs
     where q.run_id = picked.run_id and q.step = picked.step and runs.id = q.run_id
     returning q.run_id, runs.uid, q.step, q.attempt, q.task, q.assignment`;
@@ -130,6 +153,29 @@ export async function reapLostAttempts(sql: Sql, processSilenceMs: number): Prom
       or process_id not in (select id from server_processes where heartbeat_at > now() - ${processSilenceMs} * interval '1 millisecond'))
     returning run_id, step, attempt, lost_count`;
   return rows.map((r) => ({ runId: r.run_id, step: r.step, attempt: r.attempt, lostCount: r.lost_count }));
+}
+
+/** A row written already claimed for a worker, whose delivery did not happen (its batch's commit is in doubt). */
+export interface UndeliveredClaim {
+  runUid: string;
+  step: number;
+  workerId: string;
+}
+
+/**
+ * Puts back in the queue the rows claimed for these deliveries, if they were
+ * written after all. Only rows still claimed by that very worker are touched.
+ * Returns how many went back.
+ */
+export async function unclaimUndelivered(sql: Sql, claims: UndeliveredClaim[]): Promise<number> {
+  if (claims.length === 0) return 0;
+  const rows = await sql`
+    update task_queue q set status = 0, process_id = null, worker_id = null, claimed_at = null, lease_until = null
+    from unnest(${claims.map((c) => c.runUid)}::uuid[], ${claims.map((c) => c.step)}::integer[], ${claims.map((c) => c.workerId)}::text[]) as k(uid, step, worker)
+    join runs r on r.uid = k.uid
+    where q.run_id = r.id and q.step = k.step and q.worker_id = k.worker and q.status = 1
+    returning 1`;
+  return rows.length;
 }
 
 /** Removes every queue row of a run (it ended outside the normal flow). */
