@@ -805,7 +805,9 @@ export class RunEngine {
         this.config.log(`run ${item.runId} could not even be ended [${ref}]; it stays as stored until a restart replays it`);
         return;
       case "inbox":
-        this.committer.add(item); // entries are re-read; a bad one is skipped when applied
+        // Entries other processes put here for our runs: looked at again in a moment, not
+        // at once (an entry that cannot be applied must not make this a busy loop).
+        setTimeout(() => this.committer.add(item), 1000).unref();
         return;
     }
   }
