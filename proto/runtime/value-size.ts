@@ -29,6 +29,11 @@ function isError(n: Node): n is TaskError {
   return n.$typeName === "pipewright.v1.TaskError";
 }
 
+/** A payload or an empty value: measured on the spot. */
+function isLeaf(n: Node): boolean {
+  return !isError(n) && (n.kind.case === "payload" || n.kind.case === undefined);
+}
+
 function children(n: Node): Node[] {
   if (isError(n)) return n.details ? [n.details, ...n.causes] : n.causes;
   switch (n.kind.case) {
@@ -58,8 +63,14 @@ function ownBytes(n: Node): number {
   }
 }
 
-/** Size and depth of a value (or error), measured once per object. */
+/**
+ * Size and depth of a value (or error), measured once per object. A payload
+ * (what most values are) is measured on the spot, not remembered: a WeakMap
+ * entry per task argument made every garbage collection slower.
+ */
 export function valueStats(root: Node): ValueStats {
+  if (!isError(root) && root.kind.case === "payload") return { bytes: ownBytes(root), depth: 1 };
+  if (!isError(root) && root.kind.case === undefined) return { bytes: NODE_OVERHEAD, depth: 1 };
   const known = measured.get(root);
   if (known) return known;
   // Post-order walk with an explicit stack: children first, then the node.
@@ -68,13 +79,13 @@ export function valueStats(root: Node): ValueStats {
     const top = stack[stack.length - 1];
     if (top.next < top.kids.length) {
       const kid = top.kids[top.next++];
-      if (!measured.has(kid)) stack.push({ node: kid, kids: children(kid), next: 0 });
+      if (!isLeaf(kid) && !measured.has(kid)) stack.push({ node: kid, kids: children(kid), next: 0 });
       continue;
     }
     let bytes = ownBytes(top.node);
     let depth = 0;
     for (const kid of top.kids) {
-      const s = measured.get(kid)!;
+      const s = isLeaf(kid) ? valueStats(kid) : measured.get(kid)!;
       bytes += s.bytes;
       depth = Math.max(depth, s.depth);
     }
@@ -86,15 +97,17 @@ export function valueStats(root: Node): ValueStats {
 
 /** Size and depth of several values together (a task's arguments). */
 export function valuesStats(values: Iterable<Value | undefined>): ValueStats {
-  let bytes = 0;
-  let depth = 0;
-  for (const v of values) {
-    if (!v) continue;
-    const s = valueStats(v);
-    bytes += s.bytes;
-    depth = Math.max(depth, s.depth);
-  }
-  return { bytes, depth };
+  const total = { bytes: 0, depth: 0 };
+  for (const v of values) addStats(total, v);
+  return total;
+}
+
+/** Adds a value's size to `total` and raises its depth (for callers that walk their own fields). */
+export function addStats(total: ValueStats, v: Value | undefined): void {
+  if (!v) return;
+  const s = valueStats(v);
+  total.bytes += s.bytes;
+  if (s.depth > total.depth) total.depth = s.depth;
 }
 
 function cut(text: string, max: number): string {

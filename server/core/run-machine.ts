@@ -26,7 +26,7 @@ import { childScopePath } from "./step-paths.js";
 import { RunGraph, type DagStep, type Flow, type GroupStep, type Scope, type StageStep, type Step, type TaskInput, type TaskStep } from "./run-graph.js";
 import { countTasks, formatViolations, validatePipeline } from "./validate-pipeline.js";
 import { ErrorTypes, errorValue, listValue, mapValue, noneValue, serverError } from "./values.js";
-import { boundError, valuesStats, type ValueStats } from "../../proto/runtime/value-size.js";
+import { addStats, boundError, valuesStats, type ValueStats } from "../../proto/runtime/value-size.js";
 
 export interface MachineConfig {
   /** Deepest nesting of child pipelines (a task returning a pipeline adds one level). */
@@ -65,6 +65,8 @@ export interface Dispatch {
   input: TaskInput;
   parentResultsMode: ParentResults;
   path: string;
+  /** About the bytes of the input's values (measured for the limits; reused to encode and pack it). */
+  inputBytes: number;
 }
 
 export type Effect =
@@ -342,7 +344,8 @@ export class RunMachine {
   // ---- tasks ---------------------------------------------------------------
 
   private dispatch(step: TaskStep, input: TaskInput, notBefore = this.now): void {
-    const over = this.overLimits(inputStats(input), `the task's input`);
+    const stats = inputStats(input);
+    const over = this.overLimits(stats, `the task's input`);
     if (over) {
       // It could never reach a worker: the step fails (never retried) instead of being queued.
       step.input = input;
@@ -361,6 +364,7 @@ export class RunMachine {
       input,
       parentResultsMode: step.role === "dag_node" ? this.parentResultsMode(step) : ParentResults.UNSPECIFIED,
       path: this.graph.pathOf(step),
+      inputBytes: stats.bytes,
     };
     if (this.status === "paused") this.heldDispatches.push(dispatch);
     else this.effects.push({ type: "dispatch", dispatch });
@@ -699,11 +703,17 @@ function aggregateError(causes: TaskError[], total: number, what: "branches" | "
   return serverError("AggregateError", `${causes.length} of ${total} ${what} failed: ${list}${rest > 0 ? `; and ${rest} more` : ""}`, origin, flat);
 }
 
-/** Size and depth of everything a task is given. */
-function inputStats(input: TaskInput): ValueStats {
-  const parts: (Value | undefined)[] = [...input.args, ...Object.values(input.kwargs), input.state];
-  if (input.parentResults) for (const v of Object.values(input.parentResults)) parts.push(v);
-  const s = valuesStats(parts);
-  // Parent results travel as one map: a level more.
-  return input.parentResults ? { bytes: s.bytes, depth: s.depth + 1 } : s;
+/** Size and depth of everything a task is given (once per dispatch: no arrays built). */
+export function inputStats(input: TaskInput): ValueStats {
+  const total = { bytes: 0, depth: 0 };
+  for (const v of input.args) addStats(total, v);
+  for (const k in input.kwargs) addStats(total, input.kwargs[k]);
+  addStats(total, input.state);
+  if (input.parentResults) {
+    const parents = { bytes: 0, depth: 0 };
+    for (const k in input.parentResults) addStats(parents, input.parentResults[k]);
+    total.bytes += parents.bytes;
+    total.depth = Math.max(total.depth, parents.depth + 1); // they travel as one map: a level more
+  }
+  return total;
 }

@@ -494,7 +494,7 @@ export class Dispatcher implements DispatchPort {
       heartbeatMs: durationMs(assignment.heartbeatTimeout),
     };
     if (held.executionMs || held.heartbeatMs) this.watched.add({ session, held });
-    session.assign(held, assignment, assignmentSize(assignment));
+    session.assign(held, assignment, c.size ?? assignmentSize(assignment));
   }
 
   /** Fails attempts past their execution or heartbeat timeout, and tells their worker to stop. */

@@ -25,6 +25,8 @@ export interface EncodedAssignment {
   bytes: Uint8Array;
   /** The payloads the stored form refers to. */
   blobs: BlobData[];
+  /** About its bytes in a message (for packing several in one). */
+  size: number;
 }
 
 export function encodeAssignment(d: Dispatch, defaults: TimeoutDefaults): EncodedAssignment {
@@ -44,7 +46,8 @@ export function encodeAssignment(d: Dispatch, defaults: TimeoutDefaults): Encode
     path: d.path,
   });
   const blobs = new Map<string, BlobData>();
-  return { message, bytes: toBinary(TaskAssignmentSchema, storedForm(message, blobs)), blobs: [...blobs.values()] };
+  const stored = d.inputBytes < BLOB_THRESHOLD ? message : storedForm(message, blobs);
+  return { message, bytes: toBinary(TaskAssignmentSchema, stored), blobs: [...blobs.values()], size: d.inputBytes + 256 };
 }
 
 /** The values an assignment carries. */
@@ -59,9 +62,8 @@ export function assignmentSize(a: TaskAssignment): number {
   return valuesStats(carried(a)).bytes + 256;
 }
 
-/** The assignment with its big payloads replaced by references (itself when it has none). */
+/** The assignment with its big payloads replaced by references. */
 function storedForm(a: TaskAssignment, blobs: Map<string, BlobData>): TaskAssignment {
-  if (valuesStats(carried(a)).bytes < BLOB_THRESHOLD) return a;
   const entries = (e: Record<string, Value>) => Object.fromEntries(Object.entries(e).map(([k, v]) => [k, externalize(v, blobs)]));
   return create(TaskAssignmentSchema, {
     ...a,

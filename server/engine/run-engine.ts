@@ -139,6 +139,8 @@ interface PendingRow {
   row: queue.QueueRow;
   /** The assignment as a message, for a local worker reserved for it. */
   message?: TaskAssignment;
+  /** About the message's bytes (for packing assignments in one message to the worker). */
+  size?: number;
   /** Not encoded yet (a row nobody is reserved for): encoded when written. */
   dispatch?: Dispatch;
 }
@@ -1263,9 +1265,9 @@ export class RunEngine {
         if (previous !== undefined && batch.mode === "fast" && !batch.preFenced.has(k)) {
           // A retry of an attempt finished in this batch: its row is reset in place.
           batch.completions = batch.completions.filter((c) => !(c.runId === run.id && c.step === d.step));
-          batch.retries.push({ run, row, message: assignment?.message, dispatch: assignment ? undefined : d });
+          batch.retries.push({ run, row, message: assignment?.message, size: assignment?.size, dispatch: assignment ? undefined : d });
         } else {
-          batch.rows.push({ run, row, message: assignment?.message, dispatch: assignment ? undefined : d });
+          batch.rows.push({ run, row, message: assignment?.message, size: assignment?.size, dispatch: assignment ? undefined : d });
         }
         return;
       }
@@ -1420,14 +1422,14 @@ export class RunEngine {
     const later = written.filter((p) => !p.row.held && p.row.availableAt.getTime() > now).map((p) => p.row.availableAt.getTime());
     const unreserved = written.some((p) => !p.row.claimedBy && !p.row.held && p.row.availableAt.getTime() <= now);
     batch.after.push(() => {
-      for (const { run, row, message } of written) {
+      for (const { run, row, message, size } of written) {
         const res = row.claimedBy ? batch.reservations.get(key(run, row.step)) : undefined;
         if (!res) continue;
         if (run.machine.result || !this.owned.has(run.id)) {
           this.dispatch.release(res);
           continue;
         }
-        this.dispatch.deliver(res, { runId: run.id, runUid: run.uid, step: row.step, attempt: row.attempt + 1, task: row.task, assignment: row.assignment, message });
+        this.dispatch.deliver(res, { runId: run.id, runUid: run.uid, step: row.step, attempt: row.attempt + 1, task: row.task, assignment: row.assignment, message, size });
       }
       if (result.cancelled.length) this.dispatch.cancel(result.cancelled, "the run was cancelled");
       if (unreserved || batch.holds.some((h) => !h.held)) this.dispatch.poke();

@@ -40,6 +40,8 @@ export interface ClaimedTask {
   assignment: Uint8Array;
   /** The assignment already decoded, when the engine hands it over straight from memory. */
   message?: TaskAssignment;
+  /** About its bytes, when known (the engine measured it). */
+  size?: number;
 }
 
 /**
