@@ -5,6 +5,7 @@
 // to the event loop every few milliseconds; small parts are decoded in one
 // call as usual. The result is the same message fromBinary gives.
 
+import { readValue, readVarint } from "./wire-read.js";
 import { fromBinary, ScalarType, type DescField, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 
 /** Messages this small are decoded in one call (well under a millisecond). */
@@ -91,24 +92,14 @@ async function decode(desc: DescMessage, bytes: Uint8Array, s: Slicing, depth: n
   return message;
 }
 
+/** A varint, or Infinity when malformed (the caller then lets fromBinary say what is wrong). */
 function varint(bytes: Uint8Array, pos: number): [number, number] {
-  let result = 0;
-  let scale = 1;
-  for (let i = 0; i < 10; i++) {
-    if (pos >= bytes.length) return [Infinity, pos];
-    const b = bytes[pos++];
-    result += (b & 0x7f) * scale;
-    if (b < 0x80) return [result, pos];
-    scale *= 128;
-  }
-  return [Infinity, pos];
+  return readVarint(bytes, pos) ?? [Infinity, bytes.length];
 }
 
+/** Where a field's value that is not length-delimited ends (the message's end for groups and unknown types). */
 function skip(bytes: Uint8Array, pos: number, wireType: number): number {
-  if (wireType === 0) return varint(bytes, pos)[1];
-  if (wireType === 1) return pos + 8;
-  if (wireType === 5) return pos + 4;
-  return bytes.length; // groups and unknown wire types: fromBinary of the rest refuses them
+  return readValue(bytes, pos, wireType)?.end ?? bytes.length;
 }
 
 const utf8 = new TextDecoder();

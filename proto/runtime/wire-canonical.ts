@@ -8,6 +8,7 @@
 // field-number order.
 
 import type { MessagePlan } from "./wire-scan.js";
+import { readVarint } from "./wire-read.js";
 
 /** The canonical bytes of `bytes`, a message whose plan is `plan` (see planOf); the input itself when it has no map entry. */
 export function canonicalBytes(plan: MessagePlan, bytes: Uint8Array): Uint8Array {
@@ -138,13 +139,7 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return a.length - b.length;
 }
 
+/** A varint of bytes that were scanned already (well-formed). */
 function varint(bytes: Uint8Array, pos: number): [number, number] {
-  let result = 0;
-  let scale = 1;
-  for (;;) {
-    const b = bytes[pos++];
-    result += (b & 0x7f) * scale;
-    if (b < 0x80) return [result, pos];
-    scale *= 128;
-  }
+  return readVarint(bytes, pos)!;
 }

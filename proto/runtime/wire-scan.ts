@@ -7,6 +7,7 @@
 // pipeline takes a few milliseconds; decoding it takes a hundred.
 
 import { ScalarType, type DescField, type DescMessage } from "@bufbuild/protobuf";
+import { firstField, readTag, readValue } from "./wire-read.js";
 
 /** How the scan sees one field. */
 export interface FieldPlan {
@@ -241,43 +242,34 @@ export function pathAt(bytes: Uint8Array, root: MessagePlan, offset: number): st
     const seen = new Map<number, number>();
     let pos = start;
     while (pos < end) {
-      const read = readTag(bytes, pos);
-      if (!read) break descend;
-      const [no, wireType, afterTag] = read;
+      const tag = readTag(bytes, pos);
+      const value = tag && readValue(bytes, tag[2], tag[1]);
+      if (!tag || !value) break descend;
+      const [no, wireType] = tag;
       const field: FieldPlan | undefined = plan.fields[no];
       const index = seen.get(no) ?? 0;
       seen.set(no, index + 1);
-      if (wireType !== 2) {
-        const next = skipScalar(bytes, afterTag, wireType);
-        if (next === undefined || (offset >= pos && offset < next)) {
-          if (field) parts.push(field.name);
-          break descend;
-        }
-        pos = next;
-        continue;
-      }
-      const len = readVarint(bytes, afterTag);
-      if (!len) break descend;
-      const fieldStart = len[1];
-      const fieldEnd = fieldStart + len[0];
-      if (offset < pos || offset >= fieldEnd) {
-        pos = fieldEnd;
+      if (offset < pos || offset >= value.end) {
+        pos = value.end;
         continue;
       }
       const name = field?.name ?? `#${no}`;
-      if (field?.map) parts.push(`${name}[${JSON.stringify(mapKey(bytes, fieldStart, fieldEnd))}]`);
+      if (wireType !== 2) {
+        parts.push(name);
+        break descend;
+      }
+      if (field?.map) parts.push(`${name}[${JSON.stringify(mapKey(bytes.subarray(value.start, value.end)))}]`);
       else parts.push(field?.repeated ? `${name}[${index}]` : name);
       if (field?.kind !== "message") break descend;
-      plan = field.map ? field.message!.fields[2]?.message : field.message;
-      if (field.map && field.message!.fields[2]?.kind === "message") {
-        // Into the entry's value (field 2).
-        const inner = entryValue(bytes, fieldStart, fieldEnd);
-        if (!inner || offset < inner[0]) break descend;
-        [start, end] = inner;
-      } else if (field.map) {
-        break descend;
+      if (field.map) {
+        // Into the entry's value (field 2), when it is a message.
+        plan = field.message!.fields[2]?.message;
+        const inner = plan && fieldRange(bytes, value.start, value.end, 2);
+        if (!inner || offset < inner.start) break descend;
+        ({ start, end } = inner);
       } else {
-        [start, end] = [fieldStart, fieldEnd];
+        plan = field.message;
+        ({ start, end } = value);
       }
       continue descend;
     }
@@ -286,66 +278,19 @@ export function pathAt(bytes: Uint8Array, root: MessagePlan, offset: number): st
   return parts.join(".");
 }
 
-function readVarint(bytes: Uint8Array, pos: number): [number, number] | undefined {
-  let result = 0;
-  let scale = 1;
-  for (let i = 0; i < 10 && pos < bytes.length; i++) {
-    const b = bytes[pos++];
-    result += (b & 0x7f) * scale;
-    if (b < 0x80) return [result, pos];
-    scale *= 128;
-  }
-  return undefined;
-}
-
-function readTag(bytes: Uint8Array, pos: number): [number, number, number] | undefined {
-  const v = readVarint(bytes, pos);
-  return v && [Math.floor(v[0] / 8), v[0] % 8, v[1]];
-}
-
-function skipScalar(bytes: Uint8Array, pos: number, wireType: number): number | undefined {
-  if (wireType === 0) return readVarint(bytes, pos)?.[1];
-  if (wireType === 1) return pos + 8;
-  if (wireType === 5) return pos + 4;
-  return undefined;
-}
-
 const utf8 = new TextDecoder();
 
-/** The string key (field 1) of a map entry, for naming it. */
-function mapKey(bytes: Uint8Array, start: number, end: number): string {
-  let pos = start;
-  while (pos < end) {
-    const t = readTag(bytes, pos);
-    if (!t) return "?";
-    if (t[0] === 1 && t[1] === 2) {
-      const len = readVarint(bytes, t[2]);
-      if (!len) return "?";
-      return utf8.decode(bytes.subarray(len[1], Math.min(len[1] + len[0], len[1] + 60))).replace(/\0/g, "\\u0000");
-    }
-    const next = t[1] === 2 ? (() => { const l = readVarint(bytes, t[2]); return l && l[1] + l[0]; })() : skipScalar(bytes, t[2], t[1]);
-    if (next === undefined) return "?";
-    pos = next;
-  }
-  return "";
+/** The string key (field 1) of a map entry, for naming it (cut to 60 bytes). */
+function mapKey(entry: Uint8Array): string {
+  const key = firstField(entry, 1);
+  return key ? utf8.decode(key.subarray(0, 60)).replace(/\0/g, "\\u0000") : "";
 }
 
-/** Where a map entry's value (field 2) lies. */
-function entryValue(bytes: Uint8Array, start: number, end: number): [number, number] | undefined {
-  let pos = start;
-  while (pos < end) {
-    const t = readTag(bytes, pos);
-    if (!t) return undefined;
-    if (t[1] === 2) {
-      const len = readVarint(bytes, t[2]);
-      if (!len) return undefined;
-      if (t[0] === 2) return [len[1], len[1] + len[0]];
-      pos = len[1] + len[0];
-    } else {
-      const next = skipScalar(bytes, t[2], t[1]);
-      if (next === undefined) return undefined;
-      pos = next;
-    }
-  }
-  return undefined;
+/** Where the content of length-delimited field `no` of the message bytes[start, end) lies. */
+function fieldRange(bytes: Uint8Array, start: number, end: number, no: number): { start: number; end: number } | undefined {
+  const message = bytes.subarray(start, end);
+  const content = firstField(message, no);
+  if (!content) return undefined;
+  const from = start + (content.byteOffset - message.byteOffset);
+  return { start: from, end: from + content.length };
 }

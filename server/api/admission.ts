@@ -29,6 +29,7 @@ import { ConnectRequestSchema, TaskKeySchema, TaskResultSchema } from "../../pro
 import type { Inspector } from "../../proto/runtime/grpc-bridge.js";
 import { MAX_GROUP_NESTING, MAX_MESSAGE_DEPTH, MAX_VALUE_DEPTH } from "../../proto/runtime/limits.js";
 import { MalformedMessage, TooManyMessages, WireScan, pathAt, planOf, type FieldPlan, type MessagePlan, type ScanHooks } from "../../proto/runtime/wire-scan.js";
+import { firstField } from "../../proto/runtime/wire-read.js";
 import { invalidRequest, PipewrightError } from "../core/errors.js";
 import type { Violation } from "../core/validate-pipeline.js";
 import { serverError } from "../core/values.js";
@@ -296,33 +297,4 @@ function invalidResult(unit: Uint8Array, problems: string[]): Uint8Array {
   const message = `the worker's result was refused: ${problems.slice(0, 5).join("; ")}${problems.length > 5 ? `; and ${problems.length - 5} more` : ""}`;
   const error = serverError("InvalidResult", message);
   return toBinary(TaskResultSchema, create(TaskResultSchema, { key, outcome: { case: "error", value: error } }));
-}
-
-/** The bytes of the first occurrence of length-delimited field `no`, if the message is readable that far. */
-function firstField(bytes: Uint8Array, no: number): Uint8Array | undefined {
-  let pos = 0;
-  const varint = (): number => {
-    let result = 0;
-    let scale = 1;
-    for (let i = 0; i < 10 && pos < bytes.length; i++) {
-      const b = bytes[pos++];
-      result += (b & 0x7f) * scale;
-      if (b < 0x80) return result;
-      scale *= 128;
-    }
-    throw new Error("bad varint");
-  };
-  while (pos < bytes.length) {
-    const tag = varint();
-    const wireType = tag % 8;
-    if (wireType === 2) {
-      const len = varint();
-      if (Math.floor(tag / 8) === no) return bytes.subarray(pos, pos + len);
-      pos += len;
-    } else if (wireType === 0) varint();
-    else if (wireType === 1) pos += 8;
-    else if (wireType === 5) pos += 4;
-    else return undefined;
-  }
-  return undefined;
 }
