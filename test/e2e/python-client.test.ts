@@ -2,6 +2,7 @@
 // Debian's protoc and grpcio) submits a pipeline that a TypeScript worker runs.
 
 import { execFile, execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as t from "../../examples/tasks.js";
@@ -15,10 +16,12 @@ function pythonGrpcMissing(): string | undefined {
     execFileSync(PYTHON, ["-c", "import grpc, google.protobuf"], { stdio: "ignore" });
     execFileSync("protoc", ["--version"], { stdio: "ignore" });
     execFileSync("which", ["grpc_python_plugin"], { stdio: "ignore" });
-    return undefined;
   } catch {
     return "python3-grpcio, protobuf-compiler or protobuf-compiler-grpc is not installed (.ci/run installs them)";
   }
+  const include = process.env.PROTOBUF_INCLUDE ?? "/usr/include";
+  if (!existsSync(`${include}/google/protobuf/duration.proto`)) return "libprotobuf-dev (protoc's well-known types) is not installed (.ci/run installs it)";
+  return undefined;
 }
 
 const missing = pythonGrpcMissing();
