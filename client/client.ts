@@ -7,7 +7,7 @@ import { RunState, type Run, type RunEvent } from "../proto/gen/pipewright/v1/ru
 import { RunService, RunView } from "../proto/gen/pipewright/v1/run_service_pb.js";
 import { createClient, type Client } from "../proto/runtime/grpc-bridge.js";
 import type { Pipeline } from "./pipeline-builder.js";
-import { decodeError, decodeValue, type RemoteError } from "./values.js";
+import { decodeError, decodeValue, type RemoteError } from "../proto/runtime/values.js";
 
 export interface SubmitOptions {
   /** Idempotency key: resubmitting it returns the same run. Default: a fresh UUID. */

@@ -20,7 +20,7 @@ import type { PipewrightClient, RunHandle } from "./client.js";
 import { RunFailedError } from "./client.js";
 import type { Pipeline } from "./pipeline-builder.js";
 import { JobValue, recordJob } from "./job-recorder.js";
-import type { RemoteError } from "./values.js";
+import type { RemoteError } from "../proto/runtime/values.js";
 import { Workflow, type NodeRef } from "./workflow.js";
 
 export type JobStatus = "pending" | "running" | "completed" | "failed" | "cancelled";

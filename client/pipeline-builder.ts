@@ -16,9 +16,9 @@ import {
   type TaskCall,
 } from "../proto/gen/pipewright/v1/pipeline_pb.js";
 import type { Value } from "../proto/gen/pipewright/v1/value_pb.js";
-import { formatViolations, validatePipeline, type PipelineRole, type Violation } from "../server/core/validate-pipeline.js";
+import { formatViolations, validatePipeline, type PipelineRole, type Violation } from "../proto/runtime/validate-pipeline.js";
 import type { TaskRef } from "./task-ref.js";
-import { encodeState, encodeValue, type RemoteError } from "./values.js";
+import { encodeState, encodeValue, type RemoteError } from "../proto/runtime/values.js";
 
 /** Thrown by `toProto()` when the pipeline breaks a rule; lists every violation. */
 export class PipelineValidationError extends Error {

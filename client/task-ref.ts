@@ -13,7 +13,7 @@ import {
 } from "../proto/gen/pipewright/v1/pipeline_pb.js";
 import type { Value } from "../proto/gen/pipewright/v1/value_pb.js";
 import { Pipeline } from "./pipeline-builder.js";
-import { encodeValue } from "./values.js";
+import { encodeValue } from "../proto/runtime/values.js";
 import { recordJobCall, type JobValue } from "./job-recorder.js";
 
 /** How a failed call is retried. Delays in milliseconds. */

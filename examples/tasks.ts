@@ -2,7 +2,7 @@
 // reference document on pipelines, written for the Pipewright worker SDK.
 
 import { inParallel, type Pipeline } from "../client/pipeline-builder.js";
-import type { RemoteError } from "../client/values.js";
+import type { RemoteError } from "../proto/runtime/values.js";
 import { statefulTask, task, type TaskDefinition } from "../worker-sdk/task.js";
 
 export const multiply = task("multiply", (x: number, y: number) => x * y);

@@ -5,7 +5,7 @@
 import { ParentResults, type Pipeline as PipelineMessage } from "../proto/gen/pipewright/v1/pipeline_pb.js";
 import type { TaskError, Value } from "../proto/gen/pipewright/v1/value_pb.js";
 import { Pipeline } from "../client/pipeline-builder.js";
-import { decodeValue, encodeError, encodeState, encodeValue, RemoteError } from "../client/values.js";
+import { decodeValue, encodeError, encodeState, encodeValue, RemoteError } from "../proto/runtime/values.js";
 import { TerminalError, type TaskDefinition } from "./task.js";
 import { runWithContext } from "./task-context.js";
 

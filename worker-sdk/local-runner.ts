@@ -12,9 +12,10 @@ import { ParentResults } from "../proto/gen/pipewright/v1/pipeline_pb.js";
 import type { TaskError, Value } from "../proto/gen/pipewright/v1/value_pb.js";
 import { Pipeline } from "../client/pipeline-builder.js";
 import type { Job } from "../client/job.js";
-import { decodeError, decodeValue, encodeState, encodeValue, isPlainObject, type RemoteError } from "../client/values.js";
-import { childScopePath } from "../server/core/step-paths.js";
-import { countTasks, formatViolations, validatePipeline } from "../server/core/validate-pipeline.js";
+import { decodeError, decodeValue, encodeState, encodeValue, isPlainObject, type RemoteError } from "../proto/runtime/values.js";
+import { childScopePath } from "../proto/runtime/step-paths.js";
+import { ErrorTypes } from "../proto/runtime/error-types.js";
+import { countTasks, formatViolations, validatePipeline } from "../proto/runtime/validate-pipeline.js";
 import { invokeTask } from "./invoke-task.js";
 import type { TaskDefinition } from "./task.js";
 import { create } from "@bufbuild/protobuf";
@@ -247,14 +248,14 @@ function makeError(type: string, message: string, origin = "", causes: TaskError
 function aggregate(causes: TaskError[], total: number, what: string, origin: string): TaskError {
   const flat: TaskError[] = [];
   for (const c of causes) {
-    if (c.type === "pipewright.AggregateError" && c.causes.length) for (const cause of c.causes) flat.push(cause);
+    if (c.type === ErrorTypes.aggregate && c.causes.length) for (const cause of c.causes) flat.push(cause);
     else flat.push(c);
   }
   const list = flat.map((c) => `${c.origin || "?"}: ${c.type}: ${c.message}`).join("; ");
   return makeError("AggregateError", `${causes.length} of ${total} ${what} failed: ${list}`, origin, flat);
 }
 
-const NOT_RETRIED = new Set(["pipewright.Cancelled", "pipewright.LimitExceeded", "pipewright.InvalidPipeline", "pipewright.AggregateError"]);
+const NOT_RETRIED = new Set<string>([ErrorTypes.cancelled, ErrorTypes.limitExceeded, ErrorTypes.invalidPipeline, ErrorTypes.aggregate]);
 
 function retryDelayFor(call: TaskCall, attempt: number, error: TaskError): number | undefined {
   const r = call.options?.retry;
@@ -307,7 +308,7 @@ export async function runJobLocally<R>(job: Job<R>, options: LocalRunOptions): P
     job.result = out.value as R;
     return job.result;
   }
-  job.status = out.error.type === "pipewright.Cancelled" ? "cancelled" : "failed";
+  job.status = out.error.type === ErrorTypes.cancelled ? "cancelled" : "failed";
   job.error = out.error;
   throw out.error;
 }

@@ -26,11 +26,12 @@ import {
 } from "../proto/gen/pipewright/v1/worker_service_pb.js";
 import { createClient, type Client } from "../proto/runtime/grpc-bridge.js";
 import { setLongTimeout } from "../proto/runtime/long-timeout.js";
+import { ErrorTypes, PROTOCOL_VERSION } from "../proto/runtime/error-types.js";
 import { MAX_MESSAGE_BYTES, MAX_PACKED_MESSAGE_BYTES } from "../proto/runtime/limits.js";
 import { boundError, valueStats, valuesStats } from "../proto/runtime/value-size.js";
 import { PipelineSchema } from "../proto/gen/pipewright/v1/pipeline_pb.js";
 import { TaskErrorSchema } from "../proto/gen/pipewright/v1/value_pb.js";
-import { encodeValue } from "../client/values.js";
+import { encodeValue } from "../proto/runtime/values.js";
 import { invokeTask } from "./invoke-task.js";
 import type { TaskDefinition } from "./task.js";
 
@@ -214,7 +215,7 @@ export class Worker {
           kind: {
             case: "hello",
             value: create(HelloSchema, {
-              protocolVersion: 1,
+              protocolVersion: PROTOCOL_VERSION,
               workerName: this.options.name ?? `${os.hostname()}:${process.pid}`,
               taskNames: [...this.tasks.keys()],
               queues: this.options.queues ?? [],
@@ -277,7 +278,7 @@ export class Worker {
           },
         })
       : Promise.resolve({
-          outcome: { case: "error" as const, value: { type: "pipewright.UnknownTask", message: `this worker has no task ${a.task}` } as never },
+          outcome: { case: "error" as const, value: { type: ErrorTypes.unknownTask, message: `this worker has no task ${a.task}` } as never },
           state: undefined,
         });
     // The server fails an attempt past its execution timeout; stop the work
@@ -299,7 +300,7 @@ export class Worker {
       this.completed++;
       // Whatever the task did after its deadline, the attempt failed by timing out.
       const outcome = timedOut
-        ? { case: "error" as const, value: create(TaskErrorSchema, { type: "pipewright.Timeout", message: `attempt ${key.attempt} ran longer than its execution timeout of ${executionMs} ms` }) }
+        ? { case: "error" as const, value: create(TaskErrorSchema, { type: ErrorTypes.timeout, message: `attempt ${key.attempt} ran longer than its execution timeout of ${executionMs} ms` }) }
         : res.outcome;
       this.queueResult(sendable(create(TaskResultSchema, { key, outcome, state: timedOut ? undefined : res.state, startTime: timestampFromMs(startedAt) })));
       this.maybeFinishDrain();
@@ -384,7 +385,7 @@ function sendable(r: TaskResult): TaskResult {
   const size = resultSize(r);
   if (size <= MAX_MESSAGE_BYTES - 1024 * 1024) return r;
   const message = `the task's result is about ${size} bytes, over the ${MAX_MESSAGE_BYTES} bytes a message can carry`;
-  return create(TaskResultSchema, { key: r.key, startTime: r.startTime, outcome: { case: "error", value: create(TaskErrorSchema, { type: "pipewright.InvalidResult", message, terminal: true }) } });
+  return create(TaskResultSchema, { key: r.key, startTime: r.startTime, outcome: { case: "error", value: create(TaskErrorSchema, { type: ErrorTypes.invalidResult, message, terminal: true }) } });
 }
 
 function durationMs(d: { seconds: bigint; nanos: number } | undefined): number | undefined {

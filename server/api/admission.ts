@@ -31,7 +31,7 @@ import { MAX_GROUP_NESTING, MAX_MESSAGE_DEPTH, MAX_VALUE_DEPTH } from "../../pro
 import { MalformedMessage, TooManyMessages, WireScan, pathAt, planOf, type FieldPlan, type MessagePlan, type ScanHooks } from "../../proto/runtime/wire-scan.js";
 import { firstField } from "../../proto/runtime/wire-read.js";
 import { invalidRequest, PipewrightError } from "../core/errors.js";
-import type { Violation } from "../core/validate-pipeline.js";
+import type { Violation } from "../../proto/runtime/validate-pipeline.js";
 import { serverError } from "../core/values.js";
 
 export interface AdmissionConfig {

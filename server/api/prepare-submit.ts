@@ -11,7 +11,7 @@ import type { Duration } from "@bufbuild/protobuf/wkt";
 import { SubmitRunRequestSchema, type SubmitRunRequest } from "../../proto/gen/pipewright/v1/run_service_pb.js";
 import { pushAll } from "../core/arrays.js";
 import { invalidRequest, PipewrightError } from "../core/errors.js";
-import { checkDuration, countTasks, validatePipelineInSlices, type Violation } from "../core/validate-pipeline.js";
+import { checkDuration, countTasks, validatePipelineInSlices, type Violation } from "../../proto/runtime/validate-pipeline.js";
 import { pauseForOthers } from "../engine/pause-for-others.js";
 import type { PreparedSubmit } from "../engine/run-engine.js";
 import { encodeSpec } from "../engine/run-engine.js";

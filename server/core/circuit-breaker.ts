@@ -9,6 +9,8 @@
 // in the queue: they neither run nor fail, so no retry is used up. Pure: the
 // dispatcher feeds it outcomes and the time, and persists what it returns.
 
+import { ErrorTypes } from "../../proto/runtime/error-types.js";
+
 export type CircuitStateName = "closed" | "open" | "half_open";
 
 export interface CircuitConfig {
@@ -32,7 +34,7 @@ export interface Circuit {
 export type Verdict = "success" | "failure" | "neutral";
 
 /** Error types that say nothing about the health of the task's downstream. */
-const NEUTRAL_ERRORS = new Set(["pipewright.Cancelled", "pipewright.InvalidPipeline", "pipewright.LimitExceeded", "pipewright.WorkerLost"]);
+const NEUTRAL_ERRORS = new Set<string>([ErrorTypes.cancelled, ErrorTypes.invalidPipeline, ErrorTypes.limitExceeded, ErrorTypes.workerLost]);
 
 export function verdictOf(outcome: { case: string | undefined; value?: unknown }): Verdict {
   if (outcome.case !== "error") return "success";

@@ -22,9 +22,9 @@ import { MAX_ERROR_CAUSES, MAX_ERROR_MESSAGE_CHARS, MAX_VALUE_BYTES, MAX_VALUE_D
 import { pushAll } from "./arrays.js";
 import { mergeBranchStates } from "./merge-states.js";
 import { DEFAULT_RETRY, effectiveRetry, retryDelay, type EffectiveRetry } from "./retry-policy.js";
-import { childScopePath } from "./step-paths.js";
+import { childScopePath } from "../../proto/runtime/step-paths.js";
 import { RunGraph, type DagStep, type Flow, type GroupStep, type Scope, type StageStep, type Step, type TaskInput, type TaskStep } from "./run-graph.js";
-import { countTasks, formatViolations, validatePipeline } from "./validate-pipeline.js";
+import { countTasks, formatViolations, validatePipeline } from "../../proto/runtime/validate-pipeline.js";
 import { ErrorTypes, errorValue, listValue, mapValue, noneValue, serverError } from "./values.js";
 import { addStats, boundError, valuesStats, type ValueStats } from "../../proto/runtime/value-size.js";
 

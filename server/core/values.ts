@@ -10,6 +10,7 @@ import {
   type TaskError,
   type Value,
 } from "../../proto/gen/pipewright/v1/value_pb.js";
+import { ErrorTypes } from "../../proto/runtime/error-types.js";
 
 /** A Value with no kind: "nothing" (an SDK reads it as null). */
 export function noneValue(): Value {
@@ -39,20 +40,7 @@ export function serverError(type: string, message: string, origin = "", causes: 
   return create(TaskErrorSchema, { type: `pipewright.${type}`, message, origin, causes });
 }
 
-/** Server-made error types, in one place so SDKs and docs can refer to them. */
-export const ErrorTypes = {
-  aggregate: "pipewright.AggregateError",
-  cancelled: "pipewright.Cancelled",
-  timeout: "pipewright.Timeout",
-  limitExceeded: "pipewright.LimitExceeded",
-  invalidPipeline: "pipewright.InvalidPipeline",
-  workerLost: "pipewright.WorkerLost",
-  circuitOpen: "pipewright.CircuitOpen",
-  /** The server could not go on with the run (a bug, or a stored run it cannot rebuild); the message has a log reference. */
-  internal: "pipewright.Internal",
-  /** A worker's result that can never be stored or passed on (see the README's Limits). */
-  invalidResult: "pipewright.InvalidResult",
-} as const;
+export { ErrorTypes };
 
 /** Errors that retrying the same call cannot fix, whatever the policy says. */
 export const NEVER_RETRIED: ReadonlySet<string> = new Set([

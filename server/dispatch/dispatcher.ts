@@ -9,6 +9,7 @@ import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import type * as grpc from "@grpc/grpc-js";
 import { receivedBytes, RefusedMessageError } from "../../proto/runtime/grpc-bridge.js";
 import { setLongTimeout, type LongTimeout } from "../../proto/runtime/long-timeout.js";
+import { ErrorTypes, PROTOCOL_VERSION } from "../../proto/runtime/error-types.js";
 import { fieldBytes } from "../../proto/runtime/wire-fields.js";
 import {
   ConnectResponseSchema,
@@ -36,7 +37,6 @@ import { pushAll } from "../core/arrays.js";
 import { isUnavailable } from "../store/database-errors.js";
 import { assignmentSize } from "../engine/assignment-codec.js";
 
-export const PROTOCOL_VERSION = 1;
 const MAX_SLOTS = 10_000;
 
 export interface DispatcherConfig {
@@ -254,7 +254,7 @@ export class Dispatcher implements DispatchPort {
     const failed: IncomingResult[] = [];
     for (const a of attempts) {
       if (a.lostCount < this.config.maxLostAttempts) continue;
-      const error = create(TaskErrorSchema, { type: "pipewright.WorkerLost", message: `the attempt lost its worker ${a.lostCount} times (limit ${this.config.maxLostAttempts})` });
+      const error = create(TaskErrorSchema, { type: ErrorTypes.workerLost, message: `the attempt lost its worker ${a.lostCount} times (limit ${this.config.maxLostAttempts})` });
       failed.push({ runId: a.runId, step: a.step, attempt: a.attempt, receivedAt: now, result: create(TaskResultSchema, { outcome: { case: "error", value: error } }) });
     }
     if (failed.length) this.resultSink(failed);
@@ -516,7 +516,7 @@ export class Dispatcher implements DispatchPort {
       this.timedOut++;
       this.recordOutcome(held, "failure");
       session.cancel([held], why);
-      const error = create(TaskErrorSchema, { type: "pipewright.Timeout", message: `attempt ${held.attempt} ${why}` });
+      const error = create(TaskErrorSchema, { type: ErrorTypes.timeout, message: `attempt ${held.attempt} ${why}` });
       failed.push({ runId: held.runId, step: held.step, attempt: held.attempt, receivedAt: now, result: create(TaskResultSchema, { key: { runId: held.runUid, stepId: held.step, attempt: held.attempt }, outcome: { case: "error", value: error } }) });
     }
     if (failed.length) this.resultSink(failed);

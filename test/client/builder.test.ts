@@ -6,8 +6,8 @@ import { describe, expect, it } from "vitest";
 import { inParallel, type Pipeline } from "../../client/pipeline-builder.js";
 import { taskRef } from "../../client/task-ref.js";
 import type { TaskCall } from "../../proto/gen/pipewright/v1/pipeline_pb.js";
-import type { RemoteError } from "../../client/values.js";
-import { decodeValue } from "../../client/values.js";
+import type { RemoteError } from "../../proto/runtime/values.js";
+import { decodeValue } from "../../proto/runtime/values.js";
 
 const multiply = taskRef<[x: number, y: number], number>("multiply");
 const divide = taskRef<[x: number, y: number], number>("divide");

@@ -8,7 +8,7 @@ import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { DagNodeSchema, DagSchema, ParentArgumentSchema, PipelineSchema, StepSchema, TaskCallSchema, type Pipeline } from "../../proto/gen/pipewright/v1/pipeline_pb.js";
 import { ValueSchema } from "../../proto/gen/pipewright/v1/value_pb.js";
-import { validatePipeline } from "../../server/core/validate-pipeline.js";
+import { validatePipeline } from "../../proto/runtime/validate-pipeline.js";
 
 const N = 20_000;
 const call = (args = 0) => create(TaskCallSchema, { task: "t", args: Array.from({ length: args }, () => create(ValueSchema, {})) });

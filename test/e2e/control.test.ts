@@ -4,7 +4,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { inParallel } from "../../client/pipeline-builder.js";
-import { encodeValue } from "../../client/values.js";
+import { encodeValue } from "../../proto/runtime/values.js";
 import { RunState, StepState } from "../../proto/gen/pipewright/v1/run_pb.js";
 import * as ex from "../../examples/tasks.js";
 import { outcomeOf } from "../support/run-outcome.js";

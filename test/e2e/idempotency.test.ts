@@ -11,7 +11,7 @@ import { SubmitRunRequestSchema } from "../../proto/gen/pipewright/v1/run_servic
 import { ValueMapSchema, ValueSchema, type Value } from "../../proto/gen/pipewright/v1/value_pb.js";
 import { canonicalBytes } from "../../proto/runtime/wire-canonical.js";
 import { planOf } from "../../proto/runtime/wire-scan.js";
-import { encodeValue } from "../../client/values.js";
+import { encodeValue } from "../../proto/runtime/values.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 
 /** A map value with these entries, inserted in this order (protobuf-es writes them in insertion order). */

@@ -6,7 +6,7 @@ import { create } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TaskResultSchema } from "../../proto/gen/pipewright/v1/worker_service_pb.js";
 import { RunState, StepState } from "../../proto/gen/pipewright/v1/run_pb.js";
-import { encodeValue } from "../../client/values.js";
+import { encodeValue } from "../../proto/runtime/values.js";
 import { claim } from "../../server/store/task-queue.js";
 import * as ex from "../../examples/tasks.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";

@@ -1,7 +1,7 @@
 // Comparing an outcome with what the semantics require.
 
 import { expect } from "vitest";
-import type { RemoteError } from "../../client/values.js";
+import type { RemoteError } from "../../proto/runtime/values.js";
 import type { Expected } from "./semantic-cases.js";
 
 export type Outcome = { ok: true; value: unknown; state: unknown } | { ok: false; error: RemoteError; state: unknown };

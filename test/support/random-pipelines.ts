@@ -7,7 +7,7 @@
 import fc from "fast-check";
 import { inParallel, Pipeline } from "../../client/pipeline-builder.js";
 import { NodeRef, Workflow } from "../../client/workflow.js";
-import type { RemoteError } from "../../client/values.js";
+import type { RemoteError } from "../../proto/runtime/values.js";
 import { statefulTask, task, type TaskDefinition } from "../../worker-sdk/task.js";
 import { currentTask } from "../../worker-sdk/task-context.js";
 

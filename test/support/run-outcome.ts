@@ -1,7 +1,7 @@
 // A finished run's outcome, decoded like the local runner's.
 
 import { RunState, type Run } from "../../proto/gen/pipewright/v1/run_pb.js";
-import { decodeError, decodeValue } from "../../client/values.js";
+import { decodeError, decodeValue } from "../../proto/runtime/values.js";
 import type { Outcome } from "./outcome-matchers.js";
 
 export function outcomeOf(run: Run): Outcome & { runState: RunState } {

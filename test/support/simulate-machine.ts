@@ -4,7 +4,7 @@
 
 import type { Pipeline as PipelineMessage } from "../../proto/gen/pipewright/v1/pipeline_pb.js";
 import { RunState } from "../../proto/gen/pipewright/v1/run_pb.js";
-import { decodeError, decodeValue } from "../../client/values.js";
+import { decodeError, decodeValue } from "../../proto/runtime/values.js";
 import { DEFAULT_MACHINE_CONFIG, RunMachine, type Dispatch, type MachineConfig } from "../../server/core/run-machine.js";
 import { invokeTask } from "../../worker-sdk/invoke-task.js";
 import type { TaskDefinition } from "../../worker-sdk/task.js";

@@ -60,7 +60,7 @@ export const fanOut = task("fan_out", (n: number) => inParallel(Array.from({ len
 export const testTasks: TaskDefinition<any, any>[] = [...exampleTasks, probe, flaky, failWith, echo, retryNumber, setKey, setState, getState, childSetsKey, deep, add1, fanOut];
 
 /** An exceptionally handler that fails again, with another type. */
-export const rethrowAs = task("rethrow_as", (error: import("../../client/values.js").RemoteError, type: string): number => {
+export const rethrowAs = task("rethrow_as", (error: import("../../proto/runtime/values.js").RemoteError, type: string): number => {
   const e = new Error(`${error.type}: ${error.message}`);
   e.name = type;
   throw e;

@@ -12,7 +12,7 @@ import {
   ValueSchema,
   type TaskError,
   type Value,
-} from "../proto/gen/pipewright/v1/value_pb.js";
+} from "../gen/pipewright/v1/value_pb.js";
 
 const utf8 = new TextEncoder();
 const utf8Decoder = new TextDecoder();

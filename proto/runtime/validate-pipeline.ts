@@ -7,9 +7,9 @@
 // what arrived: `steps[2].group.max_parallelism: must be >= 0, got -3`.
 
 import type { Duration } from "@bufbuild/protobuf/wkt";
-import { ParentResults, type Dag, type Pipeline, type TaskCall, type TaskOptions } from "../../proto/gen/pipewright/v1/pipeline_pb.js";
-import type { Value } from "../../proto/gen/pipewright/v1/value_pb.js";
-import { MAX_DURATION_SECONDS, MAX_GROUP_NESTING, MAX_NAME_LENGTH } from "../../proto/runtime/limits.js";
+import { ParentResults, type Dag, type Pipeline, type TaskCall, type TaskOptions } from "../gen/pipewright/v1/pipeline_pb.js";
+import type { Value } from "../gen/pipewright/v1/value_pb.js";
+import { MAX_DURATION_SECONDS, MAX_GROUP_NESTING, MAX_NAME_LENGTH } from "./limits.js";
 
 /** One problem with a request, located by its field path. */
 export interface Violation {
