@@ -14,7 +14,7 @@ export function chain(first: Pipeline<any>, ...rest: Pipeline<any>[]): Pipeline<
   return rest.reduce((p, next) => p.continueWith(next), first);
 }
 
-export interface GroupOptions {
+export interface CanvasGroupOptions {
   /**
    * At most this many members run at once. Unlike the waves of some task
    * queues, this is a semaphore: the next member starts as soon as one ends.
@@ -26,7 +26,7 @@ export interface GroupOptions {
  * Runs pipelines in parallel; the result is the list of their results.
  * @example group([process.s(1), process.s(2), process.s(3)], { maxConcurrency: 2 })
  */
-export function group<T>(members: Pipeline<T>[], options: GroupOptions = {}): Pipeline<T[]> {
+export function group<T>(members: Pipeline<T>[], options: CanvasGroupOptions = {}): Pipeline<T[]> {
   return inParallel(members, { maxParallelism: options.maxConcurrency ?? 0 }) as Pipeline<T[]>;
 }
 
@@ -43,7 +43,7 @@ export function chord<T, R>(header: Pipeline<T[]>, callback: Pipeline<R>): Pipel
  * the result is the list of the calls' results.
  * @example chunks(processBatch, items, 100)
  */
-export function chunks<T, R>(task: TaskRef<[items: T[]], R>, items: T[], chunkSize: number, options: GroupOptions = {}): Pipeline<R[]> {
+export function chunks<T, R>(task: TaskRef<[items: T[]], R>, items: T[], chunkSize: number, options: CanvasGroupOptions = {}): Pipeline<R[]> {
   if (!Number.isInteger(chunkSize) || chunkSize < 1) throw new Error(`chunks: chunkSize must be a positive integer, got ${chunkSize}`);
   const calls: Pipeline<R>[] = [];
   for (let i = 0; i < items.length; i += chunkSize) calls.push(task.send(items.slice(i, i + chunkSize)));
@@ -54,6 +54,6 @@ export function chunks<T, R>(task: TaskRef<[items: T[]], R>, items: T[], chunkSi
  * One call of `task` per argument tuple; the result is the list of results.
  * @example starmap(add, [[1, 2], [3, 4], [5, 6]])   // [3, 7, 11]
  */
-export function starmap<A extends unknown[], R>(task: TaskRef<A, R>, argsList: A[], options: GroupOptions = {}): Pipeline<R[]> {
+export function starmap<A extends unknown[], R>(task: TaskRef<A, R>, argsList: A[], options: CanvasGroupOptions = {}): Pipeline<R[]> {
   return group(argsList.map((args) => task.send(...args)), options);
 }

@@ -3,11 +3,11 @@
 
 import { randomUUID } from "node:crypto";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
-import { RunState, type Run, type RunEvent } from "../proto/gen/pipewright/v1/run_pb.js";
-import { RunService, RunView } from "../proto/gen/pipewright/v1/run_service_pb.js";
-import { createClient, type Client } from "../proto/runtime/grpc-bridge.js";
+import { RunState, type Run, type RunEvent } from "@pipewright/protocol";
+import { RunService, RunView } from "@pipewright/protocol";
+import { createClient, type Client } from "@pipewright/protocol";
 import type { Pipeline } from "./pipeline-builder.js";
-import { decodeError, decodeValue, type RemoteError } from "../proto/runtime/values.js";
+import { decodeError, decodeValue, type RemoteError } from "@pipewright/protocol";
 
 export interface SubmitOptions {
   /** Idempotency key: resubmitting it returns the same run. Default: a fresh UUID. */

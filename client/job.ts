@@ -15,12 +15,12 @@
 //   j.status === "completed"; j.result               // [3, 30, 60]
 
 import { randomUUID } from "node:crypto";
-import { RunState } from "../proto/gen/pipewright/v1/run_pb.js";
+import { RunState } from "@pipewright/protocol";
 import type { PipewrightClient, RunHandle } from "./client.js";
 import { RunFailedError } from "./client.js";
 import type { Pipeline } from "./pipeline-builder.js";
 import { JobValue, recordJob } from "./job-recorder.js";
-import type { RemoteError } from "../proto/runtime/values.js";
+import type { RemoteError } from "@pipewright/protocol";
 import { Workflow, type NodeRef } from "./workflow.js";
 
 export type JobStatus = "pending" | "running" | "completed" | "failed" | "cancelled";

@@ -14,11 +14,11 @@ import {
   type Pipeline as PipelineMessage,
   type Step,
   type TaskCall,
-} from "../proto/gen/pipewright/v1/pipeline_pb.js";
-import type { Value } from "../proto/gen/pipewright/v1/value_pb.js";
-import { formatViolations, validatePipeline, type PipelineRole, type Violation } from "../proto/runtime/validate-pipeline.js";
+} from "@pipewright/protocol";
+import type { Value } from "@pipewright/protocol";
+import { formatViolations, validatePipeline, type PipelineRole, type Violation } from "@pipewright/protocol";
 import type { TaskRef } from "./task-ref.js";
-import { encodeState, encodeValue, type RemoteError } from "../proto/runtime/values.js";
+import { encodeState, encodeValue, type RemoteError } from "@pipewright/protocol";
 
 /** Thrown by `toProto()` when the pipeline breaks a rule; lists every violation. */
 export class PipelineValidationError extends Error {

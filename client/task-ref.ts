@@ -10,10 +10,10 @@ import {
   TaskOptionsSchema,
   type TaskCall,
   type TaskOptions,
-} from "../proto/gen/pipewright/v1/pipeline_pb.js";
-import type { Value } from "../proto/gen/pipewright/v1/value_pb.js";
+} from "@pipewright/protocol";
+import type { Value } from "@pipewright/protocol";
 import { Pipeline } from "./pipeline-builder.js";
-import { encodeValue } from "../proto/runtime/values.js";
+import { encodeValue } from "@pipewright/protocol";
 import { recordJobCall, type JobValue } from "./job-recorder.js";
 
 /** How a failed call is retried. Delays in milliseconds. */

@@ -11,7 +11,7 @@
 //   await client.submit(wf.toPipeline());
 
 import { create } from "@bufbuild/protobuf";
-import { DagNodeSchema, DagSchema, ParentArgumentSchema, ParentResults, StepSchema, type DagNode } from "../proto/gen/pipewright/v1/pipeline_pb.js";
+import { DagNodeSchema, DagSchema, ParentArgumentSchema, ParentResults, StepSchema, type DagNode } from "@pipewright/protocol";
 import { Pipeline } from "./pipeline-builder.js";
 import type { TaskRef } from "./task-ref.js";
 

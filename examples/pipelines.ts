@@ -2,10 +2,10 @@
 // `npm run examples` runs them all against a real server; docs/examples.md
 // shows each one's code.
 
-import { inParallel, type Pipeline } from "../client/pipeline-builder.js";
-import { chord, chunks, group, starmap } from "../client/canvas.js";
-import { job } from "../client/job.js";
-import { Workflow } from "../client/workflow.js";
+import { inParallel, type Pipeline } from "@pipewright/client";
+import { chord, chunks, group, starmap } from "@pipewright/client";
+import { job } from "@pipewright/client";
+import { Workflow } from "@pipewright/client";
 import {
   addPositive, addState, average, cleanup, countTo100, divide, multiply, multiplyAndSubtract,
   multiplyWithState, safeDivide, subtract, sum, zeroOnDivisionError, add, combine, sumBatch, simpleArithmetic, createSales, countRows,

@@ -5,10 +5,10 @@
 // a table otherwise. Exits non-zero if an example does not give what the
 // reference document says.
 
-import { PipewrightClient, RunFailedError } from "../client/client.js";
+import { PipewrightClient, RunFailedError } from "@pipewright/client";
 import { DEFAULT_CONFIG } from "../server/config.js";
 import { startServer } from "../server/server.js";
-import { Worker } from "../worker-sdk/worker.js";
+import { Worker } from "@pipewright/worker";
 import { examples } from "./pipelines.js";
 import { allTasks } from "./tasks.js";
 

@@ -2,7 +2,7 @@
 //   npm run worker:example   (in another terminal), then
 //   node --import tsx examples/submit.ts            -> 3
 
-import { PipewrightClient } from "../client/client.js";
+import { PipewrightClient } from "@pipewright/client";
 import { divide, multiply } from "./tasks.js";
 
 const client = new PipewrightClient();

@@ -1,9 +1,9 @@
 // The tasks used by the examples (and by the tests): the functions of the
 // reference document on pipelines, written for the Pipewright worker SDK.
 
-import { inParallel, type Pipeline } from "../client/pipeline-builder.js";
-import type { RemoteError } from "../proto/runtime/values.js";
-import { statefulTask, task, type TaskDefinition } from "../worker-sdk/task.js";
+import { inParallel, type Pipeline } from "@pipewright/client";
+import type { RemoteError } from "@pipewright/protocol";
+import { statefulTask, task, type TaskDefinition } from "@pipewright/worker";
 
 export const multiply = task("multiply", (x: number, y: number) => x * y);
 export const divide = task("divide", (x: number, y: number) => x / y);

@@ -2,7 +2,7 @@
 //   npm run worker:example            (server at PIPEWRIGHT_ADDRESS or 127.0.0.1:50051)
 // SIGINT/SIGTERM drain it: running tasks finish, nothing new is taken.
 
-import { Worker } from "../worker-sdk/worker.js";
+import { Worker } from "@pipewright/worker";
 import { allTasks } from "./tasks.js";
 
 const worker = new Worker({ tasks: allTasks, slots: Number(process.env.WORKER_SLOTS ?? 16), log: (l) => console.log(`worker: ${l}`) });

@@ -2,10 +2,10 @@
 // context, encode what came out. Shared by the Worker and the local runner so
 // that both call task code in exactly the same way.
 
-import { ParentResults, type Pipeline as PipelineMessage } from "../proto/gen/pipewright/v1/pipeline_pb.js";
-import type { TaskError, Value } from "../proto/gen/pipewright/v1/value_pb.js";
-import { Pipeline } from "../client/pipeline-builder.js";
-import { decodeValue, encodeError, encodeState, encodeValue, RemoteError } from "../proto/runtime/values.js";
+import { ParentResults, type Pipeline as PipelineMessage } from "@pipewright/protocol";
+import type { TaskError, Value } from "@pipewright/protocol";
+import { Pipeline } from "@pipewright/client";
+import { decodeValue, encodeError, encodeState, encodeValue, RemoteError } from "@pipewright/protocol";
 import { TerminalError, type TaskDefinition } from "./task.js";
 import { runWithContext } from "./task-context.js";
 

@@ -7,19 +7,19 @@
 // (an event-driven state machine persisted step by step); the differential
 // property tests check that both give the same outcome and final state.
 
-import type { Pipeline as PipelineMessage, TaskCall } from "../proto/gen/pipewright/v1/pipeline_pb.js";
-import { ParentResults } from "../proto/gen/pipewright/v1/pipeline_pb.js";
-import type { TaskError, Value } from "../proto/gen/pipewright/v1/value_pb.js";
-import { Pipeline } from "../client/pipeline-builder.js";
-import type { Job } from "../client/job.js";
-import { decodeError, decodeValue, encodeState, encodeValue, isPlainObject, type RemoteError } from "../proto/runtime/values.js";
-import { childScopePath } from "../proto/runtime/step-paths.js";
-import { ErrorTypes } from "../proto/runtime/error-types.js";
-import { countTasks, formatViolations, validatePipeline } from "../proto/runtime/validate-pipeline.js";
+import type { Dag, Group, Pipeline as PipelineMessage, TaskCall } from "@pipewright/protocol";
+import { ParentResults } from "@pipewright/protocol";
+import type { TaskError, Value } from "@pipewright/protocol";
+import { Pipeline } from "@pipewright/client";
+import type { Job } from "@pipewright/client";
+import { decodeError, decodeValue, encodeState, encodeValue, isPlainObject, type RemoteError } from "@pipewright/protocol";
+import { childScopePath } from "@pipewright/protocol";
+import { ErrorTypes } from "@pipewright/protocol";
+import { countTasks, formatViolations, validatePipeline } from "@pipewright/protocol";
 import { invokeTask } from "./invoke-task.js";
 import type { TaskDefinition } from "./task.js";
 import { create } from "@bufbuild/protobuf";
-import { TaskErrorSchema, ValueListSchema, ValueMapSchema, ValueSchema } from "../proto/gen/pipewright/v1/value_pb.js";
+import { TaskErrorSchema, ValueListSchema, ValueMapSchema, ValueSchema } from "@pipewright/protocol";
 
 export interface LocalRunOptions {
   /** The task definitions, by name. */
@@ -154,7 +154,7 @@ class LocalRunner {
     }
   }
 
-  async group(g: import("../proto/gen/pipewright/v1/pipeline_pb.js").Group, flow: Flow, path: string, depth: number): Promise<Flow> {
+  async group(g: Group, flow: Flow, path: string, depth: number): Promise<Flow> {
     const n = g.branches.length;
     const outcomes: Flow[] = new Array(n);
     const limit = g.maxParallelism > 0 ? g.maxParallelism : n;
@@ -175,7 +175,7 @@ class LocalRunner {
     return { args: [create(ValueSchema, { kind: { case: "list", value: create(ValueListSchema, { items }) } })], kwargs: {}, state };
   }
 
-  async dag(d: import("../proto/gen/pipewright/v1/pipeline_pb.js").Dag, flow: Flow, path: string, depth: number): Promise<Flow> {
+  async dag(d: Dag, flow: Flow, path: string, depth: number): Promise<Flow> {
     const nodes = d.nodes;
     const results = new Map<string, Flow>();
     const status = new Map<string, "ok" | "failed" | "skipped">();

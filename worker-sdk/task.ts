@@ -1,8 +1,8 @@
 // Task definitions: a name, a typed function, and how it wants to be called.
 // A definition is also a TaskRef, so the same object builds pipelines.
 
-import type { Pipeline } from "../client/pipeline-builder.js";
-import { TaskRef, type TaskCallOptions } from "../client/task-ref.js";
+import type { Pipeline } from "@pipewright/client";
+import { TaskRef, type TaskCallOptions } from "@pipewright/client";
 
 export interface TaskDefinitionOptions extends TaskCallOptions {
   /**

@@ -23,15 +23,15 @@ import {
   type TaskAssignment,
   type TaskKey,
   type TaskResult,
-} from "../proto/gen/pipewright/v1/worker_service_pb.js";
-import { createClient, type Client } from "../proto/runtime/grpc-bridge.js";
-import { setLongTimeout } from "../proto/runtime/long-timeout.js";
-import { ErrorTypes, PROTOCOL_VERSION } from "../proto/runtime/error-types.js";
-import { MAX_MESSAGE_BYTES, MAX_PACKED_MESSAGE_BYTES } from "../proto/runtime/limits.js";
-import { boundError, valueStats, valuesStats } from "../proto/runtime/value-size.js";
-import { PipelineSchema } from "../proto/gen/pipewright/v1/pipeline_pb.js";
-import { TaskErrorSchema } from "../proto/gen/pipewright/v1/value_pb.js";
-import { encodeValue } from "../proto/runtime/values.js";
+} from "@pipewright/protocol";
+import { createClient, type Client } from "@pipewright/protocol";
+import { setLongTimeout } from "@pipewright/protocol";
+import { ErrorTypes, PROTOCOL_VERSION } from "@pipewright/protocol";
+import { MAX_MESSAGE_BYTES, MAX_PACKED_MESSAGE_BYTES } from "@pipewright/protocol";
+import { boundError, valueStats, valuesStats } from "@pipewright/protocol";
+import { PipelineSchema } from "@pipewright/protocol";
+import { TaskErrorSchema } from "@pipewright/protocol";
+import { encodeValue } from "@pipewright/protocol";
 import { invokeTask } from "./invoke-task.js";
 import type { TaskDefinition } from "./task.js";
 

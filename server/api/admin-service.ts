@@ -8,8 +8,8 @@ import {
   CircuitState,
   GetServerStatusResponseSchema,
   ListCircuitBreakersResponseSchema,
-} from "../../proto/gen/pipewright/v1/admin_service_pb.js";
-import type { ServiceImpl } from "../../proto/runtime/grpc-bridge.js";
+} from "@pipewright/protocol";
+import type { ServiceImpl } from "@pipewright/protocol";
 import type { CircuitStateName } from "../core/circuit-breaker.js";
 import type { Dispatcher } from "../dispatch/dispatcher.js";
 import type { RunEngine } from "../engine/run-engine.js";

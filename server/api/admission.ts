@@ -22,16 +22,16 @@
 import { create, toBinary, fromBinary } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import type { DescMessage, DescService } from "@bufbuild/protobuf";
-import { GroupSchema, TaskCallSchema } from "../../proto/gen/pipewright/v1/pipeline_pb.js";
-import { BatchSubmitRunsRequestSchema, SubmitRunRequestSchema } from "../../proto/gen/pipewright/v1/run_service_pb.js";
-import { TaskErrorSchema, ValueSchema } from "../../proto/gen/pipewright/v1/value_pb.js";
-import { ConnectRequestSchema, TaskKeySchema, TaskResultSchema } from "../../proto/gen/pipewright/v1/worker_service_pb.js";
-import type { Inspector } from "../../proto/runtime/grpc-bridge.js";
-import { MAX_GROUP_NESTING, MAX_MESSAGE_DEPTH, MAX_VALUE_DEPTH } from "../../proto/runtime/limits.js";
-import { MalformedMessage, TooManyMessages, WireScan, pathAt, planOf, type FieldPlan, type MessagePlan, type ScanHooks } from "../../proto/runtime/wire-scan.js";
-import { firstField } from "../../proto/runtime/wire-read.js";
+import { GroupSchema, TaskCallSchema } from "@pipewright/protocol";
+import { BatchSubmitRunsRequestSchema, SubmitRunRequestSchema } from "@pipewright/protocol";
+import { TaskErrorSchema, ValueSchema } from "@pipewright/protocol";
+import { ConnectRequestSchema, TaskKeySchema, TaskResultSchema } from "@pipewright/protocol";
+import type { Inspector } from "@pipewright/protocol";
+import { MAX_GROUP_NESTING, MAX_MESSAGE_DEPTH, MAX_VALUE_DEPTH } from "@pipewright/protocol";
+import { MalformedMessage, TooManyMessages, WireScan, pathAt, planOf, type FieldPlan, type MessagePlan, type ScanHooks } from "@pipewright/protocol";
+import { firstField } from "@pipewright/protocol";
 import { invalidRequest, PipewrightError } from "../core/errors.js";
-import type { Violation } from "../../proto/runtime/validate-pipeline.js";
+import type { Violation } from "@pipewright/protocol";
 import { serverError } from "../core/values.js";
 
 export interface AdmissionConfig {

@@ -4,7 +4,7 @@
 // included; a call that started before the outage keeps waiting as it was.
 
 import type { DescService } from "@bufbuild/protobuf";
-import type { ServiceImpl } from "../../proto/runtime/grpc-bridge.js";
+import type { ServiceImpl } from "@pipewright/protocol";
 import { PipewrightError } from "../core/errors.js";
 
 export interface DatabaseState {

@@ -5,7 +5,7 @@
 
 import { randomUUID } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
-import { RefusedMessageError, type ErrorStatus } from "../../proto/runtime/grpc-bridge.js";
+import { RefusedMessageError, type ErrorStatus } from "@pipewright/protocol";
 import { isUnavailable } from "../store/database-errors.js";
 import { badRequestStatus } from "./status-details.js";
 import { PipewrightError, type ErrorCode } from "../core/errors.js";

@@ -3,15 +3,15 @@
 
 import { createHash } from "node:crypto";
 import { toBinary } from "@bufbuild/protobuf";
-import { canonicalBytes } from "../../proto/runtime/wire-canonical.js";
-import { planOf } from "../../proto/runtime/wire-scan.js";
+import { canonicalBytes } from "@pipewright/protocol";
+import { planOf } from "@pipewright/protocol";
 import { BinaryReader } from "@bufbuild/protobuf/wire";
-import { fieldBytes } from "../../proto/runtime/wire-fields.js";
+import { fieldBytes } from "@pipewright/protocol";
 import type { Duration } from "@bufbuild/protobuf/wkt";
-import { SubmitRunRequestSchema, type SubmitRunRequest } from "../../proto/gen/pipewright/v1/run_service_pb.js";
+import { SubmitRunRequestSchema, type SubmitRunRequest } from "@pipewright/protocol";
 import { pushAll } from "../core/arrays.js";
 import { invalidRequest, PipewrightError } from "../core/errors.js";
-import { checkDuration, countTasks, validatePipelineInSlices, type Violation } from "../../proto/runtime/validate-pipeline.js";
+import { checkDuration, countTasks, validatePipelineInSlices, type Violation } from "@pipewright/protocol";
 import { pauseForOthers } from "../engine/pause-for-others.js";
 import type { PreparedSubmit } from "../engine/run-engine.js";
 import { encodeSpec } from "../engine/run-engine.js";

@@ -17,12 +17,12 @@ import {
   WaitRunResponseSchema,
   WaitRunsResponseSchema,
   WatchRunResponseSchema,
-} from "../../proto/gen/pipewright/v1/run_service_pb.js";
-import { RunSchema, RunState, type Run } from "../../proto/gen/pipewright/v1/run_pb.js";
-import { valueStats } from "../../proto/runtime/value-size.js";
-import { receivedBytes, type ServiceImpl } from "../../proto/runtime/grpc-bridge.js";
-import { fieldBytes } from "../../proto/runtime/wire-fields.js";
-import { MAX_MESSAGE_BYTES, MAX_NAME_LENGTH } from "../../proto/runtime/limits.js";
+} from "@pipewright/protocol";
+import { RunSchema, RunState, type Run } from "@pipewright/protocol";
+import { valueStats } from "@pipewright/protocol";
+import { receivedBytes, type ServiceImpl } from "@pipewright/protocol";
+import { fieldBytes } from "@pipewright/protocol";
+import { MAX_MESSAGE_BYTES, MAX_NAME_LENGTH } from "@pipewright/protocol";
 import { invalidRequest, PipewrightError } from "../core/errors.js";
 import type { RunEngine } from "../engine/run-engine.js";
 import { runFromRow } from "../engine/run-views.js";

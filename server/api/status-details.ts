@@ -10,7 +10,7 @@
 // `maxBytes`; the status message says how many there were.
 
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
-import { shortPath, type Violation } from "../../proto/runtime/validate-pipeline.js";
+import { shortPath, type Violation } from "@pipewright/protocol";
 
 const BAD_REQUEST_TYPE = "type.googleapis.com/google.rpc.BadRequest";
 

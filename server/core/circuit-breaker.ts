@@ -9,7 +9,7 @@
 // in the queue: they neither run nor fail, so no retry is used up. Pure: the
 // dispatcher feeds it outcomes and the time, and persists what it returns.
 
-import { ErrorTypes } from "../../proto/runtime/error-types.js";
+import { ErrorTypes } from "@pipewright/protocol";
 
 export type CircuitStateName = "closed" | "open" | "half_open";
 

@@ -2,7 +2,7 @@
 // names a gRPC status; server/api/error-mapping.ts turns it into one and turns
 // anything else into INTERNAL with a generic message (the cause is logged).
 
-import { formatViolations, type Violation } from "../../proto/runtime/validate-pipeline.js";
+import { formatViolations, type Violation } from "@pipewright/protocol";
 
 export type ErrorCode =
   | "INVALID_ARGUMENT"

@@ -12,7 +12,7 @@
 // Equality is structural on the encoded values, so the rule is the same in
 // every language and needs no decoding.
 
-import type { Value } from "../../proto/gen/pipewright/v1/value_pb.js";
+import type { Value } from "@pipewright/protocol";
 import { mapValue, valuesEqual } from "./values.js";
 
 export function mergeBranchStates(base: Value | undefined, branches: (Value | undefined)[]): Value | undefined {

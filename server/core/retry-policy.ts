@@ -1,7 +1,7 @@
 // When a failed attempt is tried again, and after how long.
 
-import type { RetryPolicy } from "../../proto/gen/pipewright/v1/pipeline_pb.js";
-import type { TaskError } from "../../proto/gen/pipewright/v1/value_pb.js";
+import type { RetryPolicy } from "@pipewright/protocol";
+import type { TaskError } from "@pipewright/protocol";
 import { NEVER_RETRIED } from "./values.js";
 
 /** The policy with every default filled in; durations in milliseconds. */

@@ -7,8 +7,8 @@
 // Completing a step touches only that step, its scope and its container, so
 // the cost of one event does not depend on the size of the run.
 
-import type { Dag, Group, Pipeline, TaskCall } from "../../proto/gen/pipewright/v1/pipeline_pb.js";
-import type { TaskError, Value } from "../../proto/gen/pipewright/v1/value_pb.js";
+import type { Dag, Group, Pipeline, TaskCall } from "@pipewright/protocol";
+import type { TaskError, Value } from "@pipewright/protocol";
 
 /** What flows from one step to the next. */
 export interface Flow {

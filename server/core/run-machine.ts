@@ -13,20 +13,20 @@
 // is left is bounded by group nesting, at most 64 levels), and branches are
 // dispatched in declaration order.
 
-import type { Pipeline, TaskCall } from "../../proto/gen/pipewright/v1/pipeline_pb.js";
-import { ParentResults } from "../../proto/gen/pipewright/v1/pipeline_pb.js";
-import { RunState } from "../../proto/gen/pipewright/v1/run_pb.js";
-import type { TaskError, Value } from "../../proto/gen/pipewright/v1/value_pb.js";
-import type { TaskResult } from "../../proto/gen/pipewright/v1/worker_service_pb.js";
-import { MAX_ERROR_CAUSES, MAX_ERROR_MESSAGE_CHARS, MAX_VALUE_BYTES, MAX_VALUE_DEPTH } from "../../proto/runtime/limits.js";
+import type { Pipeline, TaskCall } from "@pipewright/protocol";
+import { ParentResults } from "@pipewright/protocol";
+import { RunState } from "@pipewright/protocol";
+import type { TaskError, Value } from "@pipewright/protocol";
+import type { TaskResult } from "@pipewright/protocol";
+import { MAX_ERROR_CAUSES, MAX_ERROR_MESSAGE_CHARS, MAX_VALUE_BYTES, MAX_VALUE_DEPTH } from "@pipewright/protocol";
 import { pushAll } from "./arrays.js";
 import { mergeBranchStates } from "./merge-states.js";
 import { DEFAULT_RETRY, effectiveRetry, retryDelay, type EffectiveRetry } from "./retry-policy.js";
-import { childScopePath } from "../../proto/runtime/step-paths.js";
+import { childScopePath } from "@pipewright/protocol";
 import { RunGraph, type DagStep, type Flow, type GroupStep, type Scope, type StageStep, type Step, type TaskInput, type TaskStep } from "./run-graph.js";
-import { countTasks, formatViolations, validatePipeline } from "../../proto/runtime/validate-pipeline.js";
+import { countTasks, formatViolations, validatePipeline } from "@pipewright/protocol";
 import { ErrorTypes, errorValue, listValue, mapValue, noneValue, serverError } from "./values.js";
-import { addStats, boundError, valuesStats, type ValueStats } from "../../proto/runtime/value-size.js";
+import { addStats, boundError, valuesStats, type ValueStats } from "@pipewright/protocol";
 
 export interface MachineConfig {
   /** Deepest nesting of child pipelines (a task returning a pipeline adds one level). */

@@ -2,10 +2,10 @@
 
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { StepKind, StepState, StepStatusSchema, type StepStatus } from "../../proto/gen/pipewright/v1/run_pb.js";
-import { TaskErrorSchema, type TaskError } from "../../proto/gen/pipewright/v1/value_pb.js";
-import { MAX_MESSAGE_BYTES } from "../../proto/runtime/limits.js";
-import { valueStats } from "../../proto/runtime/value-size.js";
+import { StepKind, StepState, StepStatusSchema, type StepStatus } from "@pipewright/protocol";
+import { TaskErrorSchema, type TaskError } from "@pipewright/protocol";
+import { MAX_MESSAGE_BYTES } from "@pipewright/protocol";
+import { valueStats } from "@pipewright/protocol";
 import type { DagStep, RunGraph, Step, StepCode } from "./run-graph.js";
 
 const STATE: Record<StepCode, StepState> = {

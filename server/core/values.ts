@@ -9,8 +9,8 @@ import {
   ValueMapSchema,
   type TaskError,
   type Value,
-} from "../../proto/gen/pipewright/v1/value_pb.js";
-import { ErrorTypes } from "../../proto/runtime/error-types.js";
+} from "@pipewright/protocol";
+import { ErrorTypes } from "@pipewright/protocol";
 
 /** A Value with no kind: "nothing" (an SDK reads it as null). */
 export function noneValue(): Value {

@@ -7,10 +7,10 @@ import { randomUUID } from "node:crypto";
 import { create, fromBinary } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import type * as grpc from "@grpc/grpc-js";
-import { receivedBytes, RefusedMessageError } from "../../proto/runtime/grpc-bridge.js";
-import { setLongTimeout, type LongTimeout } from "../../proto/runtime/long-timeout.js";
-import { ErrorTypes, PROTOCOL_VERSION } from "../../proto/runtime/error-types.js";
-import { fieldBytes } from "../../proto/runtime/wire-fields.js";
+import { receivedBytes, RefusedMessageError } from "@pipewright/protocol";
+import { setLongTimeout, type LongTimeout } from "@pipewright/protocol";
+import { ErrorTypes, PROTOCOL_VERSION } from "@pipewright/protocol";
+import { fieldBytes } from "@pipewright/protocol";
 import {
   ConnectResponseSchema,
   DrainRequestSchema,
@@ -22,8 +22,8 @@ import {
   type TaskAssignment,
   type TaskResult,
   TaskResultSchema,
-} from "../../proto/gen/pipewright/v1/worker_service_pb.js";
-import { TaskErrorSchema } from "../../proto/gen/pipewright/v1/value_pb.js";
+} from "@pipewright/protocol";
+import { TaskErrorSchema } from "@pipewright/protocol";
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import { PipewrightError } from "../core/errors.js";
 import type { Sql } from "../store/database.js";

@@ -4,9 +4,9 @@
 // branches of one group share theirs, so one read serves them all.
 
 import { fromBinary } from "@bufbuild/protobuf";
-import { TaskAssignmentSchema, type TaskAssignment } from "../../proto/gen/pipewright/v1/worker_service_pb.js";
+import { TaskAssignmentSchema, type TaskAssignment } from "@pipewright/protocol";
 import { create } from "@bufbuild/protobuf";
-import { ValueMapSchema, type Value } from "../../proto/gen/pipewright/v1/value_pb.js";
+import { ValueMapSchema, type Value } from "@pipewright/protocol";
 import { internalize, mayHoldRefs, refsIn } from "../engine/payload-refs.js";
 import type { Sql } from "../store/database.js";
 import { loadBlobs } from "../store/payload-blobs.js";

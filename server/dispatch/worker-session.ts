@@ -4,7 +4,7 @@
 
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
-import { MAX_PACKED_MESSAGE_BYTES } from "../../proto/runtime/limits.js";
+import { MAX_PACKED_MESSAGE_BYTES } from "@pipewright/protocol";
 import {
   CancelTasksSchema,
   ConnectResponseSchema,
@@ -14,7 +14,7 @@ import {
   type ConnectResponse,
   type Hello,
   type TaskAssignment,
-} from "../../proto/gen/pipewright/v1/worker_service_pb.js";
+} from "@pipewright/protocol";
 
 export interface HeldAttempt {
   runId: number;

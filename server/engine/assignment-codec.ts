@@ -3,12 +3,12 @@
 // stored form refers to big payloads instead of holding them (payload-refs.ts).
 
 import { create, toBinary } from "@bufbuild/protobuf";
-import { ParentResults } from "../../proto/gen/pipewright/v1/pipeline_pb.js";
-import { ValueMapSchema, type Value } from "../../proto/gen/pipewright/v1/value_pb.js";
-import { TaskAssignmentSchema, type TaskAssignment } from "../../proto/gen/pipewright/v1/worker_service_pb.js";
+import { ParentResults } from "@pipewright/protocol";
+import { ValueMapSchema, type Value } from "@pipewright/protocol";
+import { TaskAssignmentSchema, type TaskAssignment } from "@pipewright/protocol";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import type { Dispatch } from "../core/run-machine.js";
-import { valuesStats } from "../../proto/runtime/value-size.js";
+import { valuesStats } from "@pipewright/protocol";
 import { BLOB_THRESHOLD, externalize, type BlobData } from "./payload-refs.js";
 
 /** Server defaults for calls that set no timeout; 0 means none. */

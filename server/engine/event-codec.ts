@@ -2,7 +2,7 @@
 
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { TaskResultSchema } from "../../proto/gen/pipewright/v1/worker_service_pb.js";
+import { TaskResultSchema } from "@pipewright/protocol";
 import type { RunInput } from "../core/run-machine.js";
 import { EventKind, type EventKindCode, type StoredEvent } from "../store/run-store.js";
 

@@ -11,8 +11,8 @@
 
 import { createHash } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
-import { PayloadSchema, ValueListSchema, ValueMapSchema, ValueSchema, type Payload, type Value } from "../../proto/gen/pipewright/v1/value_pb.js";
-import { valueStats } from "../../proto/runtime/value-size.js";
+import { PayloadSchema, ValueListSchema, ValueMapSchema, ValueSchema, type Payload, type Value } from "@pipewright/protocol";
+import { valueStats } from "@pipewright/protocol";
 
 /** Payloads this big or bigger are stored once per run and referred to. */
 export const BLOB_THRESHOLD = 64 * 1024;

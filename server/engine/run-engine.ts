@@ -10,13 +10,13 @@
 
 import { randomUUID } from "node:crypto";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import type { Pipeline } from "../../proto/gen/pipewright/v1/pipeline_pb.js";
-import { PipelineSchema } from "../../proto/gen/pipewright/v1/pipeline_pb.js";
-import { RunEventSchema, RunState, type Run, type RunEvent } from "../../proto/gen/pipewright/v1/run_pb.js";
-import type { TaskError } from "../../proto/gen/pipewright/v1/value_pb.js";
-import { TaskResultSchema, type TaskAssignment, type TaskResult } from "../../proto/gen/pipewright/v1/worker_service_pb.js";
+import type { Pipeline } from "@pipewright/protocol";
+import { PipelineSchema } from "@pipewright/protocol";
+import { RunEventSchema, RunState, type Run, type RunEvent } from "@pipewright/protocol";
+import type { TaskError } from "@pipewright/protocol";
+import { TaskResultSchema, type TaskAssignment, type TaskResult } from "@pipewright/protocol";
 import type { Duration } from "@bufbuild/protobuf/wkt";
-import { setLongTimeout, type LongTimeout } from "../../proto/runtime/long-timeout.js";
+import { setLongTimeout, type LongTimeout } from "@pipewright/protocol";
 import { minOf, pushAll } from "../core/arrays.js";
 import { ErrorTypes, serverError } from "../core/values.js";
 import { isUnavailable, storageProblem } from "../store/database-errors.js";

@@ -13,8 +13,8 @@ import {
   type Run,
   type RunEvent,
   type StepStatus,
-} from "../../proto/gen/pipewright/v1/run_pb.js";
-import { ValueSchema, type Value } from "../../proto/gen/pipewright/v1/value_pb.js";
+} from "@pipewright/protocol";
+import { ValueSchema, type Value } from "@pipewright/protocol";
 import type { Effect, RunMachine } from "../core/run-machine.js";
 import { stepStatusOf } from "../core/step-statuses.js";
 import type { RunRow } from "../store/run-store.js";

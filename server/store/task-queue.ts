@@ -2,7 +2,7 @@
 // claims, fenced completion (careful mode), leases and lost attempts. One row
 // per task step waiting for a worker or held by one.
 
-import type { TaskAssignment } from "../../proto/gen/pipewright/v1/worker_service_pb.js";
+import type { TaskAssignment } from "@pipewright/protocol";
 import type { Sql, Tx } from "./database.js";
 
 export const QueueStatus = { ready: 0, running: 1, held: 2 } as const;

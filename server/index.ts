@@ -1,0 +1,10 @@
+// @pipewright/server: the orchestration server, to start from code (the
+// `pipewright` command starts it from a shell: `pipewright server --help`).
+// @example
+//   import { startServer, DEFAULT_CONFIG } from "@pipewright/server";
+//   const server = await startServer({ ...DEFAULT_CONFIG, address: "127.0.0.1:0" });
+//   console.log(server.address);
+//   await server.stop();
+
+export { startServer, type RunningServer } from "./server.js";
+export { DEFAULT_CONFIG, OPTIONS, parseConfig, helpText, type ServerConfig } from "./config.js";
