@@ -90,6 +90,7 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
     const timeouts = { waitMs: config.defaultWaitTimeoutMs, executionMs: config.defaultExecutionTimeoutMs, heartbeatMs: config.defaultHeartbeatTimeoutMs };
     const engine = new RunEngine(sql, dispatcher, { machine, processId, leaseMs: config.leaseMs, timeouts, processTimeoutMs: config.processTimeoutMs, log });
     dispatcher.onResults((results) => engine.results(results));
+    dispatcher.onAttempts(engine.attempts);
     const onError = errorMapper(log);
     // How long the event loop was ever blocked (AdminService.GetServerStatus): whatever a client
     // sends, every other client waits behind it.
@@ -113,7 +114,7 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
     if (reclaimed.length) log(`re-queued ${reclaimed.length} attempts held by the previous server at ${identity}`);
     const recovered = await engine.recover();
     if (recovered) log(`recovered ${recovered} active runs`);
-    const reaper = new LeaseReaper(sql, { processId, intervalMs: Math.min(2000, config.processTimeoutMs / 3), processSilenceMs: config.processTimeoutMs, log: verbose, onRequeued: (lost) => dispatcher.lost(lost) });
+    const reaper = new LeaseReaper(sql, { processId, intervalMs: Math.min(2000, config.processTimeoutMs / 3), processSilenceMs: config.processTimeoutMs, log: verbose, onRequeued: (lost) => dispatcher.lost(lost), serves: () => dispatcher.servedKeys() });
     reaper.start();
     await dispatcher.start();
     await engine.start();

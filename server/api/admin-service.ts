@@ -8,6 +8,9 @@ import {
   CircuitState,
   GetServerStatusResponseSchema,
   ListCircuitBreakersResponseSchema,
+  ListWorkersResponseSchema,
+  WorkerInfoSchema,
+  WorkerSessionState,
 } from "@pipewright/protocol";
 import type { ServiceImpl } from "@pipewright/protocol";
 import type { CircuitStateName } from "../core/circuit-breaker.js";
@@ -37,6 +40,24 @@ export function adminService(engine: RunEngine, dispatcher: Dispatcher, processI
         eventLoopMaxDelay: durationFromMs(Math.round(health.eventLoopMaxDelayMs())),
         busyRefusals: BigInt(health.busyRefusals()),
       });
+    },
+
+    async listWorkers() {
+      const workers = dispatcher.workers().map((s) =>
+        create(WorkerInfoSchema, {
+          workerId: s.id,
+          name: s.hello.workerName,
+          taskNames: [...s.tasks].sort(),
+          queues: [...s.queues].sort(),
+          slots: s.slots,
+          slotsUsed: s.held.size,
+          connectTime: timestampFromMs(s.connectedAt),
+          lastSeenTime: timestampFromMs(s.lastSeen),
+          processId,
+          state: s.state === "draining" ? WorkerSessionState.DRAINING : WorkerSessionState.ACTIVE,
+        }),
+      );
+      return create(ListWorkersResponseSchema, { workers });
     },
 
     async listCircuitBreakers() {

@@ -3,10 +3,10 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { StepKind, StepState, StepStatusSchema, type StepStatus } from "@pipewright/protocol";
-import { TaskErrorSchema, type TaskError } from "@pipewright/protocol";
+import { TaskErrorSchema, type TaskError, type Value } from "@pipewright/protocol";
 import { MAX_MESSAGE_BYTES } from "@pipewright/protocol";
 import { valueStats } from "@pipewright/protocol";
-import type { DagStep, RunGraph, Step, StepCode } from "./run-graph.js";
+import type { DagStep, RunGraph, Step, StepCode, TaskStep } from "./run-graph.js";
 
 const STATE: Record<StepCode, StepState> = {
   pending: StepState.PENDING,
@@ -39,11 +39,21 @@ export const STEPS_BUDGET = MAX_MESSAGE_BYTES / 2;
  * `running` names the task steps a worker holds right now (the machine only
  * knows they are queued).
  */
-export function stepStatuses(graph: RunGraph, running: ReadonlySet<number> = new Set(), budget = STEPS_BUDGET): { steps: StepStatus[]; truncated: boolean } {
+/** What the server knows of running and waiting tasks besides the run's graph. */
+export interface LiveState {
+  /** Task steps a worker holds right now (the machine only knows they are queued). */
+  running: ReadonlySet<number>;
+  /** The latest progress of running steps, by step. */
+  progress?: ReadonlyMap<number, Value>;
+  /** Why a queued task is not running yet, if the server knows (no worker serves it). */
+  waitingReason?: (step: TaskStep) => string | undefined;
+}
+
+export function stepStatuses(graph: RunGraph, live: LiveState = { running: new Set() }, budget = STEPS_BUDGET): { steps: StepStatus[]; truncated: boolean } {
   const steps: StepStatus[] = [];
   let used = 0;
   for (let id = 1; id < graph.steps.length; id++) {
-    const s = stepStatusOf(graph, id, running);
+    const s = stepStatusOf(graph, id, live);
     // Past a quarter of the budget, errors are listed compact (type, message cut; no stack, details or causes).
     if (s.error && used > budget / 4) s.error = compactError(s.error);
     used += 48 + s.path.length + s.task.length + s.displayName.length + s.dagNodeId.length + (s.error ? valueStats(s.error).bytes : 0);
@@ -58,10 +68,13 @@ function compactError(e: TaskError): TaskError {
 }
 
 /** The StepStatus of one step. */
-export function stepStatusOf(graph: RunGraph, id: number, running: ReadonlySet<number> = new Set()): StepStatus {
+export function stepStatusOf(graph: RunGraph, id: number, live: LiveState = { running: new Set() }): StepStatus {
   const step = graph.steps[id];
   const isTask = step.kind === "task";
-  const state = step.status === "queued" && running.has(id) ? StepState.RUNNING : STATE[step.status];
+  const state = step.status === "queued" && live.running.has(id) ? StepState.RUNNING : STATE[step.status];
+  // A queued attempt has not started: it is not counted, and a step none of whose attempts started has no start time.
+  const attempts = isTask ? step.attempts - (state === StepState.QUEUED ? 1 : 0) : 0;
+  const started = step.startedAt !== undefined && !(isTask && attempts === 0 && state === StepState.QUEUED);
   return create(StepStatusSchema, {
     stepId: id,
     path: graph.pathOf(step),
@@ -69,11 +82,13 @@ export function stepStatusOf(graph: RunGraph, id: number, running: ReadonlySet<n
     task: isTask ? step.call.task : "",
     displayName: isTask ? step.call.options?.displayName || step.call.task : "",
     state,
-    attempts: isTask ? step.attempts : 0,
-    startTime: step.startedAt !== undefined ? timestampFromMs(step.startedAt) : undefined,
+    attempts,
+    startTime: started ? timestampFromMs(step.startedAt!) : undefined,
     finishTime: step.finishedAt !== undefined ? timestampFromMs(step.finishedAt) : undefined,
     error: step.error && (step.status === "failed" || step.status === "cancelled") ? step.error : undefined,
     parentStepId: step.parentStep,
     dagNodeId: isTask && step.role === "dag_node" ? (graph.steps[step.dag!] as DagStep).spec.nodes[step.index].id : "",
+    progress: state === StepState.RUNNING ? live.progress?.get(id) : undefined,
+    waitingReason: isTask && state === StepState.QUEUED ? (live.waitingReason?.(step) ?? "") : "",
   });
 }

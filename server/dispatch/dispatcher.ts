@@ -23,15 +23,17 @@ import {
   type TaskResult,
   TaskResultSchema,
 } from "@pipewright/protocol";
-import { TaskErrorSchema } from "@pipewright/protocol";
+import { TaskErrorSchema, type Value } from "@pipewright/protocol";
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import { PipewrightError } from "../core/errors.js";
 import type { Sql } from "../store/database.js";
 import * as queue from "../store/task-queue.js";
-import type { DispatchPort, IncomingResult, Reservation } from "../engine/run-engine.js";
+import type { AttemptObserver, DispatchPort, IncomingResult, Reservation } from "../engine/run-engine.js";
 import { CircuitBreakers, verdictOf, type Circuit, type CircuitConfig, type Verdict } from "../core/circuit-breaker.js";
 import { claimProbe, loadCircuits, saveCircuit } from "../store/circuit-store.js";
+import { servedElsewhere } from "../store/process-registry.js";
 import { normalizeQueue, WorkerSession, type HeldAttempt } from "./worker-session.js";
+import { valuesEqual } from "../core/values.js";
 import { PayloadResolver } from "./payload-resolver.js";
 import { pushAll } from "../core/arrays.js";
 import { isUnavailable } from "../store/database-errors.js";
@@ -95,12 +97,21 @@ export class Dispatcher implements DispatchPort {
     this.resultSink = sink;
   }
 
+  /** Who hears of attempts handed to workers and of their progress (the engine, for watchers); set once at wiring time. */
+  onAttempts(observer: AttemptObserver): void {
+    this.observer = observer;
+  }
+
+  private ticks = 0;
+  private observer: AttemptObserver = { running: () => {}, progress: () => {} };
+
   /** Starts the periodic work, and listens for ready rows written by other server processes. */
   async start(): Promise<void> {
     this.timer = setInterval(() => this.tick(), this.config.pollIntervalMs);
     this.timer.unref();
     this.timeoutTimer = setInterval(() => this.checkTimeouts(), 100);
     this.timeoutTimer.unref();
+    await this.refreshServedElsewhere();
     const ready = await this.sql.listen("pipewright_ready", () => {
       if (!this.draining) this.poke();
     });
@@ -119,6 +130,42 @@ export class Dispatcher implements DispatchPort {
 
   get workerCount(): number {
     return this.sessions.size;
+  }
+
+  /** The connected sessions, oldest first (AdminService.ListWorkers). */
+  workers(): WorkerSession[] {
+    return [...this.sessions.values()].sort((a, b) => a.connectedAt - b.connectedAt);
+  }
+
+  /** What the workers connected here serve, as keys "task\u0000queue" (written with the process's heartbeat). */
+  servedKeys(): string[] {
+    const keys = new Set<string>();
+    for (const s of this.sessions.values()) for (const t of s.tasks) for (const q of s.queues) keys.add(`${t}\u0000${q}`);
+    return [...keys];
+  }
+
+  /**
+   * Whether a connected worker, here or at another process, serves `task`
+   * on `queue` (other processes' workers as of their last heartbeat, read
+   * at most every 2 s).
+   */
+  serves(task: string, queueName: string): boolean {
+    const q = normalizeQueue(queueName);
+    for (const s of this.sessions.values()) if (s.serves(task, q)) return true;
+    return this.servedElsewhere.has(`${task}\u0000${q}`);
+  }
+
+  private servedElsewhere = new Set<string>();
+
+  private async refreshServedElsewhere(): Promise<void> {
+    this.servedElsewhere = new Set(await servedElsewhere(this.sql, this.config.processId, this.config.heartbeatIntervalMs * 4 + 10_000));
+  }
+
+  /** The latest progress reported for running steps of a run, by step (held by this process's workers). */
+  progressOf(runId: number): Map<number, Value> {
+    const out = new Map<number, Value>();
+    for (const s of this.sessions.values()) for (const h of s.held.values()) if (h.runId === runId && h.progress) out.set(h.step, h.progress);
+    return out;
   }
 
   // ---- the Connect stream ----------------------------------------------------
@@ -181,7 +228,12 @@ export class Dispatcher implements DispatchPort {
         const now = Date.now();
         for (const p of msg.kind.value.running) {
           const held = p.key ? session.held.get(`${p.key.runId}/${p.key.stepId}`) : undefined;
-          if (held && held.attempt === p.key!.attempt) held.lastHeartbeat = now;
+          if (!held || held.attempt !== p.key!.attempt) continue;
+          held.lastHeartbeat = now;
+          if (p.progress && !valuesEqual(p.progress, held.progress)) {
+            held.progress = p.progress;
+            this.observer.progress(held.runId, held.step, p.progress);
+          }
         }
         this.renewLeases(session);
         return;
@@ -495,6 +547,7 @@ export class Dispatcher implements DispatchPort {
     };
     if (held.executionMs || held.heartbeatMs) this.watched.add({ session, held });
     session.assign(held, assignment, c.size ?? assignmentSize(assignment));
+    this.observer.running(c.runId, c.step);
   }
 
   /** Fails attempts past their execution or heartbeat timeout, and tells their worker to stop. */
@@ -525,6 +578,7 @@ export class Dispatcher implements DispatchPort {
   /** Periodic: claim what became due, drop silent workers, share circuit states. */
   private tick(): void {
     this.syncCircuits().catch((err) => this.config.log(`loading circuit breakers: ${err.message}`));
+    if (++this.ticks % 4 === 0) this.refreshServedElsewhere().catch((err) => this.config.log(`reading what other processes serve: ${err.message}`));
     const silentAfter = this.config.heartbeatIntervalMs * 3;
     const now = Date.now();
     for (const s of this.sessions.values()) {

@@ -17,6 +17,8 @@ export interface LeaseReaperConfig {
   log: (line: string) => void;
   /** Called with the attempts put back (to claim them at once, or fail those lost too often). */
   onRequeued: (lost: LostAttempt[]) => void;
+  /** What this process's workers serve, written with its heartbeat (see Dispatcher.servedKeys). */
+  serves?: () => string[];
 }
 
 export class LeaseReaper {
@@ -41,7 +43,7 @@ export class LeaseReaper {
     if (this.running) return;
     this.running = true;
     try {
-      await touchProcess(this.sql, this.config.processId);
+      await touchProcess(this.sql, this.config.processId, this.config.serves?.() ?? []);
       const lost = await reapLostAttempts(this.sql, this.config.processSilenceMs);
       if (lost.length > 0) {
         this.config.log(`re-queued ${lost.length} attempts whose worker or server process went silent`);

@@ -5,6 +5,7 @@
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { MAX_PACKED_MESSAGE_BYTES } from "@pipewright/protocol";
+import type { Value } from "@pipewright/protocol";
 import {
   CancelTasksSchema,
   ConnectResponseSchema,
@@ -31,6 +32,8 @@ export interface HeldAttempt {
   heartbeatMs?: number;
   /** Timed out: failed by the server, its late result will be dropped. */
   expired?: boolean;
+  /** The latest progress the worker reported for it (heartbeats). */
+  progress?: Value;
 }
 
 export type SessionState = "active" | "draining" | "closed";
@@ -44,6 +47,7 @@ export class WorkerSession {
   readonly held = new Map<string, HeldAttempt>();
   /** Slots promised to attempts being committed (the fast path). */
   reserved = 0;
+  readonly connectedAt = Date.now();
   lastSeen = Date.now();
   lastLeaseRenewal = 0;
   private outbox: { assignment: TaskAssignment; size: number }[] = [];

@@ -10,10 +10,11 @@
 
 import { randomUUID } from "node:crypto";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { Pipeline } from "@pipewright/protocol";
 import { PipelineSchema } from "@pipewright/protocol";
 import { RunEventSchema, RunState, type Run, type RunEvent } from "@pipewright/protocol";
-import type { TaskError } from "@pipewright/protocol";
+import type { TaskError, Value } from "@pipewright/protocol";
 import { TaskResultSchema, type TaskAssignment, type TaskResult } from "@pipewright/protocol";
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import { setLongTimeout, type LongTimeout } from "@pipewright/protocol";
@@ -22,7 +23,8 @@ import { ErrorTypes, serverError } from "../core/values.js";
 import { isUnavailable, storageProblem } from "../store/database-errors.js";
 import { PipewrightError } from "../core/errors.js";
 import { RunMachine, type Dispatch, type Effect, type MachineConfig, type RunInput } from "../core/run-machine.js";
-import { stepStatuses } from "../core/step-statuses.js";
+import { stepStatusOf, stepStatuses, type LiveState } from "../core/step-statuses.js";
+import type { TaskStep } from "../core/run-graph.js";
 import { inTransaction, type Sql, type Tx } from "../store/database.js";
 import * as runs from "../store/run-store.js";
 import * as queue from "../store/task-queue.js";
@@ -69,8 +71,20 @@ export interface DispatchPort {
   cancel(attempts: queue.CancelledAttempt[], reason: string): void;
   /** Ready rows were committed that no local worker was reserved for. */
   poke(): void;
+  /** Whether a connected worker (of any process) serves `task` on `queue`. */
+  serves(task: string, queue: string): boolean;
+  /** The latest progress of a run's running steps held by workers of this process, by step. */
+  progressOf(runId: number): ReadonlyMap<number, Value>;
   /** Rows become ready at this time (retry backoff): look for them then. */
   pokeAt(time: number): void;
+}
+
+/** What happens to attempts that only the dispatcher sees (not stored: shown to watchers). */
+export interface AttemptObserver {
+  /** An attempt of this step was handed to a worker. */
+  running(runId: number, step: number): void;
+  /** The task reported this progress. */
+  progress(runId: number, step: number, progress: Value): void;
 }
 
 /** A submission checked by the API layer, ready to persist. */
@@ -536,8 +550,8 @@ export class RunEngine {
       return this.getRun(uid, full);
     }
     if (run) {
-      const running = full ? new Set(await queue.runningSteps(this.sql, run.id)) : undefined;
-      return runFromMachine(run, run.machine, full ? stepStatuses(run.machine.graph, running) : undefined);
+      if (!full) return runFromMachine(run, run.machine);
+      return runFromMachine(run, run.machine, stepStatuses(run.machine.graph, await this.liveState(run.id)));
     }
     const row = await runs.loadRunByUid(this.sql, uid);
     if (!row) throw new PipewrightError("NOT_FOUND", `no run with id ${uid}`);
@@ -550,8 +564,51 @@ export class RunEngine {
       this.config.log(`run ${row.uid}: its steps cannot be shown, its log does not replay: ${(err as Error).message}`);
       return runFromRow(row); // the row is authoritative: the run as stored, without its steps
     }
-    const running = new Set(await queue.runningSteps(this.sql, row.id));
-    return runFromRow(row, stepStatuses(machine.graph, running));
+    return runFromRow(row, stepStatuses(machine.graph, await this.liveState(row.id)));
+  }
+
+  /** What the database and the dispatcher know of a run's tasks now: which run, their progress, which no worker serves. */
+  private async liveState(runId: number): Promise<LiveState> {
+    return {
+      running: new Set(await queue.runningSteps(this.sql, runId)),
+      progress: this.dispatch.progressOf(runId),
+      waitingReason: (step) => this.waitingReason(step),
+    };
+  }
+
+  /** Why a queued task is not running yet, when no worker anywhere serves it. */
+  private waitingReason(step: TaskStep): string | undefined {
+    const q = step.call.options?.queue || "";
+    if (this.dispatch.serves(step.call.task, q)) return undefined;
+    return `no connected worker serves task ${JSON.stringify(step.call.task)}${q && q !== "default" ? ` on queue ${JSON.stringify(q)}` : ""}`;
+  }
+
+  /**
+   * Changes of running tasks only this process sees (nothing is stored for
+   * them), for the run's watchers: an attempt handed to a worker, the
+   * progress its task reports.
+   */
+  readonly attempts: AttemptObserver = {
+    running: (runId, step) => this.liveStepEvent(runId, step),
+    progress: (runId, step, progress) => this.liveStepEvent(runId, step, progress),
+  };
+
+  /** The steps of a run held here that a worker holds now, as step events (seq 0), with their progress. */
+  private async runningNow(run: OwnedRun): Promise<RunEvent[]> {
+    const live = await this.liveState(run.id);
+    const time = timestampFromMs(Date.now());
+    return [...live.running].filter((step) => run.machine.graph.steps[step]).map((step) =>
+      create(RunEventSchema, { runId: run.uid, seq: 0n, time, kind: { case: "step", value: stepStatusOf(run.machine.graph, step, live) } }),
+    );
+  }
+
+  private liveStepEvent(runId: number, step: number, progress?: Value): void {
+    const run = this.owned.get(runId);
+    if (!run || run.listeners.size === 0 || !run.machine.graph.steps[step]) return;
+    const status = stepStatusOf(run.machine.graph, step, { running: new Set([step]), progress: progress ? new Map([[step, progress]]) : undefined });
+    // seq 0: not an event of the log (see WatchRunRequest.after_seq).
+    const event = create(RunEventSchema, { runId: run.uid, seq: 0n, time: timestampFromMs(Date.now()), kind: { case: "step", value: status } });
+    for (const l of run.listeners) l([event]);
   }
 
   /** Waits until the run finishes or `timeoutMs` passes; returns it either way. */
@@ -685,11 +742,14 @@ export class RunEngine {
       const stored = await runs.loadEvents(this.sql, [row.id]);
       let last = afterSeq;
       for (const e of historyEvents(row, stored, this.config.machine)) {
-        if (Number(e.seq) > afterSeq) yield e;
+        // after_seq 0 (unset) is the whole history: the start's events (seq 0) too.
+        if (Number(e.seq) > afterSeq || afterSeq === 0) yield e;
         last = Math.max(last, Number(e.seq));
       }
       if (row.state >= RunState.SUCCEEDED) return;
       run ??= subscribe();
+      // What runs right now, with its progress: the log cannot say (a task handed to a worker is not an event of it).
+      if (run) for (const e of await this.runningNow(run)) yield e;
       for (;;) {
         while (buffered.length) {
           const e = buffered.shift()!;

@@ -95,7 +95,7 @@ export function eventsOf(uid: string, machine: RunMachine, seq: number, at: numb
     for (const id of machine.changed) {
       if (seen.has(id)) continue;
       seen.add(id);
-      out.push(create(RunEventSchema, { runId: uid, seq: BigInt(seq), time, kind: { case: "step", value: stepStatusOf(machine.graph, id, running) } }));
+      out.push(create(RunEventSchema, { runId: uid, seq: BigInt(seq), time, kind: { case: "step", value: stepStatusOf(machine.graph, id, running && { running }) } }));
     }
   }
   const now = machineRunState(machine);

@@ -11,8 +11,17 @@ export async function registerProcess(sql: Sql, id: string, address: string): Pr
   await sql`insert into server_processes (id, address) values (${id}::uuid, ${address})`;
 }
 
-export async function touchProcess(sql: Sql, id: string): Promise<void> {
-  await sql`update server_processes set heartbeat_at = now() where id = ${id}::uuid`;
+/** Refreshes this process's heartbeat and what its workers serve (keys "task\u0000queue"). */
+export async function touchProcess(sql: Sql, id: string, serves: string[] = []): Promise<void> {
+  await sql`update server_processes set heartbeat_at = now(), serves = ${JSON.stringify(serves)}::text::jsonb where id = ${id}::uuid`;
+}
+
+/** What the workers of the other live processes serve (keys "task\u0000queue"). */
+export async function servedElsewhere(sql: Sql, id: string, timeoutMs: number): Promise<string[]> {
+  const rows = await sql<{ key: string }[]>`
+    select distinct jsonb_array_elements_text(serves) as key from server_processes
+    where id <> ${id}::uuid and heartbeat_at > now() - ${timeoutMs} * interval '1 millisecond'`;
+  return rows.map((r) => r.key);
 }
 
 export async function unregisterProcess(sql: Sql, id: string): Promise<void> {

@@ -12,7 +12,127 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file pipewright/v1/admin_service.proto.
  */
 export const file_pipewright_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFwaXBld3JpZ2h0L3YxL2FkbWluX3NlcnZpY2UucHJvdG8SDXBpcGV3cmlnaHQudjEiGAoWR2V0U2VydmVyU3RhdHVzUmVxdWVzdCKhAgoXR2V0U2VydmVyU3RhdHVzUmVzcG9uc2USEgoKcHJvY2Vzc19pZBgBIAEoCRIPCgd3b3JrZXJzGAIgASgFEhMKC2FjdGl2ZV9ydW5zGAMgASgFEhUKDXN0YWxlX3Jlc3VsdHMYBCABKAMSGQoRcmVxdWV1ZWRfYXR0ZW1wdHMYBSABKAMSGgoSdGltZWRfb3V0X2F0dGVtcHRzGAYgASgDEi4KCnN0YXJ0X3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjcKFGV2ZW50X2xvb3BfbWF4X2RlbGF5GAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhUKDWJ1c3lfcmVmdXNhbHMYCSABKAMiHAoaTGlzdENpcmN1aXRCcmVha2Vyc1JlcXVlc3QiTgobTGlzdENpcmN1aXRCcmVha2Vyc1Jlc3BvbnNlEi8KCGJyZWFrZXJzGAEgAygLMh0ucGlwZXdyaWdodC52MS5DaXJjdWl0QnJlYWtlciLJAQoOQ2lyY3VpdEJyZWFrZXISDAoEdGFzaxgBIAEoCRIqCgVzdGF0ZRgCIAEoDjIbLnBpcGV3cmlnaHQudjEuQ2lyY3VpdFN0YXRlEhwKFGNvbnNlY3V0aXZlX2ZhaWx1cmVzGAMgASgFEi8KC29wZW5lZF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpwcm9iZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCp8CgxDaXJjdWl0U3RhdGUSHQoZQ0lSQ1VJVF9TVEFURV9VTlNQRUNJRklFRBAAEhgKFENJUkNVSVRfU1RBVEVfQ0xPU0VEEAESFgoSQ0lSQ1VJVF9TVEFURV9PUEVOEAISGwoXQ0lSQ1VJVF9TVEFURV9IQUxGX09QRU4QAzLeAQoMQWRtaW5TZXJ2aWNlEmAKD0dldFNlcnZlclN0YXR1cxIlLnBpcGV3cmlnaHQudjEuR2V0U2VydmVyU3RhdHVzUmVxdWVzdBomLnBpcGV3cmlnaHQudjEuR2V0U2VydmVyU3RhdHVzUmVzcG9uc2USbAoTTGlzdENpcmN1aXRCcmVha2VycxIpLnBpcGV3cmlnaHQudjEuTGlzdENpcmN1aXRCcmVha2Vyc1JlcXVlc3QaKi5waXBld3JpZ2h0LnYxLkxpc3RDaXJjdWl0QnJlYWtlcnNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("CiFwaXBld3JpZ2h0L3YxL2FkbWluX3NlcnZpY2UucHJvdG8SDXBpcGV3cmlnaHQudjEiFAoSTGlzdFdvcmtlcnNSZXF1ZXN0IkEKE0xpc3RXb3JrZXJzUmVzcG9uc2USKgoHd29ya2VycxgBIAMoCzIZLnBpcGV3cmlnaHQudjEuV29ya2VySW5mbyKgAgoKV29ya2VySW5mbxIRCgl3b3JrZXJfaWQYASABKAkSDAoEbmFtZRgCIAEoCRISCgp0YXNrX25hbWVzGAMgAygJEg4KBnF1ZXVlcxgEIAMoCRINCgVzbG90cxgFIAEoBRISCgpzbG90c191c2VkGAYgASgFEjAKDGNvbm5lY3RfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoObGFzdF9zZWVuX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnByb2Nlc3NfaWQYCSABKAkSMAoFc3RhdGUYCiABKA4yIS5waXBld3JpZ2h0LnYxLldvcmtlclNlc3Npb25TdGF0ZSIYChZHZXRTZXJ2ZXJTdGF0dXNSZXF1ZXN0IqECChdHZXRTZXJ2ZXJTdGF0dXNSZXNwb25zZRISCgpwcm9jZXNzX2lkGAEgASgJEg8KB3dvcmtlcnMYAiABKAUSEwoLYWN0aXZlX3J1bnMYAyABKAUSFQoNc3RhbGVfcmVzdWx0cxgEIAEoAxIZChFyZXF1ZXVlZF9hdHRlbXB0cxgFIAEoAxIaChJ0aW1lZF9vdXRfYXR0ZW1wdHMYBiABKAMSLgoKc3RhcnRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNwoUZXZlbnRfbG9vcF9tYXhfZGVsYXkYCCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFQoNYnVzeV9yZWZ1c2FscxgJIAEoAyIcChpMaXN0Q2lyY3VpdEJyZWFrZXJzUmVxdWVzdCJOChtMaXN0Q2lyY3VpdEJyZWFrZXJzUmVzcG9uc2USLwoIYnJlYWtlcnMYASADKAsyHS5waXBld3JpZ2h0LnYxLkNpcmN1aXRCcmVha2VyIskBCg5DaXJjdWl0QnJlYWtlchIMCgR0YXNrGAEgASgJEioKBXN0YXRlGAIgASgOMhsucGlwZXdyaWdodC52MS5DaXJjdWl0U3RhdGUSHAoUY29uc2VjdXRpdmVfZmFpbHVyZXMYAyABKAUSLwoLb3BlbmVkX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnByb2JlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKn4KEldvcmtlclNlc3Npb25TdGF0ZRIkCiBXT1JLRVJfU0VTU0lPTl9TVEFURV9VTlNQRUNJRklFRBAAEh8KG1dPUktFUl9TRVNTSU9OX1NUQVRFX0FDVElWRRABEiEKHVdPUktFUl9TRVNTSU9OX1NUQVRFX0RSQUlOSU5HEAIqfAoMQ2lyY3VpdFN0YXRlEh0KGUNJUkNVSVRfU1RBVEVfVU5TUEVDSUZJRUQQABIYChRDSVJDVUlUX1NUQVRFX0NMT1NFRBABEhYKEkNJUkNVSVRfU1RBVEVfT1BFThACEhsKF0NJUkNVSVRfU1RBVEVfSEFMRl9PUEVOEAMytAIKDEFkbWluU2VydmljZRJgCg9HZXRTZXJ2ZXJTdGF0dXMSJS5waXBld3JpZ2h0LnYxLkdldFNlcnZlclN0YXR1c1JlcXVlc3QaJi5waXBld3JpZ2h0LnYxLkdldFNlcnZlclN0YXR1c1Jlc3BvbnNlEmwKE0xpc3RDaXJjdWl0QnJlYWtlcnMSKS5waXBld3JpZ2h0LnYxLkxpc3RDaXJjdWl0QnJlYWtlcnNSZXF1ZXN0GioucGlwZXdyaWdodC52MS5MaXN0Q2lyY3VpdEJyZWFrZXJzUmVzcG9uc2USVAoLTGlzdFdvcmtlcnMSIS5waXBld3JpZ2h0LnYxLkxpc3RXb3JrZXJzUmVxdWVzdBoiLnBpcGV3cmlnaHQudjEuTGlzdFdvcmtlcnNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+
+/**
+ * ListWorkersRequest asks for the answering process's workers.
+ *
+ * @generated from message pipewright.v1.ListWorkersRequest
+ */
+export type ListWorkersRequest = Message<"pipewright.v1.ListWorkersRequest"> & {
+};
+
+/**
+ * Describes the message pipewright.v1.ListWorkersRequest.
+ * Use `create(ListWorkersRequestSchema)` to create a new message.
+ */
+export const ListWorkersRequestSchema: GenMessage<ListWorkersRequest> = /*@__PURE__*/
+  messageDesc(file_pipewright_v1_admin_service, 0);
+
+/**
+ * ListWorkersResponse lists worker sessions, oldest first.
+ *
+ * @generated from message pipewright.v1.ListWorkersResponse
+ */
+export type ListWorkersResponse = Message<"pipewright.v1.ListWorkersResponse"> & {
+  /**
+   * The sessions.
+   *
+   * @generated from field: repeated pipewright.v1.WorkerInfo workers = 1;
+   */
+  workers: WorkerInfo[];
+};
+
+/**
+ * Describes the message pipewright.v1.ListWorkersResponse.
+ * Use `create(ListWorkersResponseSchema)` to create a new message.
+ */
+export const ListWorkersResponseSchema: GenMessage<ListWorkersResponse> = /*@__PURE__*/
+  messageDesc(file_pipewright_v1_admin_service, 1);
+
+/**
+ * WorkerInfo describes one worker session.
+ *
+ * @generated from message pipewright.v1.WorkerInfo
+ */
+export type WorkerInfo = Message<"pipewright.v1.WorkerInfo"> & {
+  /**
+   * The session id the server gave (Welcome.worker_id).
+   *
+   * @generated from field: string worker_id = 1;
+   */
+  workerId: string;
+
+  /**
+   * The name the worker gave (Hello.worker_name).
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * The task names it serves.
+   *
+   * @generated from field: repeated string task_names = 3;
+   */
+  taskNames: string[];
+
+  /**
+   * The queues it serves ("" is the default queue).
+   *
+   * @generated from field: repeated string queues = 4;
+   */
+  queues: string[];
+
+  /**
+   * Attempts it runs at once.
+   *
+   * @generated from field: int32 slots = 5;
+   */
+  slots: number;
+
+  /**
+   * Attempts it holds now.
+   *
+   * @generated from field: int32 slots_used = 6;
+   */
+  slotsUsed: number;
+
+  /**
+   * When the session started.
+   *
+   * @generated from field: google.protobuf.Timestamp connect_time = 7;
+   */
+  connectTime?: Timestamp | undefined;
+
+  /**
+   * When the worker last sent anything (a heartbeat, a result).
+   *
+   * @generated from field: google.protobuf.Timestamp last_seen_time = 8;
+   */
+  lastSeenTime?: Timestamp | undefined;
+
+  /**
+   * The server process it is connected to.
+   *
+   * @generated from field: string process_id = 9;
+   */
+  processId: string;
+
+  /**
+   * Active or draining.
+   *
+   * @generated from field: pipewright.v1.WorkerSessionState state = 10;
+   */
+  state: WorkerSessionState;
+};
+
+/**
+ * Describes the message pipewright.v1.WorkerInfo.
+ * Use `create(WorkerInfoSchema)` to create a new message.
+ */
+export const WorkerInfoSchema: GenMessage<WorkerInfo> = /*@__PURE__*/
+  messageDesc(file_pipewright_v1_admin_service, 2);
 
 /**
  * GetServerStatusRequest asks for the answering process's status.
@@ -27,7 +147,7 @@ export type GetServerStatusRequest = Message<"pipewright.v1.GetServerStatusReque
  * Use `create(GetServerStatusRequestSchema)` to create a new message.
  */
 export const GetServerStatusRequestSchema: GenMessage<GetServerStatusRequest> = /*@__PURE__*/
-  messageDesc(file_pipewright_v1_admin_service, 0);
+  messageDesc(file_pipewright_v1_admin_service, 3);
 
 /**
  * GetServerStatusResponse is a snapshot of one server process.
@@ -109,7 +229,7 @@ export type GetServerStatusResponse = Message<"pipewright.v1.GetServerStatusResp
  * Use `create(GetServerStatusResponseSchema)` to create a new message.
  */
 export const GetServerStatusResponseSchema: GenMessage<GetServerStatusResponse> = /*@__PURE__*/
-  messageDesc(file_pipewright_v1_admin_service, 1);
+  messageDesc(file_pipewright_v1_admin_service, 4);
 
 /**
  * ListCircuitBreakersRequest lists circuit breakers.
@@ -124,7 +244,7 @@ export type ListCircuitBreakersRequest = Message<"pipewright.v1.ListCircuitBreak
  * Use `create(ListCircuitBreakersRequestSchema)` to create a new message.
  */
 export const ListCircuitBreakersRequestSchema: GenMessage<ListCircuitBreakersRequest> = /*@__PURE__*/
-  messageDesc(file_pipewright_v1_admin_service, 2);
+  messageDesc(file_pipewright_v1_admin_service, 5);
 
 /**
  * ListCircuitBreakersResponse holds every known circuit breaker.
@@ -145,7 +265,7 @@ export type ListCircuitBreakersResponse = Message<"pipewright.v1.ListCircuitBrea
  * Use `create(ListCircuitBreakersResponseSchema)` to create a new message.
  */
 export const ListCircuitBreakersResponseSchema: GenMessage<ListCircuitBreakersResponse> = /*@__PURE__*/
-  messageDesc(file_pipewright_v1_admin_service, 3);
+  messageDesc(file_pipewright_v1_admin_service, 6);
 
 /**
  * CircuitBreaker is the breaker of one task name.
@@ -194,7 +314,42 @@ export type CircuitBreaker = Message<"pipewright.v1.CircuitBreaker"> & {
  * Use `create(CircuitBreakerSchema)` to create a new message.
  */
 export const CircuitBreakerSchema: GenMessage<CircuitBreaker> = /*@__PURE__*/
-  messageDesc(file_pipewright_v1_admin_service, 4);
+  messageDesc(file_pipewright_v1_admin_service, 7);
+
+/**
+ * WorkerSessionState is where a worker session is in its life.
+ *
+ * @generated from enum pipewright.v1.WorkerSessionState
+ */
+export enum WorkerSessionState {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: WORKER_SESSION_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Takes new attempts.
+   *
+   * @generated from enum value: WORKER_SESSION_STATE_ACTIVE = 1;
+   */
+  ACTIVE = 1,
+
+  /**
+   * Finishes what it holds and takes nothing new (the worker or the server
+   * asked it to drain).
+   *
+   * @generated from enum value: WORKER_SESSION_STATE_DRAINING = 2;
+   */
+  DRAINING = 2,
+}
+
+/**
+ * Describes the enum pipewright.v1.WorkerSessionState.
+ */
+export const WorkerSessionStateSchema: GenEnum<WorkerSessionState> = /*@__PURE__*/
+  enumDesc(file_pipewright_v1_admin_service, 0);
 
 /**
  * CircuitState is the state of a circuit breaker.
@@ -237,7 +392,7 @@ export enum CircuitState {
  * Describes the enum pipewright.v1.CircuitState.
  */
 export const CircuitStateSchema: GenEnum<CircuitState> = /*@__PURE__*/
-  enumDesc(file_pipewright_v1_admin_service, 0);
+  enumDesc(file_pipewright_v1_admin_service, 1);
 
 /**
  * AdminService reports on the server itself: its workers, its counters and
@@ -266,6 +421,16 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof ListCircuitBreakersRequestSchema;
     output: typeof ListCircuitBreakersResponseSchema;
+  },
+  /**
+   * The worker sessions connected to the answering process.
+   *
+   * @generated from rpc pipewright.v1.AdminService.ListWorkers
+   */
+  listWorkers: {
+    methodKind: "unary";
+    input: typeof ListWorkersRequestSchema;
+    output: typeof ListWorkersResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_pipewright_v1_admin_service, 0);

@@ -309,7 +309,8 @@ export type WatchRunRequest = Message<"pipewright.v1.WatchRunRequest"> & {
   runId: string;
 
   /**
-   * Only events with a greater seq are sent (to resume a broken watch).
+   * Only events with a greater seq are sent (to resume a broken watch); 0
+   * (unset) sends the whole history, the run's start (seq 0) included.
    *
    * @generated from field: int64 after_seq = 2;
    */
