@@ -114,7 +114,7 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
     if (reclaimed.length) log(`re-queued ${reclaimed.length} attempts held by the previous server at ${identity}`);
     const recovered = await engine.recover();
     if (recovered) log(`recovered ${recovered} active runs`);
-    const reaper = new LeaseReaper(sql, { processId, intervalMs: Math.min(2000, config.processTimeoutMs / 3), processSilenceMs: config.processTimeoutMs, log: verbose, onRequeued: (lost) => dispatcher.lost(lost), serves: () => dispatcher.servedKeys() });
+    const reaper = new LeaseReaper(sql, { processId, intervalMs: Math.min(2000, config.processTimeoutMs / 3), processSilenceMs: config.processTimeoutMs, log, onRequeued: (lost) => dispatcher.lost(lost), serves: () => dispatcher.served() });
     reaper.start();
     await dispatcher.start();
     await engine.start();

@@ -31,7 +31,7 @@ import * as queue from "../store/task-queue.js";
 import type { AttemptObserver, DispatchPort, IncomingResult, Reservation } from "../engine/run-engine.js";
 import { CircuitBreakers, verdictOf, type Circuit, type CircuitConfig, type Verdict } from "../core/circuit-breaker.js";
 import { claimProbe, loadCircuits, saveCircuit } from "../store/circuit-store.js";
-import { servedElsewhere } from "../store/process-registry.js";
+import { servedElsewhere, type Served } from "../store/process-registry.js";
 import { normalizeQueue, WorkerSession, type HeldAttempt } from "./worker-session.js";
 import { valuesEqual } from "../core/values.js";
 import { PayloadResolver } from "./payload-resolver.js";
@@ -137,11 +137,11 @@ export class Dispatcher implements DispatchPort {
     return [...this.sessions.values()].sort((a, b) => a.connectedAt - b.connectedAt);
   }
 
-  /** What the workers connected here serve, as keys "task\u0000queue" (written with the process's heartbeat). */
-  servedKeys(): string[] {
-    const keys = new Set<string>();
-    for (const s of this.sessions.values()) for (const t of s.tasks) for (const q of s.queues) keys.add(`${t}\u0000${q}`);
-    return [...keys];
+  /** What the workers connected here serve (written with the process's heartbeat). */
+  served(): Served[] {
+    const keys = new Map<string, Served>();
+    for (const s of this.sessions.values()) for (const t of s.tasks) for (const q of s.queues) keys.set(JSON.stringify([t, q]), [t, q]);
+    return [...keys.values()];
   }
 
   /**
@@ -152,13 +152,13 @@ export class Dispatcher implements DispatchPort {
   serves(task: string, queueName: string): boolean {
     const q = normalizeQueue(queueName);
     for (const s of this.sessions.values()) if (s.serves(task, q)) return true;
-    return this.servedElsewhere.has(`${task}\u0000${q}`);
+    return this.servedElsewhere.has(JSON.stringify([task, q]));
   }
 
   private servedElsewhere = new Set<string>();
 
   private async refreshServedElsewhere(): Promise<void> {
-    this.servedElsewhere = new Set(await servedElsewhere(this.sql, this.config.processId, this.config.heartbeatIntervalMs * 4 + 10_000));
+    this.servedElsewhere = new Set((await servedElsewhere(this.sql, this.config.processId, this.config.heartbeatIntervalMs * 4 + 10_000)).map((s) => JSON.stringify(s)));
   }
 
   /** The latest progress reported for running steps of a run, by step (held by this process's workers). */

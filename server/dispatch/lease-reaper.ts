@@ -5,7 +5,7 @@
 // catches the rest within a few seconds.
 
 import type { Sql } from "../store/database.js";
-import { pruneProcesses, touchProcess } from "../store/process-registry.js";
+import { pruneProcesses, touchProcess, type Served } from "../store/process-registry.js";
 import { reapLostAttempts, type LostAttempt } from "../store/task-queue.js";
 
 export interface LeaseReaperConfig {
@@ -17,8 +17,8 @@ export interface LeaseReaperConfig {
   log: (line: string) => void;
   /** Called with the attempts put back (to claim them at once, or fail those lost too often). */
   onRequeued: (lost: LostAttempt[]) => void;
-  /** What this process's workers serve, written with its heartbeat (see Dispatcher.servedKeys). */
-  serves?: () => string[];
+  /** What this process's workers serve, written with its heartbeat (see Dispatcher.served). */
+  serves?: () => Served[];
 }
 
 export class LeaseReaper {

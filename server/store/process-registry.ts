@@ -11,17 +11,20 @@ export async function registerProcess(sql: Sql, id: string, address: string): Pr
   await sql`insert into server_processes (id, address) values (${id}::uuid, ${address})`;
 }
 
-/** Refreshes this process's heartbeat and what its workers serve (keys "task\u0000queue"). */
-export async function touchProcess(sql: Sql, id: string, serves: string[] = []): Promise<void> {
+/** A task name and a queue ("" the default one) some worker serves. */
+export type Served = [task: string, queue: string];
+
+/** Refreshes this process's heartbeat and what its workers serve. */
+export async function touchProcess(sql: Sql, id: string, serves: Served[] = []): Promise<void> {
   await sql`update server_processes set heartbeat_at = now(), serves = ${JSON.stringify(serves)}::text::jsonb where id = ${id}::uuid`;
 }
 
-/** What the workers of the other live processes serve (keys "task\u0000queue"). */
-export async function servedElsewhere(sql: Sql, id: string, timeoutMs: number): Promise<string[]> {
-  const rows = await sql<{ key: string }[]>`
-    select distinct jsonb_array_elements_text(serves) as key from server_processes
+/** What the workers of the other live processes serve. */
+export async function servedElsewhere(sql: Sql, id: string, timeoutMs: number): Promise<Served[]> {
+  const rows = await sql<{ task: string; queue: string }[]>`
+    select distinct s->>0 as task, s->>1 as queue from server_processes, jsonb_array_elements(serves) as s
     where id <> ${id}::uuid and heartbeat_at > now() - ${timeoutMs} * interval '1 millisecond'`;
-  return rows.map((r) => r.key);
+  return rows.map((r) => [r.task, r.queue]);
 }
 
 export async function unregisterProcess(sql: Sql, id: string): Promise<void> {

@@ -80,6 +80,14 @@ describe("watching a run", () => {
     expect(await run.result()).toBe(10);
   });
 
+  it("each process writes what its workers serve with its heartbeat, and keeps beating", async () => {
+    await until("the heartbeat row lists the worker's tasks", async () => {
+      const [row] = await ts.server.sql<{ serves: [string, string][]; silence_ms: number }[]>`
+        select serves, extract(epoch from now() - heartbeat_at) * 1000 as silence_ms from server_processes where id = ${ts.server.processId}::uuid`;
+      return row.serves.some(([t, q]) => t === "quick" && q === "") && row.silence_ms < 3000;
+    }, 8000);
+  });
+
   it("AdminService.ListWorkers lists the connected workers with what they serve and hold", async () => {
     const admin = createClient(AdminService, ts.address);
     try {
