@@ -26,8 +26,19 @@ const workers: ChildProcess[] = [];
 beforeAll(async () => {
   db = await createTestDatabase();
   journal = newJournal();
-  for (let i = 0; i < 3; i++) addresses.push(`127.0.0.1:${await freePort()}`);
-  for (const a of addresses) servers.push(await spawnServer(["--address", a, "--process-timeout-ms", "2000", "--heartbeat-interval-ms", "500"], { DATABASE_URL: db.url }));
+  for (let i = 0; i < 3; i++) {
+    // A free port can be taken by another test's process before the server binds it: then another.
+    for (let attempt = 1; ; attempt++) {
+      const address = `127.0.0.1:${await freePort()}`;
+      try {
+        servers.push(await spawnServer(["--address", address, "--process-timeout-ms", "2000", "--heartbeat-interval-ms", "500"], { DATABASE_URL: db.url }));
+        addresses.push(address);
+        break;
+      } catch (err) {
+        if (attempt >= 3 || !/EADDRINUSE/.test((err as Error).message)) throw err;
+      }
+    }
+  }
   for (let i = 0; i < 2; i++) workers.push(startWorkerProcess(addresses, journal));
 });
 
