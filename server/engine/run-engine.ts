@@ -139,6 +139,8 @@ interface OwnedRun {
   deadline?: number;
   machine: RunMachine;
   nextSeq: number;
+  /** The seq of its last event known committed (read from the log, or written by a batch that committed). */
+  committedSeq: number;
   /** Called with the finished run, or with nothing when the run moved to another process. */
   waiters: Set<(run: Run | undefined) => void>;
   listeners: Set<(events: RunEvent[]) => void>;
@@ -301,7 +303,12 @@ export class RunEngine {
     return ids.length;
   }
 
-  private async load(rows: runs.RunRow[]): Promise<void> {
+  /**
+   * Rebuilds runs from their rows and logs and holds them. `reload`: runs this
+   * process holds already (after a failed commit); one it let go meanwhile
+   * stays let go.
+   */
+  private async load(rows: runs.RunRow[], reload = false): Promise<void> {
     const events = await runs.loadEvents(this.sql, rows.map((r) => r.id));
     const byRun = new Map<number, runs.StoredEvent[]>();
     for (const e of events) {
@@ -311,11 +318,14 @@ export class RunEngine {
     }
     for (const row of rows) {
       const held = this.owned.get(row.id);
-      if (held && this.inFlightElsewhere(held, undefined)) {
-        // A batch holding this run is being committed: what is in memory is ahead
-        // of what was just read, and replacing it would rewind the run (a result
-        // the database accepted would then be dropped as stale). That batch's
-        // outcome decides: committed, memory is right; failed, it reloads the run.
+      if (reload && !held) continue;
+      const lastSeq = byRun.get(row.id)?.at(-1)?.seq ?? 0;
+      if (held && (this.inFlightElsewhere(held, undefined) || held.committedSeq > lastSeq)) {
+        // A batch holding this run is being committed, or committed after the log was
+        // read: what is in memory is ahead of what was read, and replacing it would
+        // rewind the run (a result the database accepted would then be dropped as
+        // stale, and the run wait for ever). That batch decides: committed, memory is
+        // right; failed, it reloads the run.
         continue;
       }
       let machine: RunMachine;
@@ -335,7 +345,8 @@ export class RunEngine {
         createdAt: row.created_at.getTime(),
         deadline: row.deadline?.getTime(),
         machine,
-        nextSeq: (byRun.get(row.id)?.at(-1)?.seq ?? 0) + 1,
+        nextSeq: lastSeq + 1,
+        committedSeq: lastSeq,
         waiters: new Set(),
         listeners: new Set(),
         storedBlobs: new Set(),
@@ -345,6 +356,15 @@ export class RunEngine {
         run.waiters = old.waiters;
         run.listeners = old.listeners;
         old.timer?.clear();
+      }
+      if (machine.result) {
+        // Its end was committed after its row was read (the log says more than the row
+        // did): there is nothing to hold. Held, it would never be let go (seen under load:
+        // finished runs kept in memory for good).
+        if (old) this.disown(old);
+        const view = runFromMachine(run, machine);
+        for (const w of run.waiters) w(view);
+        continue;
       }
       this.own(run);
     }
@@ -1032,7 +1052,7 @@ export class RunEngine {
           for (const w of run.waiters) w(undefined);
         } else this.finishLocally(run, row);
       }
-      await this.load(rows);
+      await this.load(rows, true);
       this.needsReload.clear();
       return true;
     } catch (err) {
@@ -1089,6 +1109,7 @@ export class RunEngine {
           deadline: p.runTimeoutMs > 0 ? createdAt + p.runTimeoutMs : undefined,
           machine,
           nextSeq: 1,
+          committedSeq: 0,
           waiters: new Set(),
           listeners: new Set(),
           storedBlobs: new Set(),
@@ -1499,6 +1520,7 @@ export class RunEngine {
 
   /** After the commit: wake waiters and watchers, forget finished runs. */
   private publish(batch: Batch): void {
+    for (const run of batch.changed) run.committedSeq = run.nextSeq - 1;
     for (const [run, events] of batch.liveEvents) for (const l of run.listeners) l(events);
     for (const run of batch.changed) {
       if (!run.machine.result) continue;

@@ -1,6 +1,7 @@
 // A real server for a test file: its own database (a copy of the migrated
 // template), a gRPC server on a free loopback port, real clients and workers.
 
+import { appendFileSync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
 import { PipewrightClient } from "../../client/client.js";
 import { DEFAULT_CONFIG, type ServerConfig } from "../../server/config.js";
@@ -27,7 +28,10 @@ export interface TestServer {
 export async function startTestServer(overrides: Partial<ServerConfig> = {}): Promise<TestServer> {
   const db = await createTestDatabase();
   const config: ServerConfig = { ...DEFAULT_CONFIG, address: "127.0.0.1:0", databaseUrl: db.url, drainGraceMs: 2000, ...overrides };
-  let server = await startServer(config, process.env.PIPEWRIGHT_TEST_LOG ? (l) => console.log(l) : () => {});
+  // PIPEWRIGHT_TEST_LOG=1 prints the server's log; PIPEWRIGHT_TEST_LOG_FILE=path appends it to a file (no console timing).
+  const logFile = process.env.PIPEWRIGHT_TEST_LOG_FILE;
+  const log = logFile ? (l: string) => appendFileSync(logFile, `${new Date().toISOString()} ${l}\n`) : process.env.PIPEWRIGHT_TEST_LOG ? (l: string) => console.log(l) : () => {};
+  let server = await startServer(config, log);
   const clients: PipewrightClient[] = [];
   const workers: Worker[] = [];
   const self: TestServer = {
