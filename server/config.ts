@@ -103,8 +103,3 @@ export function parseConfig(argv: string[], env: Record<string, string | undefin
   if (flags.size) throw new Error(`unknown option ${[...flags.keys()].join(", ")}; see --help`);
   return out as unknown as ServerConfig;
 }
-
-export function helpText(): string {
-  const rows = OPTIONS.map((o) => `  ${o.flag.padEnd(24)} ${o.env.padEnd(34)} ${o.help} (default: ${o.default || "unset"})`);
-  return ["Usage: npm start -- [options]", "", "  flag                     environment variable", ...rows].join("\n");
-}

@@ -1,5 +1,6 @@
 // @pipewright/server: the orchestration server, to start from code (the
-// `pipewright` command starts it from a shell: `pipewright server --help`).
+// `pipewright` command starts it from a shell: `pipewright server --help`),
+// and the command line itself (runCli).
 // @example
 //   import { startServer, DEFAULT_CONFIG } from "@pipewright/server";
 //   const server = await startServer({ ...DEFAULT_CONFIG, address: "127.0.0.1:0" });
@@ -7,4 +8,5 @@
 //   await server.stop();
 
 export { startServer, type RunningServer } from "./server.js";
-export { DEFAULT_CONFIG, OPTIONS, parseConfig, helpText, type ServerConfig } from "./config.js";
+export { DEFAULT_CONFIG, OPTIONS, parseConfig, type ServerConfig } from "./config.js";
+export { runCli } from "./cli/program.js";

@@ -1,0 +1,142 @@
+// A run's steps as a tree of lines, for `pipewright get --steps` and
+// `pipewright watch`: each step under its group, DAG or task (a child
+// pipeline), with a state symbol, its task, attempt, duration, progress and
+// error. A group of thousands of branches shows its first ones and counts the
+// rest by state, so the tree stays readable.
+
+import { decodeValue, StepKind, StepState, type StepStatus, type Value } from "@pipewright/protocol";
+import { formatError, runDuration, stepStateName } from "./output.js";
+
+const SYMBOL: Record<StepState, string> = {
+  [StepState.UNSPECIFIED]: "?",
+  [StepState.PENDING]: "·",
+  [StepState.QUEUED]: "○",
+  [StepState.RUNNING]: "▶",
+  [StepState.WAITING]: "…",
+  [StepState.SUCCEEDED]: "✓",
+  [StepState.FAILED]: "✗",
+  [StepState.SKIPPED]: "-",
+  [StepState.CANCELLED]: "⊘",
+};
+
+/** Children shown per parent before the rest are only counted. */
+const SHOWN_CHILDREN = 12;
+
+export function symbolOf(state: StepState): string {
+  return SYMBOL[state] ?? "?";
+}
+
+/** The steps of a run by id, kept up to date from WatchRun step events. */
+export class StepTree {
+  readonly steps = new Map<number, StepStatus>();
+
+  constructor(steps: StepStatus[] = []) {
+    for (const s of steps) this.steps.set(s.stepId, s);
+  }
+
+  update(s: StepStatus): void {
+    const known = this.steps.get(s.stepId);
+    // A step event without progress keeps the progress known (heartbeats send it only when it changes).
+    if (known?.progress && !s.progress && s.state === StepState.RUNNING) s.progress = known.progress;
+    this.steps.set(s.stepId, s);
+  }
+
+  /** The tree as lines, indented two spaces a level. */
+  lines(now = Date.now()): string[] {
+    const children = new Map<number, StepStatus[]>();
+    for (const s of [...this.steps.values()].sort((a, b) => a.stepId - b.stepId)) {
+      let list = children.get(s.parentStepId);
+      if (!list) children.set(s.parentStepId, (list = []));
+      list.push(s);
+    }
+    const out: string[] = [];
+    // Iterative depth-first walk: a chain of thousands of child pipelines is deep.
+    const stack: { step: StepStatus | "more"; depth: number; rest?: StepStatus[] }[] = [];
+    const pushChildren = (parent: number, depth: number) => {
+      const list = children.get(parent) ?? [];
+      const shown = list.length > SHOWN_CHILDREN + 1 ? list.slice(0, SHOWN_CHILDREN) : list;
+      const items: typeof stack = shown.map((step) => ({ step, depth }));
+      if (shown.length < list.length) items.push({ step: "more", depth, rest: list.slice(SHOWN_CHILDREN) });
+      for (let i = items.length - 1; i >= 0; i--) stack.push(items[i]);
+    };
+    pushChildren(0, 0);
+    while (stack.length) {
+      const { step, depth, rest } = stack.pop()!;
+      const indent = "  ".repeat(depth);
+      if (step === "more") {
+        out.push(`${indent}… ${rest!.length} more: ${countByState(rest!)}`);
+        continue;
+      }
+      out.push(indent + stepLine(step, now));
+      pushChildren(step.stepId, depth + 1);
+    }
+    return out;
+  }
+}
+
+/** "9,980 ✓  12 ▶  8 ○" for a slice of siblings (by their own state). */
+function countByState(steps: StepStatus[]): string {
+  const counts = new Map<StepState, number>();
+  for (const s of steps) counts.set(s.state, (counts.get(s.state) ?? 0) + 1);
+  return [...counts].sort((a, b) => b[1] - a[1]).map(([state, n]) => `${n.toLocaleString("en")} ${symbolOf(state)}`).join("  ");
+}
+
+/** One step: symbol, what it is, state, attempt, duration, progress, error. */
+export function stepLine(s: StepStatus, now = Date.now()): string {
+  const parts = [symbolOf(s.state), label(s), stepStateName(s.state)];
+  if (s.attempts > 1) parts.push(`attempt ${s.attempts}`);
+  const took = runDuration(s.startTime, s.finishTime, now);
+  if (took && s.state !== StepState.PENDING && s.state !== StepState.QUEUED) parts.push(took);
+  if (s.progress && s.state === StepState.RUNNING) parts.push(progressText(s.progress));
+  if (s.waitingReason) parts.push(`(${s.waitingReason})`);
+  if (s.error && (s.state === StepState.FAILED || s.state === StepState.CANCELLED)) parts.push(`— ${formatError(s.error)}`);
+  return parts.join(" ");
+}
+
+function label(s: StepStatus): string {
+  switch (s.kind) {
+    case StepKind.GROUP:
+      return /\.stages\[\d+\]$/.test(s.path) ? `stage ${s.path.slice(s.path.lastIndexOf("[") + 1, -1)}` : "group";
+    case StepKind.DAG:
+      return "dag";
+    case StepKind.DAG_NODE:
+      return `${s.dagNodeId}: ${s.displayName || s.task}`;
+    case StepKind.EXCEPTIONALLY:
+      return `${s.displayName || s.task} (exceptionally)`;
+    case StepKind.FINALLY:
+      return `${s.displayName || s.task} (finally)`;
+    default:
+      return s.displayName || s.task;
+  }
+}
+
+/** A bar when the progress says how far (a fraction, or {done, total}), else the progress as JSON. */
+export function progressText(v: Value): string {
+  let p: unknown;
+  try {
+    p = decodeValue(v);
+  } catch {
+    return "[progress]";
+  }
+  const fraction = fractionOf(p);
+  if (fraction === undefined) {
+    const text = JSON.stringify(p) ?? "";
+    return text.length > 40 ? `${text.slice(0, 40)}…` : text;
+  }
+  const width = 16;
+  const full = Math.round(Math.min(1, Math.max(0, fraction)) * width);
+  const o = p as { done?: number; total?: number };
+  const counts = typeof o === "object" && o && typeof o.done === "number" && typeof o.total === "number" ? ` ${o.done}/${o.total}` : "";
+  return `[${"█".repeat(full)}${"░".repeat(width - full)}] ${Math.round(fraction * 100)}%${counts}`;
+}
+
+function fractionOf(p: unknown): number | undefined {
+  if (typeof p === "number" && p >= 0 && p <= 1) return p;
+  if (p && typeof p === "object") {
+    const o = p as Record<string, unknown>;
+    const done = o.done ?? o.current ?? o.completed;
+    if (typeof done === "number" && typeof o.total === "number" && o.total > 0) return done / o.total;
+    if (typeof o.percent === "number") return o.percent / 100;
+  }
+  return undefined;
+}
