@@ -8,6 +8,7 @@ import { RunService, RunView } from "@pipewright/protocol";
 import { createClient, type Client } from "@pipewright/protocol";
 import type { Pipeline } from "./pipeline-builder.js";
 import { decodeError, decodeValue, type RemoteError } from "@pipewright/protocol";
+import { withCallErrors } from "./call-errors.js";
 
 export interface SubmitOptions {
   /** Idempotency key: resubmitting it returns the same run. Default: a fresh UUID. */
@@ -36,16 +37,19 @@ export class RunFailedError extends Error {
  *   console.log(await run.result()); // 3
  */
 export class PipewrightClient {
-  /** The raw typed gRPC client, for anything this class does not wrap. */
+  /** The raw typed gRPC client, for anything this class does not wrap (its errors are gRPC's own). */
   readonly rpc: Client<typeof RunService>;
+  /** The same calls, failing with CallError (ServerUnavailableError when the server cannot be reached). */
+  readonly calls: Client<typeof RunService>;
 
-  constructor(address = process.env.PIPEWRIGHT_ADDRESS ?? "127.0.0.1:50051") {
+  constructor(readonly address = process.env.PIPEWRIGHT_ADDRESS ?? "127.0.0.1:50051") {
     this.rpc = createClient(RunService, address);
+    this.calls = withCallErrors(this.rpc, address);
   }
 
   /** Submits a pipeline (validated first, with the server's rules). */
   async submit<R>(pipeline: Pipeline<R>, options: SubmitOptions = {}): Promise<RunHandle<R>> {
-    const response = await this.rpc.submitRun({
+    const response = await this.calls.submitRun({
       requestId: options.requestId ?? randomUUID(),
       pipeline: pipeline.toProto(),
       name: options.name ?? "",
@@ -56,7 +60,7 @@ export class PipewrightClient {
 
   /** Submits many pipelines in one call (all or none). */
   async submitMany<R>(pipelines: Pipeline<R>[], options: Omit<SubmitOptions, "requestId"> = {}): Promise<RunHandle<R>[]> {
-    const response = await this.rpc.batchSubmitRuns({
+    const response = await this.calls.batchSubmitRuns({
       requests: pipelines.map((p) => ({ requestId: randomUUID(), pipeline: p.toProto(), name: options.name ?? "", runTimeout: options.runTimeoutMs ? durationFromMs(options.runTimeoutMs) : undefined })),
     });
     return response.responses.map((r) => new RunHandle<R>(this, r.run!.id));
@@ -80,7 +84,7 @@ export class PipewrightClient {
       chunks.map(async (start) => {
         for (;;) {
           const left = Math.min(until - Date.now(), 60_000);
-          const r = await this.rpc.waitRuns({ runIds: ids.slice(start, start + 1000), timeout: durationFromMs(Math.max(1, left)) });
+          const r = await this.calls.waitRuns({ runIds: ids.slice(start, start + 1000), timeout: durationFromMs(Math.max(1, left)) });
           r.runs.forEach((run, k) => (out[start + k] = run));
           if (r.done || Date.now() >= until) return;
         }
@@ -120,34 +124,34 @@ export class RunHandle<R> {
     const until = Date.now() + timeoutMs;
     for (;;) {
       const left = Math.min(until - Date.now(), 60_000);
-      const response = await this.client.rpc.waitRun({ runId: this.id, timeout: durationFromMs(Math.max(1, left)) });
+      const response = await this.client.calls.waitRun({ runId: this.id, timeout: durationFromMs(Math.max(1, left)) });
       if (response.done || Date.now() >= until) return response.run!;
     }
   }
 
   /** Reads the run; with `full`, every step's state. */
   async get(full = false): Promise<Run> {
-    return (await this.client.rpc.getRun({ runId: this.id, view: full ? RunView.FULL : RunView.BASIC })).run!;
+    return (await this.client.calls.getRun({ runId: this.id, view: full ? RunView.FULL : RunView.BASIC })).run!;
   }
 
   /** The run's events: history, then live, ending when the run finishes. */
   watch(afterSeq = 0, signal?: AbortSignal): AsyncIterable<RunEvent> {
-    const stream = this.client.rpc.watchRun({ runId: this.id, afterSeq: BigInt(afterSeq) }, { signal });
+    const stream = this.client.calls.watchRun({ runId: this.id, afterSeq: BigInt(afterSeq) }, { signal });
     return (async function* () {
       for await (const r of stream) if (r.event) yield r.event;
     })();
   }
 
   async cancel(reason = ""): Promise<Run> {
-    return (await this.client.rpc.cancelRun({ runId: this.id, reason })).run!;
+    return (await this.client.calls.cancelRun({ runId: this.id, reason })).run!;
   }
 
   async pause(): Promise<Run> {
-    return (await this.client.rpc.pauseRun({ runId: this.id })).run!;
+    return (await this.client.calls.pauseRun({ runId: this.id })).run!;
   }
 
   async resume(): Promise<Run> {
-    return (await this.client.rpc.resumeRun({ runId: this.id })).run!;
+    return (await this.client.calls.resumeRun({ runId: this.id })).run!;
   }
 
   /** The final state decoded, once the run has finished. */

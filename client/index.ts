@@ -8,6 +8,7 @@
 //   console.log(await run.result()); // [6, 20]
 
 export * from "./client.js";
+export { CallError, ServerUnavailableError } from "./call-errors.js";
 export * from "./pipeline-builder.js";
 export * from "./task-ref.js";
 export * from "./canvas.js";

@@ -68,7 +68,7 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
     database = `PostgreSQL at ${redact(url)}`;
   } else {
     const dataDir = path.resolve(config.dataDir);
-    embedded = await startEmbeddedPostgres({ dataDir, port: config.embeddedPort || undefined, log: verbose });
+    embedded = await startEmbeddedPostgres({ dataDir, port: config.embeddedPort || undefined, log: verbose, notice: log });
     url = embedded.url;
     database = `embedded PostgreSQL in ${dataDir} (port ${embedded.port}${embedded.reused ? ", already running" : ""})`;
   }

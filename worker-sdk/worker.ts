@@ -57,6 +57,7 @@ export interface WorkerOptions {
    * server that is down is one refused connect).
    */
   reconnectDelayMs?: { initial: number; max: number };
+  /** Where the worker says what it does (connected, lost its server, cannot reach it). Default: standard error; `() => {}` silences it. */
   log?: (line: string) => void;
 }
 
@@ -95,6 +96,8 @@ export class Worker {
   private started?: { resolve: () => void; reject: (e: Error) => void };
   private stopped?: () => void;
   private serverDraining = false;
+  /** Why the last connection attempt ended, for the log. */
+  private lastError = "";
   /** Attempts completed since start (for tests and monitoring). */
   completed = 0;
 
@@ -105,7 +108,8 @@ export class Worker {
     this.addresses = (Array.isArray(given) ? given : given.split(",")).map((a) => a.trim()).filter(Boolean);
     this.next = Math.floor(Math.random() * this.addresses.length); // spread workers over the servers
     this.client = createClient(WorkerService, this.addresses[this.next]);
-    this.log = options.log ?? (() => {});
+    // By default, what a worker does (connected, disconnected, cannot reach the server) goes to stderr.
+    this.log = options.log ?? ((line) => process.stderr.write(`${new Date().toISOString()} pipewright worker: ${line}\n`));
   }
 
   /** Connects; resolves at the first welcome (and keeps reconnecting after that). */
@@ -145,9 +149,24 @@ export class Worker {
   private async connectLoop(): Promise<void> {
     const { initial, max } = this.options.reconnectDelayMs ?? { initial: 100, max: 1000 };
     let delay = initial;
+    let failingSince: number | undefined;
+    let toldAt = 0;
     while (this.state === "running" || (this.state === "draining" && this.running.size > 0 && !this.stream)) {
+      const address = this.addresses[this.next];
       const welcomed = await this.session();
       if ((this.state as WorkerState) === "stopped") return;
+      if (welcomed) failingSince = undefined;
+      else {
+        // Say so when the server cannot be reached, then every 30 s while it lasts: a
+        // worker retrying in silence looks like one that works.
+        const now = Date.now();
+        failingSince ??= now;
+        if (now - toldAt >= 30_000) {
+          toldAt = now;
+          const since = now - failingSince > 1000 ? ` for ${Math.round((now - failingSince) / 1000)} s` : "";
+          this.log(`cannot reach the Pipewright server at ${address}${since}: ${this.lastError || "no answer"}; retrying`);
+        }
+      }
       this.rotate();
       if (welcomed) delay = initial;
       if (this.state !== "running") break;
@@ -206,6 +225,7 @@ export class Worker {
           this.started = undefined;
           this.state = "stopped";
         }
+        this.lastError = err.details || err.message;
         end(err.details || err.message);
       });
       stream.on("end", () => end("server closed the stream"));

@@ -3,7 +3,7 @@
 server over plain gRPC and prints its result (3).
 
 Usage:
-    /usr/bin/python3 examples/python/submit_pipeline.py [--address 127.0.0.1:50051]
+    /usr/bin/python3 examples/python/submit_pipeline.py [--address 127.0.0.1:50051]   (or PIPEWRIGHT_ADDRESS)
                                                        [--print-run] [--dry-run]
 
 Run it with Debian's /usr/bin/python3 (python3-grpcio, python3-protobuf): a
@@ -126,7 +126,11 @@ def print_number(v):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--address", default="127.0.0.1:50051", help="server host:port (default %(default)s)")
+    parser.add_argument(
+        "--address",
+        default=os.environ.get("PIPEWRIGHT_ADDRESS", "127.0.0.1:50051"),
+        help="server host:port (default: PIPEWRIGHT_ADDRESS, or %(default)s)",
+    )
     parser.add_argument("--print-run", action="store_true", help="print the final Run as JSON to stderr")
     parser.add_argument("--dry-run", action="store_true", help="print the SubmitRunRequest as JSON and exit, without connecting")
     args = parser.parse_args(argv)

@@ -13,6 +13,8 @@ export interface EmbeddedPostgresOptions {
   /** TCP port on 127.0.0.1; a free one is picked when omitted. */
   port?: number;
   log?: (line: string) => void;
+  /** What it changes outside its data folder (a folder's mode, an OS user), said whatever `log` is. Default: `log`. */
+  notice?: (line: string) => void;
   /** Database created if missing and named in `url`; default "pipewright". */
   database?: string;
 }
@@ -67,10 +69,11 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   }
 
   const binaries = await findBinaries();
-  const user = await postgresOsUser(log);
-  await prepareDataDir(dataDir, user, log);
+  const notice = opts.notice ?? log;
+  const user = await postgresOsUser(notice);
+  await prepareDataDir(dataDir, user, notice);
   for (const dir of [path.dirname(binaries.postgres), path.join(path.dirname(binaries.postgres), '..', 'lib'), path.join(path.dirname(binaries.postgres), '..', 'share')]) {
-    await ensureTraversableBy(dir, user, log);
+    await ensureTraversableBy(dir, user, notice);
   }
   if (!(await exists(path.join(dataDir, 'PG_VERSION')))) await initdb(binaries, dataDir, user, log);
 

@@ -36,7 +36,8 @@ describe("Python client", () => {
   afterAll(() => ts?.stop());
 
   it.skipIf(!!missing)(`submits multiply(3, 2) then divide by 2 and prints 3${missing ? ` [skipped: ${missing}]` : ""}`, async () => {
-    const { stdout } = await exec(PYTHON, ["examples/python/submit_pipeline.py", "--address", ts.address], { timeout: 60_000 });
+    // The address from PIPEWRIGHT_ADDRESS, as every client and worker takes it.
+    const { stdout } = await exec(PYTHON, ["examples/python/submit_pipeline.py"], { timeout: 60_000, env: { ...process.env, PIPEWRIGHT_ADDRESS: ts.address } });
     expect(stdout.trim()).toBe("3");
   });
 });

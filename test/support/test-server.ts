@@ -47,7 +47,7 @@ export async function startTestServer(overrides: Partial<ServerConfig> = {}): Pr
       return c;
     },
     async worker(options) {
-      const w = new Worker({ ...options, address: self.address, reconnectDelayMs: { initial: 50, max: 500 } });
+      const w = new Worker({ log: () => {}, ...options, address: self.address, reconnectDelayMs: { initial: 50, max: 500 } });
       workers.push(w);
       await w.start();
       return w;
