@@ -2,12 +2,13 @@
 // from those tarballs alone into new projects outside the repository, and run
 // with plain `node` (no TypeScript loader): `pipewright server` with its
 // embedded PostgreSQL, a worker, a client, the local test runner and the CLI
-// verbs; and a TypeScript consumer compiled with tsc gets the types. A
-// project that only submits pipelines installs the client alone: no server,
-// no PostgreSQL. Sizes go to .test-results/packages.json.
+// verbs, with the very files of the README's Quick start; and a TypeScript
+// consumer compiled with tsc gets the types. A project that only submits
+// pipelines installs the client alone: no server, no PostgreSQL. Sizes go to
+// .test-results/packages.json.
 
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -48,6 +49,14 @@ async function node(args: string[], env: Record<string, string> = {}, timeout = 
     const e = err as { stdout?: string; stderr?: string; code?: number };
     return { stdout: `${e.stdout ?? ""}${e.stderr ?? ""}`, code: typeof e.code === "number" ? e.code : -1 };
   }
+}
+
+/** The files the README's Quick start writes: its code blocks whose info string names a file (```js file=worker.mjs). */
+function readmeFiles(): [string, string][] {
+  const readme = readFileSync(path.join(repo, "README.md"), "utf8");
+  const files = [...readme.matchAll(/^```\w+ file=(\S+)\n([\s\S]*?)^```$/gm)].map((m): [string, string] => [m[1], m[2]]);
+  expect(files.map(([f]) => f).sort()).toEqual(["client.mjs", "local.mjs", "pipeline.json", "tasks.mjs", "worker.mjs"]);
+  return files;
 }
 
 const pipewright = (args: string[]) => node([path.join("node_modules", ".bin", "pipewright"), ...args]);
@@ -106,44 +115,8 @@ describe("the packages, installed from their tarballs into new projects", () => 
     server.stderr!.on("data", (d) => (serverOutput += d));
     await until("the server listens", () => /pipewright listening on/.test(serverOutput), 90_000);
 
-    writeFileSync(
-      path.join(app, "tasks.mjs"),
-      `import { task, currentTask } from "@pipewright/worker";
-export const multiply = task("multiply", (x, y) => x * y);
-export const divide = task("divide", (x, y) => x / y);
-export const slow = task("slow", async (n) => {
-  for (let i = 1; i <= n; i++) { currentTask().heartbeat({ done: i, total: n }); await new Promise((r) => setTimeout(r, 150)); }
-  return n;
-});
-`,
-    );
-    writeFileSync(
-      path.join(app, "worker.mjs"),
-      `import { Worker } from "@pipewright/worker";
-import { multiply, divide, slow } from "./tasks.mjs";
-const worker = new Worker({ tasks: [multiply, divide, slow], slots: 4, name: "fresh-worker" });
-await worker.start();
-console.log("worker started");
-process.on("SIGTERM", () => worker.stop().then(() => process.exit(0)));
-`,
-    );
-    writeFileSync(
-      path.join(app, "client.mjs"),
-      `import { PipewrightClient, taskRef } from "@pipewright/client";
-const client = new PipewrightClient();
-const run = await client.submit(taskRef("multiply").send(3, 2).continueWith(taskRef("divide"), 2));
-console.log(await run.result());
-client.close();
-`,
-    );
-    writeFileSync(
-      path.join(app, "local.mjs"),
-      `import { runLocally } from "@pipewright/worker/testing";
-import { multiply, divide } from "./tasks.mjs";
-const out = await runLocally(multiply.send(3, 2).continueWith(divide, 2), { tasks: [multiply, divide] });
-console.log(JSON.stringify(out.value));
-`,
-    );
+    // The README's Quick start files, exactly as written there.
+    for (const [file, text] of readmeFiles()) writeFileSync(path.join(app, file), text);
     let workerOutput = "";
     const worker = spawn(process.execPath, ["worker.mjs"], { cwd: app, env: { ...process.env, PIPEWRIGHT_ADDRESS: address }, stdio: ["ignore", "pipe", "pipe"] });
     children.push(worker);
@@ -154,8 +127,7 @@ console.log(JSON.stringify(out.value));
     expect((await node(["client.mjs"])).stdout).toBe("3\n");
     expect((await node(["local.mjs"])).stdout).toBe("3\n");
 
-    // The CLI: submit --wait prints the result (protobuf JSON: "Mw==" is 3, "Mg==" is 2).
-    writeFileSync(path.join(app, "pipeline.json"), JSON.stringify({ steps: [{ task: { task: "multiply", args: [{ payload: { data: "Mw==" } }, { payload: { data: "Mg==" } }] } }, { task: { task: "divide", args: [{ payload: { data: "Mg==" } }] } }] }));
+    // The CLI: submit --wait prints the result.
     expect(await pipewright(["submit", "pipeline.json", "--wait"])).toEqual({ stdout: "3\n", code: 0 });
 
     // watch draws the run live (one line per change off a terminal), progress included, and exits with its outcome.
@@ -169,7 +141,7 @@ console.log(JSON.stringify(out.value));
     expect(watched.stdout).toMatch(/run succeeded: 4/);
 
     const workers = await pipewright(["workers"]);
-    expect(workers.stdout).toMatch(/fresh-worker\s+divide,multiply,slow\s+default\s+\d+\/4/);
+    expect(workers.stdout).toMatch(/quickstart-worker\s+divide,multiply,slow\s+default\s+\d+\/4/);
     expect((await pipewright(["get", id, "--steps"])).stdout).toMatch(/✓ slow succeeded/);
     expect((await pipewright(["list", "--name", "slow-one"])).stdout).toContain(id);
     expect((await pipewright(["status"])).stdout).toMatch(/workers\s+1/);
