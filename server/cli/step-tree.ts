@@ -1,8 +1,8 @@
 // A run's steps as a tree of lines, for `pipewright get --steps` and
 // `pipewright watch`: each step under its group, DAG or task (a child
 // pipeline), with a state symbol, its task, attempt, duration, progress and
-// error. A group of thousands of branches shows its first ones and counts the
-// rest by state, so the tree stays readable.
+// error. A group of thousands of branches shows a dozen (those failing or at
+// work first) and counts the rest by state, so the tree stays readable.
 
 import { decodeValue, StepKind, StepState, type StepStatus, type Value } from "@pipewright/protocol";
 import { formatError, runDuration, stepStateName } from "./output.js";
@@ -54,9 +54,9 @@ export class StepTree {
     const stack: { step: StepStatus | "more"; depth: number; rest?: StepStatus[] }[] = [];
     const pushChildren = (parent: number, depth: number) => {
       const list = children.get(parent) ?? [];
-      const shown = list.length > SHOWN_CHILDREN + 1 ? list.slice(0, SHOWN_CHILDREN) : list;
+      const [shown, rest] = list.length > SHOWN_CHILDREN + 1 ? pickShown(list) : [list, []];
       const items: typeof stack = shown.map((step) => ({ step, depth }));
-      if (shown.length < list.length) items.push({ step: "more", depth, rest: list.slice(SHOWN_CHILDREN) });
+      if (rest.length) items.push({ step: "more", depth, rest });
       for (let i = items.length - 1; i >= 0; i--) stack.push(items[i]);
     };
     pushChildren(0, 0);
@@ -72,6 +72,17 @@ export class StepTree {
     }
     return out;
   }
+}
+
+/** Which steps a watcher most wants to see, first: what failed, then what is at work. */
+const INTEREST: Partial<Record<StepState, number>> = { [StepState.FAILED]: 0, [StepState.RUNNING]: 1, [StepState.WAITING]: 2, [StepState.CANCELLED]: 3 };
+
+/** SHOWN_CHILDREN of a long list of siblings (the most interesting, kept in their order) and the rest. */
+function pickShown(list: StepStatus[]): [StepStatus[], StepStatus[]] {
+  const rank = (s: StepStatus) => INTEREST[s.state] ?? 4;
+  const byInterest = list.map((s, i) => i).sort((a, b) => rank(list[a]) - rank(list[b]) || a - b);
+  const keep = new Set(byInterest.slice(0, SHOWN_CHILDREN));
+  return [list.filter((_, i) => keep.has(i)), list.filter((_, i) => !keep.has(i))];
 }
 
 /** "9,980 ✓  12 ▶  8 ○" for a slice of siblings (by their own state). */
