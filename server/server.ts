@@ -25,6 +25,7 @@ import { DEFAULT_RETRY } from "./core/retry-policy.js";
 import { Dispatcher } from "./dispatch/dispatcher.js";
 import { LeaseReaper } from "./dispatch/lease-reaper.js";
 import { RunEngine } from "./engine/run-engine.js";
+import type { ResultSink } from "./engine/ports.js";
 import { connect, type Sql } from "./store/database.js";
 import { DatabaseMonitor } from "./store/database-monitor.js";
 import { startEmbeddedPostgres, type EmbeddedPostgres } from "./store/embedded-postgres.js";
@@ -86,11 +87,16 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
   try {
     await migrate(sql as never);
     const machine = { ...DEFAULT_MACHINE_CONFIG, maxDepth: config.maxDepth, maxTasks: config.maxTasksPerRun, defaultRetry: { ...DEFAULT_RETRY, maxAttempts: config.defaultMaxAttempts || 1 } };
-    const dispatcher = new Dispatcher(sql, { processId, heartbeatIntervalMs: config.heartbeatIntervalMs, leaseMs: config.leaseMs, pollIntervalMs: 500, maxLostAttempts: config.maxLostAttempts, circuits: { threshold: config.circuitBreakerThreshold, cooldownMs: config.circuitBreakerCooldownMs }, log: verbose });
+    // Engine and dispatcher talk both ways (engine/ports.ts): the dispatcher's sink forwards to the engine, made next.
+    let engine: RunEngine | undefined;
+    const sink: ResultSink = {
+      results: (results) => engine!.sink.results(results),
+      running: (runId, step) => engine!.sink.running(runId, step),
+      progress: (runId, step, progress) => engine!.sink.progress(runId, step, progress),
+    };
+    const dispatcher = new Dispatcher(sql, { processId, heartbeatIntervalMs: config.heartbeatIntervalMs, leaseMs: config.leaseMs, pollIntervalMs: 500, maxLostAttempts: config.maxLostAttempts, circuits: { threshold: config.circuitBreakerThreshold, cooldownMs: config.circuitBreakerCooldownMs }, log: verbose }, sink);
     const timeouts = { waitMs: config.defaultWaitTimeoutMs, executionMs: config.defaultExecutionTimeoutMs, heartbeatMs: config.defaultHeartbeatTimeoutMs };
-    const engine = new RunEngine(sql, dispatcher, { machine, processId, leaseMs: config.leaseMs, timeouts, processTimeoutMs: config.processTimeoutMs, log });
-    dispatcher.onResults((results) => engine.results(results));
-    dispatcher.onAttempts(engine.attempts);
+    engine = new RunEngine(sql, dispatcher, { machine, processId, leaseMs: config.leaseMs, timeouts, processTimeoutMs: config.processTimeoutMs, log });
     const onError = errorMapper(log);
     // How long the event loop was ever blocked (AdminService.GetServerStatus): whatever a client
     // sends, every other client waits behind it.

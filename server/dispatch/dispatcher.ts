@@ -28,7 +28,7 @@ import type { Duration } from "@bufbuild/protobuf/wkt";
 import { PipewrightError } from "../core/errors.js";
 import type { Sql } from "../store/database.js";
 import * as queue from "../store/task-queue.js";
-import type { AttemptObserver, DispatchPort, IncomingResult, Reservation } from "../engine/run-engine.js";
+import type { DispatchPort, IncomingResult, Reservation, ResultSink } from "../engine/ports.js";
 import { CircuitBreakers, verdictOf, type Circuit, type CircuitConfig, type Verdict } from "../core/circuit-breaker.js";
 import { claimProbe, loadCircuits, saveCircuit } from "../store/circuit-store.js";
 import { servedElsewhere, type Served } from "../store/process-registry.js";
@@ -37,7 +37,7 @@ import { valuesEqual } from "../core/values.js";
 import { PayloadResolver } from "./payload-resolver.js";
 import { pushAll } from "../core/arrays.js";
 import { isUnavailable } from "../store/database-errors.js";
-import { assignmentSize } from "../engine/assignment-codec.js";
+import { assignmentSize } from "../core/assignment-codec.js";
 
 const MAX_SLOTS = 10_000;
 
@@ -70,7 +70,6 @@ export class Dispatcher implements DispatchPort {
   /** The earliest known time a delayed row becomes ready (retry backoff). */
   private wakeAt?: number;
   private wakeTimer?: LongTimeout;
-  private resultSink: (results: IncomingResult[]) => void = () => {};
   /** Results whose attempt the session did not hold (late, or after a cancel or timeout). */
   staleResults = 0;
   /** Attempts failed by an execution or heartbeat timeout. */
@@ -87,23 +86,14 @@ export class Dispatcher implements DispatchPort {
   constructor(
     private readonly sql: Sql,
     private readonly config: DispatcherConfig,
+    /** Where results and news of running attempts go: the engine. */
+    private readonly sink: ResultSink,
   ) {
     this.breakers = new CircuitBreakers(config.circuits);
     this.payloads = new PayloadResolver(sql);
   }
 
-  /** Where results go (the engine); set once at wiring time. */
-  onResults(sink: (results: IncomingResult[]) => void): void {
-    this.resultSink = sink;
-  }
-
-  /** Who hears of attempts handed to workers and of their progress (the engine, for watchers); set once at wiring time. */
-  onAttempts(observer: AttemptObserver): void {
-    this.observer = observer;
-  }
-
   private ticks = 0;
-  private observer: AttemptObserver = { running: () => {}, progress: () => {} };
 
   /** Starts the periodic work, and listens for ready rows written by other server processes. */
   async start(): Promise<void> {
@@ -232,7 +222,7 @@ export class Dispatcher implements DispatchPort {
           held.lastHeartbeat = now;
           if (p.progress && !valuesEqual(p.progress, held.progress)) {
             held.progress = p.progress;
-            this.observer.progress(held.runId, held.step, p.progress);
+            this.sink.progress(held.runId, held.step, p.progress);
           }
         }
         this.renewLeases(session);
@@ -267,7 +257,7 @@ export class Dispatcher implements DispatchPort {
       out.push({ runId: held.runId, step: held.step, attempt: held.attempt, result: r, raw: raw?.length === results.length ? raw[i] : undefined, receivedAt: now });
       this.recordOutcome(held, verdictOf(r.outcome));
     }
-    if (out.length) this.resultSink(out);
+    if (out.length) this.sink.results(out);
     this.poke();
   }
 
@@ -309,7 +299,7 @@ export class Dispatcher implements DispatchPort {
       const error = create(TaskErrorSchema, { type: ErrorTypes.workerLost, message: `the attempt lost its worker ${a.lostCount} times (limit ${this.config.maxLostAttempts})` });
       failed.push({ runId: a.runId, step: a.step, attempt: a.attempt, receivedAt: now, result: create(TaskResultSchema, { outcome: { case: "error", value: error } }) });
     }
-    if (failed.length) this.resultSink(failed);
+    if (failed.length) this.sink.results(failed);
     this.poke();
   }
 
@@ -500,7 +490,7 @@ export class Dispatcher implements DispatchPort {
       this.hand(session, c, c.message ?? fromBinary(TaskAssignmentSchema, c.assignment));
       return;
     }
-    // Its big payloads are stored apart (server/engine/payload-refs.ts): read them
+    // Its big payloads are stored apart (server/core/payload-refs.ts): read them
     // first. The slot is taken meanwhile, so nothing else is promised to it.
     session.reserved++;
     void this.resolvePayloads(c).then(
@@ -547,7 +537,7 @@ export class Dispatcher implements DispatchPort {
     };
     if (held.executionMs || held.heartbeatMs) this.watched.add({ session, held });
     session.assign(held, assignment, c.size ?? assignmentSize(assignment));
-    this.observer.running(c.runId, c.step);
+    this.sink.running(c.runId, c.step);
   }
 
   /** Fails attempts past their execution or heartbeat timeout, and tells their worker to stop. */
@@ -572,7 +562,7 @@ export class Dispatcher implements DispatchPort {
       const error = create(TaskErrorSchema, { type: ErrorTypes.timeout, message: `attempt ${held.attempt} ${why}` });
       failed.push({ runId: held.runId, step: held.step, attempt: held.attempt, receivedAt: now, result: create(TaskResultSchema, { key: { runId: held.runUid, stepId: held.step, attempt: held.attempt }, outcome: { case: "error", value: error } }) });
     }
-    if (failed.length) this.resultSink(failed);
+    if (failed.length) this.sink.results(failed);
   }
 
   /** Periodic: claim what became due, drop silent workers, share circuit states. */

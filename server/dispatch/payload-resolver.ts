@@ -1,5 +1,5 @@
 // Puts big payloads back into assignments read from the queue (their stored
-// form refers to them: see server/engine/payload-refs.ts) before they go to a
+// form refers to them: see server/core/payload-refs.ts) before they go to a
 // worker. Recently used payloads are kept in memory, up to a budget: the
 // branches of one group share theirs, so one read serves them all.
 
@@ -7,7 +7,7 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { TaskAssignmentSchema, type TaskAssignment } from "@pipewright/protocol";
 import { create } from "@bufbuild/protobuf";
 import { ValueMapSchema, type Value } from "@pipewright/protocol";
-import { internalize, mayHoldRefs, refsIn } from "../engine/payload-refs.js";
+import { internalize, mayHoldRefs, refsIn } from "../core/payload-refs.js";
 import type { Sql } from "../store/database.js";
 import { loadBlobs } from "../store/payload-blobs.js";
 

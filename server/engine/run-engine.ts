@@ -31,13 +31,14 @@ import * as queue from "../store/task-queue.js";
 import { BATCH_CHECK_FAILED, FINISHED_CHANNEL, OWNERSHIP_LOST, insertQueueRows, writeBatch, type BatchWrite, type BatchWriteResult, type NewRunRow } from "../store/batch-write.js";
 import { adoptOrphanRuns, inboxEntryDone, readInbox, runsOwnedElsewhere, sendControl, type InboxEntry } from "../store/ownership.js";
 import { livePeerCount } from "../store/process-registry.js";
-import { encodeAssignment, type TimeoutDefaults } from "./assignment-codec.js";
-import type { BlobData } from "./payload-refs.js";
+import { encodeAssignment, type TimeoutDefaults } from "../core/assignment-codec.js";
+import type { BlobData } from "../core/payload-refs.js";
 import { pauseForOthers } from "./pause-for-others.js";
 import { UnsureCommits } from "./unsure-commits.js";
 import { insertBlobs } from "../store/payload-blobs.js";
 import { decodeEvent, encodeEvent } from "./event-codec.js";
 import { GroupCommitter } from "./group-committer.js";
+import type { DispatchPort, IncomingResult, Reservation, ResultSink } from "./ports.js";
 import { encodeFinalState, encodeOutcome, eventsOf, machineRunState, runFromMachine, runFromRow } from "./run-views.js";
 
 export interface EngineConfig {
@@ -52,39 +53,6 @@ export interface EngineConfig {
   /** Batches committed at once (default 4). */
   concurrentBatches?: number;
   log: (line: string) => void;
-}
-
-/** A slot held on a local worker for a task about to be committed (the fast path). */
-export interface Reservation {
-  readonly workerId: string;
-}
-
-/** What the engine needs from the dispatcher; wired in main.ts. */
-export interface DispatchPort {
-  /** Holds a free slot of a local worker serving `task` on `queue`, if any. */
-  reserve(task: string, queue: string): Reservation | undefined;
-  /** Gives back a reservation that will not be used. */
-  release(r: Reservation): void;
-  /** Sends a committed, already-claimed attempt to the reserved worker. */
-  deliver(r: Reservation, task: queue.ClaimedTask): void;
-  /** Tells the workers holding these attempts to stop. */
-  cancel(attempts: queue.CancelledAttempt[], reason: string): void;
-  /** Ready rows were committed that no local worker was reserved for. */
-  poke(): void;
-  /** Whether a connected worker (of any process) serves `task` on `queue`. */
-  serves(task: string, queue: string): boolean;
-  /** The latest progress of a run's running steps held by workers of this process, by step. */
-  progressOf(runId: number): ReadonlyMap<number, Value>;
-  /** Rows become ready at this time (retry backoff): look for them then. */
-  pokeAt(time: number): void;
-}
-
-/** What happens to attempts that only the dispatcher sees (not stored: shown to watchers). */
-export interface AttemptObserver {
-  /** An attempt of this step was handed to a worker. */
-  running(runId: number, step: number): void;
-  /** The task reported this progress. */
-  progress(runId: number, step: number, progress: Value): void;
 }
 
 /** A submission checked by the API layer, ready to persist. */
@@ -106,17 +74,6 @@ const START_APART_TASKS = 2000;
 export interface SubmitOutcome {
   run: Run;
   existing: boolean;
-}
-
-/** A result as received from a worker, mapped to the run's internal id. */
-export interface IncomingResult {
-  runId: number;
-  step: number;
-  attempt: number;
-  result: TaskResult;
-  /** The result's bytes as the worker sent them, when known (stored as they are). */
-  raw?: Uint8Array;
-  receivedAt: number;
 }
 
 type Control = "cancel" | "pause" | "resume" | "timeout";
@@ -604,11 +561,12 @@ export class RunEngine {
   }
 
   /**
-   * Changes of running tasks only this process sees (nothing is stored for
-   * them), for the run's watchers: an attempt handed to a worker, the
-   * progress its task reports.
+   * Where the dispatcher sends results, and changes of running tasks only
+   * this process sees (nothing is stored for them), for the run's watchers:
+   * an attempt handed to a worker, the progress its task reports.
    */
-  readonly attempts: AttemptObserver = {
+  readonly sink: ResultSink = {
+    results: (results) => this.results(results),
     running: (runId, step) => this.liveStepEvent(runId, step),
     progress: (runId, step, progress) => this.liveStepEvent(runId, step, progress),
   };

@@ -7,7 +7,7 @@ import { ParentResults } from "@pipewright/protocol";
 import { ValueMapSchema, type Value } from "@pipewright/protocol";
 import { TaskAssignmentSchema, type TaskAssignment } from "@pipewright/protocol";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
-import type { Dispatch } from "../core/run-machine.js";
+import type { Dispatch } from "./run-machine.js";
 import { valuesStats } from "@pipewright/protocol";
 import { BLOB_THRESHOLD, externalize, type BlobData } from "./payload-refs.js";
 
