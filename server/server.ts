@@ -155,7 +155,7 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
           if (!committed) {
             log(
               `stopping without committing everything: still not done after ${Date.now() - started} ms (database ${monitor.up ? "reachable" : "unreachable"}); ` +
-                `${engine.activeRuns} active runs, ${dispatcher.workerCount} workers connected; results not committed are re-run after a restart (at-least-once)`,
+                `${engine.stats().activeRuns} active runs, ${dispatcher.workerCount} workers connected; results not committed are re-run after a restart (at-least-once)`,
             );
           }
           reaper.stop();

@@ -29,13 +29,14 @@ export interface ProcessHealth {
 export function adminService(engine: RunEngine, dispatcher: Dispatcher, processId: string, startedAt: number, health: ProcessHealth): ServiceImpl<typeof AdminService> {
   return {
     async getServerStatus() {
+      const runs = engine.stats();
       return create(GetServerStatusResponseSchema, {
         processId,
         workers: dispatcher.workerCount,
-        activeRuns: engine.activeRuns,
-        staleResults: BigInt(engine.staleResults + dispatcher.staleResults),
+        activeRuns: runs.activeRuns,
+        staleResults: BigInt(runs.staleResults + dispatcher.staleResults),
         requeuedAttempts: BigInt(dispatcher.requeued),
-        timedOutAttempts: BigInt(engine.timedOut + dispatcher.timedOut),
+        timedOutAttempts: BigInt(runs.timedOut + dispatcher.timedOut),
         startTime: timestampFromMs(startedAt),
         eventLoopMaxDelay: durationFromMs(Math.round(health.eventLoopMaxDelayMs())),
         busyRefusals: BigInt(health.busyRefusals()),

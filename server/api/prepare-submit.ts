@@ -8,13 +8,12 @@ import { planOf } from "@pipewright/protocol";
 import { BinaryReader } from "@bufbuild/protobuf/wire";
 import { fieldBytes } from "@pipewright/protocol";
 import type { Duration } from "@bufbuild/protobuf/wkt";
-import { SubmitRunRequestSchema, type SubmitRunRequest } from "@pipewright/protocol";
+import { PipelineSchema, SubmitRunRequestSchema, type SubmitRunRequest } from "@pipewright/protocol";
 import { pushAll } from "../core/arrays.js";
 import { invalidRequest, PipewrightError } from "../core/errors.js";
 import { checkDuration, countTasks, validatePipelineInSlices, type Violation } from "@pipewright/protocol";
 import { pauseForOthers } from "../engine/pause-for-others.js";
-import type { PreparedSubmit } from "../engine/run-engine.js";
-import { encodeSpec } from "../engine/run-engine.js";
+import type { PreparedSubmit } from "../engine/items.js";
 
 const MAX_ID_LENGTH = 200;
 const NO_HOOKS = new Set<string>();
@@ -45,7 +44,7 @@ export async function prepareSubmits(requests: SubmitRunRequest[], limits: Submi
       requestHash: r.requestId ? (bytes ? hashWithoutRequestId(bytes) : requestHash(r)) : null,
       name: r.name,
       pipeline,
-      spec: (bytes && fieldBytes(bytes, 2)[0]) || encodeSpec(pipeline),
+      spec: (bytes && fieldBytes(bytes, 2)[0]) || toBinary(PipelineSchema, pipeline),
       taskCount,
       runTimeoutMs: durationMs(r.runTimeout),
     };

@@ -16,6 +16,7 @@ import type { PendingQuery } from "postgres";
 import { byteaArray, type Sql, type Tx } from "./database.js";
 import type { NewRun, RunStateChange, StoredEvent } from "./run-store.js";
 import { QueueStatus, type AttemptKey, type CancelledAttempt, type QueueRow } from "./task-queue.js";
+import { CHANNELS } from "./channels.js";
 
 export interface NewRunRow extends NewRun {
   createdAt: Date;
@@ -55,8 +56,6 @@ export interface BatchWrite {
   finishedUids: string[];
 }
 
-/** The channel finished runs are announced on; the payload is a comma-separated list of run uids. */
-export const FINISHED_CHANNEL = "pipewright_finished";
 /** Uids per notification: a payload must stay under PostgreSQL's 8,000 bytes. */
 const UIDS_PER_NOTIFICATION = 200;
 
@@ -207,7 +206,7 @@ export async function writeBatch(sql: Sql | Tx, w: BatchWrite): Promise<BatchWri
       where q.run_id = k.run_id and q.step = k.step
       returning q.run_id, q.step, q.attempt, q.worker_id, q.process_id)`);
     outputs.push(sql`(select json_agg(json_build_array(run_id, step, attempt, worker_id, process_id)) from removed) as removed`);
-    outputs.push(sql`(select count(pg_notify('pipewright_cancel', json_build_array(process_id, run_id, step, attempt)::text))
+    outputs.push(sql`(select count(pg_notify(${CHANNELS.cancel}, json_build_array(process_id, run_id, step, attempt)::text))
        from removed where process_id is not null and process_id <> ${w.owner}::uuid) as cancels_notified`);
   }
   if (rows.length) {
@@ -247,7 +246,7 @@ export async function writeBatch(sql: Sql | Tx, w: BatchWrite): Promise<BatchWri
         ${byteaArray(sql, f.map((x) => x.body))}::bytea[], ${f.map((x) => x.receivedAt.toISOString())}::timestamptz[]
       ) as k(run_id, step, attempt, body, received_at) on k.run_id = d.run_id and k.step = d.step and k.attempt = d.attempt
       returning run_id)`);
-    outputs.push(sql`(select count(pg_notify('pipewright_inbox', o.owner_id::text)) from (select distinct r.owner_id from runs r where r.id in (select run_id from foreign_in)) o) as inbox_notified`);
+    outputs.push(sql`(select count(pg_notify(${CHANNELS.inbox}, o.owner_id::text)) from (select distinct r.owner_id from runs r where r.id in (select run_id from foreign_in)) o) as inbox_notified`);
   }
   if (w.inboxDone.length) {
     ctes.push(sql`inbox_done as (delete from run_inbox where id = any(${w.inboxDone}::bigint[]) returning 1)`);
@@ -266,11 +265,11 @@ export async function writeBatch(sql: Sql | Tx, w: BatchWrite): Promise<BatchWri
   if (w.owned.length) {
     checks.push(sql`pw_check_owner((select count(*) from runs where id = any(${w.owned}::bigint[]) and owner_id is distinct from ${w.owner}::uuid) = 0)`);
   }
-  if (w.notifyReady) outputs.push(sql`pg_notify('pipewright_ready', '') as ready_notified`);
+  if (w.notifyReady) outputs.push(sql`pg_notify(${CHANNELS.ready}, '') as ready_notified`);
   if (w.finishedUids.length) {
     const payloads: string[] = [];
     for (let i = 0; i < w.finishedUids.length; i += UIDS_PER_NOTIFICATION) payloads.push(w.finishedUids.slice(i, i + UIDS_PER_NOTIFICATION).join(","));
-    outputs.push(sql`(select count(pg_notify(${FINISHED_CHANNEL}, p)) from unnest(${payloads}::text[]) as p) as finished_notified`);
+    outputs.push(sql`(select count(pg_notify(${CHANNELS.finished}, p)) from unnest(${payloads}::text[]) as p) as finished_notified`);
   }
   if (ctes.length === 0 && checks.length === 0 && outputs.length === 0) return { runIds: new Map(), cancelled: [] };
 

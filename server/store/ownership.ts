@@ -2,6 +2,7 @@
 
 import type { Sql } from "./database.js";
 import type { EventKindCode } from "./run-store.js";
+import { CHANNELS } from "./channels.js";
 
 export interface InboxEntry {
   id: number;
@@ -51,7 +52,7 @@ export async function sendControl(sql: Sql, runId: number, kind: EventKindCode, 
   const [row] = await sql<{ id: number; owner: string | null }[]>`
     with e as (insert into run_inbox (run_id, kind, body) values (${runId}, ${kind}, ${Buffer.from(reason)}) returning id)
     select e.id, (select owner_id::text from runs where id = ${runId}) as owner from e`;
-  await sql`select pg_notify('pipewright_inbox', ${row.owner ?? ""})`;
+  await sql`select pg_notify(${CHANNELS.inbox}, ${row.owner ?? ""})`;
   return row.id;
 }
 

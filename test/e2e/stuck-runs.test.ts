@@ -51,7 +51,7 @@ describe("runs that used to get stuck", () => {
       const error = final!.outcome!.kind.value as { type: string; message: string };
       expect(error.type).toBe("pipewright.Internal");
       expect(error.message).toMatch(/\(ref [0-9a-f]{8}\)/);
-      expect(ts.server.engine.activeRuns).toBe(0);
+      expect(ts.server.engine.stats().activeRuns).toBe(0);
       const [{ n }] = await ts.server.sql<{ n: number }[]>`select count(*)::int as n from task_queue q join runs r on r.id = q.run_id where r.uid = ${run.id}::uuid`;
       expect(n).toBe(0);
       // Nothing is retried behind the client's back, and control says it is over.

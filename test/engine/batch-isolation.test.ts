@@ -60,6 +60,6 @@ describe("a failing item fails alone", () => {
       expect(error.message).toMatch(/could not be stored: the database refused it/);
     }
     // Nothing is left held in memory (under load the last ones may take a moment to be let go).
-    await until("no run left active in memory", () => ts.server.engine.activeRuns === 0, 10_000);
+    await until("no run left active in memory", () => ts.server.engine.stats().activeRuns === 0, 10_000);
   });
 });

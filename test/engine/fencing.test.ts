@@ -37,15 +37,15 @@ describe("fencing", () => {
       receivedAt: Date.now(),
       result: create(TaskResultSchema, { outcome: { case: "value", value: encodeValue(value) } }),
     });
-    const staleBefore = engine.staleResults;
+    const staleBefore = engine.stats().staleResults;
     engine.results([result(first[0].attempt, 999)]); // the lost worker answers late
     await engine.idle();
-    expect(engine.staleResults).toBe(staleBefore + 1);
+    expect(engine.stats().staleResults).toBe(staleBefore + 1);
     expect((await handle.get(true)).steps[0].state).not.toBe(StepState.SUCCEEDED);
 
     engine.results([result(second[0].attempt, 12), result(second[0].attempt, 12)]); // the current one, delivered twice
     await engine.idle();
-    expect(engine.staleResults).toBe(staleBefore + 2);
+    expect(engine.stats().staleResults).toBe(staleBefore + 2);
     const view = await handle.get(true);
     expect(view.steps[0].attempts).toBe(1);
     expect(view.steps[1].task).toBe("add");

@@ -1,0 +1,57 @@
+// What the engine commits: every input to a run comes as an item, and the
+// group committer gathers the items that arrive while a batch is written into
+// the next one.
+
+import type { Pipeline, Run, TaskError } from "@pipewright/protocol";
+import type { Effect, RunMachine } from "../core/run-machine.js";
+import type { IncomingResult } from "./ports.js";
+
+/** A submission checked by the API layer, ready to persist. */
+export interface PreparedSubmit {
+  requestId: string;
+  requestHash: Uint8Array | null;
+  name: string;
+  pipeline: Pipeline;
+  spec: Uint8Array;
+  taskCount: number;
+  runTimeoutMs: number;
+  /** A big run's machine, built and started before its batch (see RunEngine.submit). */
+  started?: { machine: RunMachine; effects: Effect[]; createdAt: number };
+}
+
+export interface SubmitOutcome {
+  run: Run;
+  existing: boolean;
+}
+
+export type Control = "cancel" | "pause" | "resume" | "timeout";
+
+export type SubmitItem = { kind: "submit"; batch: PreparedSubmit[]; resolve: (r: SubmitOutcome[]) => void; reject: (e: unknown) => void };
+export type ControlItem = { kind: "control"; uid: string; action: Control; reason: string; resolve: (run: Run) => void; reject: (e: unknown) => void };
+
+export type Item =
+  | SubmitItem
+  | { kind: "result"; result: IncomingResult }
+  | ControlItem
+  /** Look at this process's inbox (a notification came, or the periodic check). */
+  | { kind: "inbox" }
+  /** End a run FAILED with this error (it cannot go on: see RunMachine.abandon). */
+  | { kind: "abandon"; runId: number; error: TaskError };
+
+/** Items of one run are committed in order: one batch in flight per run. `idOf`: a held run's id by uid. */
+export function orderKey(item: Item, idOf: (uid: string) => number | undefined): string | undefined {
+  switch (item.kind) {
+    case "submit":
+      return undefined;
+    case "result":
+      return `run:${item.result.runId}`;
+    case "control": {
+      const id = idOf(item.uid);
+      return id ? `run:${id}` : `uid:${item.uid}`;
+    }
+    case "inbox":
+      return "inbox";
+    case "abandon":
+      return `run:${item.runId}`;
+  }
+}

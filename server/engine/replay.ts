@@ -1,0 +1,49 @@
+// A run rebuilt from what is stored: its row (the submitted pipeline) and its
+// append-only log of events.
+
+import { create, fromBinary } from "@bufbuild/protobuf";
+import { PipelineSchema, RunEventSchema, RunState, type RunEvent } from "@pipewright/protocol";
+import { pushAll } from "../core/arrays.js";
+import { RunMachine, type MachineConfig } from "../core/run-machine.js";
+import type * as runs from "../store/run-store.js";
+import { decodeEvent } from "./event-codec.js";
+import { eventsOf, machineRunState, runFromRow } from "./run-views.js";
+
+/** Rebuilds a run's machine from its row and stored events. */
+export function replay(row: runs.RunRow, events: runs.StoredEvent[], config: MachineConfig): RunMachine {
+  const machine = new RunMachine(fromBinary(PipelineSchema, row.spec), config);
+  machine.apply({ type: "start", at: row.created_at.getTime() });
+  for (const e of events) machine.apply(decodeEvent(e));
+  return machine;
+}
+
+/**
+ * The public events of a run's history, rebuilt from its log. A run ended by
+ * pipewright.Internal (its log does not replay, or does not hold what ended
+ * it) gives what replays, then its end as its row says.
+ */
+export function historyEvents(row: runs.RunRow, events: runs.StoredEvent[], config: MachineConfig): RunEvent[] {
+  const out: RunEvent[] = [];
+  let before = RunState.UNSPECIFIED;
+  let seq = 0;
+  try {
+    const machine = new RunMachine(fromBinary(PipelineSchema, row.spec), config);
+    machine.apply({ type: "start", at: row.created_at.getTime() });
+    pushAll(out, eventsOf(row.uid, machine, 0, row.created_at.getTime(), before));
+    before = machineRunState(machine);
+    for (const e of events) {
+      const input = decodeEvent(e);
+      machine.apply(input);
+      seq = e.seq;
+      pushAll(out, eventsOf(row.uid, machine, e.seq, input.at, before));
+      before = machineRunState(machine);
+    }
+  } catch {
+    // what replayed so far is all the log can tell
+  }
+  if (row.state >= RunState.SUCCEEDED && row.state !== before) {
+    const view = runFromRow(row);
+    out.push(create(RunEventSchema, { runId: row.uid, seq: BigInt(seq + 1), kind: { case: "run", value: { state: view.state, outcome: view.outcome } } }));
+  }
+  return out;
+}
