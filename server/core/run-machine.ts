@@ -27,6 +27,7 @@ import { RunGraph, type DagStep, type Flow, type GroupStep, type Scope, type Sta
 import { countTasks, formatViolations, validatePipeline } from "@pipewright/protocol";
 import { ErrorTypes, errorValue, listValue, mapValue, noneValue, serverError } from "./values.js";
 import { addStats, boundError, valuesStats, type ValueStats } from "@pipewright/protocol";
+import { accepts } from "./run-control.js";
 
 export interface MachineConfig {
   /** Deepest nesting of child pipelines (a task returning a pipeline adds one level). */
@@ -102,6 +103,13 @@ export class RunMachine {
   private readonly active = new Set<number>();
   private now = 0;
 
+  /** The state of the run, as stored and shown. */
+  get runState(): RunState {
+    if (this.result) return this.result.state;
+    if (this.stopping) return RunState.CANCELLING;
+    return this.status === "paused" ? RunState.PAUSED : RunState.RUNNING;
+  }
+
   constructor(pipeline: Pipeline | undefined, readonly config: MachineConfig = DEFAULT_MACHINE_CONFIG) {
     if (pipeline) this.graph.addScope(pipeline, { type: "root" }, 0, "", 0);
   }
@@ -149,13 +157,13 @@ export class RunMachine {
         this.stop(serverError("Timeout", "run timed out"), RunState.FAILED);
         break;
       case "pause":
-        if (this.status === "running" && !this.stopping) {
+        if (accepts(this.runState, "pause")) {
           this.status = "paused";
           this.effects.push({ type: "holdQueued", held: true });
         }
         break;
       case "resume":
-        if (this.status === "paused") {
+        if (accepts(this.runState, "resume")) {
           this.status = "running";
           this.effects.push({ type: "holdQueued", held: false });
           for (const d of this.heldDispatches) this.effects.push({ type: "dispatch", dispatch: d });

@@ -10,6 +10,7 @@ import { RunState, TaskResultSchema, type TaskResult } from "@pipewright/protoco
 import { encodeAssignment, type TimeoutDefaults } from "../core/assignment-codec.js";
 import { pushAll } from "../core/arrays.js";
 import { PipewrightError } from "../core/errors.js";
+import { accepts, controlRefusal, type RunControl } from "../core/run-control.js";
 import { RunMachine, type Effect, type MachineConfig, type RunInput } from "../core/run-machine.js";
 import type { InboxEntry } from "../store/ownership.js";
 import * as runs from "../store/run-store.js";
@@ -23,7 +24,7 @@ import { ownedRun, stepKey, type OwnedRun } from "./owned-run.js";
 import { pauseForOthers } from "./pause-for-others.js";
 import type { DispatchPort, IncomingResult } from "./ports.js";
 import type { RunRegistry } from "./run-registry.js";
-import { encodeFinalState, encodeOutcome, eventsOf, machineRunState } from "./run-views.js";
+import { encodeFinalState, encodeOutcome, eventsOf } from "./run-views.js";
 
 export interface BuilderConfig {
   machine: MachineConfig;
@@ -117,7 +118,7 @@ export class BatchBuilder {
             deadline: run.deadline !== undefined ? new Date(run.deadline) : null,
             taskCount: m.graph.taskCount,
             createdAt: new Date(run.createdAt),
-            state: machineRunState(m),
+            state: m.runState,
             finishedAt: r ? new Date(m.finishedAt!) : null,
             outcome: r ? encodeOutcome(r.outcome) : null,
             finalState: r ? (encodeFinalState(r.finalState) ?? null) : null,
@@ -151,10 +152,16 @@ export class BatchBuilder {
         this.apply(run, finishedInput(fromBinary(TaskResultSchema, e.body ?? new Uint8Array()), e.step!, at), batch);
         continue;
       }
-      if (m.result) continue; // a control for a run that has finished meanwhile
-      if (e.kind === runs.EventKind.cancel) this.apply(run, { type: "cancel", at, reason: e.body ? Buffer.from(e.body).toString() : "" }, batch);
-      else if (e.kind === runs.EventKind.pause && m.status === "running" && !m.stopping) this.apply(run, { type: "pause", at }, batch);
-      else if (e.kind === runs.EventKind.resume && m.status === "paused") this.apply(run, { type: "resume", at }, batch);
+      // A control its sender found acceptable; the run may have changed since (finished, say): then it does nothing.
+      const input: RunInput | undefined =
+        e.kind === runs.EventKind.cancel
+          ? { type: "cancel", at, reason: e.body ? Buffer.from(e.body).toString() : "" }
+          : e.kind === runs.EventKind.pause
+            ? { type: "pause", at }
+            : e.kind === runs.EventKind.resume
+              ? { type: "resume", at }
+              : undefined;
+      if (input && accepts(m.runState, input.type as RunControl)) this.apply(run, input, batch);
     }
   }
 
@@ -214,18 +221,9 @@ export class BatchBuilder {
         batch.deferred.push(item);
         continue;
       }
-      const m = run.machine;
-      const refuse = (why: string) => batch.answers.push({ kind: "refused", item, error: new PipewrightError("FAILED_PRECONDITION", why) });
-      if (m.result) {
-        refuse(`run ${run.uid} has already finished`);
-        continue;
-      }
-      if (item.action === "pause" && (m.status !== "running" || m.stopping)) {
-        refuse(`run ${run.uid} is ${m.stopping ? "being cancelled" : "already paused"}, it cannot be paused`);
-        continue;
-      }
-      if (item.action === "resume" && m.status !== "paused") {
-        refuse(`run ${run.uid} is not paused`);
+      const refusal = controlRefusal(run.machine.runState, item.action, run.uid);
+      if (refusal) {
+        batch.answers.push({ kind: "refused", item, error: new PipewrightError("FAILED_PRECONDITION", refusal) });
         continue;
       }
       const at = Date.now();
@@ -246,7 +244,7 @@ export class BatchBuilder {
         batch.deferred.push(item);
         continue;
       }
-      const before = machineRunState(run.machine);
+      const before = run.machine.runState;
       const tasksBefore = run.machine.graph.taskCount;
       const at = Date.now();
       this.record(run, run.machine.abandon(item.error, at), batch, before, tasksBefore, run.nextSeq - 1, at);
@@ -255,7 +253,7 @@ export class BatchBuilder {
 
   /** Applies one input to a run and turns its effects into the batch's writes. `raw`: a result's bytes as received, to store as its event. */
   private apply(run: OwnedRun, input: RunInput, batch: Batch, seq?: number, raw?: Uint8Array): void {
-    const before = machineRunState(run.machine);
+    const before = run.machine.runState;
     const tasksBefore = run.machine.graph.taskCount;
     let effects: Effect[];
     try {
@@ -292,7 +290,7 @@ export class BatchBuilder {
       pushAll(list, eventsOf(run.uid, run.machine, seq, at, before));
       batch.liveEvents.set(run, list);
     }
-    if (run.machine.graph.taskCount !== tasksBefore || machineRunState(run.machine) !== before) batch.dirty.add(run);
+    if (run.machine.graph.taskCount !== tasksBefore || run.machine.runState !== before) batch.dirty.add(run);
   }
 
   private effect(run: OwnedRun, e: Effect, batch: Batch): void {

@@ -15,7 +15,7 @@ import { stepKey } from "./owned-run.js";
 import { pauseForOthers } from "./pause-for-others.js";
 import type { DispatchPort } from "./ports.js";
 import type { RunRegistry } from "./run-registry.js";
-import { encodeFinalState, encodeOutcome, machineRunState } from "./run-views.js";
+import { encodeFinalState, encodeOutcome } from "./run-views.js";
 
 /** Rows written with the batch's statement; the rest follow in chunks of this size (bounded memory for huge groups). */
 export const ROWS_PER_STATEMENT = 5000;
@@ -102,7 +102,7 @@ export class BatchWriter {
           const r = m.result;
           return {
             id: run.id,
-            state: machineRunState(m),
+            state: m.runState,
             taskCount: m.graph.taskCount,
             finishedAt: r ? new Date(m.finishedAt!) : undefined,
             outcome: r ? encodeOutcome(r.outcome) : undefined,

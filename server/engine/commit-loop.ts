@@ -223,7 +223,7 @@ export class CommitLoop {
             answer.item.resolve(runFromMachine(answer.run, answer.run.machine));
             break;
           case "notHeld":
-            this.p.peers.controlRefusal(answer.item.uid).then(answer.item.reject, answer.item.reject);
+            this.p.peers.controlRefusal(answer.item.uid, answer.item.action).then(answer.item.reject, answer.item.reject);
             break;
           case "refused":
             answer.item.reject(answer.error);

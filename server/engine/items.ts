@@ -3,6 +3,7 @@
 // the next one.
 
 import type { Pipeline, Run, TaskError } from "@pipewright/protocol";
+import type { RunControl } from "../core/run-control.js";
 import type { Effect, RunMachine } from "../core/run-machine.js";
 import type { IncomingResult } from "./ports.js";
 
@@ -24,10 +25,9 @@ export interface SubmitOutcome {
   existing: boolean;
 }
 
-export type Control = "cancel" | "pause" | "resume" | "timeout";
 
 export type SubmitItem = { kind: "submit"; batch: PreparedSubmit[]; resolve: (r: SubmitOutcome[]) => void; reject: (e: unknown) => void };
-export type ControlItem = { kind: "control"; uid: string; action: Control; reason: string; resolve: (run: Run) => void; reject: (e: unknown) => void };
+export type ControlItem = { kind: "control"; uid: string; action: RunControl; reason: string; resolve: (run: Run) => void; reject: (e: unknown) => void };
 
 export type Item =
   | SubmitItem

@@ -5,6 +5,7 @@
 
 import { RunState, type Run } from "@pipewright/protocol";
 import { PipewrightError } from "../core/errors.js";
+import { controlRefusal, type RunControl } from "../core/run-control.js";
 import { CHANNELS } from "../store/channels.js";
 import type { Sql } from "../store/database.js";
 import { adoptOrphanRuns, inboxEntryDone, readInbox, runsOwnedElsewhere, sendControl, type InboxEntry } from "../store/ownership.js";
@@ -20,7 +21,7 @@ export interface PeersConfig {
   log: (line: string) => void;
 }
 
-export type ForwardedControl = "cancel" | "pause" | "resume";
+export type ForwardedControl = Exclude<RunControl, "timeout">;
 
 export class Peers {
   /** Other server processes are alive: announce finished runs to them (their clients may wait on our runs). */
@@ -126,9 +127,8 @@ export class Peers {
   async forwardControl(uid: string, action: ForwardedControl, reason: string): Promise<Run> {
     const row = await runs.loadRunByUid(this.sql, uid);
     if (!row) throw new PipewrightError("NOT_FOUND", `no run with id ${uid}`);
-    if (row.state >= RunState.SUCCEEDED) throw new PipewrightError("FAILED_PRECONDITION", `run ${uid} has already finished`);
-    if (action === "pause" && row.state !== RunState.RUNNING) throw new PipewrightError("FAILED_PRECONDITION", `run ${uid} is not running, it cannot be paused`);
-    if (action === "resume" && row.state !== RunState.PAUSED) throw new PipewrightError("FAILED_PRECONDITION", `run ${uid} is not paused`);
+    const refusal = controlRefusal(row.state as RunState, action, uid);
+    if (refusal) throw new PipewrightError("FAILED_PRECONDITION", refusal);
     const kind = action === "cancel" ? runs.EventKind.cancel : action === "pause" ? runs.EventKind.pause : runs.EventKind.resume;
     const entry = await sendControl(this.sql, row.id, kind, reason);
     for (const until = Date.now() + 10_000; Date.now() < until; ) {
@@ -139,10 +139,11 @@ export class Peers {
   }
 
   /** Why a control for a run not held here cannot be applied, as the error its caller gets. */
-  async controlRefusal(uid: string): Promise<PipewrightError> {
+  async controlRefusal(uid: string, action: RunControl): Promise<PipewrightError> {
     const row = await runs.loadRunByUid(this.sql, uid);
     if (!row) return new PipewrightError("NOT_FOUND", `no run with id ${uid}`);
-    if (row.state >= RunState.SUCCEEDED) return new PipewrightError("FAILED_PRECONDITION", `run ${uid} has already finished`);
+    const refusal = controlRefusal(row.state as RunState, action, uid);
+    if (refusal) return new PipewrightError("FAILED_PRECONDITION", refusal);
     return new PipewrightError("UNAVAILABLE", `run ${uid} is owned by another server process; retry`);
   }
 

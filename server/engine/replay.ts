@@ -7,7 +7,7 @@ import { pushAll } from "../core/arrays.js";
 import { RunMachine, type MachineConfig } from "../core/run-machine.js";
 import type * as runs from "../store/run-store.js";
 import { decodeEvent } from "./event-codec.js";
-import { eventsOf, machineRunState, runFromRow } from "./run-views.js";
+import { eventsOf, runFromRow } from "./run-views.js";
 
 /** Rebuilds a run's machine from its row and stored events. */
 export function replay(row: runs.RunRow, events: runs.StoredEvent[], config: MachineConfig): RunMachine {
@@ -30,13 +30,13 @@ export function historyEvents(row: runs.RunRow, events: runs.StoredEvent[], conf
     const machine = new RunMachine(fromBinary(PipelineSchema, row.spec), config);
     machine.apply({ type: "start", at: row.created_at.getTime() });
     pushAll(out, eventsOf(row.uid, machine, 0, row.created_at.getTime(), before));
-    before = machineRunState(machine);
+    before = machine.runState;
     for (const e of events) {
       const input = decodeEvent(e);
       machine.apply(input);
       seq = e.seq;
       pushAll(out, eventsOf(row.uid, machine, e.seq, input.at, before));
-      before = machineRunState(machine);
+      before = machine.runState;
     }
   } catch {
     // what replayed so far is all the log can tell

@@ -22,6 +22,7 @@
 import type { Run, RunEvent } from "@pipewright/protocol";
 import type { TimeoutDefaults } from "../core/assignment-codec.js";
 import { PipewrightError } from "../core/errors.js";
+import type { RunControl } from "../core/run-control.js";
 import { RunMachine, type MachineConfig } from "../core/run-machine.js";
 import type { Sql } from "../store/database.js";
 import { BatchBuilder } from "./batch-builder.js";
@@ -29,7 +30,7 @@ import { BatchWriter } from "./batch-writer.js";
 import { CommitLoop } from "./commit-loop.js";
 import { expiredWaits } from "./deadlines.js";
 import { GroupCommitter } from "./group-committer.js";
-import { orderKey, type Control, type Item, type PreparedSubmit, type SubmitOutcome } from "./items.js";
+import { orderKey, type Item, type PreparedSubmit, type SubmitOutcome } from "./items.js";
 import { pauseForOthers } from "./pause-for-others.js";
 import { Peers } from "./peers.js";
 import type { DispatchPort, IncomingResult, ResultSink } from "./ports.js";
@@ -200,7 +201,7 @@ export class RunEngine {
     this.committer.addAll(results.map((result) => ({ kind: "result" as const, result })));
   }
 
-  async control(uid: string, action: Exclude<Control, "timeout">, reason = ""): Promise<Run> {
+  async control(uid: string, action: Exclude<RunControl, "timeout">, reason = ""): Promise<Run> {
     if (this.closed) throw new PipewrightError("UNAVAILABLE", "the server is shutting down");
     if (!this.registry.knows(uid)) return this.peers.forwardControl(uid, action, reason);
     return new Promise((resolve, reject) => this.committer.add({ kind: "control", uid, action, reason, resolve, reject }));

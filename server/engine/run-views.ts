@@ -38,13 +38,6 @@ export function encodeFinalState(state: Value | undefined): Uint8Array | undefin
   return state ? toBinary(ValueSchema, state) : undefined;
 }
 
-/** The state a machine's run is in, as persisted. */
-export function machineRunState(machine: RunMachine): RunState {
-  if (machine.result) return machine.result.state;
-  if (machine.stopping) return RunState.CANCELLING;
-  return machine.status === "paused" ? RunState.PAUSED : RunState.RUNNING;
-}
-
 /** A run's steps for the FULL view (see stepStatuses). */
 export interface StepList {
   steps: StepStatus[];
@@ -58,7 +51,7 @@ export function runFromMachine(id: RunIdentity, machine: RunMachine, steps?: Ste
     id: id.uid,
     requestId: id.requestId,
     name: id.name,
-    state: machineRunState(machine),
+    state: machine.runState,
     outcome: r ? outcomeMessage(r.outcome) : undefined,
     finalState: r?.finalState,
     createTime: timestampFromMs(id.createdAt),
@@ -98,7 +91,7 @@ export function eventsOf(uid: string, machine: RunMachine, seq: number, at: numb
       out.push(create(RunEventSchema, { runId: uid, seq: BigInt(seq), time, kind: { case: "step", value: stepStatusOf(machine.graph, id, running && { running }) } }));
     }
   }
-  const now = machineRunState(machine);
+  const now = machine.runState;
   if (now !== previous) {
     const r = machine.result;
     out.push(
