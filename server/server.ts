@@ -30,7 +30,8 @@ import { connect, type Sql } from "./store/database.js";
 import { DatabaseMonitor } from "./store/database-monitor.js";
 import { startEmbeddedPostgres, type EmbeddedPostgres } from "./store/embedded-postgres.js";
 import { migrate } from "./store/migrate.js";
-import { reclaimPredecessors, registerProcess, unregisterProcess } from "./store/process-registry.js";
+import { registerProcess, unregisterProcess } from "./store/process-registry.js";
+import { reclaimPredecessors } from "./store/task-queue.js";
 
 export interface RunningServer {
   /** host:port actually bound. */

@@ -12,7 +12,8 @@ import { pushAll } from "../core/arrays.js";
 import { PipewrightError } from "../core/errors.js";
 import { accepts, controlRefusal, type RunControl } from "../core/run-control.js";
 import { RunMachine, type Effect, type MachineConfig, type RunInput } from "../core/run-machine.js";
-import type { InboxEntry } from "../store/ownership.js";
+import type { InboxEntry } from "../store/inbox.js";
+import { EventKind } from "../store/run-events.js";
 import * as runs from "../store/run-store.js";
 import type * as queue from "../store/task-queue.js";
 import type { Batch } from "./batch.js";
@@ -141,7 +142,7 @@ export class BatchBuilder {
       batch.inboxDone.push(e.id);
       const m = run.machine;
       const at = e.receivedAt.getTime();
-      if (e.kind === runs.EventKind.taskFinished) {
+      if (e.kind === EventKind.taskFinished) {
         if (!m.isAwaitingResult(e.step!)) {
           this.staleResults++;
           continue;
@@ -154,11 +155,11 @@ export class BatchBuilder {
       }
       // A control its sender found acceptable; the run may have changed since (finished, say): then it does nothing.
       const input: RunInput | undefined =
-        e.kind === runs.EventKind.cancel
+        e.kind === EventKind.cancel
           ? { type: "cancel", at, reason: e.body ? Buffer.from(e.body).toString() : "" }
-          : e.kind === runs.EventKind.pause
+          : e.kind === EventKind.pause
             ? { type: "pause", at }
-            : e.kind === runs.EventKind.resume
+            : e.kind === EventKind.resume
               ? { type: "resume", at }
               : undefined;
       if (input && accepts(m.runState, input.type as RunControl)) this.apply(run, input, batch);

@@ -6,10 +6,10 @@
 
 import { minOf } from "../core/arrays.js";
 import { encodeAssignment, type TimeoutDefaults } from "../core/assignment-codec.js";
-import { insertQueueRows, writeBatch, type BatchWrite, type BatchWriteResult } from "../store/batch-write.js";
+import { writeBatch, type BatchWrite, type BatchWriteResult } from "../store/batch-write.js";
 import { inTransaction, type Sql, type Tx } from "../store/database.js";
 import { insertBlobs } from "../store/payload-blobs.js";
-import type * as queue from "../store/task-queue.js";
+import { insertQueueRows, type QueueRow } from "../store/task-queue.js";
 import type { Batch, PendingRow } from "./batch.js";
 import { stepKey } from "./owned-run.js";
 import { pauseForOthers } from "./pause-for-others.js";
@@ -120,7 +120,7 @@ export class BatchWriter {
   }
 
   /** A row with its assignment encoded (its big payloads noted for the batch). */
-  private materialize(p: PendingRow, batch: Batch): queue.QueueRow {
+  private materialize(p: PendingRow, batch: Batch): QueueRow {
     if (p.dispatch) {
       const encoded = encodeAssignment(p.dispatch, this.config.timeouts);
       p.row.assignment = encoded.bytes;

@@ -6,8 +6,8 @@
 import type { TaskAssignment } from "@pipewright/protocol";
 import type { BlobData } from "../core/payload-refs.js";
 import type { Dispatch } from "../core/run-machine.js";
-import type { NewRunRow } from "../store/batch-write.js";
-import type * as runs from "../store/run-store.js";
+import type { StoredEvent } from "../store/run-events.js";
+import type { NewRunRow } from "../store/run-store.js";
 import type * as queue from "../store/task-queue.js";
 import type { ControlItem, Item, SubmitItem } from "./items.js";
 import type { OwnedRun } from "./owned-run.js";
@@ -66,7 +66,7 @@ export class Batch {
   /** Attempts retried at once, their rows reset in place (fast mode). */
   retries: PendingRow[] = [];
   rows: PendingRow[] = [];
-  events: runs.StoredEvent[] = [];
+  events: StoredEvent[] = [];
   reservations = new Map<string, Reservation>();
   removals: { run: OwnedRun; step: number }[] = [];
   holds: { run: OwnedRun; held: boolean }[] = [];

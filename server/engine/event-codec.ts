@@ -1,10 +1,10 @@
 // How machine inputs are stored in run_events and read back for replay.
 
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { timestampMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { TaskResultSchema } from "@pipewright/protocol";
 import type { RunInput } from "../core/run-machine.js";
-import { EventKind, type EventKindCode, type StoredEvent } from "../store/run-store.js";
+import { EventKind, type EventKindCode, type StoredEvent } from "../store/run-events.js";
 
 const utf8 = new TextEncoder();
 const utf8Decoder = new TextDecoder();
@@ -45,7 +45,7 @@ export function decodeEvent(e: StoredEvent): Exclude<RunInput, { type: "start" }
   switch (kind) {
     case EventKind.taskFinished: {
       const r = fromBinary(TaskResultSchema, e.body ?? new Uint8Array());
-      return { type: "taskFinished", at, step: e.step!, outcome: r.outcome, state: r.state, startedAt: r.startTime ? timestampDate(r.startTime).getTime() : undefined };
+      return { type: "taskFinished", at, step: e.step!, outcome: r.outcome, state: r.state, startedAt: r.startTime ? timestampMs(r.startTime) : undefined };
     }
     case EventKind.cancel:
       return { type: "cancel", at, reason: e.body ? utf8Decoder.decode(e.body) : "" };

@@ -8,7 +8,8 @@ import { PipewrightError } from "../core/errors.js";
 import { controlRefusal, type RunControl } from "../core/run-control.js";
 import { CHANNELS } from "../store/channels.js";
 import type { Sql } from "../store/database.js";
-import { adoptOrphanRuns, inboxEntryDone, readInbox, runsOwnedElsewhere, sendControl, type InboxEntry } from "../store/ownership.js";
+import { inboxEntryDone, readInbox, sendControl, type InboxEntry } from "../store/inbox.js";
+import { EventKind } from "../store/run-events.js";
 import { livePeerCount } from "../store/process-registry.js";
 import * as runs from "../store/run-store.js";
 import type { RunRegistry } from "./run-registry.js";
@@ -83,7 +84,7 @@ export class Peers {
    * is the first start) and rebuilds them from their event log.
    */
   async adoptOrphans(): Promise<number> {
-    const ids = await adoptOrphanRuns(this.sql, this.config.processId, this.config.processTimeoutMs, 1000);
+    const ids = await runs.adoptOrphanRuns(this.sql, this.config.processId, this.config.processTimeoutMs, 1000);
     if (ids.length === 0) return 0;
     try {
       await this.registry.load(await runs.loadRunsByIds(this.sql, ids));
@@ -102,7 +103,7 @@ export class Peers {
    */
   async dropMovedRuns(candidates: number[]): Promise<void> {
     try {
-      const moved = await runsOwnedElsewhere(this.sql, this.config.processId, candidates);
+      const moved = await runs.runsOwnedElsewhere(this.sql, this.config.processId, candidates);
       for (const id of moved) {
         const run = this.registry.byId(id);
         if (run) this.registry.moved(run);
@@ -129,7 +130,7 @@ export class Peers {
     if (!row) throw new PipewrightError("NOT_FOUND", `no run with id ${uid}`);
     const refusal = controlRefusal(row.state as RunState, action, uid);
     if (refusal) throw new PipewrightError("FAILED_PRECONDITION", refusal);
-    const kind = action === "cancel" ? runs.EventKind.cancel : action === "pause" ? runs.EventKind.pause : runs.EventKind.resume;
+    const kind = action === "cancel" ? EventKind.cancel : action === "pause" ? EventKind.pause : EventKind.resume;
     const entry = await sendControl(this.sql, row.id, kind, reason);
     for (const until = Date.now() + 10_000; Date.now() < until; ) {
       if (await inboxEntryDone(this.sql, entry)) return runFromRow((await runs.loadRunByUid(this.sql, uid))!);

@@ -5,12 +5,13 @@ import { create, fromBinary } from "@bufbuild/protobuf";
 import { PipelineSchema, RunEventSchema, RunState, type RunEvent } from "@pipewright/protocol";
 import { pushAll } from "../core/arrays.js";
 import { RunMachine, type MachineConfig } from "../core/run-machine.js";
-import type * as runs from "../store/run-store.js";
+import type { RunRow } from "../store/run-store.js";
+import type { StoredEvent } from "../store/run-events.js";
 import { decodeEvent } from "./event-codec.js";
 import { eventsOf, runFromRow } from "./run-views.js";
 
 /** Rebuilds a run's machine from its row and stored events. */
-export function replay(row: runs.RunRow, events: runs.StoredEvent[], config: MachineConfig): RunMachine {
+export function replay(row: RunRow, events: StoredEvent[], config: MachineConfig): RunMachine {
   const machine = new RunMachine(fromBinary(PipelineSchema, row.spec), config);
   machine.apply({ type: "start", at: row.created_at.getTime() });
   for (const e of events) machine.apply(decodeEvent(e));
@@ -22,7 +23,7 @@ export function replay(row: runs.RunRow, events: runs.StoredEvent[], config: Mac
  * pipewright.Internal (its log does not replay, or does not hold what ended
  * it) gives what replays, then its end as its row says.
  */
-export function historyEvents(row: runs.RunRow, events: runs.StoredEvent[], config: MachineConfig): RunEvent[] {
+export function historyEvents(row: RunRow, events: StoredEvent[], config: MachineConfig): RunEvent[] {
   const out: RunEvent[] = [];
   let before = RunState.UNSPECIFIED;
   let seq = 0;

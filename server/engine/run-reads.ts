@@ -21,6 +21,7 @@ import type { DispatchPort } from "./ports.js";
 import { historyEvents, replay } from "./replay.js";
 import type { RunRegistry } from "./run-registry.js";
 import { runFromMachine, runFromRow } from "./run-views.js";
+import { loadEvents } from "../store/run-events.js";
 
 export interface ReadsConfig {
   machine: MachineConfig;
@@ -54,7 +55,7 @@ export class RunReads {
     const row = await runs.loadRunByUid(this.sql, uid);
     if (!row) throw new PipewrightError("NOT_FOUND", `no run with id ${uid}`);
     if (!full) return runFromRow(row);
-    const events = await runs.loadEvents(this.sql, [row.id]);
+    const events = await loadEvents(this.sql, [row.id]);
     let machine: RunMachine;
     try {
       machine = replay(row, events, this.config.machine);
@@ -229,7 +230,7 @@ export class RunReads {
     try {
       const row = await runs.loadRunByUid(this.sql, uid);
       if (!row) throw new PipewrightError("NOT_FOUND", `no run with id ${uid}`);
-      const stored = await runs.loadEvents(this.sql, [row.id]);
+      const stored = await loadEvents(this.sql, [row.id]);
       let last = afterSeq;
       for (const e of historyEvents(row, stored, this.config.machine)) {
         // after_seq 0 (unset) is the whole history: the start's events (seq 0) too.

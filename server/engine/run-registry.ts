@@ -16,6 +16,7 @@ import { ownedRun, type OwnedRun } from "./owned-run.js";
 import { replay } from "./replay.js";
 import { encodeOutcome, runFromMachine, runFromRow } from "./run-views.js";
 import { UnsureCommits } from "./unsure-commits.js";
+import { loadEvents, type StoredEvent } from "../store/run-events.js";
 
 export interface RegistryConfig {
   machine: MachineConfig;
@@ -144,8 +145,8 @@ export class RunRegistry {
    * stays let go.
    */
   async load(rows: runs.RunRow[], reload = false): Promise<void> {
-    const events = await runs.loadEvents(this.sql, rows.map((r) => r.id));
-    const byRun = new Map<number, runs.StoredEvent[]>();
+    const events = await loadEvents(this.sql, rows.map((r) => r.id));
+    const byRun = new Map<number, StoredEvent[]>();
     for (const e of events) {
       let list = byRun.get(e.runId);
       if (!list) byRun.set(e.runId, (list = []));

@@ -52,6 +52,29 @@ export function connect(url: string, options: ConnectOptions = {}): Sql {
   }) as unknown as Sql;
 }
 
+/** A fragment of SQL, composed into a statement by the caller (the batch statement composes many). */
+export type Fragment = postgres.PendingQuery<postgres.Row[]>;
+
+/**
+ * A code (a status, a state) written into the SQL as the constant itself, not
+ * as a parameter: a partial index (`where status = 0`) serves only a query
+ * that says its constant.
+ */
+export function code(sql: Sql | Tx, value: number): Fragment {
+  if (!Number.isInteger(value)) throw new Error(`not a code: ${value}`);
+  return sql.unsafe(String(value));
+}
+
+/** Milliseconds since the epoch, in a column of a JSON parameter, as a timestamptz. */
+export function msToTimestamp(sql: Sql | Tx, column: string): Fragment {
+  return sql.unsafe(`to_timestamp(${column} / 1000.0)`);
+}
+
+/** Bytes as base64 for a JSON parameter (null stays null: SQL's decode gives null). */
+export function base64(u: Uint8Array | null | undefined): string | null {
+  return u && u.length ? Buffer.from(u.buffer, u.byteOffset, u.byteLength).toString("base64") : null;
+}
+
 /** Binds an array of byte strings as bytea[] (for unnest). */
 export function byteaArray(sql: Sql | Tx, values: Uint8Array[]): postgres.Parameter {
   return sql.array(values.map((v) => Buffer.from(v.buffer, v.byteOffset, v.byteLength)) as never, 1001 as never) as never;

@@ -4,8 +4,12 @@
 // workers is tracked in memory (a hot per-worker row is what melts peers'
 // databases at a few hundred workers).
 
-import type { Sql } from "./database.js";
-import type { LostAttempt } from "./task-queue.js";
+import type { Fragment, Sql, Tx } from "./database.js";
+
+/** The ids of the processes heard from within `timeoutMs`, as a query (for `in (...)`). */
+export function liveProcessIds(sql: Sql | Tx, timeoutMs: number): Fragment {
+  return sql`select id from server_processes where heartbeat_at > now() - ${timeoutMs} * interval '1 millisecond'`;
+}
 
 export async function registerProcess(sql: Sql, id: string, address: string): Promise<void> {
   await sql`insert into server_processes (id, address) values (${id}::uuid, ${address})`;
@@ -23,7 +27,7 @@ export async function touchProcess(sql: Sql, id: string, serves: Served[] = []):
 export async function servedElsewhere(sql: Sql, id: string, timeoutMs: number): Promise<Served[]> {
   const rows = await sql<{ task: string; queue: string }[]>`
     select distinct s->>0 as task, s->>1 as queue from server_processes, jsonb_array_elements(serves) as s
-    where id <> ${id}::uuid and heartbeat_at > now() - ${timeoutMs} * interval '1 millisecond'`;
+    where id <> ${id}::uuid and id in (${liveProcessIds(sql, timeoutMs)})`;
   return rows.map((r) => [r.task, r.queue]);
 }
 
@@ -37,26 +41,18 @@ export async function pruneProcesses(sql: Sql, olderThanMs: number): Promise<voi
 }
 
 /**
- * Forgets the processes registered at the same host and port as this one and
- * puts back the attempts they held. Safe because the port is ours now: two
- * live servers cannot both be bound to it, so those processes are dead (a
- * restart after kill -9). Attempts are reclaimed at once instead of after the
- * liveness timeout.
+ * Forgets the processes registered at the same host and port as this one,
+ * returning their ids (a data-modifying CTE: task-queue.ts's
+ * reclaimPredecessors puts back what they held in the same statement).
  */
-export async function reclaimPredecessors(sql: Sql, id: string, address: string): Promise<LostAttempt[]> {
-  const rows = await sql<{ run_id: number; step: number; attempt: number; lost_count: number }[]>`
-    with dead as (delete from server_processes where address = ${address} and id <> ${id}::uuid returning id)
-    update task_queue set status = 0, process_id = null, worker_id = null, claimed_at = null, lease_until = null,
-      available_at = now(), lost_count = lost_count + 1
-    where status = 1 and process_id in (select id from dead)
-    returning run_id, step, attempt, lost_count`;
-  return rows.map((r) => ({ runId: r.run_id, step: r.step, attempt: r.attempt, lostCount: r.lost_count }));
+export function forgetPredecessors(sql: Sql | Tx, id: string, address: string): Fragment {
+  return sql`delete from server_processes where address = ${address} and id <> ${id}::uuid returning id`;
 }
 
 /** How many other processes are alive (heard from within `timeoutMs`). */
 export async function livePeerCount(sql: Sql, id: string, timeoutMs: number): Promise<number> {
   const [{ n }] = await sql<{ n: number }[]>`
     select count(*)::int as n from server_processes
-    where id <> ${id}::uuid and heartbeat_at > now() - ${timeoutMs} * interval '1 millisecond'`;
+    where id <> ${id}::uuid and id in (${liveProcessIds(sql, timeoutMs)})`;
   return n;
 }

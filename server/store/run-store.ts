@@ -1,11 +1,16 @@
-// SQL that reads runs and their event log (writes go through batch-write.ts,
-// one statement per group commit).
+// SQL for the runs table: one row per run, its pipeline, state, outcome and
+// owning process. Reads, takeover between processes, and the fragments the
+// batch statement (batch-write.ts) composes (runs inserted, updated, owner
+// checked).
 
-import type { Sql, Tx } from "./database.js";
+import { RunState } from "@pipewright/protocol";
+import { base64, code, msToTimestamp, type Fragment, type Sql, type Tx } from "./database.js";
+import { liveProcessIds } from "./process-registry.js";
 
-/** Event kinds stored in run_events.kind (1, the start, is implied by the run row). */
-export const EventKind = { taskFinished: 2, cancel: 3, timeout: 4, pause: 5, resume: 6 } as const;
-export type EventKindCode = (typeof EventKind)[keyof typeof EventKind];
+/** Runs not finished (running, paused, cancelling), in a WHERE clause: the runs_active and runs_owner indexes say the same. */
+function active(sql: Sql | Tx): Fragment {
+  return sql`state <= ${code(sql, RunState.CANCELLING)}`;
+}
 
 export interface NewRun {
   uid: string;
@@ -17,20 +22,20 @@ export interface NewRun {
   taskCount: number;
 }
 
+/** A new run as the batch writes it: with its state once its start was applied (it may even be finished). */
+export interface NewRunRow extends NewRun {
+  createdAt: Date;
+  state: number;
+  finishedAt: Date | null;
+  outcome: Uint8Array | null;
+  finalState: Uint8Array | null;
+}
+
 export interface ExistingRun {
   id: number;
   uid: string;
   requestId: string;
   requestHash: Uint8Array | null;
-}
-
-export interface StoredEvent {
-  runId: number;
-  seq: number;
-  kind: EventKindCode;
-  at: Date;
-  step: number | null;
-  body: Uint8Array | null;
 }
 
 export interface RunRow {
@@ -76,7 +81,7 @@ export interface RunStateChange {
 export async function endRun(sql: Sql | Tx, id: number, owner: string, state: number, outcome: Uint8Array): Promise<boolean> {
   const rows = await sql`
     update runs set state = ${state}, finished_at = now(), outcome = ${Buffer.from(outcome)}
-    where id = ${id} and owner_id = ${owner}::uuid and state <= 3
+    where id = ${id} and owner_id = ${owner}::uuid and ${active(sql)}
     returning 1`;
   return rows.length === 1;
 }
@@ -84,7 +89,7 @@ export async function endRun(sql: Sql | Tx, id: number, owner: string, state: nu
 /** Ids of the runs with these uids that are active and owned by `owner`. */
 export async function activeRunIdsByUids(sql: Sql, uids: string[], owner: string): Promise<number[]> {
   if (uids.length === 0) return [];
-  const rows = await sql<{ id: number }[]>`select id from runs where uid = any(${uids}::uuid[]) and state <= 3 and owner_id = ${owner}::uuid`;
+  const rows = await sql<{ id: number }[]>`select id from runs where uid = any(${uids}::uuid[]) and ${active(sql)} and owner_id = ${owner}::uuid`;
   return rows.map((r) => r.id);
 }
 
@@ -101,14 +106,7 @@ export async function loadRunsByUids(sql: Sql, uids: string[]): Promise<RunRow[]
 
 export async function loadRunsByIds(sql: Sql, ids: number[]): Promise<RunRow[]> {
   if (ids.length === 0) return [];
-  return sql<RunRow[]>`select ${sql.unsafe(RUN_COLUMNS)} from runs where id = any(${ids}::bigint[]) and state <= 3 order by id`;
-}
-
-export async function loadEvents(sql: Sql, runIds: number[]): Promise<StoredEvent[]> {
-  if (runIds.length === 0) return [];
-  const rows = await sql<{ run_id: number; seq: number; kind: EventKindCode; at: Date; step: number | null; body: Uint8Array | null }[]>`
-    select run_id, seq, kind, at, step, body from run_events where run_id = any(${runIds}::bigint[]) order by run_id, seq`;
-  return rows.map((r) => ({ runId: r.run_id, seq: r.seq, kind: r.kind, at: r.at, step: r.step, body: r.body?.length ? r.body : null }));
+  return sql<RunRow[]>`select ${sql.unsafe(RUN_COLUMNS)} from runs where id = any(${ids}::bigint[]) and ${active(sql)} order by id`;
 }
 
 export interface ListFilter {
@@ -129,4 +127,83 @@ export async function listRuns(sql: Sql, f: ListFilter): Promise<RunRow[]> {
     where true ${states} ${name} ${before}
     order by created_at desc, id desc
     limit ${f.limit}`;
+}
+
+/**
+ * Takes over the active runs whose owner is not a live process (it died, or
+ * the runs predate ownership). Returns their ids; each run goes to exactly one
+ * process, however many try at once.
+ *
+ * Never the caller's own runs, even when its own heartbeat row looks dead: a
+ * heartbeat write can take 13 s while PostgreSQL restarts, and a process that
+ * "adopted" its own runs reloaded them from the log while their commits were in
+ * flight, rewinding them (issue 10, item 11).
+ */
+export async function adoptOrphanRuns(sql: Sql, me: string, processTimeoutMs: number, limit: number): Promise<number[]> {
+  const rows = await sql<{ id: number }[]>`
+    update runs set owner_id = ${me}::uuid
+    where id in (
+      select id from runs
+      where ${active(sql)} and (owner_id is null or owner_id <> ${me}::uuid and owner_id not in (${liveProcessIds(sql, processTimeoutMs)}))
+      limit ${limit}
+      for update skip locked)
+    returning id`;
+  return rows.map((r) => r.id);
+}
+
+/** Which of these runs another process owns now. */
+export async function runsOwnedElsewhere(sql: Sql, me: string, runIds: number[]): Promise<number[]> {
+  if (runIds.length === 0) return [];
+  const rows = await sql<{ id: number }[]>`select id from runs where id = any(${runIds}::bigint[]) and ${notOwnedBy(sql, me)}`;
+  return rows.map((r) => r.id);
+}
+
+function notOwnedBy(sql: Sql | Tx, owner: string): Fragment {
+  return sql`owner_id is distinct from ${owner}::uuid`;
+}
+
+/** A condition true when none of these runs is owned by another process than `owner` (the batch statement checks it). */
+export function allOwnedBy(sql: Sql | Tx, runIds: number[], owner: string): Fragment {
+  return sql`(select count(*) from runs where id = any(${runIds}::bigint[]) and ${notOwnedBy(sql, owner)}) = 0`;
+}
+
+/**
+ * Inserts new runs, owned by `owner`, returning (id, uid) of those inserted:
+ * one whose request_id is taken is not (the batch statement checks the count).
+ */
+export function insertRuns(sql: Sql | Tx, runs: NewRunRow[], owner: string): Fragment {
+  const json = JSON.stringify(
+    runs.map((r) => ({
+      u: r.uid,
+      rq: r.requestId,
+      rh: base64(r.requestHash),
+      n: r.name,
+      st: r.state,
+      sp: base64(r.spec),
+      ca: r.createdAt.getTime(),
+      dl: r.deadline?.getTime() ?? null,
+      fa: r.finishedAt?.getTime() ?? null,
+      o: base64(r.outcome),
+      fs: base64(r.finalState),
+      tc: r.taskCount,
+    })),
+  );
+  const ms = (column: string) => msToTimestamp(sql, column);
+  return sql`
+    insert into runs (uid, request_id, request_hash, name, state, spec, created_at, deadline, finished_at, outcome, final_state, task_count, owner_id)
+    select n.u, n.rq, decode(n.rh, 'base64'), n.n, n.st, decode(n.sp, 'base64'), ${ms("n.ca")}, ${ms("n.dl")}, ${ms("n.fa")},
+           decode(n.o, 'base64'), decode(n.fs, 'base64'), n.tc, ${owner}::uuid
+    from json_to_recordset(${json}::text::json) as n(u uuid, rq text, rh text, n text, st smallint, sp text, ca float8, dl float8, fa float8, o text, fs text, tc integer)
+    on conflict (request_id) do nothing
+    returning id, uid`;
+}
+
+/** Writes runs' new states (and, for finished ones, their outcomes). */
+export function updateRuns(sql: Sql | Tx, changes: RunStateChange[]): Fragment {
+  const json = JSON.stringify(changes.map((c) => ({ i: c.id, st: c.state, tc: c.taskCount, fa: c.finishedAt?.getTime() ?? null, o: base64(c.outcome), fs: base64(c.finalState) })));
+  return sql`
+    update runs set state = c.st, task_count = c.tc, finished_at = ${msToTimestamp(sql, "c.fa")}, outcome = decode(c.o, 'base64'), final_state = decode(c.fs, 'base64')
+    from json_to_recordset(${json}::text::json) as c(i bigint, st smallint, tc integer, fa float8, o text, fs text)
+    where runs.id = c.i
+    returning 1`;
 }

@@ -1,11 +1,24 @@
-// SQL for the task queue outside the batch statement (batch-write.ts):
-// claims, fenced completion (careful mode), leases and lost attempts. One row
-// per task step waiting for a worker or held by one.
+// SQL for the task queue: one row per task step waiting for a worker or held
+// by one. Statements of their own (claims, the careful mode's fence, leases,
+// lost attempts) and the fragments the batch statement (batch-write.ts)
+// composes (rows inserted, reset, removed, held).
 
 import type { TaskAssignment } from "@pipewright/protocol";
-import type { Sql, Tx } from "./database.js";
+import { base64, byteaArray, code, msToTimestamp, type Fragment, type Sql, type Tx } from "./database.js";
+import { forgetPredecessors, liveProcessIds } from "./process-registry.js";
 
+/** task_queue.status. Written into SQL with code(): partial indexes name ready (0) and running (1). */
 export const QueueStatus = { ready: 0, running: 1, held: 2 } as const;
+
+/** The SET list that puts a claimed row back to ready, held by nobody. */
+function unclaimed(sql: Sql | Tx): Fragment {
+  return sql`status = ${code(sql, QueueStatus.ready)}, process_id = null, worker_id = null, claimed_at = null, lease_until = null`;
+}
+
+/** Rows held by a worker, in a WHERE clause. */
+function running(sql: Sql | Tx, alias = ""): Fragment {
+  return sql`${sql.unsafe(alias ? `${alias}.` : "")}status = ${code(sql, QueueStatus.running)}`;
+}
 
 export interface QueueRow {
   runId: number;
@@ -51,12 +64,117 @@ export interface ClaimedTask {
  */
 export async function completeAttempts(tx: Tx, keys: AttemptKey[]): Promise<AttemptKey[]> {
   if (keys.length === 0) return [];
-  const rows = await tx<{ run_id: number; step: number; attempt: number }[]>`
-    delete from task_queue q
-    using unnest(${keys.map((k) => k.runId)}::bigint[], ${keys.map((k) => k.step)}::integer[], ${keys.map((k) => k.attempt)}::integer[]) as k(run_id, step, attempt)
-    where q.run_id = k.run_id and q.step = k.step and q.attempt = k.attempt
-    returning q.run_id, q.step, q.attempt`;
+  const rows = await tx<{ run_id: number; step: number; attempt: number }[]>`${deleteCurrentAttempts(tx, keys)}`;
   return rows.map((r) => ({ runId: r.run_id, step: r.step, attempt: r.attempt }));
+}
+
+/**
+ * The fence: deletes the rows of these attempts where each is still the
+ * current one (a stale attempt finds no row), returning run_id, step, attempt
+ * of those deleted. A statement of its own, or a CTE of the batch statement.
+ */
+export function deleteCurrentAttempts(sql: Sql | Tx, keys: AttemptKey[]): Fragment {
+  const json = JSON.stringify(keys.map((k) => ({ r: k.runId, s: k.step, a: k.attempt })));
+  return sql`
+    delete from task_queue q
+    using json_to_recordset(${json}::text::json) as k(r bigint, s integer, a integer)
+    where q.run_id = k.r and q.step = k.s and q.attempt = k.a
+    returning q.run_id, q.step, q.attempt`;
+}
+
+/** Resets in place the rows of attempts retried at once (fenced: only current attempts match). */
+export function resetAttempts(sql: Sql | Tx, retries: { key: AttemptKey; row: QueueRow }[]): Fragment {
+  return sql`
+    update task_queue q set
+      status = k.status, attempt = k.attempt + case when k.worker_id is null then 0 else 1 end,
+      available_at = k.available_at, process_id = k.process_id, worker_id = k.worker_id,
+      claimed_at = case when k.worker_id is null then null else now() end,
+      lease_until = case when k.worker_id is null then null else now() + k.lease_ms * interval '1 millisecond' end,
+      assignment = k.assignment, wait_deadline = k.wait_deadline
+    from unnest(
+      ${retries.map((r) => r.key.runId)}::bigint[],
+      ${retries.map((r) => r.key.step)}::integer[],
+      ${retries.map((r) => r.key.attempt)}::integer[],
+      ${retries.map((r) => statusOf(r.row))}::smallint[],
+      ${retries.map((r) => r.row.availableAt.toISOString())}::timestamptz[],
+      ${retries.map((r) => r.row.claimedBy?.processId ?? null)}::uuid[],
+      ${retries.map((r) => r.row.claimedBy?.workerId ?? null)}::text[],
+      ${retries.map((r) => r.row.claimedBy?.leaseMs ?? 0)}::integer[],
+      ${byteaArray(sql, retries.map((r) => r.row.assignment))}::bytea[],
+      ${retries.map((r) => r.row.waitDeadline?.toISOString() ?? null)}::timestamptz[]
+    ) as k(run_id, step, attempt, status, available_at, process_id, worker_id, lease_ms, assignment, wait_deadline)
+    where q.run_id = k.run_id and q.step = k.step and q.attempt = k.attempt
+    returning 1`;
+}
+
+/** Deletes the rows of cancelled steps, whoever holds them, returning who did (run_id, step, attempt, worker_id, process_id). */
+export function removeSteps(sql: Sql | Tx, steps: { runId: number; step: number }[]): Fragment {
+  return sql`
+    delete from task_queue q
+    using unnest(${steps.map((r) => r.runId)}::bigint[], ${steps.map((r) => r.step)}::integer[]) as k(run_id, step)
+    where q.run_id = k.run_id and q.step = k.step
+    returning q.run_id, q.step, q.attempt, q.worker_id, q.process_id`;
+}
+
+/** Holds a run's ready rows (pause) or lets its held rows go (resume). */
+export function holdRows(sql: Sql | Tx, holds: { runId: number; held: boolean }[]): Fragment {
+  return sql`
+    update task_queue q set status = h.to_status
+    from unnest(
+      ${holds.map((h) => h.runId)}::bigint[],
+      ${holds.map((h) => (h.held ? QueueStatus.ready : QueueStatus.held))}::smallint[],
+      ${holds.map((h) => (h.held ? QueueStatus.held : QueueStatus.ready))}::smallint[]) as h(run_id, from_status, to_status)
+    where q.run_id = h.run_id and q.status = h.from_status
+    returning 1`;
+}
+
+/**
+ * Inserts queue rows, from one JSON parameter. `newRuns`: the name of a CTE
+ * of runs inserted by the same statement (columns id, uid): rows of those
+ * runs carry their uid instead of their id.
+ */
+export function insertRows(sql: Sql | Tx, rows: (QueueRow & { runUid?: string })[], newRuns?: string): Fragment {
+  const json = JSON.stringify(
+    rows.map((r) => ({
+      r: r.runUid ? null : r.runId,
+      u: r.runUid ?? null,
+      s: r.step,
+      a: r.attempt,
+      t: r.task,
+      q: r.queue,
+      st: statusOf(r),
+      av: r.availableAt.getTime(),
+      p: r.claimedBy?.processId ?? null,
+      w: r.claimedBy?.workerId ?? null,
+      l: r.claimedBy?.leaseMs ?? 0,
+      as: base64(r.assignment),
+      wd: r.waitDeadline?.getTime() ?? null,
+    })),
+  );
+  return sql`
+    insert into task_queue (run_id, step, attempt, task, queue, status, available_at, process_id, worker_id, claimed_at, lease_until, assignment, wait_deadline)
+    select ${newRuns ? sql`coalesce(k.r, nr.id)` : sql`k.r`}, k.s, k.a + case when k.w is null then 0 else 1 end, k.t, k.q, k.st, ${msToTimestamp(sql, "k.av")},
+           k.p, k.w,
+           case when k.w is null then null else now() end,
+           case when k.w is null then null else now() + k.l * interval '1 millisecond' end,
+           decode(k.as, 'base64'), ${msToTimestamp(sql, "k.wd")}
+    from json_to_recordset(${json}::text::json) as k(r bigint, u uuid, s integer, a integer, t text, q text, st smallint, av float8, p uuid, w text, l integer, "as" text, wd float8)
+    ${newRuns ? sql`left join ${sql.unsafe(newRuns)} nr on nr.uid = k.u` : sql``}`;
+}
+
+/**
+ * Inserts more queue rows (a huge batch writes them in chunks after its main
+ * statement, in the same transaction, so that only a chunk or two is encoded
+ * at a time). The rows must carry their run ids.
+ */
+export async function insertQueueRows(sql: Sql | Tx, rows: QueueRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  await sql`${insertRows(sql, rows)}`;
+}
+
+/** The status a queue row is written with. */
+function statusOf(r: QueueRow): number {
+  return r.claimedBy ? QueueStatus.running : r.held ? QueueStatus.held : QueueStatus.ready;
 }
 
 export interface CancelledAttempt extends AttemptKey {
@@ -90,8 +208,8 @@ export function claimToken(): string {
 /** Puts back the rows a claim took, if it was committed after all (its answer was lost). Returns how many. */
 export async function undoClaim(sql: Sql, workerId: string, token: string): Promise<number> {
   const rows = await sql`
-    update task_queue set status = 0, process_id = null, worker_id = null, claimed_at = null, lease_until = null
-    where worker_id = ${workerId} and claimed_at = ${token}::timestamptz and status = 1
+    update task_queue set ${unclaimed(sql)}
+    where worker_id = ${workerId} and claimed_at = ${token}::timestamptz and ${running(sql)}
     returning 1`;
   return rows.length;
 }
@@ -106,13 +224,13 @@ export async function claim(sql: Sql, r: ClaimRequest): Promise<ClaimedTask[]> {
   const rows = await sql<{ run_id: number; uid: string; step: number; attempt: number; task: string; assignment: Uint8Array }[]>`
     with picked as (
       select run_id, step from task_queue
-      where status = 0 and queue = ${r.queue} and task = any(${r.tasks}::text[]) and available_at <= now()
+      where status = ${code(sql, QueueStatus.ready)} and queue = ${r.queue} and task = any(${r.tasks}::text[]) and available_at <= now()
       order by queue, available_at, run_id, step
       limit ${r.limit}
       for update skip locked
     )
     update task_queue q set
-      status = 1, attempt = q.attempt + 1, process_id = ${r.processId}::uuid, worker_id = ${r.workerId},
+      status = ${code(sql, QueueStatus.running)}, attempt = q.attempt + 1, process_id = ${r.processId}::uuid, worker_id = ${r.workerId},
       claimed_at = ${r.token ?? claimToken()}::timestamptz, lease_until = now() + ${r.leaseMs} * interval '1 millisecond'
     from picked, runs
     where q.run_id = picked.run_id and q.step = picked.step and runs.id = q.run_id
@@ -128,16 +246,15 @@ export interface LostAttempt extends AttemptKey {
 /** Puts back the rows a worker held (its stream broke): they are handed out again at once. */
 export async function requeueWorker(sql: Sql, workerId: string): Promise<LostAttempt[]> {
   const rows = await sql<{ run_id: number; step: number; attempt: number; lost_count: number }[]>`
-    update task_queue set status = 0, process_id = null, worker_id = null, claimed_at = null, lease_until = null,
-      available_at = now(), lost_count = lost_count + 1
-    where worker_id = ${workerId} and status = 1
+    update task_queue set ${unclaimed(sql)}, available_at = now(), lost_count = lost_count + 1
+    where worker_id = ${workerId} and ${running(sql)}
     returning run_id, step, attempt, lost_count`;
   return rows.map((r) => ({ runId: r.run_id, step: r.step, attempt: r.attempt, lostCount: r.lost_count }));
 }
 
 /** Extends the leases of the rows a worker holds. */
 export async function extendLeases(sql: Sql, workerId: string, leaseMs: number): Promise<void> {
-  await sql`update task_queue set lease_until = now() + ${leaseMs} * interval '1 millisecond' where worker_id = ${workerId} and status = 1`;
+  await sql`update task_queue set lease_until = now() + ${leaseMs} * interval '1 millisecond' where worker_id = ${workerId} and ${running(sql)}`;
 }
 
 /**
@@ -147,12 +264,11 @@ export async function extendLeases(sql: Sql, workerId: string, leaseMs: number):
  */
 export async function reapLostAttempts(sql: Sql, processSilenceMs: number): Promise<LostAttempt[]> {
   const rows = await sql<{ run_id: number; step: number; attempt: number; lost_count: number }[]>`
-    update task_queue set status = 0, process_id = null, worker_id = null, claimed_at = null, lease_until = null,
-      available_at = now(), lost_count = lost_count + 1
-    where status = 1 and (
+    update task_queue set ${unclaimed(sql)}, available_at = now(), lost_count = lost_count + 1
+    where ${running(sql)} and (
       lease_until < now()
       or process_id is null
-      or process_id not in (select id from server_processes where heartbeat_at > now() - ${processSilenceMs} * interval '1 millisecond'))
+      or process_id not in (${liveProcessIds(sql, processSilenceMs)}))
     returning run_id, step, attempt, lost_count`;
   return rows.map((r) => ({ runId: r.run_id, step: r.step, attempt: r.attempt, lostCount: r.lost_count }));
 }
@@ -172,10 +288,10 @@ export interface UndeliveredClaim {
 export async function unclaimUndelivered(sql: Sql, claims: UndeliveredClaim[]): Promise<number> {
   if (claims.length === 0) return 0;
   const rows = await sql`
-    update task_queue q set status = 0, process_id = null, worker_id = null, claimed_at = null, lease_until = null
+    update task_queue q set ${unclaimed(sql)}
     from unnest(${claims.map((c) => c.runUid)}::uuid[], ${claims.map((c) => c.step)}::integer[], ${claims.map((c) => c.workerId)}::text[]) as k(uid, step, worker)
     join runs r on r.uid = k.uid
-    where q.run_id = r.id and q.step = k.step and q.worker_id = k.worker and q.status = 1
+    where q.run_id = r.id and q.step = k.step and q.worker_id = k.worker and ${running(sql, "q")}
     returning 1`;
   return rows.length;
 }
@@ -187,7 +303,7 @@ export async function removeRunRows(sql: Sql | Tx, runId: number): Promise<void>
 
 /** The steps of a run that a worker holds right now (shown as RUNNING). */
 export async function runningSteps(sql: Sql, runId: number): Promise<number[]> {
-  const rows = await sql<{ step: number }[]>`select step from task_queue where run_id = ${runId} and status = 1`;
+  const rows = await sql<{ step: number }[]>`select step from task_queue where run_id = ${runId} and ${running(sql)}`;
   return rows.map((r) => r.step);
 }
 
@@ -195,7 +311,23 @@ export async function runningSteps(sql: Sql, runId: number): Promise<number[]> {
 export async function expiredWaits(sql: Sql, limit: number): Promise<AttemptKey[]> {
   const rows = await sql<{ run_id: number; step: number; attempt: number }[]>`
     select run_id, step, attempt from task_queue
-    where status = 0 and wait_deadline is not null and wait_deadline < now()
+    where status = ${code(sql, QueueStatus.ready)} and wait_deadline is not null and wait_deadline < now()
     order by wait_deadline limit ${limit}`;
   return rows.map((r) => ({ runId: r.run_id, step: r.step, attempt: r.attempt }));
+}
+
+/**
+ * Forgets the processes registered at the same host and port as this one and
+ * puts back the attempts they held. Safe because the port is ours now: two
+ * live servers cannot both be bound to it, so those processes are dead (a
+ * restart after kill -9). Attempts are reclaimed at once instead of after the
+ * liveness timeout.
+ */
+export async function reclaimPredecessors(sql: Sql, id: string, address: string): Promise<LostAttempt[]> {
+  const rows = await sql<{ run_id: number; step: number; attempt: number; lost_count: number }[]>`
+    with dead as (${forgetPredecessors(sql, id, address)})
+    update task_queue set ${unclaimed(sql)}, available_at = now(), lost_count = lost_count + 1
+    where ${running(sql)} and process_id in (select id from dead)
+    returning run_id, step, attempt, lost_count`;
+  return rows.map((r) => ({ runId: r.run_id, step: r.step, attempt: r.attempt, lostCount: r.lost_count }));
 }
