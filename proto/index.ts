@@ -24,3 +24,4 @@ export * from "./runtime/wire-scan.js";
 export * from "./runtime/wire-canonical.js";
 export * from "./runtime/wire-fields.js";
 export * from "./runtime/decode-in-slices.js";
+export * from "./runtime/durations.js";

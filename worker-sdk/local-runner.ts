@@ -20,6 +20,7 @@ import { invokeTask } from "./invoke-task.js";
 import type { TaskDefinition } from "./task.js";
 import { create } from "@bufbuild/protobuf";
 import { TaskErrorSchema, ValueListSchema, ValueMapSchema, ValueSchema } from "@pipewright/protocol";
+import { optionalMs } from "@pipewright/protocol";
 
 export interface LocalRunOptions {
   /** The task definitions, by name. */
@@ -262,9 +263,8 @@ function retryDelayFor(call: TaskCall, attempt: number, error: TaskError): numbe
   const max = r?.maxAttempts || 1;
   if (error.terminal || NOT_RETRIED.has(error.type) || attempt >= max) return undefined;
   if (r && r.retryOn.length && !r.retryOn.includes(error.type)) return undefined;
-  const ms = (d: { seconds: bigint; nanos: number } | undefined, dflt: number) => (d ? Number(d.seconds) * 1000 + Math.floor(d.nanos / 1e6) : dflt);
-  const delay = ms(r?.initialDelay, 1000) * Math.pow(r?.backoffFactor || 2, attempt - 1);
-  return Math.min(delay, ms(r?.maxDelay, 300_000));
+  const delay = (optionalMs(r?.initialDelay) ?? 1000) * Math.pow(r?.backoffFactor || 2, attempt - 1);
+  return Math.min(delay, optionalMs(r?.maxDelay) ?? 300_000);
 }
 
 /**

@@ -34,6 +34,7 @@ import { TaskErrorSchema } from "@pipewright/protocol";
 import { encodeValue } from "@pipewright/protocol";
 import { invokeTask } from "./invoke-task.js";
 import type { TaskDefinition } from "./task.js";
+import { optionalMs } from "@pipewright/protocol";
 
 export interface WorkerOptions {
   /**
@@ -207,7 +208,7 @@ export class Worker {
           welcomed = true;
           this.workerId = msg.kind.value.workerId;
           const hb = msg.kind.value.heartbeatInterval;
-          this.heartbeatMs = hb ? Number(hb.seconds) * 1000 + hb.nanos / 1e6 : 5000;
+          this.heartbeatMs = optionalMs(hb) ?? 5000;
           clearInterval(this.heartbeatTimer);
           this.heartbeatTimer = setInterval(() => this.heartbeat(), this.heartbeatMs);
           this.heartbeatTimer.unref();
@@ -303,8 +304,8 @@ export class Worker {
         });
     // The server fails an attempt past its execution timeout; stop the work
     // here too. A task with a heartbeat timeout is heartbeated often enough.
-    const executionMs = durationMs(a.executionTimeout);
-    const heartbeatMs = durationMs(a.heartbeatTimeout);
+    const executionMs = optionalMs(a.executionTimeout) || undefined; // 0: none
+    const heartbeatMs = optionalMs(a.heartbeatTimeout) || undefined;
     let timedOut = false;
     const expire = () => {
       timedOut = true;
@@ -406,10 +407,6 @@ function sendable(r: TaskResult): TaskResult {
   if (size <= MAX_MESSAGE_BYTES - 1024 * 1024) return r;
   const message = `the task's result is about ${size} bytes, over the ${MAX_MESSAGE_BYTES} bytes a message can carry`;
   return create(TaskResultSchema, { key: r.key, startTime: r.startTime, outcome: { case: "error", value: create(TaskErrorSchema, { type: ErrorTypes.invalidResult, message, terminal: true }) } });
-}
-
-function durationMs(d: { seconds: bigint; nanos: number } | undefined): number | undefined {
-  return d ? Number(d.seconds) * 1000 + Math.floor(d.nanos / 1e6) || undefined : undefined;
 }
 
 function keyString(k: TaskKey): string {

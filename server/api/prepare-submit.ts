@@ -7,13 +7,13 @@ import { canonicalBytes } from "@pipewright/protocol";
 import { planOf } from "@pipewright/protocol";
 import { BinaryReader } from "@bufbuild/protobuf/wire";
 import { fieldBytes } from "@pipewright/protocol";
-import type { Duration } from "@bufbuild/protobuf/wkt";
 import { PipelineSchema, SubmitRunRequestSchema, type SubmitRunRequest } from "@pipewright/protocol";
 import { pushAll } from "../core/arrays.js";
 import { invalidRequest, PipewrightError } from "../core/errors.js";
 import { checkDuration, countTasks, validatePipelineInSlices, type Violation } from "@pipewright/protocol";
 import { pauseForOthers } from "../engine/pause-for-others.js";
 import type { PreparedSubmit } from "../engine/items.js";
+import { optionalMs } from "@pipewright/protocol";
 
 const MAX_ID_LENGTH = 200;
 const NO_HOOKS = new Set<string>();
@@ -44,9 +44,9 @@ export async function prepareSubmits(requests: SubmitRunRequest[], limits: Submi
       requestHash: r.requestId ? (bytes ? hashWithoutRequestId(bytes) : requestHash(r)) : null,
       name: r.name,
       pipeline,
-      spec: (bytes && fieldBytes(bytes, 2)[0]) || toBinary(PipelineSchema, pipeline),
+      spec: (bytes && fieldBytes(bytes, PIPELINE_FIELD)[0]) || toBinary(PipelineSchema, pipeline),
       taskCount,
-      runTimeoutMs: durationMs(r.runTimeout),
+      runTimeoutMs: optionalMs(r.runTimeout) ?? 0,
     };
   });
 }
@@ -62,11 +62,15 @@ async function checkRequest(r: SubmitRunRequest, prefix: string, out: Violation[
   pushAll(out, await validatePipelineInSlices(r.pipeline, "root", `${prefix}pipeline`, pauseForOthers));
 }
 
+// Field numbers of the received bytes this file reads without decoding them again (from the schema, never by hand).
+const PIPELINE_FIELD = SubmitRunRequestSchema.field.pipeline.number;
+const REQUEST_ID_FIELD = SubmitRunRequestSchema.field.requestId.number;
+
 /**
  * Identifies a submission by meaning, regardless of its request_id: the
  * canonical form of the received bytes (map entries sorted by key: another
  * language's map order must not turn a retry into ALREADY_EXISTS), every
- * field but request_id (field 1).
+ * field but request_id.
  */
 function hashWithoutRequestId(received: Uint8Array): Uint8Array {
   const bytes = canonicalBytes(planOf(SubmitRunRequestSchema, NO_HOOKS), received);
@@ -76,7 +80,7 @@ function hashWithoutRequestId(received: Uint8Array): Uint8Array {
     const start = r.pos;
     const [no, type] = r.tag();
     r.skip(type, no);
-    if (no !== 1) hash.update(bytes.subarray(start, r.pos));
+    if (no !== REQUEST_ID_FIELD) hash.update(bytes.subarray(start, r.pos));
   }
   return hash.digest();
 }
@@ -84,9 +88,5 @@ function hashWithoutRequestId(received: Uint8Array): Uint8Array {
 /** The same, for a request that came without its bytes (in-process callers). */
 function requestHash(r: SubmitRunRequest): Uint8Array {
   return hashWithoutRequestId(toBinary(SubmitRunRequestSchema, r));
-}
-
-function durationMs(d: Duration | undefined): number {
-  return d ? Number(d.seconds) * 1000 + Math.floor(d.nanos / 1e6) : 0;
 }
 

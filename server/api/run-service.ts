@@ -2,10 +2,10 @@
 // encode. No orchestration logic lives here.
 
 import { create } from "@bufbuild/protobuf";
-import type { Duration } from "@bufbuild/protobuf/wkt";
 import type * as grpc from "@grpc/grpc-js";
 import {
   BatchSubmitRunsResponseSchema,
+  BatchSubmitRunsRequestSchema,
   CancelRunResponseSchema,
   GetRunResponseSchema,
   ListRunsResponseSchema,
@@ -29,6 +29,7 @@ import { runFromRow } from "../engine/run-views.js";
 import type { Sql } from "../store/database.js";
 import { listRuns, type RunRow } from "../store/run-store.js";
 import { prepareSubmits, type SubmitLimits } from "./prepare-submit.js";
+import { optionalMs } from "@pipewright/protocol";
 
 const MAX_BATCH = 1000;
 const DEFAULT_WAIT_MS = 60_000;
@@ -50,7 +51,7 @@ export function runService(engine: RunEngine, sql: Sql, limits: SubmitLimits): S
         throw new PipewrightError("INVALID_ARGUMENT", `invalid request: requests: at most ${MAX_BATCH} per batch, got ${request.requests.length}`);
       }
       const raw = receivedBytes(request);
-      const prepared = await prepareSubmits(request.requests, limits, (i) => `requests[${i}].`, raw ? fieldBytes(raw, 1) : undefined);
+      const prepared = await prepareSubmits(request.requests, limits, (i) => `requests[${i}].`, raw ? fieldBytes(raw, BatchSubmitRunsRequestSchema.field.requests.number) : undefined);
       const outcomes = prepared.length ? await engine.submit(prepared) : [];
       return create(BatchSubmitRunsResponseSchema, { responses: outcomes.map((o) => create(SubmitRunResponseSchema, o)) });
     },
@@ -62,7 +63,7 @@ export function runService(engine: RunEngine, sql: Sql, limits: SubmitLimits): S
 
     async waitRun(request, call) {
       checkRunId(request.runId);
-      const timeout = durationMs(request.timeout) || DEFAULT_WAIT_MS;
+      const timeout = optionalMs(request.timeout) || DEFAULT_WAIT_MS;
       if (timeout > MAX_WAIT_MS) throw new PipewrightError("INVALID_ARGUMENT", `invalid request: timeout: must be at most 1 hour, got ${timeout} ms`);
       const run = await engine.waitRun(request.runId, timeout, cancelSignal(call));
       return create(WaitRunResponseSchema, { run, done: run.state >= RunState.SUCCEEDED });
@@ -71,7 +72,7 @@ export function runService(engine: RunEngine, sql: Sql, limits: SubmitLimits): S
     async waitRuns(request, call) {
       if (request.runIds.length > MAX_BATCH) throw new PipewrightError("INVALID_ARGUMENT", `invalid request: run_ids: at most ${MAX_BATCH}, got ${request.runIds.length}`);
       request.runIds.forEach(checkRunId);
-      const timeout = durationMs(request.timeout) || DEFAULT_WAIT_MS;
+      const timeout = optionalMs(request.timeout) || DEFAULT_WAIT_MS;
       if (timeout > MAX_WAIT_MS) throw new PipewrightError("INVALID_ARGUMENT", `invalid request: timeout: must be at most 1 hour, got ${timeout} ms`);
       const runs = await engine.waitRuns(request.runIds, timeout, cancelSignal(call));
       const done = runs.every((r) => r.state >= RunState.SUCCEEDED);
@@ -150,10 +151,6 @@ function withinResponseBudget(runs: Run[]): Run[] {
 
 function checkRunId(id: string): void {
   if (!UUID.test(id)) throw new PipewrightError("INVALID_ARGUMENT", `invalid request: run_id: must be a run id (a UUID), got ${JSON.stringify(id.slice(0, 60))}`);
-}
-
-function durationMs(d: Duration | undefined): number {
-  return d ? Number(d.seconds) * 1000 + Math.floor(d.nanos / 1e6) : 0;
 }
 
 /** Aborted when the client cancels the call or its deadline passes. */

@@ -3,6 +3,8 @@
 
 import * as grpc from "@grpc/grpc-js";
 import { decodeValue, RunState, StepState, type Run, type TaskError, type Value } from "@pipewright/protocol";
+import { optionalTimeMs } from "@pipewright/protocol";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
 
 /** Exit codes (README "Command line"): the outcome of a run, then what went wrong before one. */
 export const EXIT = {
@@ -93,14 +95,8 @@ function displayWidth(s: string): number {
   return [...s.replace(/\x1b\[[0-9;]*m/g, "")].length;
 }
 
-type Timestamp = { seconds: bigint; nanos: number } | undefined;
-
-export function ms(t: Timestamp): number | undefined {
-  return t ? Number(t.seconds) * 1000 + Math.floor(t.nanos / 1e6) : undefined;
-}
-
-export function formatTime(t: Timestamp): string {
-  const at = ms(t);
+export function formatTime(t: Timestamp | undefined): string {
+  const at = optionalTimeMs(t);
   return at === undefined ? "" : new Date(at).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
 }
 
@@ -116,9 +112,9 @@ export function formatDuration(millis: number | undefined): string {
 }
 
 /** A run's (or a step's) duration: to its finish, or to now while it goes on. */
-export function runDuration(start: Timestamp, finish: Timestamp, now = Date.now()): string {
-  const a = ms(start);
-  return a === undefined ? "" : formatDuration((ms(finish) ?? now) - a);
+export function runDuration(start: Timestamp | undefined, finish: Timestamp | undefined, now = Date.now()): string {
+  const a = optionalTimeMs(start);
+  return a === undefined ? "" : formatDuration((optionalTimeMs(finish) ?? now) - a);
 }
 
 /** A value as text: its JSON when it is JSON (or text), else what it is. */

@@ -7,6 +7,7 @@ import { RunEventSchema, RunState, RunView, type RunEvent } from "@pipewright/pr
 import type { PipewrightClient } from "@pipewright/client";
 import { exitCodeOf, outcomeLine, runDuration, runStateName } from "./output.js";
 import { StepTree, stepLine } from "./step-tree.js";
+import { optionalTimeMs } from "@pipewright/protocol";
 
 export interface WatchOutput {
   write(text: string): void;
@@ -72,6 +73,6 @@ export async function watchRun(client: PipewrightClient, runId: string, out: Wat
 }
 
 function time(e: RunEvent): string {
-  const at = e.time ? new Date(Number(e.time.seconds) * 1000 + Math.floor(e.time.nanos / 1e6)) : new Date();
+  const at = new Date(optionalTimeMs(e.time) ?? Date.now());
   return at.toISOString().slice(11, 23);
 }

@@ -3,6 +3,7 @@
 import type { RetryPolicy } from "@pipewright/protocol";
 import type { TaskError } from "@pipewright/protocol";
 import { NEVER_RETRIED } from "./values.js";
+import { optionalMs } from "@pipewright/protocol";
 
 /** The policy with every default filled in; durations in milliseconds. */
 export interface EffectiveRetry {
@@ -21,17 +22,13 @@ export const DEFAULT_RETRY: EffectiveRetry = {
   retryOn: [],
 };
 
-function durationMs(d: { seconds: bigint; nanos: number } | undefined): number | undefined {
-  return d ? Number(d.seconds) * 1000 + Math.floor(d.nanos / 1e6) : undefined;
-}
-
 export function effectiveRetry(policy: RetryPolicy | undefined, serverDefault: EffectiveRetry = DEFAULT_RETRY): EffectiveRetry {
   if (!policy) return serverDefault;
   return {
     maxAttempts: policy.maxAttempts || serverDefault.maxAttempts,
-    initialDelayMs: durationMs(policy.initialDelay) ?? serverDefault.initialDelayMs,
+    initialDelayMs: optionalMs(policy.initialDelay) ?? serverDefault.initialDelayMs,
     backoffFactor: policy.backoffFactor || serverDefault.backoffFactor,
-    maxDelayMs: durationMs(policy.maxDelay) ?? serverDefault.maxDelayMs,
+    maxDelayMs: optionalMs(policy.maxDelay) ?? serverDefault.maxDelayMs,
     retryOn: policy.retryOn,
   };
 }
