@@ -20,7 +20,7 @@ import type { PipewrightClient, RunHandle } from "./client.js";
 import { RunFailedError } from "./client.js";
 import type { Pipeline } from "./pipeline-builder.js";
 import { JobValue, recordJob } from "./job-recorder.js";
-import type { RemoteError } from "@pipewright/protocol";
+import { ErrorTypes, RemoteError } from "@pipewright/protocol";
 import { Workflow, type NodeRef } from "./workflow.js";
 
 export type JobStatus = "pending" | "running" | "completed" | "failed" | "cancelled";
@@ -30,12 +30,12 @@ type Results<V extends readonly JobValue<any>[]> = { -readonly [K in keyof V]: V
 export class Job<R> {
   /** Also the submission's request_id: submitting the same job twice gives one run. */
   readonly id = randomUUID();
-  status: JobStatus = "pending";
-  result?: R;
-  error?: RemoteError;
   /** The run, once submitted. */
   runId?: string;
   private handle?: RunHandle<R>;
+  private current: JobStatus = "pending";
+  private value?: R;
+  private failure?: RemoteError;
 
   constructor(
     readonly name: string,
@@ -43,29 +43,61 @@ export class Job<R> {
     readonly pipeline: Pipeline<R>,
   ) {}
 
+  get status(): JobStatus {
+    return this.current;
+  }
+
+  /** The job's result, once completed. */
+  get result(): R | undefined {
+    return this.value;
+  }
+
+  /** Why the job failed (or was cancelled). */
+  get error(): RemoteError | undefined {
+    return this.failure;
+  }
+
   /** Submits the job; its status becomes "running". */
   async submit(client: PipewrightClient): Promise<RunHandle<R>> {
     this.handle = await client.submit(this.pipeline, { requestId: this.id, name: this.name });
     this.runId = this.handle.id;
-    this.status = "running";
+    this.current = "running";
     return this.handle;
   }
 
   /** Waits for a submitted job; sets status and result (or error) and returns the result. */
   async wait(): Promise<R> {
     if (!this.handle) throw new Error(`job ${this.name} was not submitted`);
+    return this.follow(this.handle.result());
+  }
+
+  /**
+   * Follows a run of the job to its end: its status, result and error come
+   * from it. For the runners of a job (the client's wait, and the local test
+   * runner, runJobLocally); the job's state is read-only to everyone else.
+   */
+  async follow(run: Promise<R>): Promise<R> {
+    this.current = "running";
     try {
-      this.result = await this.handle.result();
-      this.status = "completed";
-      return this.result;
+      this.value = await run;
+      this.current = "completed";
+      return this.value;
     } catch (err) {
-      if (err instanceof RunFailedError) {
-        this.error = err.error;
-        this.status = err.run.state === RunState.CANCELLED ? "cancelled" : "failed";
+      const failed = failureOf(err);
+      if (failed) {
+        this.failure = failed.error;
+        this.current = failed.cancelled ? "cancelled" : "failed";
       }
       throw err;
     }
   }
+}
+
+/** A job's run failed: how (from the client, the run's error and state; from the local runner, its error). */
+function failureOf(err: unknown): { error: RemoteError; cancelled: boolean } | undefined {
+  if (err instanceof RunFailedError) return { error: err.error, cancelled: err.run.state === RunState.CANCELLED };
+  if (err instanceof RemoteError) return { error: err, cancelled: err.type === ErrorTypes.cancelled };
+  return undefined;
 }
 
 /** Defines a job: a function of its parameters that records task calls and returns their results. */

@@ -301,14 +301,10 @@ function mergeStates(base: Value | undefined, states: (Value | undefined)[]): Va
  *   assert(j.status === "completed");
  */
 export async function runJobLocally<R>(job: Job<R>, options: LocalRunOptions): Promise<R> {
-  job.status = "running";
-  const out = await runLocally(job.pipeline, options);
-  if (out.ok) {
-    job.status = "completed";
-    job.result = out.value as R;
-    return job.result;
-  }
-  job.status = out.error.type === ErrorTypes.cancelled ? "cancelled" : "failed";
-  job.error = out.error;
-  throw out.error;
+  return job.follow(
+    runLocally(job.pipeline, options).then((out) => {
+      if (out.ok) return out.value as R;
+      throw out.error;
+    }),
+  );
 }
