@@ -42,6 +42,7 @@ module.exports = {
       to: {
         pathNot: `^(server/core|proto)/|${NODE_MODULES}`,
         dependencyTypesNot: ['core'],
+        couldNotResolve: false, // reported by no-unresolvable
       },
     },
     {
@@ -75,6 +76,7 @@ module.exports = {
       to: {
         pathNot: `^(client|proto)/|${NODE_MODULES}`,
         dependencyTypesNot: ['core'],
+        couldNotResolve: false, // reported by no-unresolvable
       },
     },
     {
@@ -112,7 +114,9 @@ module.exports = {
     // own TypeScript parser needs one (it accepts typescript < 7): swc parses the sources instead.
     parser: 'swc',
     // `paths` of tsconfig.json map the package names to their sources (resolved with
-    // tsconfig-paths, which reads the file itself and needs no TypeScript API).
+    // tsconfig-paths, which reads the file itself and needs no TypeScript API). As tsconfig.json
+    // has no baseUrl, dependency-cruiser hands tsconfig-paths a baseUrl of "./", which it takes
+    // from the working directory: run depcruise from the repository root (npm run does).
     tsConfig: { fileName: 'tsconfig.json' },
     // Built output and installed packages are not ours to check: their files are not cruised
     // and their own imports not followed. They are not `exclude`d, though: an excluded module
