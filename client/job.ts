@@ -20,6 +20,7 @@ import type { PipewrightClient, RunHandle } from "./client.js";
 import { RunFailedError } from "./client.js";
 import type { Pipeline } from "./pipeline-builder.js";
 import { JobValue, recordJob } from "./job-recorder.js";
+import type { TaskRef } from "./task-ref.js";
 import { ErrorTypes, RemoteError } from "@pipewright/protocol";
 import { Workflow, type NodeRef } from "./workflow.js";
 
@@ -114,7 +115,7 @@ export function job<P extends unknown[], const V extends readonly JobValue<any>[
         return null;
       });
       const dependsOn = [...new Set(parents.map((p) => p.node))];
-      nodes.set(c.id, wf.add(c.ref, { id: c.id, args, dependsOn, parentArguments: parents, parentResults: "never", ignoreInput: true }));
+      nodes.set(c.id, wf.add(c.ref as TaskRef<any, any>, { id: c.id, args, dependsOn, parentArguments: parents, parentResults: "never", ignoreInput: true }));
     }
     const outputs = returned.map((v) => {
       const node = nodes.get(v.nodeId);

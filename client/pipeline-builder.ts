@@ -17,7 +17,6 @@ import {
 } from "@pipewright/protocol";
 import type { Value } from "@pipewright/protocol";
 import { formatViolations, validatePipeline, type PipelineRole, type Violation } from "@pipewright/protocol";
-import type { TaskRef } from "./task-ref.js";
 import { encodeState, encodeValue, type RemoteError } from "@pipewright/protocol";
 
 /** Thrown by `toProto()` when the pipeline breaks a rule; lists every violation. */
@@ -42,6 +41,19 @@ export interface GroupOptions {
   numStages?: number;
   /** Put a failed branch's error in its result slot instead of failing the group. */
   returnExceptions?: boolean;
+}
+
+/**
+ * What a pipeline step needs of a task: its typed signature (checked like a function call's)
+ * and its protobuf call. `TaskRef` (task-ref.ts) is what users pass; it is named here only by
+ * these two members because task-ref.ts imports this module to build its pipelines, and the
+ * two modules must not import each other (no import cycles, type-only ones included).
+ */
+export interface StepTask<A extends unknown[] = unknown[], R = unknown> {
+  /** Type-only, as on TaskRef. */
+  readonly __signature: (...args: A) => R;
+  /** @internal The protobuf call with the given own arguments. */
+  toCall(args: readonly unknown[]): TaskCall;
 }
 
 /** The result type of a pipeline. */
@@ -85,9 +97,9 @@ export class Pipeline<R = unknown> {
    * Given a pipeline instead, appends its steps (its entry tasks then receive
    * this pipeline's result as their leading argument).
    */
-  continueWith<Rest extends unknown[], R2>(task: TaskRef<[R, ...Rest], R2>, ...rest: Rest): Pipeline<Awaited<R2>>;
+  continueWith<Rest extends unknown[], R2>(task: StepTask<[R, ...Rest], R2>, ...rest: Rest): Pipeline<Awaited<R2>>;
   continueWith<R2>(next: Pipeline<R2>): Pipeline<R2>;
-  continueWith(next: TaskRef<any, any> | Pipeline<any>, ...rest: unknown[]): Pipeline<any> {
+  continueWith(next: StepTask<any, any> | Pipeline<any>, ...rest: unknown[]): Pipeline<any> {
     this.assertOpen("a step");
     if (next instanceof Pipeline) {
       if (next.parts.finally || next.parts.initialArgs.length || Object.keys(next.parts.initialKwargs).length || next.parts.initialState) {
@@ -103,7 +115,7 @@ export class Pipeline<R = unknown> {
    * flowing, `task` receives it (a RemoteError) first and its result resumes
    * normal flow.
    */
-  exceptionally<Rest extends unknown[], R2>(task: TaskRef<[RemoteError, ...Rest], R2>, ...rest: Rest): Pipeline<R | Awaited<R2>> {
+  exceptionally<Rest extends unknown[], R2>(task: StepTask<[RemoteError, ...Rest], R2>, ...rest: Rest): Pipeline<R | Awaited<R2>> {
     this.assertOpen("an exceptionally step");
     return this.with({ steps: [...this.parts.steps, create(StepSchema, { kind: { case: "exceptionally", value: task.toCall(rest) } })] });
   }
@@ -113,7 +125,7 @@ export class Pipeline<R = unknown> {
    * receives the state and its own arguments, and does not change the
    * pipeline's result (unless it fails: then its error wins).
    */
-  finallyDo<A extends unknown[]>(task: TaskRef<A, unknown>, ...args: A): Pipeline<R> {
+  finallyDo<A extends unknown[]>(task: StepTask<A, unknown>, ...args: A): Pipeline<R> {
     this.assertOpen("a second finally step");
     return this.with({ finally: task.toCall(args) });
   }

@@ -81,6 +81,9 @@ const stages = [
   ['buf breaking --against proto/baseline.binpb', async () => (await run(bin('buf'), ['breaking', '--against', 'proto/baseline.binpb'])) === 0],
   ['generated code is fresh (buf generate vs proto/gen)', checkGenerated],
   ['tsc --noEmit -p tsconfig.json', async () => (await run(bin('tsc'), ['--noEmit', '-p', 'tsconfig.json'])) === 0],
+  // The rules and the folders cruised are in .dependency-cruiser.cjs and the lint:deps script;
+  // each violation is printed with the rule's reason, and depcruise exits non-zero on any.
+  ['import boundaries (npm run lint:deps)', async () => (await run('npm', ['run', '--silent', 'lint:deps'])) === 0],
 ];
 
 const failedStages = [];
