@@ -29,13 +29,14 @@ export interface ProcessHealth {
 export function adminService(engine: RunEngine, dispatcher: Dispatcher, processId: string, startedAt: number, health: ProcessHealth): ServiceImpl<typeof AdminService> {
   return {
     async getServerStatus() {
+      const dispatch = dispatcher.stats();
       return create(GetServerStatusResponseSchema, {
         processId,
         workers: dispatcher.workerCount,
         activeRuns: engine.activeRuns,
-        staleResults: BigInt(engine.staleResults + dispatcher.staleResults),
-        requeuedAttempts: BigInt(dispatcher.requeued),
-        timedOutAttempts: BigInt(engine.timedOut + dispatcher.timedOut),
+        staleResults: BigInt(engine.staleResults + dispatch.staleResults),
+        requeuedAttempts: BigInt(dispatch.requeued),
+        timedOutAttempts: BigInt(engine.timedOut + dispatch.timedOut),
         startTime: timestampFromMs(startedAt),
         eventLoopMaxDelay: durationFromMs(Math.round(health.eventLoopMaxDelayMs())),
         busyRefusals: BigInt(health.busyRefusals()),
@@ -62,8 +63,8 @@ export function adminService(engine: RunEngine, dispatcher: Dispatcher, processI
 
     async listCircuitBreakers() {
       await dispatcher.syncCircuits();
-      const breakers = dispatcher.breakers
-        .list()
+      const breakers = dispatcher
+        .circuits()
         .sort((a, b) => a.task.localeCompare(b.task))
         .map((c) =>
           create(CircuitBreakerSchema, {
