@@ -30,13 +30,14 @@ export function adminService(engine: RunEngine, dispatcher: Dispatcher, processI
   return {
     async getServerStatus() {
       const runs = engine.stats();
+      const dispatch = dispatcher.stats();
       return create(GetServerStatusResponseSchema, {
         processId,
         workers: dispatcher.workerCount,
         activeRuns: runs.activeRuns,
-        staleResults: BigInt(runs.staleResults + dispatcher.staleResults),
-        requeuedAttempts: BigInt(dispatcher.requeued),
-        timedOutAttempts: BigInt(runs.timedOut + dispatcher.timedOut),
+        staleResults: BigInt(runs.staleResults + dispatch.staleResults),
+        requeuedAttempts: BigInt(dispatch.requeued),
+        timedOutAttempts: BigInt(runs.timedOut + dispatch.timedOut),
         startTime: timestampFromMs(startedAt),
         eventLoopMaxDelay: durationFromMs(Math.round(health.eventLoopMaxDelayMs())),
         busyRefusals: BigInt(health.busyRefusals()),
@@ -63,8 +64,8 @@ export function adminService(engine: RunEngine, dispatcher: Dispatcher, processI
 
     async listCircuitBreakers() {
       await dispatcher.syncCircuits();
-      const breakers = dispatcher.breakers
-        .list()
+      const breakers = dispatcher
+        .circuits()
         .sort((a, b) => a.task.localeCompare(b.task))
         .map((c) =>
           create(CircuitBreakerSchema, {
