@@ -5,8 +5,7 @@
 // tick into few messages: worker-session.ts).
 
 import { fromBinary } from "@bufbuild/protobuf";
-import type { Duration } from "@bufbuild/protobuf/wkt";
-import { TaskAssignmentSchema, type TaskAssignment } from "@pipewright/protocol";
+import { optionalMs, TaskAssignmentSchema, type TaskAssignment } from "@pipewright/protocol";
 import { assignmentSize } from "../core/assignment-codec.js";
 import type { DispatchPort, Reservation, ResultSink } from "../engine/ports.js";
 import type { Sql } from "../store/database.js";
@@ -108,15 +107,12 @@ export class Delivery {
       task: c.task,
       deliveredAt: now,
       lastHeartbeat: now,
-      executionMs: durationMs(assignment.executionTimeout),
-      heartbeatMs: durationMs(assignment.heartbeatTimeout),
+      // A zero timeout means none, as an unset one does.
+      executionMs: optionalMs(assignment.executionTimeout) || undefined,
+      heartbeatMs: optionalMs(assignment.heartbeatTimeout) || undefined,
     };
     this.timeouts.watch(session, held);
     session.assign(held, assignment, c.size ?? assignmentSize(assignment));
     this.sink.running(c.runId, c.step);
   }
-}
-
-function durationMs(d: Duration | undefined): number | undefined {
-  return d ? Number(d.seconds) * 1000 + Math.floor(d.nanos / 1e6) || undefined : undefined;
 }

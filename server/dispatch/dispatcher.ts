@@ -17,6 +17,7 @@ import type * as grpc from "@grpc/grpc-js";
 import type { ConnectRequest, ConnectResponse, Value } from "@pipewright/protocol";
 import type { Circuit, CircuitConfig } from "../core/circuit-breaker.js";
 import type { DispatchPort, Reservation, ResultSink } from "../engine/ports.js";
+import { CHANNELS } from "../store/channels.js";
 import type { Sql } from "../store/database.js";
 import type { Served } from "../store/process-registry.js";
 import * as queue from "../store/task-queue.js";
@@ -95,11 +96,11 @@ export class Dispatcher implements DispatchPort {
     this.timer.unref();
     this.timeouts.start();
     await this.registry.refreshServedElsewhere();
-    const ready = await this.sql.listen("pipewright_ready", () => {
+    const ready = await this.sql.listen(CHANNELS.ready, () => {
       if (!this.registry.draining) this.poke();
     });
     // A run owned by another process was cancelled while one of our workers holds its attempt.
-    const cancels = await this.sql.listen("pipewright_cancel", (payload) => {
+    const cancels = await this.sql.listen(CHANNELS.cancel, (payload) => {
       const [processId, runId, step, attempt] = JSON.parse(payload) as [string, number, number, number];
       if (processId === this.config.processId) this.cancel([{ runId, step, attempt, processId, workerId: null }], "the run was cancelled");
     });

@@ -9,11 +9,13 @@ import { create } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import type * as grpc from "@grpc/grpc-js";
 import {
+  ConnectRequestSchema,
   ConnectResponseSchema,
   fieldBytes,
   PROTOCOL_VERSION,
   receivedBytes,
   RefusedMessageError,
+  TaskResultsSchema,
   WelcomeSchema,
   type ConnectRequest,
   type ConnectResponse,
@@ -28,6 +30,10 @@ import { servedElsewhere, type Served } from "../store/process-registry.js";
 import { normalizeQueue, WorkerSession } from "./worker-session.js";
 
 const MAX_SLOTS = 10_000;
+// Where a results message's results sit in its received bytes: each result's
+// bytes are kept as received rather than encoded again.
+const RESULTS_FIELD = ConnectRequestSchema.field.results.number;
+const RESULT_FIELD = TaskResultsSchema.field.results.number;
 /** PROTOCOL.md rule 1: a stream that says nothing is not a worker. */
 const HELLO_TIMEOUT_MS = 10_000;
 
@@ -161,8 +167,8 @@ export class WorkerRegistry {
       case "results": {
         // Each result's bytes as received become its event's body, unencoded again.
         const raw = receivedBytes(msg);
-        const container = raw ? fieldBytes(raw, 2)[0] : undefined;
-        this.events.results(session, msg.kind.value.results, container ? fieldBytes(container, 1) : undefined);
+        const container = raw ? fieldBytes(raw, RESULTS_FIELD)[0] : undefined;
+        this.events.results(session, msg.kind.value.results, container ? fieldBytes(container, RESULT_FIELD) : undefined);
         return;
       }
       case "heartbeat":
