@@ -84,6 +84,8 @@ const stages = [
   // The rules and the folders cruised are in .dependency-cruiser.cjs and the lint:deps script;
   // each violation is printed with the rule's reason, and depcruise exits non-zero on any.
   ['import boundaries (npm run lint:deps)', async () => (await run('npm', ['run', '--silent', 'lint:deps'])) === 0],
+  // Style is the formatter's (.prettierrc.json), not a matter for review: `npm run format` fixes it.
+  ['formatting (npm run format:check)', async () => (await run('npm', ['run', '--silent', 'format:check'])) === 0],
 ];
 
 const failedStages = [];
