@@ -15,119 +15,119 @@
 // adds a value import along the same edge.
 
 /** Node builtins and npm packages: what a layer may import besides the folders it is allowed. */
-const NODE_MODULES = '(^|/)node_modules/';
+const NODE_MODULES = "(^|/)node_modules/";
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
   forbidden: [
     {
-      name: 'protocol-depends-on-nothing-of-ours',
+      name: "protocol-depends-on-nothing-of-ours",
       comment:
-        'proto/ (@pipewright/protocol) is the contract that client, worker and server share: ' +
-        'it must not import any of them, or a client would pull in server code (and its ' +
-        'dependencies) and the layering of the packages would be circular.',
-      severity: 'error',
-      from: { path: '^proto/' },
-      to: { path: '^(client|worker-sdk|server)/' },
+        "proto/ (@pipewright/protocol) is the contract that client, worker and server share: " +
+        "it must not import any of them, or a client would pull in server code (and its " +
+        "dependencies) and the layering of the packages would be circular.",
+      severity: "error",
+      from: { path: "^proto/" },
+      to: { path: "^(client|worker-sdk|server)/" },
     },
     {
-      name: 'core-is-pure',
+      name: "core-is-pure",
       comment:
-        'server/core/ is the pure orchestration logic, a function of (state, event): it may use ' +
-        'only the protocol package, itself, node builtins and npm packages. Storage, engine, ' +
-        'dispatch, api and cli (I/O) depend on it, never the other way round; so do client/ ' +
-        'and worker-sdk/, which are other packages.',
-      severity: 'error',
-      from: { path: '^server/core/' },
+        "server/core/ is the pure orchestration logic, a function of (state, event): it may use " +
+        "only the protocol package, itself, node builtins and npm packages. Storage, engine, " +
+        "dispatch, api and cli (I/O) depend on it, never the other way round; so do client/ " +
+        "and worker-sdk/, which are other packages.",
+      severity: "error",
+      from: { path: "^server/core/" },
       to: {
         pathNot: `^(server/core|proto)/|${NODE_MODULES}`,
-        dependencyTypesNot: ['core'],
+        dependencyTypesNot: ["core"],
         couldNotResolve: false, // reported by no-unresolvable
       },
     },
     {
-      name: 'store-below-engine',
+      name: "store-below-engine",
       comment:
-        'server/store/ is the SQL layer: the engine, the dispatcher, the api and the cli call ' +
-        'it. If it imported them, a change in how runs are driven would reach into how they are ' +
-        'stored, and the layers would form a cycle.',
-      severity: 'error',
-      from: { path: '^server/store/' },
-      to: { path: '^server/(engine|dispatch|api|cli)/' },
+        "server/store/ is the SQL layer: the engine, the dispatcher, the api and the cli call " +
+        "it. If it imported them, a change in how runs are driven would reach into how they are " +
+        "stored, and the layers would form a cycle.",
+      severity: "error",
+      from: { path: "^server/store/" },
+      to: { path: "^server/(engine|dispatch|api|cli)/" },
     },
     {
-      name: 'dispatch-sees-engine-only-through-ports',
+      name: "dispatch-sees-engine-only-through-ports",
       comment:
-        'The dispatcher and the engine exchange work only through server/engine/ports.ts ' +
-        '(DispatchPort, ResultSink, the reserve -> deliver/release protocol written once). ' +
-        'Anything else from the engine would couple the dispatcher to its internals.',
-      severity: 'error',
-      from: { path: '^server/dispatch/' },
-      to: { path: '^server/engine/', pathNot: '^server/engine/ports\\.ts$' },
+        "The dispatcher and the engine exchange work only through server/engine/ports.ts " +
+        "(DispatchPort, ResultSink, the reserve -> deliver/release protocol written once). " +
+        "Anything else from the engine would couple the dispatcher to its internals.",
+      severity: "error",
+      from: { path: "^server/dispatch/" },
+      to: { path: "^server/engine/", pathNot: "^server/engine/ports\\.ts$" },
     },
     {
-      name: 'client-depends-only-on-protocol',
+      name: "client-depends-only-on-protocol",
       comment:
-        '@pipewright/client may import only @pipewright/protocol (besides node builtins and npm ' +
-        'packages): a project that installs the client alone must not pull in the worker SDK or ' +
-        'the server (PostgreSQL, grpc server code).',
-      severity: 'error',
-      from: { path: '^client/' },
+        "@pipewright/client may import only @pipewright/protocol (besides node builtins and npm " +
+        "packages): a project that installs the client alone must not pull in the worker SDK or " +
+        "the server (PostgreSQL, grpc server code).",
+      severity: "error",
+      from: { path: "^client/" },
       to: {
         pathNot: `^(client|proto)/|${NODE_MODULES}`,
-        dependencyTypesNot: ['core'],
+        dependencyTypesNot: ["core"],
         couldNotResolve: false, // reported by no-unresolvable
       },
     },
     {
-      name: 'worker-sdk-not-server',
+      name: "worker-sdk-not-server",
       comment:
-        '@pipewright/worker runs in the users\' worker processes: it must never import the ' +
-        'server (its database and gRPC server code would ship into every worker).',
-      severity: 'error',
-      from: { path: '^worker-sdk/' },
-      to: { path: '^server/' },
+        "@pipewright/worker runs in the users' worker processes: it must never import the " +
+        "server (its database and gRPC server code would ship into every worker).",
+      severity: "error",
+      from: { path: "^worker-sdk/" },
+      to: { path: "^server/" },
     },
     {
-      name: 'no-cycles',
+      name: "no-cycles",
       comment:
-        'No circular imports in the packages, type-only ones included (see the header): a cycle ' +
-        'means modules that cannot be loaded, tested or moved one without the other, and ES ' +
-        'module cycles give `undefined` bindings depending on which module loads first.',
-      severity: 'error',
-      from: { path: '^(proto|client|worker-sdk|server)/' },
+        "No circular imports in the packages, type-only ones included (see the header): a cycle " +
+        "means modules that cannot be loaded, tested or moved one without the other, and ES " +
+        "module cycles give `undefined` bindings depending on which module loads first.",
+      severity: "error",
+      from: { path: "^(proto|client|worker-sdk|server)/" },
       to: { circular: true },
     },
     {
-      name: 'no-unresolvable',
+      name: "no-unresolvable",
       comment:
-        'Every import must resolve to a file. Without this the rules above could pass by ' +
-        'accident: an import that resolves to nothing (a misspelt path, a broken tsconfig ' +
-        'paths mapping) is matched by none of them.',
-      severity: 'error',
-      from: { path: '^(proto|client|worker-sdk|server)/' },
+        "Every import must resolve to a file. Without this the rules above could pass by " +
+        "accident: an import that resolves to nothing (a misspelt path, a broken tsconfig " +
+        "paths mapping) is matched by none of them.",
+      severity: "error",
+      from: { path: "^(proto|client|worker-sdk|server)/" },
       to: { couldNotResolve: true },
     },
   ],
   options: {
     // TypeScript 7 (the project's tsc) has no JavaScript compiler API, and dependency-cruiser's
     // own TypeScript parser needs one (it accepts typescript < 7): swc parses the sources instead.
-    parser: 'swc',
+    parser: "swc",
     // `paths` of tsconfig.json map the package names to their sources (resolved with
     // tsconfig-paths, which reads the file itself and needs no TypeScript API). As tsconfig.json
     // has no baseUrl, dependency-cruiser hands tsconfig-paths a baseUrl of "./", which it takes
     // from the working directory: run depcruise from the repository root (npm run does).
-    tsConfig: { fileName: 'tsconfig.json' },
+    tsConfig: { fileName: "tsconfig.json" },
     // Built output and installed packages are not ours to check: their files are not cruised
     // and their own imports not followed. They are not `exclude`d, though: an excluded module
     // disappears as a dependency too, so an import that reached, say, server/dist/ through a
     // workspace symlink would go unseen; this way it still shows up, under ^server/.
-    doNotFollow: { path: '(^|/)(dist|node_modules)/' },
+    doNotFollow: { path: "(^|/)(dist|node_modules)/" },
     enhancedResolveOptions: {
       // Subpath imports such as @bufbuild/protobuf/wkt exist only in the packages' `exports`.
-      exportsFields: ['exports'],
-      conditionNames: ['import', 'require', 'node', 'default'],
-      mainFields: ['module', 'main', 'types'],
+      exportsFields: ["exports"],
+      conditionNames: ["import", "require", "node", "default"],
+      mainFields: ["module", "main", "types"],
     },
   },
 };

@@ -25,13 +25,13 @@
  * the Pipewright run the same warm-up). One difference is by design, not by setup: graphile runs
  * its tasks inside the worker process that claims them, with no server hop in between.
  */
-import { fork, type ChildProcess } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
-import { Logger, makeWorkerUtils, run, runMigrations, type AddJobsJobSpec } from 'graphile-worker';
+import { fork, type ChildProcess } from "node:child_process";
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { Logger, makeWorkerUtils, run, runMigrations, type AddJobsJobSpec } from "graphile-worker";
 
-const VERSION: string = createRequire(import.meta.url)('graphile-worker/package.json').version;
+const VERSION: string = createRequire(import.meta.url)("graphile-worker/package.json").version;
 // Chosen on a 2-core box with PostgreSQL on it (medians of 5-6 interleaved runs, 20k jobs):
 // - concurrency 10, 24 and 50 were within noise of each other (about 15k jobs/s each, spread
 //   +-2k); we keep 24, the value of graphile's performance doc.
@@ -43,37 +43,37 @@ const LOCAL_QUEUE_SIZE = 500;
 
 const { values: args } = parseArgs({
   options: {
-    'database-url': { type: 'string', default: process.env.DATABASE_URL },
-    jobs: { type: 'string', default: String(DEFAULTS.jobs) },
-    concurrency: { type: 'string', default: String(DEFAULTS.concurrency) },
-    processes: { type: 'string', default: String(DEFAULTS.processes) },
-    batch: { type: 'string', default: String(DEFAULTS.batch) },
-    warmup: { type: 'string', default: String(DEFAULTS.warmup) },
-    schema: { type: 'string', default: 'graphile_worker' },
-    json: { type: 'boolean', default: false },
-    worker: { type: 'boolean', default: false }, // internal: run as a forked worker process
+    "database-url": { type: "string", default: process.env.DATABASE_URL },
+    jobs: { type: "string", default: String(DEFAULTS.jobs) },
+    concurrency: { type: "string", default: String(DEFAULTS.concurrency) },
+    processes: { type: "string", default: String(DEFAULTS.processes) },
+    batch: { type: "string", default: String(DEFAULTS.batch) },
+    warmup: { type: "string", default: String(DEFAULTS.warmup) },
+    schema: { type: "string", default: "graphile_worker" },
+    json: { type: "boolean", default: false },
+    worker: { type: "boolean", default: false }, // internal: run as a forked worker process
   },
 });
-const url = args['database-url'];
+const url = args["database-url"];
 const schema = args.schema!;
-const int = (name: 'jobs' | 'concurrency' | 'processes' | 'batch' | 'warmup', min = 1): number => {
+const int = (name: "jobs" | "concurrency" | "processes" | "batch" | "warmup", min = 1): number => {
   const n = Number(args[name]);
   if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}`);
   return n;
 };
-const [jobs, concurrency, processes, batch, warmup] = [int('jobs'), int('concurrency'), int('processes'), int('batch'), int('warmup', 0)];
-if (!url) throw new Error('--database-url (or DATABASE_URL) is required');
+const [jobs, concurrency, processes, batch, warmup] = [int("jobs"), int("concurrency"), int("processes"), int("batch"), int("warmup", 0)];
+if (!url) throw new Error("--database-url (or DATABASE_URL) is required");
 if (!/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error(`invalid --schema ${JSON.stringify(schema)}`);
 
 // Warnings and errors only; graphile's default logger prints a line per worker start/stop.
 // (LogLevel is an ambient const enum, which verbatimModuleSyntax cannot read: compare strings.)
 const logger = new Logger(() => (level, message) => {
-  if (['error', 'warning'].includes(level)) console.error(`[graphile ${level}] ${message}`);
+  if (["error", "warning"].includes(level)) console.error(`[graphile ${level}] ${message}`);
 });
 /** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes. */
 const clock = () => performance.timeOrigin + performance.now();
 
-type FromWorker = { type: 'ready' } | { type: 'progress'; done: number; firstStart: number };
+type FromWorker = { type: "ready" } | { type: "progress"; done: number; firstStart: number };
 
 async function workerMain(): Promise<void> {
   let done = 0;
@@ -88,12 +88,12 @@ async function workerMain(): Promise<void> {
     taskList: { noop: () => {} },
     preset: { worker: { localQueue: { size: LOCAL_QUEUE_SIZE }, completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
   });
-  runner.events.on('job:start', () => void (firstStart ||= clock()));
-  runner.events.on('job:success', () => void done++);
+  runner.events.on("job:start", () => void (firstStart ||= clock()));
+  runner.events.on("job:success", () => void done++);
   // Progress goes to the parent in small coalesced messages, not one per job.
   let sent = 0;
   const timer = setInterval(() => {
-    if (done !== sent) process.send!({ type: 'progress', done: (sent = done), firstStart } satisfies FromWorker);
+    if (done !== sent) process.send!({ type: "progress", done: (sent = done), firstStart } satisfies FromWorker);
   }, 2);
   let stopping = false;
   const stop = async () => {
@@ -103,14 +103,14 @@ async function workerMain(): Promise<void> {
     await runner.stop(); // flushes the pending completion batch and releases the pool
     process.exit(0);
   };
-  process.on('message', (m) => {
-    if (m === 'stop') return void stop();
+  process.on("message", (m) => {
+    if (m === "stop") return void stop();
     // After the warm-up round: count afresh, then say we are ready again.
     [done, sent, firstStart] = [0, 0, 0];
-    process.send!({ type: 'ready' } satisfies FromWorker);
+    process.send!({ type: "ready" } satisfies FromWorker);
   });
-  process.on('disconnect', () => void stop()); // the parent died: do not linger
-  process.send!({ type: 'ready' } satisfies FromWorker);
+  process.on("disconnect", () => void stop()); // the parent died: do not linger
+  process.send!({ type: "ready" } satisfies FromWorker);
 }
 
 async function parentMain(): Promise<void> {
@@ -135,13 +135,13 @@ async function parentMain(): Promise<void> {
     childFailed.catch(() => {}); // observed through the races below
     const started = allReady();
     for (let i = 0; i < processes; i++) {
-      const child = fork(fileURLToPath(import.meta.url), [...process.argv.slice(2), '--worker'], {
-        env: { ...process.env, NO_LOG_SUCCESS: '1' },
+      const child = fork(fileURLToPath(import.meta.url), [...process.argv.slice(2), "--worker"], {
+        env: { ...process.env, NO_LOG_SUCCESS: "1" },
       });
       children.push(child);
-      child.once('exit', (code) => stopping || failChild(new Error(`worker process ${i} exited early (code ${code})`)));
-      child.on('message', (m: FromWorker) => {
-        if (m.type === 'ready') return onReady();
+      child.once("exit", (code) => stopping || failChild(new Error(`worker process ${i} exited early (code ${code})`)));
+      child.on("message", (m: FromWorker) => {
+        if (m.type === "ready") return onReady();
         done[i] = m.done;
         if (firstStarts[i] === 0) firstStarts[i] = m.firstStart;
         onProgress();
@@ -159,7 +159,7 @@ async function parentMain(): Promise<void> {
       // Payloads are built before t0 so that only graphile's enqueue path is timed.
       const batches: AddJobsJobSpec[][] = [];
       for (let k = 0; k < n; k += batch) {
-        batches.push(Array.from({ length: Math.min(batch, n - k) }, () => ({ identifier: 'noop', payload: {} })));
+        batches.push(Array.from({ length: Math.min(batch, n - k) }, () => ({ identifier: "noop", payload: {} })));
       }
       const t0 = clock();
       for (const specs of batches) await utils.addJobs(specs);
@@ -193,14 +193,14 @@ async function parentMain(): Promise<void> {
     if (warmup > 0) {
       await round(warmup);
       const reset = allReady();
-      for (const child of children) child.send('reset');
+      for (const child of children) child.send("reset");
       await Promise.race([reset, childFailed]);
     }
     const { t0, tEnqueued, tEnd, firstStart } = await round(jobs);
 
     const seconds = (tEnd - t0) / 1000;
     const result = {
-      system: 'graphile-worker',
+      system: "graphile-worker",
       version: VERSION,
       jobs,
       seconds: Number(seconds.toFixed(3)),
@@ -212,10 +212,13 @@ async function parentMain(): Promise<void> {
       batch,
       warmup,
     };
-    console.log(args.json ? JSON.stringify(result) :
-      `graphile-worker ${VERSION}: ${jobs} jobs end to end in ${result.seconds} s = ${result.jobsPerSecond} jobs/s ` +
-      `(enqueue ${result.enqueuePerSecond}/s, execution ${result.executionPerSecond}/s; ` +
-      `${processes} process(es) x concurrency ${concurrency}, addJobs batches of ${batch}, warm-up ${warmup})`);
+    console.log(
+      args.json
+        ? JSON.stringify(result)
+        : `graphile-worker ${VERSION}: ${jobs} jobs end to end in ${result.seconds} s = ${result.jobsPerSecond} jobs/s ` +
+            `(enqueue ${result.enqueuePerSecond}/s, execution ${result.executionPerSecond}/s; ` +
+            `${processes} process(es) x concurrency ${concurrency}, addJobs batches of ${batch}, warm-up ${warmup})`,
+    );
   } finally {
     stopping = true;
     await Promise.all(children.map((child) => stopChild(child)));
@@ -226,10 +229,10 @@ async function parentMain(): Promise<void> {
 function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
-    const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    child.once('exit', () => resolve(clearTimeout(kill)));
-    if (child.connected) child.send('stop');
-    else child.kill('SIGTERM');
+    const kill = setTimeout(() => child.kill("SIGKILL"), 10_000);
+    child.once("exit", () => resolve(clearTimeout(kill)));
+    if (child.connected) child.send("stop");
+    else child.kill("SIGTERM");
   });
 }
 

@@ -22,7 +22,10 @@ const exec = promisify(execFile);
 const argv = process.argv.slice(2);
 const json = argv.includes("--json");
 const quick = argv.includes("--quick");
-const only = argv.find((a) => a.startsWith("--only="))?.slice(7).split(",");
+const only = argv
+  .find((a) => a.startsWith("--only="))
+  ?.slice(7)
+  .split(",");
 const log = (line: string) => (json ? process.stderr : process.stdout).write(line + "\n");
 
 const N = quick
@@ -67,7 +70,11 @@ async function main(): Promise<void> {
       log(`  ${name} #${i + 1}: ${JSON.stringify(runs.at(-1))}`);
     }
     const keys = Object.keys(runs[0]);
-    const result = { runs, median: Object.fromEntries(keys.map((k) => [k, round(median(runs.map((r) => r[k])), 2)])), serverRssPeakMB: round(rss / 2 ** 20, 0) };
+    const result = {
+      runs,
+      median: Object.fromEntries(keys.map((k) => [k, round(median(runs.map((r) => r[k])), 2)])),
+      serverRssPeakMB: round(rss / 2 ** 20, 0),
+    };
     results[name] = result;
     return result;
   }
@@ -84,7 +91,11 @@ async function main(): Promise<void> {
     const runs: Figures[] = [];
     for (let i = 0; i < N.peerRepeat; i++) {
       const db = await freshDatabase(adminUrl, `bench_graphile_${process.pid}_${i}`);
-      const { stdout } = await exec(process.execPath, ["--import", "tsx", "bench/peer-graphile.ts", "--database-url", db, "--jobs", String(N.throughput), "--json"], { maxBuffer: 1 << 24 });
+      const { stdout } = await exec(
+        process.execPath,
+        ["--import", "tsx", "bench/peer-graphile.ts", "--database-url", db, "--jobs", String(N.throughput), "--json"],
+        { maxBuffer: 1 << 24 },
+      );
       const r = JSON.parse(stdout.trim().split("\n").at(-1)!);
       runs.push({ jobsPerSecond: r.jobsPerSecond, seconds: r.seconds });
       log(`  peer graphile-worker #${i + 1}: ${JSON.stringify(runs.at(-1))}`);

@@ -37,7 +37,8 @@ export function callError(err: unknown, address: string): unknown {
   const e = err as Partial<grpc.ServiceError>;
   if (typeof e?.code !== "number" || typeof e.details !== "string") return err;
   const status = { code: e.code, details: e.details, metadata: e.metadata };
-  if (e.code === grpc.status.UNAVAILABLE && /No connection established|ECONNREFUSED|connect|Name resolution/i.test(e.details)) return new ServerUnavailableError(address, status);
+  if (e.code === grpc.status.UNAVAILABLE && /No connection established|ECONNREFUSED|connect|Name resolution/i.test(e.details))
+    return new ServerUnavailableError(address, status);
   return new CallError(`${grpc.status[e.code]}: ${e.details}`, status);
 }
 

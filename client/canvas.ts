@@ -55,5 +55,8 @@ export function chunks<T, R>(task: TaskRef<[items: T[]], R>, items: T[], chunkSi
  * @example starmap(add, [[1, 2], [3, 4], [5, 6]])   // [3, 7, 11]
  */
 export function starmap<A extends unknown[], R>(task: TaskRef<A, R>, argsList: A[], options: CanvasGroupOptions = {}): Pipeline<R[]> {
-  return group(argsList.map((args) => task.send(...args)), options);
+  return group(
+    argsList.map((args) => task.send(...args)),
+    options,
+  );
 }

@@ -61,7 +61,12 @@ export class PipewrightClient {
   /** Submits many pipelines in one call (all or none). */
   async submitMany<R>(pipelines: Pipeline<R>[], options: Omit<SubmitOptions, "requestId"> = {}): Promise<RunHandle<R>[]> {
     const response = await this.calls.batchSubmitRuns({
-      requests: pipelines.map((p) => ({ requestId: randomUUID(), pipeline: p.toProto(), name: options.name ?? "", runTimeout: options.runTimeoutMs ? durationFromMs(options.runTimeoutMs) : undefined })),
+      requests: pipelines.map((p) => ({
+        requestId: randomUUID(),
+        pipeline: p.toProto(),
+        name: options.name ?? "",
+        runTimeout: options.runTimeoutMs ? durationFromMs(options.runTimeoutMs) : undefined,
+      })),
     });
     return response.responses.map((r) => new RunHandle<R>(this, r.run!.id));
   }

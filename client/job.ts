@@ -102,7 +102,10 @@ function failureOf(err: unknown): { error: RemoteError; cancelled: boolean } | u
 }
 
 /** Defines a job: a function of its parameters that records task calls and returns their results. */
-export function job<P extends unknown[], const V extends readonly JobValue<any>[]>(name: string, build: (...params: P) => V): (...params: P) => Job<Results<V>> {
+export function job<P extends unknown[], const V extends readonly JobValue<any>[]>(
+  name: string,
+  build: (...params: P) => V,
+): (...params: P) => Job<Results<V>> {
   return (...params: P) => {
     const { calls, returned } = recordJob(() => build(...params));
     const wf = new Workflow(name);

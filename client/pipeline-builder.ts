@@ -7,14 +7,7 @@
 //   const q = inParallel([multiply.send(3, 2), multiply.send(4, 5)]).continueWith(average);
 
 import { create } from "@bufbuild/protobuf";
-import {
-  GroupSchema,
-  PipelineSchema,
-  StepSchema,
-  type Pipeline as PipelineMessage,
-  type Step,
-  type TaskCall,
-} from "@pipewright/protocol";
+import { GroupSchema, PipelineSchema, StepSchema, type Pipeline as PipelineMessage, type Step, type TaskCall } from "@pipewright/protocol";
 import type { Value } from "@pipewright/protocol";
 import { formatViolations, validatePipeline, type PipelineRole, type Violation } from "@pipewright/protocol";
 import { encodeState, encodeValue, type RemoteError } from "@pipewright/protocol";

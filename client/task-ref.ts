@@ -4,13 +4,7 @@
 
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
-import {
-  RetryPolicySchema,
-  TaskCallSchema,
-  TaskOptionsSchema,
-  type TaskCall,
-  type TaskOptions,
-} from "@pipewright/protocol";
+import { RetryPolicySchema, TaskCallSchema, TaskOptionsSchema, type TaskCall, type TaskOptions } from "@pipewright/protocol";
 import type { Value } from "@pipewright/protocol";
 import { Pipeline } from "./pipeline-builder.js";
 import { encodeValue } from "@pipewright/protocol";

@@ -7,8 +7,25 @@ import { chord, chunks, group, starmap } from "@pipewright/client";
 import { job } from "@pipewright/client";
 import { Workflow } from "@pipewright/client";
 import {
-  addPositive, addState, average, cleanup, countTo100, divide, multiply, multiplyAndSubtract,
-  multiplyWithState, safeDivide, subtract, sum, zeroOnDivisionError, add, combine, sumBatch, simpleArithmetic, createSales, countRows,
+  addPositive,
+  addState,
+  average,
+  cleanup,
+  countTo100,
+  divide,
+  multiply,
+  multiplyAndSubtract,
+  multiplyWithState,
+  safeDivide,
+  subtract,
+  sum,
+  zeroOnDivisionError,
+  add,
+  combine,
+  sumBatch,
+  simpleArithmetic,
+  createSales,
+  countRows,
 } from "./tasks.js";
 
 /** The reference's job: three calls, one of which depends on another through its argument. */
@@ -55,7 +72,13 @@ export const examples: Example[] = [
   {
     name: "with-initial",
     expected: 100010000,
-    build: () => inParallel(Array.from({ length: 10_000 }, (_, i) => multiply.partial(i + 1)), { numStages: 10 }).withInitial({ args: [2] }).continueWith(sum),
+    build: () =>
+      inParallel(
+        Array.from({ length: 10_000 }, (_, i) => multiply.partial(i + 1)),
+        { numStages: 10 },
+      )
+        .withInitial({ args: [2] })
+        .continueWith(sum),
   },
   { name: "composition", expected: 5, build: () => multiplyAndSubtract.send(3, 2, 1) },
   { name: "conditional", expected: 1, build: () => addPositive.send(-3, 2) },
@@ -63,7 +86,15 @@ export const examples: Example[] = [
   { name: "dag-diamond", expected: 37, build: diamond },
   { name: "chord", expected: 13, build: () => chord(group([multiply.s(3, 2), multiply.s(4, 5)]), average.s()) },
   { name: "chunks", expected: [6, 15, 24, 10], build: () => chunks(sumBatch, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 3) },
-  { name: "starmap", expected: [3, 7, 11], build: () => starmap(add, [[1, 2], [3, 4], [5, 6]]) },
+  {
+    name: "starmap",
+    expected: [3, 7, 11],
+    build: () =>
+      starmap(add, [
+        [1, 2],
+        [3, 4],
+        [5, 6],
+      ]),
+  },
   { name: "job", expected: [3, 30, 3], build: () => basicPipeline(5, 6).pipeline },
 ];
-

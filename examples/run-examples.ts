@@ -40,7 +40,10 @@ for (const [i, line] of lines.entries()) {
   const ok = line.error === undefined && JSON.stringify(line.result) === JSON.stringify(examples[i].expected);
   if (!ok) mismatches++;
   if (json) console.log(JSON.stringify(line));
-  else console.log(`${ok ? "ok  " : "FAIL"} ${line.name.padEnd(16)} ${line.error ?? JSON.stringify(line.result)}${ok ? "" : `   (expected ${JSON.stringify(examples[i].expected)})`}`);
+  else
+    console.log(
+      `${ok ? "ok  " : "FAIL"} ${line.name.padEnd(16)} ${line.error ?? JSON.stringify(line.result)}${ok ? "" : `   (expected ${JSON.stringify(examples[i].expected)})`}`,
+    );
 }
 client.close();
 await worker.stop();

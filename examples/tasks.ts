@@ -23,24 +23,30 @@ export const fail = task("fail", (message: string): number => {
 /** An exceptionally handler: turns an error into a number. */
 export const handleError = task("handle_error", (error: RemoteError, fallback: number) => (error.type === "ValueError" ? fallback : -1));
 /** A finally step: records in the state that cleanup ran. */
-export const cleanup = statefulTask("cleanup", (state: Record<string, unknown> | null) => [{ ...(state ?? {}), cleaned: true }, null] as [Record<string, unknown>, null]);
+export const cleanup = statefulTask(
+  "cleanup",
+  (state: Record<string, unknown> | null) => [{ ...(state ?? {}), cleaned: true }, null] as [Record<string, unknown>, null],
+);
 
 export const makePositive = task("make_positive", (x: number) => (x > 0 ? x : multiply.send(x, -1)));
 export const addPositive = task("add_positive", (x: number, y: number) => add.send(x, y).continueWith(makePositive));
 export const multiplyAndSubtract = task("multiply_and_subtract", (a: number, b: number, c: number) => multiply.send(a, b).continueWith(subtract, c));
 // Recursion: count_to returns a pipeline that calls check_count, which returns
 // count_to again until the target is reached (types spelled out: they are recursive).
-export const checkResult: TaskDefinition<[x: number, target: number], number> = task(
-  "check_count",
-  (x: number, target: number): number | Pipeline<number> => (x >= target ? x : countTo.send(x, target)),
+export const checkResult: TaskDefinition<[x: number, target: number], number> = task("check_count", (x: number, target: number): number | Pipeline<number> =>
+  x >= target ? x : countTo.send(x, target),
 );
 export const countTo: TaskDefinition<[x: number, target: number], number> = task("count_to", (x: number, target: number): Pipeline<number> =>
   add.send(x, 1).continueWith(checkResult, target),
 );
 
 /** The reference's recursion example: counts to 100 through child pipelines. */
-export const checkResult100: TaskDefinition<[x: number], number> = task("check_result", (x: number): number | Pipeline<number> => (x === 100 ? x : countTo100.send(x)));
-export const countTo100: TaskDefinition<[x: number], number> = task("count_to_100", (x: number): Pipeline<number> => add.send(x, 1).continueWith(checkResult100));
+export const checkResult100: TaskDefinition<[x: number], number> = task("check_result", (x: number): number | Pipeline<number> =>
+  x === 100 ? x : countTo100.send(x),
+);
+export const countTo100: TaskDefinition<[x: number], number> = task("count_to_100", (x: number): Pipeline<number> =>
+  add.send(x, 1).continueWith(checkResult100),
+);
 
 /** Division that refuses to divide by zero (JavaScript would return Infinity). */
 export const safeDivide = task("safe_divide", (x: number, y: number) => {
@@ -56,7 +62,9 @@ export const zeroOnDivisionError = task("zero_on_division_error", (error: Remote
 // ---- for the DAG, canvas and job examples ----
 
 /** Fan-in node of a DAG: receives its parents' results keyed by node id. */
-export const combine = task("combine", (parentResults: Record<string, number>) => Object.values(parentResults).reduce((a, b) => a + b, 0), { parentResults: true });
+export const combine = task("combine", (parentResults: Record<string, number>) => Object.values(parentResults).reduce((a, b) => a + b, 0), {
+  parentResults: true,
+});
 /** Sums a batch of numbers (chunks). */
 export const sumBatch = task("sum_batch", (items: number[]) => items.reduce((a, b) => a + b, 0));
 /** The reference's job tasks. */
@@ -72,9 +80,31 @@ export class ZeroDivisionError extends Error {
 }
 
 export const allTasks: TaskDefinition<any, any>[] = [
-  multiply, divide, add, subtract, average, sum, multiplyWithState, addState, fail, handleError, cleanup,
-  makePositive, addPositive, multiplyAndSubtract, checkResult, countTo, checkResult100, countTo100, safeDivide, zeroOnDivisionError,
-  combine, sumBatch, simpleArithmetic, createSales, countRows,
+  multiply,
+  divide,
+  add,
+  subtract,
+  average,
+  sum,
+  multiplyWithState,
+  addState,
+  fail,
+  handleError,
+  cleanup,
+  makePositive,
+  addPositive,
+  multiplyAndSubtract,
+  checkResult,
+  countTo,
+  checkResult100,
+  countTo100,
+  safeDivide,
+  zeroOnDivisionError,
+  combine,
+  sumBatch,
+  simpleArithmetic,
+  createSales,
+  countRows,
 ];
 
 export { inParallel };

@@ -87,7 +87,12 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
   const server = new grpc.Server({ "grpc.max_receive_message_length": MAX_MESSAGE_BYTES, "grpc.max_send_message_length": MAX_MESSAGE_BYTES });
   try {
     await migrate(sql as never);
-    const machine = { ...DEFAULT_MACHINE_CONFIG, maxDepth: config.maxDepth, maxTasks: config.maxTasksPerRun, defaultRetry: { ...DEFAULT_RETRY, maxAttempts: config.defaultMaxAttempts || 1 } };
+    const machine = {
+      ...DEFAULT_MACHINE_CONFIG,
+      maxDepth: config.maxDepth,
+      maxTasks: config.maxTasksPerRun,
+      defaultRetry: { ...DEFAULT_RETRY, maxAttempts: config.defaultMaxAttempts || 1 },
+    };
     // Engine and dispatcher talk both ways (engine/ports.ts): the dispatcher's sink forwards to the engine, made next.
     let engine: RunEngine | undefined;
     const sink: ResultSink = {
@@ -95,7 +100,19 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
       running: (runId, step) => engine!.sink.running(runId, step),
       progress: (runId, step, progress) => engine!.sink.progress(runId, step, progress),
     };
-    const dispatcher = new Dispatcher(sql, { processId, heartbeatIntervalMs: config.heartbeatIntervalMs, leaseMs: config.leaseMs, pollIntervalMs: 500, maxLostAttempts: config.maxLostAttempts, circuits: { threshold: config.circuitBreakerThreshold, cooldownMs: config.circuitBreakerCooldownMs }, log: verbose }, sink);
+    const dispatcher = new Dispatcher(
+      sql,
+      {
+        processId,
+        heartbeatIntervalMs: config.heartbeatIntervalMs,
+        leaseMs: config.leaseMs,
+        pollIntervalMs: 500,
+        maxLostAttempts: config.maxLostAttempts,
+        circuits: { threshold: config.circuitBreakerThreshold, cooldownMs: config.circuitBreakerCooldownMs },
+        log: verbose,
+      },
+      sink,
+    );
     const timeouts = { waitMs: config.defaultWaitTimeoutMs, executionMs: config.defaultExecutionTimeoutMs, heartbeatMs: config.defaultHeartbeatTimeoutMs };
     engine = new RunEngine(sql, dispatcher, { machine, processId, leaseMs: config.leaseMs, timeouts, processTimeoutMs: config.processTimeoutMs, log });
     const onError = errorMapper(log);
@@ -103,10 +120,27 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
     // sends, every other client waits behind it.
     const loopDelay = monitorEventLoopDelay({ resolution: 10 });
     loopDelay.enable();
-    const admission = new Admission({ maxTasksPerRun: config.maxTasksPerRun, maxMessagesPerRequest: config.maxRequestMessages, maxMessagesInFlight: config.maxMessagesInFlight });
-    server.addService(serviceDefinition(RunService, admission.inspectorsFor(RunService)), implement(RunService, guardDatabase(runService(engine, sql, { maxTasks: config.maxTasksPerRun }), monitor), onError));
-    server.addService(serviceDefinition(WorkerService, admission.inspectorsFor(WorkerService)), implement(WorkerService, { connect: (call) => dispatcher.connect(call) }, onError));
-    server.addService(serviceDefinition(AdminService, admission.inspectorsFor(AdminService)), implement(AdminService, adminService(engine, dispatcher, processId, Date.now(), { eventLoopMaxDelayMs: () => loopDelay.max / 1e6, busyRefusals: () => admission.busyRefusals }), onError));
+    const admission = new Admission({
+      maxTasksPerRun: config.maxTasksPerRun,
+      maxMessagesPerRequest: config.maxRequestMessages,
+      maxMessagesInFlight: config.maxMessagesInFlight,
+    });
+    server.addService(
+      serviceDefinition(RunService, admission.inspectorsFor(RunService)),
+      implement(RunService, guardDatabase(runService(engine, sql, { maxTasks: config.maxTasksPerRun }), monitor), onError),
+    );
+    server.addService(
+      serviceDefinition(WorkerService, admission.inspectorsFor(WorkerService)),
+      implement(WorkerService, { connect: (call) => dispatcher.connect(call) }, onError),
+    );
+    server.addService(
+      serviceDefinition(AdminService, admission.inspectorsFor(AdminService)),
+      implement(
+        AdminService,
+        adminService(engine, dispatcher, processId, Date.now(), { eventLoopMaxDelayMs: () => loopDelay.max / 1e6, busyRefusals: () => admission.busyRefusals }),
+        onError,
+      ),
+    );
     server.addService(health.definition, health.implementation);
     addReflection(server, [RunService, WorkerService, AdminService], [healthFileDescriptor]);
     const port = await new Promise<number>((resolve, reject) =>
@@ -121,7 +155,14 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
     if (reclaimed.length) log(`re-queued ${reclaimed.length} attempts held by the previous server at ${identity}`);
     const recovered = await engine.recover();
     if (recovered) log(`recovered ${recovered} active runs`);
-    const reaper = new LeaseReaper(sql, { processId, intervalMs: Math.min(2000, config.processTimeoutMs / 3), processSilenceMs: config.processTimeoutMs, log, onRequeued: (lost) => dispatcher.lost(lost), serves: () => dispatcher.served() });
+    const reaper = new LeaseReaper(sql, {
+      processId,
+      intervalMs: Math.min(2000, config.processTimeoutMs / 3),
+      processSilenceMs: config.processTimeoutMs,
+      log,
+      onRequeued: (lost) => dispatcher.lost(lost),
+      serves: () => dispatcher.served(),
+    });
     reaper.start();
     await dispatcher.start();
     await engine.start();
@@ -162,7 +203,10 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
           reaper.stop();
           server.forceShutdown();
           await new Promise((r) => setTimeout(r, 50)); // let closing sessions re-queue what they held
-          await within(unregisterProcess(sql, processId).catch(() => {}), 1000);
+          await within(
+            unregisterProcess(sql, processId).catch(() => {}),
+            1000,
+          );
           await monitor.stop();
           await sql.end({ timeout: committed ? 5 : 0 }).catch(() => {});
           await stopDatabase();

@@ -24,10 +24,7 @@ export interface AttemptInput {
   heartbeat: (progress?: unknown) => void;
 }
 
-export type AttemptOutcome =
-  | { case: "value"; value: Value }
-  | { case: "error"; value: TaskError }
-  | { case: "pipeline"; value: PipelineMessage };
+export type AttemptOutcome = { case: "value"; value: Value } | { case: "error"; value: TaskError } | { case: "pipeline"; value: PipelineMessage };
 
 export interface AttemptResult {
   outcome: AttemptOutcome;
@@ -39,9 +36,7 @@ export async function invokeTask(def: TaskDefinition, input: AttemptInput): Prom
   try {
     const args = input.args.map(decodeValue);
     const kwargs = Object.fromEntries(Object.entries(input.kwargs).map(([k, v]) => [k, decodeValue(v)]));
-    const parentResults = input.parentResults
-      ? Object.fromEntries(Object.entries(input.parentResults).map(([k, v]) => [k, decodeValue(v)]))
-      : undefined;
+    const parentResults = input.parentResults ? Object.fromEntries(Object.entries(input.parentResults).map(([k, v]) => [k, decodeValue(v)])) : undefined;
     const mode = input.parentResultsMode;
     if (parentResults && (mode === ParentResults.ALWAYS || (mode === ParentResults.AUTO && def.wantsParentResults))) {
       args.unshift(parentResults);

@@ -85,7 +85,13 @@ class LocalRunner {
     for (const [i, step] of p.steps.entries()) {
       const kind = step.kind;
       if (kind.case === "exceptionally") {
-        if (flow.error) flow = await this.task(kind.value, { args: [errorAsValue(flow.error), ...kind.value.args], kwargs: { ...kind.value.kwargs }, state: flow.state }, at(`steps[${i}]`), depth);
+        if (flow.error)
+          flow = await this.task(
+            kind.value,
+            { args: [errorAsValue(flow.error), ...kind.value.args], kwargs: { ...kind.value.kwargs }, state: flow.state },
+            at(`steps[${i}]`),
+            depth,
+          );
         continue;
       }
       if (flow.error) continue;
@@ -109,7 +115,13 @@ class LocalRunner {
   }
 
   /** One task step, with its retries and its child pipeline if it returns one. */
-  async task(call: TaskCall, input: Flow & { parentResults?: Record<string, Value> }, path: string, depth: number, mode = ParentResults.UNSPECIFIED): Promise<Flow> {
+  async task(
+    call: TaskCall,
+    input: Flow & { parentResults?: Record<string, Value> },
+    path: string,
+    depth: number,
+    mode = ParentResults.UNSPECIFIED,
+  ): Promise<Flow> {
     const def = this.tasks.get(call.task);
     for (let attempt = 1; ; attempt++) {
       const result = def
@@ -127,7 +139,12 @@ class LocalRunner {
             signal: new AbortController().signal,
             heartbeat: () => {},
           })
-        : { outcome: { case: "error" as const, value: makeError("UnknownTask", `no task named ${JSON.stringify(call.task)} is registered with the local runner`) } };
+        : {
+            outcome: {
+              case: "error" as const,
+              value: makeError("UnknownTask", `no task named ${JSON.stringify(call.task)} is registered with the local runner`),
+            },
+          };
       const outcome = result.outcome;
       if (outcome.case === "value") return { args: [outcome.value], kwargs: {}, state: result.state ?? input.state };
       let error: TaskError;
@@ -135,7 +152,8 @@ class LocalRunner {
         const child = outcome.value;
         const problems = validatePipeline(child, "child");
         if (problems.length) error = makeError("InvalidPipeline", `the returned pipeline is invalid: ${formatViolations(problems)}`, path);
-        else if (depth + 1 > this.maxDepth) error = makeError("LimitExceeded", `child pipeline nesting would exceed the limit of ${this.maxDepth} levels`, path);
+        else if (depth + 1 > this.maxDepth)
+          error = makeError("LimitExceeded", `child pipeline nesting would exceed the limit of ${this.maxDepth} levels`, path);
         else if (this.taskCount + countTasks(child) > this.maxTasks) {
           error = makeError("LimitExceeded", `the run would hold ${this.taskCount + countTasks(child)} tasks, over the limit of ${this.maxTasks}`, path);
         } else {
@@ -167,10 +185,23 @@ class LocalRunner {
       }
     };
     await Promise.all(Array.from({ length: Math.min(limit, n) }, lane));
-    const state = mergeStates(flow.state, outcomes.map((o) => o.state));
+    const state = mergeStates(
+      flow.state,
+      outcomes.map((o) => o.state),
+    );
     const failed = outcomes.filter((o) => o.error);
     if (failed.length && !g.returnExceptions) {
-      return { error: aggregate(failed.map((o) => o.error!), n, "branches", path), args: [], kwargs: {}, state };
+      return {
+        error: aggregate(
+          failed.map((o) => o.error!),
+          n,
+          "branches",
+          path,
+        ),
+        args: [],
+        kwargs: {},
+        state,
+      };
     }
     const items = outcomes.map((o) => (o.error ? errorAsValue(o.error) : single(o)));
     return { args: [create(ValueSchema, { kind: { case: "list", value: create(ValueListSchema, { items }) } })], kwargs: {}, state };
@@ -215,9 +246,23 @@ class LocalRunner {
     };
     await Promise.all(nodes.map((_, k) => start(k)));
     const ran = nodes.filter((n) => status.get(n.id) === "ok");
-    const state = mergeStates(flow.state, ran.map((n) => results.get(n.id)!.state));
+    const state = mergeStates(
+      flow.state,
+      ran.map((n) => results.get(n.id)!.state),
+    );
     const failed = nodes.filter((n) => status.get(n.id) === "failed");
-    if (failed.length) return { error: aggregate(failed.map((n) => results.get(n.id)!.error!), nodes.length, "nodes", path), args: [], kwargs: {}, state };
+    if (failed.length)
+      return {
+        error: aggregate(
+          failed.map((n) => results.get(n.id)!.error!),
+          nodes.length,
+          "nodes",
+          path,
+        ),
+        args: [],
+        kwargs: {},
+        state,
+      };
     if (d.outputs.length) {
       const items = d.outputs.map((id) => single(results.get(id)!));
       return { args: [create(ValueSchema, { kind: { case: "list", value: create(ValueListSchema, { items }) } })], kwargs: {}, state };

@@ -43,7 +43,11 @@ export class TaskDefinition<A extends unknown[] = any[], R = unknown> extends Ta
  *   export const multiply = task("multiply", (x: number, y: number) => x * y);
  *   const p = multiply.send(3, 2);
  */
-export function task<A extends unknown[], R>(name: string, fn: (...args: A) => R, options: TaskDefinitionOptions = {}): TaskDefinition<A, TaskResultOf<Awaited<R>>> {
+export function task<A extends unknown[], R>(
+  name: string,
+  fn: (...args: A) => R,
+  options: TaskDefinitionOptions = {},
+): TaskDefinition<A, TaskResultOf<Awaited<R>>> {
   return new TaskDefinition(name, fn as (...args: any[]) => unknown, false, options);
 }
 
@@ -64,7 +68,10 @@ export function statefulTask<S, A extends unknown[], R>(
 
 /** Throw this (or a subclass) from a task to fail without any retry. */
 export class TerminalError extends Error {
-  constructor(message: string, readonly details?: unknown) {
+  constructor(
+    message: string,
+    readonly details?: unknown,
+  ) {
     super(message);
     this.name = "TerminalError";
   }

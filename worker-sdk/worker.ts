@@ -321,7 +321,13 @@ export class Worker {
       this.completed++;
       // Whatever the task did after its deadline, the attempt failed by timing out.
       const outcome = timedOut
-        ? { case: "error" as const, value: create(TaskErrorSchema, { type: ErrorTypes.timeout, message: `attempt ${key.attempt} ran longer than its execution timeout of ${executionMs} ms` }) }
+        ? {
+            case: "error" as const,
+            value: create(TaskErrorSchema, {
+              type: ErrorTypes.timeout,
+              message: `attempt ${key.attempt} ran longer than its execution timeout of ${executionMs} ms`,
+            }),
+          }
         : res.outcome;
       this.queueResult(sendable(create(TaskResultSchema, { key, outcome, state: timedOut ? undefined : res.state, startTime: timestampFromMs(startedAt) })));
       this.maybeFinishDrain();
@@ -406,7 +412,11 @@ function sendable(r: TaskResult): TaskResult {
   const size = resultSize(r);
   if (size <= MAX_MESSAGE_BYTES - 1024 * 1024) return r;
   const message = `the task's result is about ${size} bytes, over the ${MAX_MESSAGE_BYTES} bytes a message can carry`;
-  return create(TaskResultSchema, { key: r.key, startTime: r.startTime, outcome: { case: "error", value: create(TaskErrorSchema, { type: ErrorTypes.invalidResult, message, terminal: true }) } });
+  return create(TaskResultSchema, {
+    key: r.key,
+    startTime: r.startTime,
+    outcome: { case: "error", value: create(TaskErrorSchema, { type: ErrorTypes.invalidResult, message, terminal: true }) },
+  });
 }
 
 function keyString(k: TaskKey): string {

@@ -27,7 +27,12 @@ export async function decodeInSlices<Desc extends DescMessage>(
   bytes: Uint8Array,
   options: { sliceMs?: number; recursionLimit: number; wholeBytes?: number },
 ): Promise<MessageShape<Desc>> {
-  const slicing: Slicing = { sliceMs: options.sliceMs ?? 10, started: performance.now(), recursionLimit: options.recursionLimit, wholeBytes: options.wholeBytes ?? WHOLE_BYTES };
+  const slicing: Slicing = {
+    sliceMs: options.sliceMs ?? 10,
+    started: performance.now(),
+    recursionLimit: options.recursionLimit,
+    wholeBytes: options.wholeBytes ?? WHOLE_BYTES,
+  };
   return (await decode(schema, bytes, slicing, 0)) as MessageShape<Desc>;
 }
 
@@ -63,7 +68,14 @@ async function decode(desc: DescMessage, bytes: Uint8Array, s: Slicing, depth: n
     pos = contentStart + len;
     if (pos > bytes.length) return whole(); // malformed: let fromBinary say how
     const content = bytes.subarray(contentStart, pos);
-    if (!field || !(field.fieldKind === "message" || (field.fieldKind === "list" && field.listKind === "message") || (field.fieldKind === "map" && field.mapKind === "message"))) {
+    if (
+      !field ||
+      !(
+        field.fieldKind === "message" ||
+        (field.fieldKind === "list" && field.listKind === "message") ||
+        (field.fieldKind === "map" && field.mapKind === "message")
+      )
+    ) {
       rest.push(bytes.subarray(start, pos));
       continue;
     }

@@ -209,11 +209,7 @@ function endStream(call: AnyStream): void {
  *   async getRun(req) { return create(GetRunResponseSchema, { run: await load(req.runId) }); },
  * }, (err) => ({ code: grpc.status.INTERNAL, details: String(err) })));
  */
-export function implement<S extends DescService>(
-  service: S,
-  impl: Partial<ServiceImpl<S>>,
-  onError: ErrorMapper,
-): grpc.UntypedServiceImplementation {
+export function implement<S extends DescService>(service: S, impl: Partial<ServiceImpl<S>>, onError: ErrorMapper): grpc.UntypedServiceImplementation {
   const out: grpc.UntypedServiceImplementation = {};
   for (const method of service.methods) {
     const fn = (impl as Record<string, unknown>)[method.localName] as ((...args: unknown[]) => unknown) | undefined;
@@ -280,7 +276,11 @@ export function implement<S extends DescService>(
           // A refused message ends the loop with its error (the handler's promise rejects with it).
           call[Symbol.asyncIterator] = () => refusingIterator(call.iterator({ destroyOnReturn: false }));
           const result = run(call);
-          if (result instanceof Promise) result.then(() => endStream(call), (err: unknown) => failStream(call, toStatus(err)));
+          if (result instanceof Promise)
+            result.then(
+              () => endStream(call),
+              (err: unknown) => failStream(call, toStatus(err)),
+            );
         }) as grpc.handleBidiStreamingCall<unknown, unknown>;
         break;
       default:

@@ -85,7 +85,10 @@ function at(prefix: string, field: string): string {
 /** Checks a pipeline; a generator that pauses (yields) after each branch of a group. */
 function* checkPipeline(p: Pipeline, role: PipelineRole, prefix: string, out: Violation[], nesting: number): Generator<void, void, void> {
   if (nesting > MAX_GROUP_NESTING) {
-    out.push({ field: prefix, description: `groups nest at most ${MAX_GROUP_NESTING} levels deep; use a task that returns a child pipeline for deeper structure` });
+    out.push({
+      field: prefix,
+      description: `groups nest at most ${MAX_GROUP_NESTING} levels deep; use a task that returns a child pipeline for deeper structure`,
+    });
     return;
   }
   if (p.steps.length === 0) {
@@ -233,7 +236,10 @@ function checkDag(dag: Dag, path: string, out: Violation[]): void {
         out.push({ field: `${pp}.position`, description: `must index the node's task.args (0 to ${argc - 1}), got ${pa.position}` });
       }
       if (!parents!.has(pa.node)) {
-        out.push({ field: `${pp}.node`, description: `must be one of the node's depends_on (${listIds(node.dependsOn) || "none"}), got ${JSON.stringify(pa.node)}` });
+        out.push({
+          field: `${pp}.node`,
+          description: `must be one of the node's depends_on (${listIds(node.dependsOn) || "none"}), got ${JSON.stringify(pa.node)}`,
+        });
       }
     });
     const seen = new Set<string>();

@@ -126,10 +126,9 @@ export function boundError(error: TaskError, maxDetailsBytes = 64 * 1024): TaskE
   const causes = error.causes.slice(0, MAX_ERROR_CAUSES).map((c) => boundError(c, maxDetailsBytes));
   const dropped = error.causes.length - causes.length;
   const detailsBytes = error.details ? valueStats(error.details).bytes : 0;
-  const notes = [
-    dropped > 0 ? `${dropped} more causes dropped` : "",
-    detailsBytes > maxDetailsBytes ? `details of ${detailsBytes} bytes dropped` : "",
-  ].filter(Boolean);
+  const notes = [dropped > 0 ? `${dropped} more causes dropped` : "", detailsBytes > maxDetailsBytes ? `details of ${detailsBytes} bytes dropped` : ""].filter(
+    Boolean,
+  );
   return create(TaskErrorSchema, {
     type: cut(error.type, 200),
     message: cut(error.message, MAX_ERROR_MESSAGE_CHARS) + (notes.length ? ` (${notes.join("; ")})` : ""),

@@ -6,13 +6,7 @@
 // arrive in task code as `RemoteError`.
 
 import { create } from "@bufbuild/protobuf";
-import {
-  PayloadSchema,
-  TaskErrorSchema,
-  ValueSchema,
-  type TaskError,
-  type Value,
-} from "../gen/pipewright/v1/value_pb.js";
+import { PayloadSchema, TaskErrorSchema, ValueSchema, type TaskError, type Value } from "../gen/pipewright/v1/value_pb.js";
 
 const utf8 = new TextEncoder();
 const utf8Decoder = new TextDecoder();

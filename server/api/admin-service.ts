@@ -26,7 +26,13 @@ export interface ProcessHealth {
   busyRefusals(): number;
 }
 
-export function adminService(engine: RunEngine, dispatcher: Dispatcher, processId: string, startedAt: number, health: ProcessHealth): ServiceImpl<typeof AdminService> {
+export function adminService(
+  engine: RunEngine,
+  dispatcher: Dispatcher,
+  processId: string,
+  startedAt: number,
+  health: ProcessHealth,
+): ServiceImpl<typeof AdminService> {
   return {
     async getServerStatus() {
       const runs = engine.stats();

@@ -107,12 +107,24 @@ class Rules implements ScanHooks {
         return;
       case TaskCallSchema.typeName:
         if (++this.tasks > this.maxTasks) {
-          this.report(scan, this.unitLevel >= 0 ? this.unitOffset : offset, "RESOURCE_EXHAUSTED", `the pipeline holds more than ${this.maxTasks} tasks, over this server's limit of ${this.maxTasks} per run (--max-tasks-per-run)`, level);
+          this.report(
+            scan,
+            this.unitLevel >= 0 ? this.unitOffset : offset,
+            "RESOURCE_EXHAUSTED",
+            `the pipeline holds more than ${this.maxTasks} tasks, over this server's limit of ${this.maxTasks} per run (--max-tasks-per-run)`,
+            level,
+          );
         }
         return;
       case GroupSchema.typeName:
         if (++this.groups > MAX_GROUP_NESTING) {
-          this.report(scan, offset, "INVALID_ARGUMENT", `groups nest at most ${MAX_GROUP_NESTING} levels deep; use a task that returns a child pipeline for deeper structure`, level);
+          this.report(
+            scan,
+            offset,
+            "INVALID_ARGUMENT",
+            `groups nest at most ${MAX_GROUP_NESTING} levels deep; use a task that returns a child pipeline for deeper structure`,
+            level,
+          );
         }
         return;
       case ValueSchema.typeName:
@@ -158,10 +170,21 @@ function scan(schema: DescMessage, bytes: Uint8Array, rules: Rules, maxMessages:
     walk.run();
   } catch (err) {
     if (err instanceof TooManyMessages) {
-      return { messages: walk.messages, malformed: { offset: 0, code: "RESOURCE_EXHAUSTED", description: `the request holds more than ${maxMessages} messages, over this server's limit per request (--max-request-messages)`, unit: -1 } };
+      return {
+        messages: walk.messages,
+        malformed: {
+          offset: 0,
+          code: "RESOURCE_EXHAUSTED",
+          description: `the request holds more than ${maxMessages} messages, over this server's limit per request (--max-request-messages)`,
+          unit: -1,
+        },
+      };
     }
     if (err instanceof MalformedMessage) {
-      return { messages: walk.messages, malformed: { offset: err.offset, code: "INVALID_ARGUMENT", description: `malformed: ${err.message}`, unit: rules.units.length - 1 } };
+      return {
+        messages: walk.messages,
+        malformed: { offset: err.offset, code: "INVALID_ARGUMENT", description: `malformed: ${err.message}`, unit: rules.units.length - 1 },
+      };
     }
     throw err;
   }

@@ -21,7 +21,6 @@ const CODES: Record<ErrorCode, grpc.status> = {
   DEADLINE_EXCEEDED: grpc.status.DEADLINE_EXCEEDED,
 };
 
-
 /** Longest status message sent (it travels in a trailer; see status-details.ts). */
 const MAX_DETAILS = 2048;
 

@@ -28,7 +28,12 @@ export interface SubmitLimits {
  * pipeline is then stored and the request hashed as it arrived, with no
  * encoding again.
  */
-export async function prepareSubmits(requests: SubmitRunRequest[], limits: SubmitLimits, prefixOf: (i: number) => string, raw?: Uint8Array[]): Promise<PreparedSubmit[]> {
+export async function prepareSubmits(
+  requests: SubmitRunRequest[],
+  limits: SubmitLimits,
+  prefixOf: (i: number) => string,
+  raw?: Uint8Array[],
+): Promise<PreparedSubmit[]> {
   const violations: Violation[] = [];
   for (const [i, r] of requests.entries()) await checkRequest(r, prefixOf(i), violations);
   if (violations.length) throw invalidRequest(violations);
@@ -36,7 +41,10 @@ export async function prepareSubmits(requests: SubmitRunRequest[], limits: Submi
     const pipeline = r.pipeline!;
     const taskCount = countTasks(pipeline);
     if (taskCount > limits.maxTasks) {
-      throw new PipewrightError("RESOURCE_EXHAUSTED", `${prefixOf(i)}pipeline holds ${taskCount} tasks, over this server's limit of ${limits.maxTasks} per run`);
+      throw new PipewrightError(
+        "RESOURCE_EXHAUSTED",
+        `${prefixOf(i)}pipeline holds ${taskCount} tasks, over this server's limit of ${limits.maxTasks} per run`,
+      );
     }
     const bytes = raw?.[i];
     return {
@@ -52,7 +60,8 @@ export async function prepareSubmits(requests: SubmitRunRequest[], limits: Submi
 }
 
 async function checkRequest(r: SubmitRunRequest, prefix: string, out: Violation[]): Promise<void> {
-  if (r.requestId.length > MAX_ID_LENGTH) out.push({ field: `${prefix}request_id`, description: `must be at most ${MAX_ID_LENGTH} characters, got ${r.requestId.length}` });
+  if (r.requestId.length > MAX_ID_LENGTH)
+    out.push({ field: `${prefix}request_id`, description: `must be at most ${MAX_ID_LENGTH} characters, got ${r.requestId.length}` });
   if (r.name.length > MAX_ID_LENGTH) out.push({ field: `${prefix}name`, description: `must be at most ${MAX_ID_LENGTH} characters, got ${r.name.length}` });
   checkDuration(r.runTimeout, `${prefix}run_timeout`, out);
   if (!r.pipeline) {
@@ -89,4 +98,3 @@ function hashWithoutRequestId(received: Uint8Array): Uint8Array {
 function requestHash(r: SubmitRunRequest): Uint8Array {
   return hashWithoutRequestId(toBinary(SubmitRunRequestSchema, r));
 }
-

@@ -31,9 +31,7 @@ export function fileDescriptorSet(services: DescService[]): Uint8Array[] {
 export function addReflection(server: grpc.Server, services: DescService[], extraFiles: Uint8Array[] = []): void {
   // @grpc/reflection expects a proto-loader PackageDefinition, but only reads the
   // `fileDescriptorProtos` of its entries, so a single entry carrying every file is enough.
-  const fileDescriptorProtos = [...fileDescriptorSet(services), ...extraFiles].map((b) =>
-    Buffer.from(b.buffer, b.byteOffset, b.byteLength),
-  );
+  const fileDescriptorProtos = [...fileDescriptorSet(services), ...extraFiles].map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength));
   const pkg = { "pipewright.reflection.files": { format: "", type: {}, fileDescriptorProtos } } as unknown as PackageDefinition;
   new ReflectionService(pkg).addToServer(server);
 }

@@ -51,7 +51,12 @@ export function runService(engine: RunEngine, sql: Sql, limits: SubmitLimits): S
         throw new PipewrightError("INVALID_ARGUMENT", `invalid request: requests: at most ${MAX_BATCH} per batch, got ${request.requests.length}`);
       }
       const raw = receivedBytes(request);
-      const prepared = await prepareSubmits(request.requests, limits, (i) => `requests[${i}].`, raw ? fieldBytes(raw, BatchSubmitRunsRequestSchema.field.requests.number) : undefined);
+      const prepared = await prepareSubmits(
+        request.requests,
+        limits,
+        (i) => `requests[${i}].`,
+        raw ? fieldBytes(raw, BatchSubmitRunsRequestSchema.field.requests.number) : undefined,
+      );
       const outcomes = prepared.length ? await engine.submit(prepared) : [];
       return create(BatchSubmitRunsResponseSchema, { responses: outcomes.map((o) => create(SubmitRunResponseSchema, o)) });
     },
@@ -70,7 +75,8 @@ export function runService(engine: RunEngine, sql: Sql, limits: SubmitLimits): S
     },
 
     async waitRuns(request, call) {
-      if (request.runIds.length > MAX_BATCH) throw new PipewrightError("INVALID_ARGUMENT", `invalid request: run_ids: at most ${MAX_BATCH}, got ${request.runIds.length}`);
+      if (request.runIds.length > MAX_BATCH)
+        throw new PipewrightError("INVALID_ARGUMENT", `invalid request: run_ids: at most ${MAX_BATCH}, got ${request.runIds.length}`);
       request.runIds.forEach(checkRunId);
       const timeout = optionalMs(request.timeout) || DEFAULT_WAIT_MS;
       if (timeout > MAX_WAIT_MS) throw new PipewrightError("INVALID_ARGUMENT", `invalid request: timeout: must be at most 1 hour, got ${timeout} ms`);
@@ -105,12 +111,16 @@ export function runService(engine: RunEngine, sql: Sql, limits: SubmitLimits): S
 
     async listRuns(request) {
       const size = request.pageSize || 100;
-      if (size < 1 || size > 1000) throw new PipewrightError("INVALID_ARGUMENT", `invalid request: page_size: must be between 1 and 1000, got ${request.pageSize}`);
+      if (size < 1 || size > 1000)
+        throw new PipewrightError("INVALID_ARGUMENT", `invalid request: page_size: must be between 1 and 1000, got ${request.pageSize}`);
       const unknown = request.states.map((s, i) => ({ s, i })).filter(({ s }) => !KNOWN_RUN_STATES.has(s));
       if (unknown.length) {
-        throw invalidRequest(unknown.map(({ s, i }) => ({ field: `states[${i}]`, description: `unknown run state ${s}, expected one of ${[...KNOWN_RUN_STATES].join(", ")}` })));
+        throw invalidRequest(
+          unknown.map(({ s, i }) => ({ field: `states[${i}]`, description: `unknown run state ${s}, expected one of ${[...KNOWN_RUN_STATES].join(", ")}` })),
+        );
       }
-      if (request.name.length > MAX_NAME_LENGTH) throw invalidRequest([{ field: "name", description: `must be at most ${MAX_NAME_LENGTH} characters, got ${request.name.length}` }]);
+      if (request.name.length > MAX_NAME_LENGTH)
+        throw invalidRequest([{ field: "name", description: `must be at most ${MAX_NAME_LENGTH} characters, got ${request.name.length}` }]);
       const before = request.pageToken ? decodePageToken(request.pageToken) : undefined;
       const rows = await listRuns(sql, { states: request.states, name: request.name, before, limit: size + 1 });
       const page = firstRowsWithinBudget(rows.slice(0, size));
@@ -150,7 +160,8 @@ function withinResponseBudget(runs: Run[]): Run[] {
 }
 
 function checkRunId(id: string): void {
-  if (!UUID.test(id)) throw new PipewrightError("INVALID_ARGUMENT", `invalid request: run_id: must be a run id (a UUID), got ${JSON.stringify(id.slice(0, 60))}`);
+  if (!UUID.test(id))
+    throw new PipewrightError("INVALID_ARGUMENT", `invalid request: run_id: must be a run id (a UUID), got ${JSON.stringify(id.slice(0, 60))}`);
 }
 
 /** Aborted when the client cancels the call or its deadline passes. */

@@ -21,7 +21,12 @@ export function badRequestStatus(code: number, message: string, violations: read
   const entries: Uint8Array[] = [];
   let used = 0;
   for (const v of violations) {
-    const entry = new BinaryWriter().tag(1, WireType.LengthDelimited).string(shortPath(v.field)).tag(2, WireType.LengthDelimited).string(v.description.slice(0, 500)).finish();
+    const entry = new BinaryWriter()
+      .tag(1, WireType.LengthDelimited)
+      .string(shortPath(v.field))
+      .tag(2, WireType.LengthDelimited)
+      .string(v.description.slice(0, 500))
+      .finish();
     if (used + entry.length + 8 > budget) break;
     entries.push(entry);
     used += entry.length + 8;

@@ -81,7 +81,14 @@ export function parseRunStates(names: string[]): RunState[] {
 export function table(headers: string[], rows: string[][]): string {
   const all = [headers, ...rows];
   const widths = headers.map((_, i) => Math.max(...all.map((r) => displayWidth(r[i] ?? ""))));
-  return all.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c + " ".repeat(widths[i] - displayWidth(c)))).join("  ").trimEnd()).join("\n");
+  return all
+    .map((r) =>
+      r
+        .map((c, i) => (i === r.length - 1 ? c : c + " ".repeat(widths[i] - displayWidth(c))))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
 }
 
 /** Key/value lines, keys aligned. */
@@ -97,7 +104,12 @@ function displayWidth(s: string): number {
 
 export function formatTime(t: Timestamp | undefined): string {
   const at = optionalTimeMs(t);
-  return at === undefined ? "" : new Date(at).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
+  return at === undefined
+    ? ""
+    : new Date(at)
+        .toISOString()
+        .replace("T", " ")
+        .replace(/\.\d+Z$/, "Z");
 }
 
 /** 850ms, 12.3s, 4m05s, 2h03m. */

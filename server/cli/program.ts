@@ -12,7 +12,6 @@ import { Command, CommanderError, Option } from "commander";
 import {
   AdminService,
   CircuitState,
-
   RunSchema,
   RunState,
   RunView,
@@ -133,7 +132,10 @@ function buildProgram(io: Io, exit: (code: number) => void): Command {
         const { run } = await client.rpc.getRun({ runId, view: opts.steps ? RunView.FULL : RunView.BASIC });
         if (opts.output === "json") return io.out(`${JSON.stringify(toJson(RunSchema, run!), null, 2)}\n`);
         io.out(`${describeRun(run!)}\n`);
-        if (opts.steps) io.out(`${new StepTree(run!.steps).lines().join("\n")}\n${run!.stepsTruncated ? "(steps left out: the run is too big to show whole; watch it instead)\n" : ""}`);
+        if (opts.steps)
+          io.out(
+            `${new StepTree(run!.steps).lines().join("\n")}\n${run!.stepsTruncated ? "(steps left out: the run is too big to show whole; watch it instead)\n" : ""}`,
+          );
       }),
     );
 
@@ -155,8 +157,20 @@ function buildProgram(io: Io, exit: (code: number) => void): Command {
           found.push(...page.runs);
           token = page.nextPageToken;
         }
-        if (opts.output === "json") return io.out(`${JSON.stringify(found.map((r) => toJson(RunSchema, r)), null, 2)}\n`);
-        io.out(`${table(["ID", "NAME", "STATE", "CREATED", "DURATION"], found.map((r) => [r.id, r.name, runStateName(r.state), formatTime(r.createTime), runDuration(r.createTime, r.finishTime)]))}\n`);
+        if (opts.output === "json")
+          return io.out(
+            `${JSON.stringify(
+              found.map((r) => toJson(RunSchema, r)),
+              null,
+              2,
+            )}\n`,
+          );
+        io.out(
+          `${table(
+            ["ID", "NAME", "STATE", "CREATED", "DURATION"],
+            found.map((r) => [r.id, r.name, runStateName(r.state), formatTime(r.createTime), runDuration(r.createTime, r.finishTime)]),
+          )}\n`,
+        );
       }),
     );
 
@@ -165,7 +179,12 @@ function buildProgram(io: Io, exit: (code: number) => void): Command {
     if (verb === "cancel") cmd.option("--reason <reason>", "why (kept with the run)");
     cmd.action((runId: string, opts) =>
       withClient(opts.address, async (client) => {
-        const call = verb === "cancel" ? client.rpc.cancelRun({ runId, reason: opts.reason ?? "" }) : verb === "pause" ? client.rpc.pauseRun({ runId }) : client.rpc.resumeRun({ runId });
+        const call =
+          verb === "cancel"
+            ? client.rpc.cancelRun({ runId, reason: opts.reason ?? "" })
+            : verb === "pause"
+              ? client.rpc.pauseRun({ runId })
+              : client.rpc.resumeRun({ runId });
         const { run } = await call;
         io.out(opts.output === "json" ? `${JSON.stringify(toJson(RunSchema, run!))}\n` : `run ${runId} ${runStateName(run!.state)}\n`);
       }),
@@ -193,7 +212,20 @@ function buildProgram(io: Io, exit: (code: number) => void): Command {
     .action((opts) =>
       withAdmin(opts.address, async (admin) => {
         const { workers } = await admin.listWorkers({});
-        if (opts.output === "json") return io.out(`${JSON.stringify(workers.map((w) => ({ ...w, $typeName: undefined, connectTime: formatTime(w.connectTime), lastSeenTime: formatTime(w.lastSeenTime), state: WorkerSessionState[w.state].toLowerCase() })), null, 2)}\n`);
+        if (opts.output === "json")
+          return io.out(
+            `${JSON.stringify(
+              workers.map((w) => ({
+                ...w,
+                $typeName: undefined,
+                connectTime: formatTime(w.connectTime),
+                lastSeenTime: formatTime(w.lastSeenTime),
+                state: WorkerSessionState[w.state].toLowerCase(),
+              })),
+              null,
+              2,
+            )}\n`,
+          );
         const now = Date.now();
         io.out(
           `${table(
@@ -245,9 +277,20 @@ function buildProgram(io: Io, exit: (code: number) => void): Command {
     .action((opts) =>
       withAdmin(opts.address, async (admin) => {
         const { breakers } = await admin.listCircuitBreakers({});
-        const rows = breakers.map((b) => ({ task: b.task, state: CircuitState[b.state].toLowerCase(), failures: b.consecutiveFailures, opened: formatTime(b.openedTime), probe: formatTime(b.probeTime) }));
+        const rows = breakers.map((b) => ({
+          task: b.task,
+          state: CircuitState[b.state].toLowerCase(),
+          failures: b.consecutiveFailures,
+          opened: formatTime(b.openedTime),
+          probe: formatTime(b.probeTime),
+        }));
         if (opts.output === "json") return io.out(`${JSON.stringify(rows, null, 2)}\n`);
-        io.out(`${table(["TASK", "STATE", "FAILURES", "OPENED", "NEXT PROBE"], rows.map((r) => [r.task, r.state, String(r.failures), r.opened, r.probe]))}\n`);
+        io.out(
+          `${table(
+            ["TASK", "STATE", "FAILURES", "OPENED", "NEXT PROBE"],
+            rows.map((r) => [r.task, r.state, String(r.failures), r.opened, r.probe]),
+          )}\n`,
+        );
       }),
     );
 
@@ -377,4 +420,3 @@ async function withAdmin(address: string, body: (admin: ReturnType<typeof create
     admin.close();
   }
 }
-

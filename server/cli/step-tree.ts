@@ -89,7 +89,10 @@ function pickShown(list: StepStatus[]): [StepStatus[], StepStatus[]] {
 function countByState(steps: StepStatus[]): string {
   const counts = new Map<StepState, number>();
   for (const s of steps) counts.set(s.state, (counts.get(s.state) ?? 0) + 1);
-  return [...counts].sort((a, b) => b[1] - a[1]).map(([state, n]) => `${n.toLocaleString("en")} ${symbolOf(state)}`).join("  ");
+  return [...counts]
+    .sort((a, b) => b[1] - a[1])
+    .map(([state, n]) => `${n.toLocaleString("en")} ${symbolOf(state)}`)
+    .join("  ");
 }
 
 /** One step: symbol, what it is, state, attempt, duration, progress, error. */

@@ -5,14 +5,7 @@
 import { formatViolations, type Violation } from "@pipewright/protocol";
 
 export type ErrorCode =
-  | "INVALID_ARGUMENT"
-  | "NOT_FOUND"
-  | "ALREADY_EXISTS"
-  | "FAILED_PRECONDITION"
-  | "RESOURCE_EXHAUSTED"
-  | "UNIMPLEMENTED"
-  | "UNAVAILABLE"
-  | "DEADLINE_EXCEEDED";
+  "INVALID_ARGUMENT" | "NOT_FOUND" | "ALREADY_EXISTS" | "FAILED_PRECONDITION" | "RESOURCE_EXHAUSTED" | "UNIMPLEMENTED" | "UNAVAILABLE" | "DEADLINE_EXCEEDED";
 
 export class PipewrightError extends Error {
   constructor(

@@ -53,7 +53,9 @@ export function externalize(v: Value, blobs: Map<string, BlobData>): Value {
     case "list":
       return create(ValueSchema, { kind: { case: "list", value: create(ValueListSchema, { items: v.kind.value.items.map((i) => externalize(i, blobs)) }) } });
     case "map":
-      return create(ValueSchema, { kind: { case: "map", value: create(ValueMapSchema, { entries: mapValues(v.kind.value.entries, (e) => externalize(e, blobs)) }) } });
+      return create(ValueSchema, {
+        kind: { case: "map", value: create(ValueMapSchema, { entries: mapValues(v.kind.value.entries, (e) => externalize(e, blobs)) }) },
+      });
     default:
       return v;
   }
@@ -93,7 +95,9 @@ export function internalize(v: Value, blobs: Map<string, Uint8Array>): Value {
     case "list":
       return create(ValueSchema, { kind: { case: "list", value: create(ValueListSchema, { items: v.kind.value.items.map((i) => internalize(i, blobs)) }) } });
     case "map":
-      return create(ValueSchema, { kind: { case: "map", value: create(ValueMapSchema, { entries: mapValues(v.kind.value.entries, (e) => internalize(e, blobs)) }) } });
+      return create(ValueSchema, {
+        kind: { case: "map", value: create(ValueMapSchema, { entries: mapValues(v.kind.value.entries, (e) => internalize(e, blobs)) }) },
+      });
     default:
       return v;
   }

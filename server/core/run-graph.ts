@@ -110,10 +110,7 @@ export interface DagStep extends StepBase {
 
 export type Step = TaskStep | GroupStep | StageStep | DagStep;
 
-export type ScopeParent =
-  | { type: "root" }
-  | { type: "branch"; group: number; index: number }
-  | { type: "child"; task: number };
+export type ScopeParent = { type: "root" } | { type: "branch"; group: number; index: number } | { type: "child"; task: number };
 
 /** A pipeline's own initial parameters (shared, never copied). */
 export interface ScopeInitial {
@@ -252,7 +249,19 @@ export class RunGraph {
       const stageId = this.steps.length;
       const from = Math.floor((k * n) / stageCount);
       const to = Math.floor(((k + 1) * n) / stageCount);
-      this.steps.push({ kind: "stage", id: stageId, scope, index: k, segment: `${segment}.group.stages[${k}]`, parentStep: id, status: "pending", group: id, from, to, settled: 0 });
+      this.steps.push({
+        kind: "stage",
+        id: stageId,
+        scope,
+        index: k,
+        segment: `${segment}.group.stages[${k}]`,
+        parentStep: id,
+        status: "pending",
+        group: id,
+        from,
+        to,
+        settled: 0,
+      });
       group.stages.push(stageId);
     }
     const scopePath = this.scopes[scope].path;
@@ -261,7 +270,9 @@ export class RunGraph {
     for (let j = 0; j < spec.branches.length; j++) {
       while (stageCount && j >= (this.steps[group.stages[stageIndex]] as StageStep).to) stageIndex++;
       const stage = stageCount ? group.stages[stageIndex] : 0;
-      group.branches.push(yield* this.buildScope(spec.branches[j], { type: "branch", group: id, index: j }, depth, `${base}.branches[${j}]`, stage || id, stage));
+      group.branches.push(
+        yield* this.buildScope(spec.branches[j], { type: "branch", group: id, index: j }, depth, `${base}.branches[${j}]`, stage || id, stage),
+      );
       yield;
     }
     return id;
@@ -269,7 +280,21 @@ export class RunGraph {
 
   private addDag(scope: number, index: number, segment: string, parentStep: number, spec: Dag): number {
     const id = this.steps.length;
-    const dag: DagStep = { kind: "dag", id, scope, index, segment, parentStep, status: "pending", spec, nodes: [], dependents: [], parents: [], remaining: [], settled: 0 };
+    const dag: DagStep = {
+      kind: "dag",
+      id,
+      scope,
+      index,
+      segment,
+      parentStep,
+      status: "pending",
+      spec,
+      nodes: [],
+      dependents: [],
+      parents: [],
+      remaining: [],
+      settled: 0,
+    };
     this.steps.push(dag);
     const position = new Map(spec.nodes.map((n, k) => [n.id, k]));
     spec.nodes.forEach((node, k) => {

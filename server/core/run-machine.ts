@@ -42,7 +42,13 @@ export interface MachineConfig {
   defaultRetry: EffectiveRetry;
 }
 
-export const DEFAULT_MACHINE_CONFIG: MachineConfig = { maxDepth: 10_000, maxTasks: 500_000, maxValueBytes: MAX_VALUE_BYTES, maxValueDepth: MAX_VALUE_DEPTH, defaultRetry: DEFAULT_RETRY };
+export const DEFAULT_MACHINE_CONFIG: MachineConfig = {
+  maxDepth: 10_000,
+  maxTasks: 500_000,
+  maxValueBytes: MAX_VALUE_BYTES,
+  maxValueDepth: MAX_VALUE_DEPTH,
+  defaultRetry: DEFAULT_RETRY,
+};
 
 export type TaskOutcome = TaskResult["outcome"];
 
@@ -110,7 +116,10 @@ export class RunMachine {
     return this.status === "paused" ? RunState.PAUSED : RunState.RUNNING;
   }
 
-  constructor(pipeline: Pipeline | undefined, readonly config: MachineConfig = DEFAULT_MACHINE_CONFIG) {
+  constructor(
+    pipeline: Pipeline | undefined,
+    readonly config: MachineConfig = DEFAULT_MACHINE_CONFIG,
+  ) {
     if (pipeline) this.graph.addScope(pipeline, { type: "root" }, 0, "", 0);
   }
 
@@ -307,7 +316,9 @@ export class RunMachine {
         // per level (a stack overflow near 1,600 levels; --max-depth allows 10,000).
         const task = this.graph.task(parent.task);
         const own = scope.inline ? flow.state : (task.stateOut ?? task.input?.state);
-        this.agenda.push(() => this.settleTask(task, flow.error ? { error: flow.error, args: [], kwargs: {}, state: own } : { args: [single(flow)], kwargs: {}, state: own }));
+        this.agenda.push(() =>
+          this.settleTask(task, flow.error ? { error: flow.error, args: [], kwargs: {}, state: own } : { args: [single(flow)], kwargs: {}, state: own }),
+        );
         return;
       }
     }
@@ -357,7 +368,9 @@ export class RunMachine {
     if (over) {
       // It could never reach a worker: the step fails (never retried) instead of being queued.
       step.input = input;
-      this.agenda.push(() => this.settleTask(step, { error: serverError("LimitExceeded", over, this.graph.pathOf(step)), args: [], kwargs: {}, state: input.state }));
+      this.agenda.push(() =>
+        this.settleTask(step, { error: serverError("LimitExceeded", over, this.graph.pathOf(step)), args: [], kwargs: {}, state: input.state }),
+      );
       return;
     }
     step.attempts++;
@@ -430,7 +443,10 @@ export class RunMachine {
     }
     const added = countTasks(child);
     if (this.graph.taskCount + added > this.config.maxTasks) {
-      this.taskFailed(step, serverError("LimitExceeded", `the run would hold ${this.graph.taskCount + added} tasks, over the limit of ${this.config.maxTasks}`, path));
+      this.taskFailed(
+        step,
+        serverError("LimitExceeded", `the run would hold ${this.graph.taskCount + added} tasks, over the limit of ${this.config.maxTasks}`, path),
+      );
       return;
     }
     step.stateOut = stateOut;
@@ -538,7 +554,10 @@ export class RunMachine {
   /** Every branch is done: gather the results in declaration order. */
   private settleGroup(group: GroupStep): void {
     const outcomes = group.branches.map((b) => this.graph.scopes[b].outcome!);
-    const state = mergeBranchStates(group.input!.state, outcomes.map((o) => o.state));
+    const state = mergeBranchStates(
+      group.input!.state,
+      outcomes.map((o) => o.state),
+    );
     const failures = outcomes.filter((o) => o.error);
     let flow: Flow;
     if (failures.length && !group.returnExceptions) {
@@ -620,12 +639,25 @@ export class RunMachine {
   private settleDag(dag: DagStep): void {
     const tasks = dag.nodes.map((id) => this.graph.task(id));
     const ran = tasks.filter((t) => t.status === "succeeded");
-    const state = mergeBranchStates(dag.input!.state, ran.map((t) => t.stateAfter));
+    const state = mergeBranchStates(
+      dag.input!.state,
+      ran.map((t) => t.stateAfter),
+    );
     // Nodes cancelled before they started carry no error of their own.
     const failed = tasks.filter((t) => (t.status === "failed" || t.status === "cancelled") && t.error);
     let flow: Flow;
     if (failed.length) {
-      flow = { error: aggregateError(failed.map((t) => t.error!), tasks.length, "nodes", this.graph.pathOf(dag)), args: [], kwargs: {}, state };
+      flow = {
+        error: aggregateError(
+          failed.map((t) => t.error!),
+          tasks.length,
+          "nodes",
+          this.graph.pathOf(dag),
+        ),
+        args: [],
+        kwargs: {},
+        state,
+      };
     } else if (this.stopping && tasks.some((t) => t.status === "cancelled")) {
       flow = { error: this.stopping.error, args: [], kwargs: {}, state };
     } else if (dag.spec.outputs.length) {

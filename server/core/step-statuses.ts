@@ -64,7 +64,12 @@ export function stepStatuses(graph: RunGraph, live: LiveState = { running: new S
 }
 
 function compactError(e: TaskError): TaskError {
-  return create(TaskErrorSchema, { type: e.type, message: e.message.length > 300 ? `${e.message.slice(0, 300)}…` : e.message, origin: e.origin, terminal: e.terminal });
+  return create(TaskErrorSchema, {
+    type: e.type,
+    message: e.message.length > 300 ? `${e.message.slice(0, 300)}…` : e.message,
+    origin: e.origin,
+    terminal: e.terminal,
+  });
 }
 
 /** The StepStatus of one step. */

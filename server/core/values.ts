@@ -2,14 +2,7 @@
 // wraps payloads in structure (lists, maps, errors); it never decodes one.
 
 import { create, equals } from "@bufbuild/protobuf";
-import {
-  TaskErrorSchema,
-  ValueSchema,
-  ValueListSchema,
-  ValueMapSchema,
-  type TaskError,
-  type Value,
-} from "@pipewright/protocol";
+import { TaskErrorSchema, ValueSchema, ValueListSchema, ValueMapSchema, type TaskError, type Value } from "@pipewright/protocol";
 import { ErrorTypes } from "@pipewright/protocol";
 
 /** A Value with no kind: "nothing" (an SDK reads it as null). */

@@ -12,9 +12,7 @@ import type { IncomingResult, ResultSink } from "../engine/ports.js";
 
 /** Why the dispatcher fails an attempt. */
 export type FailureCause =
-  | { kind: "executionTimeout"; limitMs: number }
-  | { kind: "heartbeatTimeout"; limitMs: number }
-  | { kind: "workerLost"; lostCount: number; limit: number };
+  { kind: "executionTimeout"; limitMs: number } | { kind: "heartbeatTimeout"; limitMs: number } | { kind: "workerLost"; lostCount: number; limit: number };
 
 export interface AttemptFailure {
   runId: number;
@@ -55,7 +53,13 @@ export function failAttempts(sink: ResultSink, failures: AttemptFailure[], now =
     const message = f.cause.kind === "workerLost" ? `the attempt ${failureReason(f.cause)}` : `attempt ${f.attempt} ${failureReason(f.cause)}`;
     const error = create(TaskErrorSchema, { type: ERROR_TYPES[f.cause.kind], message });
     const key = f.runUid !== undefined ? { runId: f.runUid, stepId: f.step, attempt: f.attempt } : undefined;
-    return { runId: f.runId, step: f.step, attempt: f.attempt, receivedAt: now, result: create(TaskResultSchema, { key, outcome: { case: "error", value: error } }) };
+    return {
+      runId: f.runId,
+      step: f.step,
+      attempt: f.attempt,
+      receivedAt: now,
+      result: create(TaskResultSchema, { key, outcome: { case: "error", value: error } }),
+    };
   });
   sink.results(results);
 }

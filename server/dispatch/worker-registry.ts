@@ -107,7 +107,9 @@ export class WorkerRegistry {
   }
 
   async refreshServedElsewhere(): Promise<void> {
-    this.servedElsewhere = new Set((await servedElsewhere(this.sql, this.config.processId, this.config.heartbeatIntervalMs * 4 + 10_000)).map((s) => JSON.stringify(s)));
+    this.servedElsewhere = new Set(
+      (await servedElsewhere(this.sql, this.config.processId, this.config.heartbeatIntervalMs * 4 + 10_000)).map((s) => JSON.stringify(s)),
+    );
   }
 
   /** The latest progress reported for running steps of a run, by step (held by this process's workers). */
@@ -120,10 +122,7 @@ export class WorkerRegistry {
   /** Serves one Connect call until it ends. */
   async connect(call: grpc.ServerDuplexStream<ConnectRequest, ConnectResponse>): Promise<void> {
     const iterator = call[Symbol.asyncIterator]();
-    const first = await Promise.race([
-      iterator.next(),
-      new Promise<"timeout">((r) => setTimeout(() => r("timeout"), HELLO_TIMEOUT_MS).unref()),
-    ]);
+    const first = await Promise.race([iterator.next(), new Promise<"timeout">((r) => setTimeout(() => r("timeout"), HELLO_TIMEOUT_MS).unref())]);
     if (first === "timeout" || first.done) throw new PipewrightError("INVALID_ARGUMENT", "a worker must send hello first, within 10 s");
     const msg = first.value as ConnectRequest;
     if (msg.kind.case !== "hello") throw new PipewrightError("INVALID_ARGUMENT", `the first message must be hello, got ${msg.kind.case ?? "nothing"}`);
@@ -136,7 +135,11 @@ export class WorkerRegistry {
       create(ConnectResponseSchema, {
         kind: {
           case: "welcome",
-          value: create(WelcomeSchema, { workerId: session.id, heartbeatInterval: durationFromMs(this.config.heartbeatIntervalMs), protocolVersion: PROTOCOL_VERSION }),
+          value: create(WelcomeSchema, {
+            workerId: session.id,
+            heartbeatInterval: durationFromMs(this.config.heartbeatIntervalMs),
+            protocolVersion: PROTOCOL_VERSION,
+          }),
         },
       }),
     );

@@ -50,7 +50,14 @@ export class WorkerReports {
         this.stale++; // already failed by its timeout
         continue;
       }
-      out.push({ runId: held.runId, step: held.step, attempt: held.attempt, result: r, raw: raw?.length === results.length ? raw[i] : undefined, receivedAt: now });
+      out.push({
+        runId: held.runId,
+        step: held.step,
+        attempt: held.attempt,
+        result: r,
+        raw: raw?.length === results.length ? raw[i] : undefined,
+        receivedAt: now,
+      });
       this.circuits.record(held, verdictOf(r.outcome));
     }
     if (out.length) this.sink.results(out);

@@ -189,7 +189,11 @@ export class BatchBuilder {
       const r = item.result;
       const run = this.registry.byId(r.runId);
       if (!run) {
-        batch.foreign.push({ key: { runId: r.runId, step: r.step, attempt: r.attempt }, body: r.raw ?? toBinary(TaskResultSchema, r.result), receivedAt: new Date(r.receivedAt) });
+        batch.foreign.push({
+          key: { runId: r.runId, step: r.step, attempt: r.attempt },
+          body: r.raw ?? toBinary(TaskResultSchema, r.result),
+          receivedAt: new Date(r.receivedAt),
+        });
         continue;
       }
       if (this.registry.busyElsewhere(run, batch)) {
@@ -229,7 +233,11 @@ export class BatchBuilder {
       }
       const at = Date.now();
       const input: RunInput =
-        item.action === "cancel" ? { type: "cancel", at, reason: item.reason } : item.action === "timeout" ? { type: "timeout", at } : { type: item.action, at };
+        item.action === "cancel"
+          ? { type: "cancel", at, reason: item.reason }
+          : item.action === "timeout"
+            ? { type: "timeout", at }
+            : { type: item.action, at };
       this.apply(run, input, batch);
       batch.answers.push({ kind: "controlled", item, run });
     }

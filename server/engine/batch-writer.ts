@@ -90,9 +90,14 @@ export class BatchWriter {
       finishedUids: this.peersAlive() ? [...batch.changed].filter((r) => r.machine.result).map((r) => r.uid) : [],
       newRuns: batch.newRuns.map((n) => n.row),
       completions: batch.completions,
-      retries: batch.retries.map((p) => ({ key: { runId: p.run.id, step: p.row.step, attempt: p.row.attempt }, row: { ...this.materialize(p, batch), runId: p.run.id } })),
+      retries: batch.retries.map((p) => ({
+        key: { runId: p.run.id, step: p.row.step, attempt: p.row.attempt },
+        row: { ...this.materialize(p, batch), runId: p.run.id },
+      })),
       removals: batch.removals.map((r) => ({ runId: r.run.id, step: r.step })),
-      rows: batch.rows.slice(0, ROWS_PER_STATEMENT).map((p) => ({ ...this.materialize(p, batch), runId: p.run.id, runUid: p.run.id === 0 ? p.run.uid : undefined })),
+      rows: batch.rows
+        .slice(0, ROWS_PER_STATEMENT)
+        .map((p) => ({ ...this.materialize(p, batch), runId: p.run.id, runUid: p.run.id === 0 ? p.run.uid : undefined })),
       holds: batch.holds.map((h) => ({ runId: h.run.id, held: h.held })),
       events: batch.events,
       runUpdates: [...batch.dirty]
@@ -134,7 +139,10 @@ export class BatchWriter {
   private async writeBlobs(sql: Sql | Tx, batch: Batch): Promise<void> {
     if (batch.blobs.size === 0) return;
     const blobs = [...batch.blobs.values()];
-    await insertBlobs(sql, blobs.map((b) => ({ runId: b.run.id, hash: b.hash, data: b.data })));
+    await insertBlobs(
+      sql,
+      blobs.map((b) => ({ runId: b.run.id, hash: b.hash, data: b.data })),
+    );
     for (const b of blobs) b.run.storedBlobs.add(Buffer.from(b.hash).toString("hex"));
   }
 
@@ -146,7 +154,10 @@ export class BatchWriter {
     for (let i = ROWS_PER_STATEMENT; i < batch.rows.length; i += ROWS_PER_STATEMENT) {
       const pending = batch.rows.slice(i, i + ROWS_PER_STATEMENT);
       await this.materializeInSlices(pending, batch);
-      const written = insertQueueRows(tx, pending.map((p) => ({ ...this.materialize(p, batch), runId: p.run.id }))).then(() => {
+      const written = insertQueueRows(
+        tx,
+        pending.map((p) => ({ ...this.materialize(p, batch), runId: p.run.id })),
+      ).then(() => {
         for (const p of pending) if (!p.row.claimedBy) p.row.assignment = EMPTY; // written: let it go
       });
       written.catch(() => {}); // if an earlier chunk fails, this one's failure is not news (and must not go unhandled)

@@ -119,13 +119,20 @@ export class CommitLoop {
         const r = item.result;
         const error = serverError("InvalidResult", `the worker's result could not be stored: ${reason} (ref ${ref})`);
         if (r.result.outcome.case !== "error" || r.result.outcome.value.type !== ErrorTypes.invalidResult) {
-          const replaced: Item = { kind: "result", result: { ...r, raw: undefined, result: create(TaskResultSchema, { key: r.result.key, outcome: { case: "error", value: error } }) } };
+          const replaced: Item = {
+            kind: "result",
+            result: { ...r, raw: undefined, result: create(TaskResultSchema, { key: r.result.key, outcome: { case: "error", value: error } }) },
+          };
           if (await this.p.registry.reloadPending()) {
             const failure = await this.commitChecked([replaced], lock);
             if (!failure) return;
           }
         }
-        this.p.committer.add({ kind: "abandon", runId: r.runId, error: internalError(this.p.log, `storing the failure of run ${r.runId}'s step ${r.step}`, error) });
+        this.p.committer.add({
+          kind: "abandon",
+          runId: r.runId,
+          error: internalError(this.p.log, `storing the failure of run ${r.runId}'s step ${r.step}`, error),
+        });
         return;
       }
       case "abandon":
@@ -160,7 +167,10 @@ export class CommitLoop {
           await builder.applySubmits(items, batch, known);
           builder.applyInbox(inbox, batch);
           const awaited = builder.awaitedResults(items, batch);
-          const accepted = await queue.completeAttempts(tx, awaited.map((r) => ({ runId: r.runId, step: r.step, attempt: r.attempt })));
+          const accepted = await queue.completeAttempts(
+            tx,
+            awaited.map((r) => ({ runId: r.runId, step: r.step, attempt: r.attempt })),
+          );
           builder.applyResults(items, batch, new Set(accepted.map((a) => `${a.runId}/${a.step}/${a.attempt}`)));
           builder.applyControls(items, batch);
           builder.applyAbandons(items, batch);
@@ -171,7 +181,11 @@ export class CommitLoop {
     } catch (err) {
       registry.inFlight.delete(batch);
       // A broken connection leaves the commit in doubt: what it may have written is checked once the database answers.
-      if (isUnavailable(err)) registry.unsure.note(batch.newRuns.map((n) => n.run.uid), undeliveredClaims(batch));
+      if (isUnavailable(err))
+        registry.unsure.note(
+          batch.newRuns.map((n) => n.run.uid),
+          undeliveredClaims(batch),
+        );
       this.rollback(batch);
       const code = (err as { code?: string }).code;
       if (code === OWNERSHIP_LOST) {
@@ -243,7 +257,16 @@ export class CommitLoop {
         dispatch.release(res);
         continue;
       }
-      dispatch.deliver(res, { runId: run.id, runUid: run.uid, step: row.step, attempt: row.attempt + 1, task: row.task, assignment: row.assignment, message, size });
+      dispatch.deliver(res, {
+        runId: run.id,
+        runUid: run.uid,
+        step: row.step,
+        attempt: row.attempt + 1,
+        task: row.task,
+        assignment: row.assignment,
+        message,
+        size,
+      });
     }
     if (plan.cancelled.length) dispatch.cancel(plan.cancelled, "the run was cancelled");
     if (plan.poke) dispatch.poke();

@@ -47,7 +47,13 @@ export async function expiredWaits(sql: Sql, held: (runId: number) => OwnedRun |
     const step = run?.machine.graph.steps[k.step];
     if (!run || !step || step.kind !== "task" || !run.machine.isAwaitingResult(k.step)) continue;
     const error = serverError("Timeout", `waited more than ${waitTimeoutMs(step, defaults)} ms for a worker`);
-    results.push({ runId: k.runId, step: k.step, attempt: k.attempt, receivedAt: now, result: create(TaskResultSchema, { outcome: { case: "error", value: error } }) });
+    results.push({
+      runId: k.runId,
+      step: k.step,
+      attempt: k.attempt,
+      receivedAt: now,
+      result: create(TaskResultSchema, { outcome: { case: "error", value: error } }),
+    });
   }
   return results;
 }

@@ -18,14 +18,16 @@ export function encodeEvent(runId: number, seq: number, input: Exclude<RunInput,
   const at = new Date(input.at);
   switch (input.type) {
     case "taskFinished": {
-      const body = raw ?? toBinary(
-        TaskResultSchema,
-        create(TaskResultSchema, {
-          outcome: input.outcome,
-          state: input.state,
-          startTime: input.startedAt !== undefined ? timestampFromMs(input.startedAt) : undefined,
-        }),
-      );
+      const body =
+        raw ??
+        toBinary(
+          TaskResultSchema,
+          create(TaskResultSchema, {
+            outcome: input.outcome,
+            state: input.state,
+            startTime: input.startedAt !== undefined ? timestampFromMs(input.startedAt) : undefined,
+          }),
+        );
       return { runId, seq, kind: EventKind.taskFinished, at, step: input.step, body };
     }
     case "cancel":

@@ -25,7 +25,6 @@ export interface SubmitOutcome {
   existing: boolean;
 }
 
-
 export type SubmitItem = { kind: "submit"; batch: PreparedSubmit[]; resolve: (r: SubmitOutcome[]) => void; reject: (e: unknown) => void };
 export type ControlItem = { kind: "control"; uid: string; action: RunControl; reason: string; resolve: (run: Run) => void; reject: (e: unknown) => void };
 

@@ -132,7 +132,7 @@ export class Peers {
     if (refusal) throw new PipewrightError("FAILED_PRECONDITION", refusal);
     const kind = action === "cancel" ? EventKind.cancel : action === "pause" ? EventKind.pause : EventKind.resume;
     const entry = await sendControl(this.sql, row.id, kind, reason);
-    for (const until = Date.now() + 10_000; Date.now() < until; ) {
+    for (const until = Date.now() + 10_000; Date.now() < until;) {
       if (await inboxEntryDone(this.sql, entry)) return runFromRow((await runs.loadRunByUid(this.sql, uid))!);
       await new Promise((r) => setTimeout(r, 25));
     }

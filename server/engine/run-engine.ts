@@ -88,15 +88,29 @@ export class RunEngine {
       (item) => orderKey(item, (uid) => this.registry.idOf(uid)),
       config.concurrentBatches ?? 4,
     );
-    this.registry = new RunRegistry(sql, { machine: config.machine, processId, log }, {
-      deadline: (run) => this.committer.add({ kind: "control", uid: run.uid, action: "timeout", reason: "", resolve: () => {}, reject: () => {} }),
-      poke: () => dispatch.poke(),
-    });
+    this.registry = new RunRegistry(
+      sql,
+      { machine: config.machine, processId, log },
+      {
+        deadline: (run) => this.committer.add({ kind: "control", uid: run.uid, action: "timeout", reason: "", resolve: () => {}, reject: () => {} }),
+        poke: () => dispatch.poke(),
+      },
+    );
     this.peers = new Peers(sql, this.registry, { processId, processTimeoutMs: config.processTimeoutMs, log }, lookAtInbox);
     this.reads = new RunReads(sql, this.registry, this.peers, dispatch, { machine: config.machine, log }, () => this.committer.idle());
     this.builder = new BatchBuilder(this.registry, dispatch, config, () => this.committer.add({ kind: "inbox" }));
     const writer = new BatchWriter(sql, this.registry, dispatch, config, () => this.peers.any);
-    this.loop = new CommitLoop({ sql, registry: this.registry, peers: this.peers, builder: this.builder, writer, reads: this.reads, dispatch, committer: this.committer, log });
+    this.loop = new CommitLoop({
+      sql,
+      registry: this.registry,
+      peers: this.peers,
+      builder: this.builder,
+      writer,
+      reads: this.reads,
+      dispatch,
+      committer: this.committer,
+      log,
+    });
   }
 
   /**

@@ -86,9 +86,9 @@ export class RunReads {
   private async runningNow(run: OwnedRun): Promise<RunEvent[]> {
     const live = await this.liveState(run.id);
     const time = timestampFromMs(Date.now());
-    return [...live.running].filter((step) => run.machine.graph.steps[step]).map((step) =>
-      create(RunEventSchema, { runId: run.uid, seq: 0n, time, kind: { case: "step", value: stepStatusOf(run.machine.graph, step, live) } }),
-    );
+    return [...live.running]
+      .filter((step) => run.machine.graph.steps[step])
+      .map((step) => create(RunEventSchema, { runId: run.uid, seq: 0n, time, kind: { case: "step", value: stepStatusOf(run.machine.graph, step, live) } }));
   }
 
   /**
@@ -180,7 +180,10 @@ export class RunReads {
           run.waiters.add(waiter);
         }
         if (elsewhere.length) {
-          const rows = await runs.loadRunsByUids(this.sql, elsewhere.map((i) => uids[i]));
+          const rows = await runs.loadRunsByUids(
+            this.sql,
+            elsewhere.map((i) => uids[i]),
+          );
           const byUid = new Map(rows.map((r) => [r.uid, r]));
           for (const i of elsewhere) {
             const row = byUid.get(uids[i]);
@@ -253,7 +256,12 @@ export class RunReads {
           // Not (or no longer) in this process's memory: follow it through its row.
           const r = await runs.loadRunByUid(this.sql, uid);
           if (!r || r.state >= RunState.SUCCEEDED) {
-            if (r) yield create(RunEventSchema, { runId: uid, seq: BigInt(last + 1), kind: { case: "run", value: { state: r.state as RunState, outcome: runFromRow(r).outcome } } });
+            if (r)
+              yield create(RunEventSchema, {
+                runId: uid,
+                seq: BigInt(last + 1),
+                kind: { case: "run", value: { state: r.state as RunState, outcome: runFromRow(r).outcome } },
+              });
             return;
           }
           run = subscribe();

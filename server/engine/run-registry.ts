@@ -145,7 +145,10 @@ export class RunRegistry {
    * stays let go.
    */
   async load(rows: runs.RunRow[], reload = false): Promise<void> {
-    const events = await loadEvents(this.sql, rows.map((r) => r.id));
+    const events = await loadEvents(
+      this.sql,
+      rows.map((r) => r.id),
+    );
     const byRun = new Map<number, StoredEvent[]>();
     for (const e of events) {
       let list = byRun.get(e.runId);
@@ -236,7 +239,8 @@ export class RunRegistry {
           this.unsure.noteAdopted(load);
           throw err;
         }
-        if (load.length || requeued) this.config.log(`after a commit in doubt: ${load.length} runs it created loaded, ${requeued} undelivered attempts put back`);
+        if (load.length || requeued)
+          this.config.log(`after a commit in doubt: ${load.length} runs it created loaded, ${requeued} undelivered attempts put back`);
         if (requeued) this.hooks.poke();
       }
       const rows: runs.RunRow[] = [];

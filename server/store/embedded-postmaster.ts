@@ -2,13 +2,13 @@
 // free port, waited for until it accepts connections, found again when an
 // earlier process left it running on the same data folder, and stopped.
 
-import { spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
-import { chown, open, readFile, rm } from 'node:fs/promises';
-import net from 'node:net';
-import path from 'node:path';
-import postgres from 'postgres';
-import { childEnv, logFileOf, PASSWORD, SUPERUSER, type Binaries, type OsUser } from './embedded-data-folder.js';
+import { spawn } from "node:child_process";
+import { closeSync, openSync, readFileSync } from "node:fs";
+import { chown, open, readFile, rm } from "node:fs/promises";
+import net from "node:net";
+import path from "node:path";
+import postgres from "postgres";
+import { childEnv, logFileOf, PASSWORD, SUPERUSER, type Binaries, type OsUser } from "./embedded-data-folder.js";
 
 const READY_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 30_000;
@@ -23,33 +23,39 @@ export interface StartedPostmaster {
   exited(): boolean;
 }
 
-export async function spawnPostmaster(binaries: Binaries, dataDir: string, port: number, user: OsUser | undefined, log: (line: string) => void): Promise<StartedPostmaster> {
+export async function spawnPostmaster(
+  binaries: Binaries,
+  dataDir: string,
+  port: number,
+  user: OsUser | undefined,
+  log: (line: string) => void,
+): Promise<StartedPostmaster> {
   const logFile = logFileOf(dataDir);
-  const args = ['-D', dataDir, '-p', String(port), ...socketArgs(dataDir, port, log), '-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'];
-  log(`starting postgres ${args.join(' ')}`);
-  const fd = openSync(logFile, 'a', 0o600);
+  const args = ["-D", dataDir, "-p", String(port), ...socketArgs(dataDir, port, log), "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"];
+  log(`starting postgres ${args.join(" ")}`);
+  const fd = openSync(logFile, "a", 0o600);
   let child;
   try {
     if (user) await chown(logFile, user.uid, user.gid);
     // Detached, in its own session and with no pipes to us: the database outlives this process
     // (even SIGKILL), and the next start adopts it through postmaster.pid.
-    child = spawn(binaries.postgres, args, { ...user, env: childEnv(), detached: true, stdio: ['ignore', fd, fd] });
+    child = spawn(binaries.postgres, args, { ...user, env: childEnv(), detached: true, stdio: ["ignore", fd, fd] });
   } finally {
     closeSync(fd);
   }
   let exited = false;
   let spawnError: Error | undefined;
-  child.on('error', (err) => {
+  child.on("error", (err) => {
     exited = true;
     spawnError = err;
   });
-  child.on('exit', () => {
+  child.on("exit", () => {
     exited = true;
   });
   child.unref();
   if (child.pid === undefined) {
     await sleep(0);
-    throw new Error(`could not start ${binaries.postgres}: ${spawnError?.message ?? 'no pid'}`);
+    throw new Error(`could not start ${binaries.postgres}: ${spawnError?.message ?? "no pid"}`);
   }
   return { pid: child.pid, logFile, exited: () => exited };
 }
@@ -57,20 +63,20 @@ export async function spawnPostmaster(binaries: Binaries, dataDir: string, port:
 function socketArgs(dataDir: string, port: number, log: (line: string) => void): string[] {
   // The unix socket sits in the data folder, private to the postgres OS user; nothing of ours
   // uses it (we connect over TCP), so when the path would be too long we simply go without.
-  if (path.join(dataDir, `.s.PGSQL.${port}`).length <= MAX_SOCKET_PATH) return ['-k', dataDir];
+  if (path.join(dataDir, `.s.PGSQL.${port}`).length <= MAX_SOCKET_PATH) return ["-k", dataDir];
   log(`data folder path too long for a unix socket; listening on TCP only`);
-  return ['-k', ''];
+  return ["-k", ""];
 }
 
 export async function pickFreePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
       const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => (port ? resolve(port) : reject(new Error('could not pick a free port'))));
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => (port ? resolve(port) : reject(new Error("could not pick a free port"))));
     });
   });
 }
@@ -79,17 +85,13 @@ export async function pickFreePort(): Promise<number> {
  * Connects until the server answers, then creates the database if missing. Polling the real
  * thing covers crash recovery after an unclean stop, which can take a while.
  */
-export async function waitUntilReady(
-  port: number,
-  database: string,
-  postmaster: { pid: number; logFile: string; exited?: () => boolean },
-): Promise<void> {
+export async function waitUntilReady(port: number, database: string, postmaster: { pid: number; logFile: string; exited?: () => boolean }): Promise<void> {
   const sql = postgres({
-    host: '127.0.0.1',
+    host: "127.0.0.1",
     port,
     user: SUPERUSER,
     password: PASSWORD,
-    database: 'postgres',
+    database: "postgres",
     max: 1,
     connect_timeout: 5,
     onnotice: () => {},
@@ -119,7 +121,7 @@ export async function waitUntilReady(
         await sql`create database ${sql(database)}`;
       } catch (err) {
         // 42P04 duplicate_database: another process created it between our check and now.
-        if ((err as { code?: string }).code !== '42P04') throw err;
+        if ((err as { code?: string }).code !== "42P04") throw err;
       }
     }
   } finally {
@@ -138,22 +140,22 @@ export interface RunningPostmaster {
  * postgres (pid reused after a reboot) would make postgres refuse to start, so it goes.
  */
 export async function findRunningPostmaster(dataDir: string, log: (line: string) => void): Promise<RunningPostmaster | undefined> {
-  const pidFile = path.join(dataDir, 'postmaster.pid');
+  const pidFile = path.join(dataDir, "postmaster.pid");
   let lines: string[];
   try {
-    lines = (await readFile(pidFile, 'utf8')).split('\n');
+    lines = (await readFile(pidFile, "utf8")).split("\n");
   } catch {
     return undefined;
   }
-  const pid = Number.parseInt(lines[0] ?? '', 10);
-  const port = Number.parseInt(lines[3] ?? '', 10);
+  const pid = Number.parseInt(lines[0] ?? "", 10);
+  const port = Number.parseInt(lines[3] ?? "", 10);
   if (!Number.isInteger(pid) || pid <= 0 || !isRunning(pid)) return undefined;
   if (!isPostgresProcess(pid)) {
     log(`removing ${pidFile}: pid ${pid} is alive but is not postgres`);
     await rm(pidFile, { force: true });
     return undefined;
   }
-  if ((lines[7] ?? '').trim() === 'stopping') {
+  if ((lines[7] ?? "").trim() === "stopping") {
     log(`postmaster pid ${pid} is shutting down; waiting for it before starting afresh`);
     if (!(await waitForExit(pid, STOP_TIMEOUT_MS))) throw new Error(`postmaster pid ${pid} in ${dataDir} did not finish stopping`);
     return undefined;
@@ -165,9 +167,9 @@ export async function findRunningPostmaster(dataDir: string, log: (line: string)
 export async function stopPostmaster(pid: number): Promise<void> {
   if (!isRunning(pid)) return;
   // SIGINT is postgres's "fast" shutdown: roll back open transactions, checkpoint, exit.
-  signal(pid, 'SIGINT');
+  signal(pid, "SIGINT");
   if (await waitForExit(pid, STOP_TIMEOUT_MS)) return;
-  signal(pid, 'SIGKILL');
+  signal(pid, "SIGKILL");
   if (!(await waitForExit(pid, 5_000))) throw new Error(`postmaster pid ${pid} survived SIGKILL`);
 }
 
@@ -175,7 +177,7 @@ function signal(pid: number, sig: NodeJS.Signals): void {
   try {
     process.kill(pid, sig);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+    if ((err as NodeJS.ErrnoException).code !== "ESRCH") throw err;
   }
 }
 
@@ -196,11 +198,11 @@ function isRunning(pid: number): boolean {
   try {
     process.kill(pid, 0);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+    if ((err as NodeJS.ErrnoException).code !== "EPERM") return false;
   }
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
   } catch {
     return true; // no procfs: trust kill(0)
   }
@@ -208,7 +210,7 @@ function isRunning(pid: number): boolean {
 
 function isPostgresProcess(pid: number): boolean {
   try {
-    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'postgres';
+    return readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "postgres";
   } catch {
     return true; // no procfs: trust the pid file
   }
@@ -216,13 +218,13 @@ function isPostgresProcess(pid: number): boolean {
 
 export async function logTail(logFile: string, lines = 20): Promise<string> {
   // The log is appended to across restarts, so read only its end.
-  const file = await open(logFile, 'r').catch(() => undefined);
+  const file = await open(logFile, "r").catch(() => undefined);
   if (!file) return `(no log at ${logFile})`;
   try {
     const { size } = await file.stat();
     const length = Math.min(size, 16 * 1024);
     const { buffer, bytesRead } = await file.read(Buffer.alloc(length), 0, length, size - length);
-    return buffer.toString('utf8', 0, bytesRead).trimEnd().split('\n').slice(-lines).join('\n');
+    return buffer.toString("utf8", 0, bytesRead).trimEnd().split("\n").slice(-lines).join("\n");
   } finally {
     await file.close();
   }

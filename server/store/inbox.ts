@@ -19,7 +19,9 @@ export interface InboxEntry {
 
 /** The inbox of runs this process owns (read, not removed: the batch that applies an entry removes it). */
 export async function readInbox(sql: Sql, me: string, limit: number): Promise<InboxEntry[]> {
-  const rows = await sql<{ id: number; run_id: number; kind: EventKindCode; step: number | null; attempt: number | null; body: Uint8Array | null; received_at: Date }[]>`
+  const rows = await sql<
+    { id: number; run_id: number; kind: EventKindCode; step: number | null; attempt: number | null; body: Uint8Array | null; received_at: Date }[]
+  >`
     select i.id, i.run_id, i.kind, i.step, i.attempt, i.body, i.received_at
     from run_inbox i join runs r on r.id = i.run_id
     where r.owner_id = ${me}::uuid
@@ -53,7 +55,10 @@ export function insertResults(sql: Sql | Tx, fenced: string, results: { key: Att
     select d.run_id, ${code(sql, EventKind.taskFinished)}, d.step, d.attempt, k.body, k.received_at
     from ${sql.unsafe(fenced)} d join unnest(
       ${results.map((x) => x.key.runId)}::bigint[], ${results.map((x) => x.key.step)}::integer[], ${results.map((x) => x.key.attempt)}::integer[],
-      ${byteaArray(sql, results.map((x) => x.body))}::bytea[], ${results.map((x) => x.receivedAt.toISOString())}::timestamptz[]
+      ${byteaArray(
+        sql,
+        results.map((x) => x.body),
+      )}::bytea[], ${results.map((x) => x.receivedAt.toISOString())}::timestamptz[]
     ) as k(run_id, step, attempt, body, received_at) on k.run_id = d.run_id and k.step = d.step and k.attempt = d.attempt
     returning run_id`;
 }

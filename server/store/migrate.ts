@@ -1,13 +1,13 @@
-import { readdir, readFile } from 'node:fs/promises';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import type { Sql } from 'postgres';
+import { readdir, readFile } from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Sql } from "postgres";
 
 // One fixed advisory-lock key for every Pipewright process on a database, so that servers
 // starting together apply each migration once. Advisory locks are per database, so servers on
 // different databases never wait for each other. Bound as text and cast, because the driver's
 // types do not admit bigint parameters.
-const LOCK_KEY = '7308254173962331392';
+const LOCK_KEY = "7308254173962331392";
 
 const MIGRATION_FILE = /^(\d{6})-([a-z0-9][a-z0-9_-]*)\.sql$/;
 
@@ -20,7 +20,7 @@ interface Migration {
 
 /** Applies the migrations shipped in ./migrations/ next to this module. */
 export async function migrate(sql: Sql): Promise<{ applied: string[] }> {
-  return migrateFrom(sql, new URL('./migrations/', import.meta.url));
+  return migrateFrom(sql, new URL("./migrations/", import.meta.url));
 }
 
 /**
@@ -57,7 +57,7 @@ export async function migrateFrom(sql: Sql, folder: URL | string): Promise<{ app
   const unknown = [...recorded.keys()].filter((id) => !known.has(id)).sort((a, b) => a - b);
   if (unknown.length > 0) {
     // The database was migrated by a newer build; running older code against it is not safe.
-    throw new Error(`database has migrations this build does not know: ${unknown.map((id) => `${pad(id)}-${recorded.get(id)}`).join(', ')}`);
+    throw new Error(`database has migrations this build does not know: ${unknown.map((id) => `${pad(id)}-${recorded.get(id)}`).join(", ")}`);
   }
 
   const applied: string[] = [];
@@ -66,7 +66,7 @@ export async function migrateFrom(sql: Sql, folder: URL | string): Promise<{ app
       checkName(migration, recorded.get(migration.id)!);
       continue;
     }
-    const text = await readFile(migration.path, 'utf8');
+    const text = await readFile(migration.path, "utf8");
     const didApply = await sql.begin(async (tx) => {
       await tx`select pg_advisory_xact_lock(${LOCK_KEY}::bigint)`;
       // Re-read under the lock: another process may have applied it since we looked.
@@ -89,18 +89,18 @@ export async function migrateFrom(sql: Sql, folder: URL | string): Promise<{ app
 }
 
 async function readMigrations(folder: URL | string): Promise<Migration[]> {
-  const dir = typeof folder === 'string' ? folder : fileURLToPath(folder);
+  const dir = typeof folder === "string" ? folder : fileURLToPath(folder);
   let entries: string[];
   try {
     entries = await readdir(dir);
   } catch (err) {
     // git keeps no empty folders: no folder means no migrations yet.
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
     throw err;
   }
   const migrations: Migration[] = [];
   for (const file of entries) {
-    if (!file.endsWith('.sql')) continue;
+    if (!file.endsWith(".sql")) continue;
     const match = MIGRATION_FILE.exec(file);
     if (!match) throw new Error(`migration file name ${JSON.stringify(file)} in ${dir} is not NNNNNN-short-name.sql`);
     migrations.push({ id: Number(match[1]), name: match[2], file, path: path.join(dir, file) });
@@ -123,5 +123,5 @@ function checkName(migration: Migration, recordedName: string): void {
 }
 
 function pad(id: number): string {
-  return String(id).padStart(6, '0');
+  return String(id).padStart(6, "0");
 }

@@ -13,7 +13,7 @@ const BYTES_PER_STATEMENT = 64 * 1024 * 1024;
 
 /** Stores blobs (those already there are kept as they are: same hash, same bytes). */
 export async function insertBlobs(sql: Sql | Tx, blobs: Blob[]): Promise<void> {
-  for (let i = 0; i < blobs.length; ) {
+  for (let i = 0; i < blobs.length;) {
     const chunk: Blob[] = [];
     let bytes = 0;
     while (i < blobs.length && (chunk.length === 0 || bytes + blobs[i].data.length <= BYTES_PER_STATEMENT)) {
@@ -22,7 +22,13 @@ export async function insertBlobs(sql: Sql | Tx, blobs: Blob[]): Promise<void> {
     }
     await sql`
       insert into payload_blobs (run_id, hash, data)
-      select * from unnest(${chunk.map((b) => b.runId)}::bigint[], ${byteaArray(sql, chunk.map((b) => b.hash))}::bytea[], ${byteaArray(sql, chunk.map((b) => b.data))}::bytea[])
+      select * from unnest(${chunk.map((b) => b.runId)}::bigint[], ${byteaArray(
+        sql,
+        chunk.map((b) => b.hash),
+      )}::bytea[], ${byteaArray(
+        sql,
+        chunk.map((b) => b.data),
+      )}::bytea[])
       on conflict do nothing`;
   }
 }

@@ -200,7 +200,9 @@ export function insertRuns(sql: Sql | Tx, runs: NewRunRow[], owner: string): Fra
 
 /** Writes runs' new states (and, for finished ones, their outcomes). */
 export function updateRuns(sql: Sql | Tx, changes: RunStateChange[]): Fragment {
-  const json = JSON.stringify(changes.map((c) => ({ i: c.id, st: c.state, tc: c.taskCount, fa: c.finishedAt?.getTime() ?? null, o: base64(c.outcome), fs: base64(c.finalState) })));
+  const json = JSON.stringify(
+    changes.map((c) => ({ i: c.id, st: c.state, tc: c.taskCount, fa: c.finishedAt?.getTime() ?? null, o: base64(c.outcome), fs: base64(c.finalState) })),
+  );
   return sql`
     update runs set state = c.st, task_count = c.tc, finished_at = ${msToTimestamp(sql, "c.fa")}, outcome = decode(c.o, 'base64'), final_state = decode(c.fs, 'base64')
     from json_to_recordset(${json}::text::json) as c(i bigint, st smallint, tc integer, fa float8, o text, fs text)

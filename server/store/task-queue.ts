@@ -100,7 +100,10 @@ export function resetAttempts(sql: Sql | Tx, retries: { key: AttemptKey; row: Qu
       ${retries.map((r) => r.row.claimedBy?.processId ?? null)}::uuid[],
       ${retries.map((r) => r.row.claimedBy?.workerId ?? null)}::text[],
       ${retries.map((r) => r.row.claimedBy?.leaseMs ?? 0)}::integer[],
-      ${byteaArray(sql, retries.map((r) => r.row.assignment))}::bytea[],
+      ${byteaArray(
+        sql,
+        retries.map((r) => r.row.assignment),
+      )}::bytea[],
       ${retries.map((r) => r.row.waitDeadline?.toISOString() ?? null)}::timestamptz[]
     ) as k(run_id, step, attempt, status, available_at, process_id, worker_id, lease_ms, assignment, wait_deadline)
     where q.run_id = k.run_id and q.step = k.step and q.attempt = k.attempt

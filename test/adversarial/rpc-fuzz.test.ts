@@ -19,7 +19,13 @@ import { PipewrightClient } from "../../client/client.js";
 import { AdminService } from "../../proto/gen/pipewright/v1/admin_service_pb.js";
 import { RunState } from "../../proto/gen/pipewright/v1/run_pb.js";
 import { RunService } from "../../proto/gen/pipewright/v1/run_service_pb.js";
-import { ConnectRequestSchema, ConnectResponseSchema, HelloSchema, TaskResultSchema, TaskResultsSchema } from "../../proto/gen/pipewright/v1/worker_service_pb.js";
+import {
+  ConnectRequestSchema,
+  ConnectResponseSchema,
+  HelloSchema,
+  TaskResultSchema,
+  TaskResultsSchema,
+} from "../../proto/gen/pipewright/v1/worker_service_pb.js";
 import { createClient } from "../../proto/runtime/grpc-bridge.js";
 import * as ex from "../../examples/tasks.js";
 import { Worker } from "../../worker-sdk/worker.js";
@@ -34,7 +40,14 @@ const SEED = Number(process.env.PIPEWRIGHT_FUZZ_SEED ?? Date.now() % 2 ** 31);
 const RUNS = Number(process.env.PIPEWRIGHT_FUZZ_RUNS ?? 60);
 const KINDS: FuzzKind[] = ["random", "random", "deep", "truncated", "flipped", "garbage"];
 /** Statuses a bad request may get. INTERNAL, UNKNOWN and UNAVAILABLE (the database is up) are bugs. */
-const PRECISE = new Set([grpc.status.OK, grpc.status.INVALID_ARGUMENT, grpc.status.NOT_FOUND, grpc.status.RESOURCE_EXHAUSTED, grpc.status.FAILED_PRECONDITION, grpc.status.ALREADY_EXISTS]);
+const PRECISE = new Set([
+  grpc.status.OK,
+  grpc.status.INVALID_ARGUMENT,
+  grpc.status.NOT_FOUND,
+  grpc.status.RESOURCE_EXHAUSTED,
+  grpc.status.FAILED_PRECONDITION,
+  grpc.status.ALREADY_EXISTS,
+]);
 /** Waits and watches may run into the test's own deadline. */
 const WAITING = new Set(["WaitRun", "WaitRuns", "WatchRun"]);
 
@@ -90,9 +103,7 @@ function judge(method: string, kind: string, a: Answer): void {
   const key = `${method} ${grpc.status[a.code]}`;
   answers.set(key, (answers.get(key) ?? 0) + 1);
   const precise =
-    PRECISE.has(a.code) ||
-    (WAITING.has(method) && a.code === grpc.status.DEADLINE_EXCEEDED) ||
-    (method === "Connect" && a.code === grpc.status.CANCELLED); // the fuzzer ended its stream first
+    PRECISE.has(a.code) || (WAITING.has(method) && a.code === grpc.status.DEADLINE_EXCEEDED) || (method === "Connect" && a.code === grpc.status.CANCELLED); // the fuzzer ended its stream first
   if (!precise || a.details.length > 4096) imprecise.push(`${method} (${kind}): ${grpc.status[a.code]} ${a.details.slice(0, 300)}`);
 }
 
@@ -126,7 +137,11 @@ describe(`adversarial suite (seed ${SEED}; PIPEWRIGHT_FUZZ_SEED replays it)`, ()
   it("the worker stream: fuzzed hellos and messages end the stream with a precise status; hostile results for real attempts end their runs", async () => {
     const client = new PipewrightClient(server.address);
     // Real attempts the hostile worker will answer: a task only it serves.
-    const runs = await Promise.all(Array.from({ length: 30 }, (_, i) => client.rpc.submitRun({ pipeline: { steps: [{ kind: { case: "task", value: { task: "fuzz_task", args: [] } } }] }, name: `fuzz-${i}` })));
+    const runs = await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        client.rpc.submitRun({ pipeline: { steps: [{ kind: { case: "task", value: { task: "fuzz_task", args: [] } } }] }, name: `fuzz-${i}` }),
+      ),
+    );
     await fc.assert(
       fc.asyncProperty(fc.integer({ min: 0, max: 2 ** 31 - 1 }), fc.constantFrom(...KINDS), async (seed, kind) => {
         const stream = rawStream(server.address, "/pipewright.v1.WorkerService/Connect");
@@ -138,7 +153,18 @@ describe(`adversarial suite (seed ${SEED}; PIPEWRIGHT_FUZZ_SEED replays it)`, ()
         });
         stream.on("error", () => {});
         const good = seed % 2 === 0; // half the sessions start with a valid hello, to reach real attempts
-        stream.write(Buffer.from(good ? toBinary(ConnectRequestSchema, create(ConnectRequestSchema, { kind: { case: "hello", value: create(HelloSchema, { protocolVersion: 1, taskNames: ["fuzz_task"], slots: 5 }) } })) : fuzzBytes(ConnectRequestSchema, kind, seed, { maxDepth: 500, maxRepeat: 20 })));
+        stream.write(
+          Buffer.from(
+            good
+              ? toBinary(
+                  ConnectRequestSchema,
+                  create(ConnectRequestSchema, {
+                    kind: { case: "hello", value: create(HelloSchema, { protocolVersion: 1, taskNames: ["fuzz_task"], slots: 5 }) },
+                  }),
+                )
+              : fuzzBytes(ConnectRequestSchema, kind, seed, { maxDepth: 500, maxRepeat: 20 }),
+          ),
+        );
         await new Promise((r) => setTimeout(r, 50));
         for (let i = 0; i < 3; i++) {
           // A fuzzed result for a real attempt when there is one: its outcome, state and key are hostile.
@@ -147,11 +173,18 @@ describe(`adversarial suite (seed ${SEED}; PIPEWRIGHT_FUZZ_SEED replays it)`, ()
           // The real key last: a repeated singular field's last occurrence wins.
           const result = key ? concat(body, toBinary(TaskResultSchema, create(TaskResultSchema, { key }))) : body;
           const message = toBinary(ConnectRequestSchema, create(ConnectRequestSchema, { kind: { case: "results", value: create(TaskResultsSchema, {}) } }));
-          stream.write(Buffer.from(key ? wrapResults(result) : i === 0 ? message : fuzzBytes(ConnectRequestSchema, kind, seed + 7 * i, { maxDepth: 300, maxRepeat: 20 })));
+          stream.write(
+            Buffer.from(key ? wrapResults(result) : i === 0 ? message : fuzzBytes(ConnectRequestSchema, kind, seed + 7 * i, { maxDepth: 300, maxRepeat: 20 })),
+          );
         }
         await new Promise((r) => setTimeout(r, 30));
         stream.end();
-        const s = await Promise.race([status, new Promise<grpc.StatusObject>((r) => setTimeout(() => r({ code: grpc.status.DEADLINE_EXCEEDED, details: "no status", metadata: new grpc.Metadata() }), 10_000))]);
+        const s = await Promise.race([
+          status,
+          new Promise<grpc.StatusObject>((r) =>
+            setTimeout(() => r({ code: grpc.status.DEADLINE_EXCEEDED, details: "no status", metadata: new grpc.Metadata() }), 10_000),
+          ),
+        ]);
         stream.client.close();
         judge("Connect", kind, s);
       }),
@@ -160,10 +193,14 @@ describe(`adversarial suite (seed ${SEED}; PIPEWRIGHT_FUZZ_SEED replays it)`, ()
     expect(imprecise).toEqual([]);
     // Every run the hostile worker touched, or that waits for it, ends once cancelled.
     for (const r of runs) await client.rpc.cancelRun({ runId: r.run!.id }).catch(() => {});
-    await until("every fuzz run ended", async () => {
-      const states = await Promise.all(runs.map((r) => client.rpc.getRun({ runId: r.run!.id }).then((x) => x.run!.state)));
-      return states.every((s) => s >= RunState.SUCCEEDED);
-    }, 30_000);
+    await until(
+      "every fuzz run ended",
+      async () => {
+        const states = await Promise.all(runs.map((r) => client.rpc.getRun({ runId: r.run!.id }).then((x) => x.run!.state)));
+        return states.every((s) => s >= RunState.SUCCEEDED);
+      },
+      30_000,
+    );
     client.close();
   }, 180_000);
 
@@ -179,10 +216,14 @@ describe(`adversarial suite (seed ${SEED}; PIPEWRIGHT_FUZZ_SEED replays it)`, ()
       token = page.nextPageToken;
     }
     for (const id of ids) await client.rpc.cancelRun({ runId: id }).catch(() => {});
-    await until("every active run ended after its cancel", async () => {
-      const page = await client.rpc.listRuns({ states: [RunState.RUNNING, RunState.PAUSED, RunState.CANCELLING], pageSize: 1 });
-      return page.runs.length === 0;
-    }, 60_000);
+    await until(
+      "every active run ended after its cancel",
+      async () => {
+        const page = await client.rpc.listRuns({ states: [RunState.RUNNING, RunState.PAUSED, RunState.CANCELLING], pageSize: 1 });
+        return page.runs.length === 0;
+      },
+      60_000,
+    );
     // The database holds no half-written run: queue rows only for active runs, events only for runs.
     const { default: postgres } = await import("postgres");
     const pg = postgres(db.url, { max: 1, onnotice: () => {} });
@@ -201,8 +242,18 @@ describe(`adversarial suite (seed ${SEED}; PIPEWRIGHT_FUZZ_SEED replays it)`, ()
     admin.close();
     const maxDelayMs = Number(status.eventLoopMaxDelay?.seconds ?? 0n) * 1000 + (status.eventLoopMaxDelay?.nanos ?? 0) / 1e6;
     // No stack trace per bad request in the log (cheap log flooding).
-    const stackLines = server.output().split("\n").filter((l) => /^\s+at /.test(l)).length;
-    const report = { seed: SEED, runsPerMethod: RUNS, answers: Object.fromEntries([...answers].sort()), eventLoopMaxDelayMs: maxDelayMs, busyRefusals: Number(status.busyRefusals), stackLines };
+    const stackLines = server
+      .output()
+      .split("\n")
+      .filter((l) => /^\s+at /.test(l)).length;
+    const report = {
+      seed: SEED,
+      runsPerMethod: RUNS,
+      answers: Object.fromEntries([...answers].sort()),
+      eventLoopMaxDelayMs: maxDelayMs,
+      busyRefusals: Number(status.busyRefusals),
+      stackLines,
+    };
     console.log("adversarial suite:", JSON.stringify(report));
     mkdirSync(".test-results", { recursive: true });
     writeFileSync(".test-results/adversarial.json", JSON.stringify(report, null, 2));

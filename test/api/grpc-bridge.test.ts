@@ -29,8 +29,7 @@ class StatusError extends Error {
 }
 class ValidationError extends Error {}
 
-const event = (runId: string, seq: number) =>
-  create(WatchRunResponseSchema, { event: create(RunEventSchema, { runId, seq: BigInt(seq) }) });
+const event = (runId: string, seq: number) => create(WatchRunResponseSchema, { event: create(RunEventSchema, { runId, seq: BigInt(seq) }) });
 
 let server: grpc.Server;
 let address: string;

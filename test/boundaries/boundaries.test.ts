@@ -4,19 +4,19 @@
 // A rule that could never fire (a misspelt path regex, a paths mapping that stopped resolving)
 // would otherwise pass `npm test` forever without checking anything.
 
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { cruise, type ICruiseOptions, type ICruiseResult } from 'dependency-cruiser';
-import extractDepcruiseOptions from 'dependency-cruiser/config-utl/extract-depcruise-options';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { cruise, type ICruiseOptions, type ICruiseResult } from "dependency-cruiser";
+import extractDepcruiseOptions from "dependency-cruiser/config-utl/extract-depcruise-options";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-const root = path.resolve(import.meta.dirname, '../..');
-const PACKAGE_FOLDERS = ['proto', 'client', 'worker-sdk', 'server'];
+const root = path.resolve(import.meta.dirname, "../..");
+const PACKAGE_FOLDERS = ["proto", "client", "worker-sdk", "server"];
 
 let config: ICruiseOptions;
 beforeAll(async () => {
-  config = await extractDepcruiseOptions(path.join(root, '.dependency-cruiser.cjs'));
+  config = await extractDepcruiseOptions(path.join(root, ".dependency-cruiser.cjs"));
 });
 
 /**
@@ -41,18 +41,20 @@ function describeViolations(result: ICruiseResult): string[] {
   return result.summary.violations.map((v) => `${v.rule.name}: ${v.from} -> ${v.to}`);
 }
 
-describe('the real tree', () => {
-  it('keeps every rule, with every @pipewright import resolved to its sources', async () => {
-    const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
+describe("the real tree", () => {
+  it("keeps every rule, with every @pipewright import resolved to its sources", async () => {
+    const pkg = JSON.parse(readFileSync(path.join(root, "package.json"), "utf8"));
     // The script npm test runs cruises the same folders as this test.
-    expect(pkg.scripts['lint:deps']).toMatch(new RegExp(`--config \\.dependency-cruiser\\.cjs\\b.* ${PACKAGE_FOLDERS.join(' ')}$`));
+    expect(pkg.scripts["lint:deps"]).toMatch(new RegExp(`--config \\.dependency-cruiser\\.cjs\\b.* ${PACKAGE_FOLDERS.join(" ")}$`));
 
     const result = await cruiseTree(root, PACKAGE_FOLDERS);
     expect(describeViolations(result)).toEqual([]);
     // Not vacuous: the package names resolve through tsconfig.json paths to the sources.
-    const resolved = new Set(result.modules.flatMap((m) => m.dependencies.filter((d) => d.module.startsWith('@pipewright/')).map((d) => `${d.module} -> ${d.resolved}`)));
-    expect(resolved).toContain('@pipewright/protocol -> proto/index.ts');
-    expect(resolved).toContain('@pipewright/client -> client/index.ts');
+    const resolved = new Set(
+      result.modules.flatMap((m) => m.dependencies.filter((d) => d.module.startsWith("@pipewright/")).map((d) => `${d.module} -> ${d.resolved}`)),
+    );
+    expect(resolved).toContain("@pipewright/protocol -> proto/index.ts");
+    expect(resolved).toContain("@pipewright/client -> client/index.ts");
     expect(result.summary.totalCruised).toBeGreaterThan(80);
   });
 });
@@ -60,94 +62,94 @@ describe('the real tree', () => {
 /** A fixture tree: file path (relative to the tree) -> contents. */
 type Tree = Record<string, string>;
 
-const EMPTY = 'export const x = 1;\n';
+const EMPTY = "export const x = 1;\n";
 
 /** What every fixture has: the package entry points that tsconfig.json paths point to. */
 const ENTRY_POINTS: Tree = {
-  'proto/index.ts': EMPTY,
-  'client/index.ts': EMPTY,
-  'worker-sdk/index.ts': EMPTY,
-  'worker-sdk/testing.ts': EMPTY,
-  'server/index.ts': EMPTY,
+  "proto/index.ts": EMPTY,
+  "client/index.ts": EMPTY,
+  "worker-sdk/index.ts": EMPTY,
+  "worker-sdk/testing.ts": EMPTY,
+  "server/index.ts": EMPTY,
   // An npm package, so that "npm packages are allowed" is checked too.
-  'node_modules/some-npm-package/package.json': JSON.stringify({ name: 'some-npm-package', version: '1.0.0', main: 'index.js' }),
-  'node_modules/some-npm-package/index.js': 'exports.x = 1;\n',
+  "node_modules/some-npm-package/package.json": JSON.stringify({ name: "some-npm-package", version: "1.0.0", main: "index.js" }),
+  "node_modules/some-npm-package/index.js": "exports.x = 1;\n",
 };
 
 const cases: { rule: string; tree: Tree }[] = [
   {
-    rule: 'protocol-depends-on-nothing-of-ours',
-    tree: { 'proto/runtime/a.ts': `import { x } from "@pipewright/client";\nexport const a = x;\n` },
+    rule: "protocol-depends-on-nothing-of-ours",
+    tree: { "proto/runtime/a.ts": `import { x } from "@pipewright/client";\nexport const a = x;\n` },
   },
   {
-    rule: 'core-is-pure',
+    rule: "core-is-pure",
     tree: {
-      'server/core/a.ts': `import { x } from "../store/b.js";\nexport const a = x;\n`,
-      'server/store/b.ts': EMPTY,
+      "server/core/a.ts": `import { x } from "../store/b.js";\nexport const a = x;\n`,
+      "server/store/b.ts": EMPTY,
     },
   },
   {
-    rule: 'store-below-engine',
+    rule: "store-below-engine",
     tree: {
-      'server/store/a.ts': `import { x } from "../engine/b.js";\nexport const a = x;\n`,
-      'server/engine/b.ts': EMPTY,
+      "server/store/a.ts": `import { x } from "../engine/b.js";\nexport const a = x;\n`,
+      "server/engine/b.ts": EMPTY,
     },
   },
   {
-    rule: 'dispatch-sees-engine-only-through-ports',
+    rule: "dispatch-sees-engine-only-through-ports",
     tree: {
       // ports.ts is allowed; run-engine.ts is not.
-      'server/dispatch/a.ts': `import { x } from "../engine/ports.js";\nimport { x as y } from "../engine/run-engine.js";\nexport const a = x + y;\n`,
-      'server/engine/ports.ts': EMPTY,
-      'server/engine/run-engine.ts': EMPTY,
+      "server/dispatch/a.ts": `import { x } from "../engine/ports.js";\nimport { x as y } from "../engine/run-engine.js";\nexport const a = x + y;\n`,
+      "server/engine/ports.ts": EMPTY,
+      "server/engine/run-engine.ts": EMPTY,
     },
   },
   {
-    rule: 'client-depends-only-on-protocol',
-    tree: { 'client/a.ts': `import { x } from "@pipewright/worker";\nexport const a = x;\n` },
+    rule: "client-depends-only-on-protocol",
+    tree: { "client/a.ts": `import { x } from "@pipewright/worker";\nexport const a = x;\n` },
   },
   {
-    rule: 'worker-sdk-not-server',
-    tree: { 'worker-sdk/a.ts': `import { x } from "../server/index.js";\nexport const a = x;\n` },
+    rule: "worker-sdk-not-server",
+    tree: { "worker-sdk/a.ts": `import { x } from "../server/index.js";\nexport const a = x;\n` },
   },
   {
     // Type-only on one side: type-only imports count.
-    rule: 'no-cycles',
+    rule: "no-cycles",
     tree: {
-      'server/api/a.ts': `import type { B } from "./b.js";\nexport type A = { b?: B };\nexport const a = 1;\n`,
-      'server/api/b.ts': `import { a } from "./a.js";\nexport type B = number;\nexport const b = a;\n`,
+      "server/api/a.ts": `import type { B } from "./b.js";\nexport type A = { b?: B };\nexport const a = 1;\n`,
+      "server/api/b.ts": `import { a } from "./a.js";\nexport type B = number;\nexport const b = a;\n`,
     },
   },
   {
-    rule: 'no-unresolvable',
-    tree: { 'client/a.ts': `import { x } from "./missing.js";\nexport const a = x;\n` },
+    rule: "no-unresolvable",
+    tree: { "client/a.ts": `import { x } from "./missing.js";\nexport const a = x;\n` },
   },
 ];
 
 /** Imports every rule allows: the control for the cases above (none of them may fire here). */
 const ALLOWED: Tree = {
-  'proto/runtime/a.ts': `import { readFileSync } from "node:fs";\nimport { x } from "some-npm-package";\nexport const a = [readFileSync, x];\n`,
-  'server/core/a.ts': `import { x } from "@pipewright/protocol";\nimport { x as y } from "some-npm-package";\nimport type { B } from "./b.js";\nimport path from "node:path";\nexport const a: B = [x, y, path];\n`,
-  'server/core/b.ts': `export type B = unknown[];\n`,
-  'server/store/a.ts': `import { a } from "../core/a.js";\nexport const s = a;\n`,
-  'server/engine/ports.ts': `import { s } from "../store/a.js";\nexport const p = s;\n`,
-  'server/dispatch/a.ts': `import { p } from "../engine/ports.js";\nimport { a } from "../core/a.js";\nexport const d = [p, a];\n`,
-  'client/a.ts': `import { x } from "@pipewright/protocol";\nimport { x as y } from "some-npm-package";\nexport const c = [x, y];\n`,
-  'worker-sdk/a.ts': `import { x } from "@pipewright/client";\nimport { x as y } from "@pipewright/protocol";\nexport const w = [x, y];\n`,
+  "proto/runtime/a.ts": `import { readFileSync } from "node:fs";\nimport { x } from "some-npm-package";\nexport const a = [readFileSync, x];\n`,
+  "server/core/a.ts": `import { x } from "@pipewright/protocol";\nimport { x as y } from "some-npm-package";\nimport type { B } from "./b.js";\nimport path from "node:path";\nexport const a: B = [x, y, path];\n`,
+  "server/core/b.ts": `export type B = unknown[];\n`,
+  "server/store/a.ts": `import { a } from "../core/a.js";\nexport const s = a;\n`,
+  "server/engine/ports.ts": `import { s } from "../store/a.js";\nexport const p = s;\n`,
+  "server/dispatch/a.ts": `import { p } from "../engine/ports.js";\nimport { a } from "../core/a.js";\nexport const d = [p, a];\n`,
+  "client/a.ts": `import { x } from "@pipewright/protocol";\nimport { x as y } from "some-npm-package";\nexport const c = [x, y];\n`,
+  "worker-sdk/a.ts": `import { x } from "@pipewright/client";\nimport { x as y } from "@pipewright/protocol";\nexport const w = [x, y];\n`,
 };
 
-describe('each rule fires on a tree that breaks it, and only that rule', () => {
+describe("each rule fires on a tree that breaks it, and only that rule", () => {
   let folder: string;
   beforeAll(() => {
-    folder = mkdtempSync(path.join(os.tmpdir(), 'pipewright-boundaries-'));
+    folder = mkdtempSync(path.join(os.tmpdir(), "pipewright-boundaries-"));
   });
   afterAll(() => rmSync(folder, { recursive: true, force: true }));
 
   /** Writes ENTRY_POINTS + tree and the repository's paths mapping into a new folder; cruises it. */
   async function cruiseFixture(name: string, tree: Tree): Promise<ICruiseResult> {
     const dir = path.join(folder, name);
-    const { paths } = JSON.parse(readFileSync(path.join(root, 'tsconfig.json'), 'utf8')).compilerOptions;
-    const files: Tree = { ...ENTRY_POINTS, ...tree, 'tsconfig.json': JSON.stringify({ compilerOptions: { paths } }) };
+    const { paths } = JSON.parse(readFileSync(path.join(root, "tsconfig.json"), "utf8")).compilerOptions;
+    const files: Tree = { ...ENTRY_POINTS, ...tree, "tsconfig.json": JSON.stringify({ compilerOptions: { paths } }) };
     for (const [file, contents] of Object.entries(files)) {
       mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
       writeFileSync(path.join(dir, file), contents);
@@ -155,22 +157,22 @@ describe('each rule fires on a tree that breaks it, and only that rule', () => {
     return cruiseTree(dir, PACKAGE_FOLDERS);
   }
 
-  it('has one case per rule of the config', () => {
+  it("has one case per rule of the config", () => {
     const rules = (config.ruleSet?.forbidden ?? []).map((r) => r.name);
     expect(cases.map((c) => c.rule).sort()).toEqual([...rules].sort());
   });
 
-  it('allows what the rules allow (the control)', async () => {
-    const result = await cruiseFixture('allowed', ALLOWED);
+  it("allows what the rules allow (the control)", async () => {
+    const result = await cruiseFixture("allowed", ALLOWED);
     expect(describeViolations(result)).toEqual([]);
     expect(result.summary.totalCruised).toBeGreaterThanOrEqual(Object.keys(ALLOWED).length);
   });
 
-  it.each(cases)('$rule', async ({ rule, tree }) => {
+  it.each(cases)("$rule", async ({ rule, tree }) => {
     const result = await cruiseFixture(rule, tree);
     const violations = describeViolations(result);
-    expect(violations.length, violations.join('\n')).toBeGreaterThan(0);
-    expect([...new Set(result.summary.violations.map((v) => v.rule.name))], violations.join('\n')).toEqual([rule]);
+    expect(violations.length, violations.join("\n")).toBeGreaterThan(0);
+    expect([...new Set(result.summary.violations.map((v) => v.rule.name))], violations.join("\n")).toEqual([rule]);
     expect(result.summary.error).toBe(violations.length);
   });
 });

@@ -40,7 +40,12 @@ async function cli(args: string[], options: { stdin?: string; tty?: boolean } = 
 }
 
 // multiply(3, 2) then divide by 2, in protobuf JSON (payload data is base64 JSON: "Mw==" is 3, "Mg==" is 2).
-const PIPELINE = { steps: [{ task: { task: "multiply", args: [{ payload: { data: "Mw==" } }, { payload: { data: "Mg==" } }] } }, { task: { task: "divide", args: [{ payload: { data: "Mg==" } }] } }] };
+const PIPELINE = {
+  steps: [
+    { task: { task: "multiply", args: [{ payload: { data: "Mw==" } }, { payload: { data: "Mg==" } }] } },
+    { task: { task: "divide", args: [{ payload: { data: "Mg==" } }] } },
+  ],
+};
 const file = (json: unknown) => {
   const f = path.join(os.tmpdir(), `pipewright-cli-${process.pid}-${Math.random().toString(36).slice(2)}.json`);
   writeFileSync(f, JSON.stringify(json));
@@ -85,7 +90,9 @@ describe("pipewright submit, get, list, watch", () => {
   });
 
   it("watch prints one line per change off a terminal, progress included, and exits with the outcome", async () => {
-    const id = (await cli(["submit", file({ steps: [{ task: { task: "stepping", args: [{ payload: { data: Buffer.from('"w1"').toString("base64") } }] } }] })])).out.trim();
+    const id = (
+      await cli(["submit", file({ steps: [{ task: { task: "stepping", args: [{ payload: { data: Buffer.from('"w1"').toString("base64") } }] } }] })])
+    ).out.trim();
     const watching = cli(["watch", id]);
     await new Promise((r) => setTimeout(r, 400));
     gates.get("w1")?.();
@@ -98,7 +105,9 @@ describe("pipewright submit, get, list, watch", () => {
   });
 
   it("watch on a terminal redraws the tree in place", async () => {
-    const id = (await cli(["submit", file({ steps: [{ task: { task: "stepping", args: [{ payload: { data: Buffer.from('"w2"').toString("base64") } }] } }] })])).out.trim();
+    const id = (
+      await cli(["submit", file({ steps: [{ task: { task: "stepping", args: [{ payload: { data: Buffer.from('"w2"').toString("base64") } }] } }] })])
+    ).out.trim();
     const watching = cli(["watch", id], { tty: true });
     await new Promise((r) => setTimeout(r, 400));
     gates.get("w2")?.();
@@ -109,7 +118,9 @@ describe("pipewright submit, get, list, watch", () => {
   });
 
   it("cancel, pause and resume say what the run is now; a finished run cannot be cancelled (exit 65)", async () => {
-    const id = (await cli(["submit", file({ steps: [{ task: { task: "stepping", args: [{ payload: { data: Buffer.from('"c1"').toString("base64") } }] } }] })])).out.trim();
+    const id = (
+      await cli(["submit", file({ steps: [{ task: { task: "stepping", args: [{ payload: { data: Buffer.from('"c1"').toString("base64") } }] } }] })])
+    ).out.trim();
     expect((await cli(["pause", id])).out).toBe(`run ${id} paused\n`);
     expect((await cli(["resume", id])).out).toBe(`run ${id} running\n`);
     expect((await cli(["cancel", id, "--reason", "test"])).out).toMatch(new RegExp(`^run ${id} (cancelling|cancelled)\\n$`));
@@ -136,7 +147,12 @@ describe("pipewright workers, status, breakers", () => {
 describe("errors", () => {
   it("an unreachable server is one line and exit 69; bad input is exit 64", async () => {
     let err = "";
-    const code = await runCli(["get", "00000000-0000-0000-0000-000000000000", "--address", "127.0.0.1:1"], { out: () => {}, err: (t) => (err += t), stdin: () => "", isTTY: false });
+    const code = await runCli(["get", "00000000-0000-0000-0000-000000000000", "--address", "127.0.0.1:1"], {
+      out: () => {},
+      err: (t) => (err += t),
+      stdin: () => "",
+      isTTY: false,
+    });
     expect(code).toBe(EXIT.unavailable);
     expect(err).toBe("cannot reach the Pipewright server at 127.0.0.1:1 (is it running? set --address or PIPEWRIGHT_ADDRESS)\n");
     const notJson = await cli(["submit", "-"], { stdin: "{ not json" });

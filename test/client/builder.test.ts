@@ -69,7 +69,9 @@ describe("immutability and the message", () => {
     const g = m.steps[0].kind.case === "group" ? m.steps[0].kind.value : undefined;
     expect(g?.maxParallelism).toBe(3);
     expect(g?.returnExceptions).toBe(true);
-    const call = g?.branches[0].steps[0].kind.value as { options: { queue: string; displayName: string; retry: { maxAttempts: number; initialDelay: { nanos: number }; retryOn: string[] } } };
+    const call = g?.branches[0].steps[0].kind.value as {
+      options: { queue: string; displayName: string; retry: { maxAttempts: number; initialDelay: { nanos: number }; retryOn: string[] } };
+    };
     expect(call.options.queue).toBe("gpu");
     expect(call.options.displayName).toBe("big multiply");
     expect(call.options.retry.maxAttempts).toBe(4);

@@ -42,7 +42,8 @@ describe("control at any point, on random pipelines", () => {
           { after: at, input: "pause" },
           { after: at + length, input: "resume" },
         ]);
-        const comparable = (o: { ok: boolean; value?: unknown; error?: unknown; state: unknown }) => plain({ ok: o.ok, r: o.ok ? o.value : o.error, s: o.state });
+        const comparable = (o: { ok: boolean; value?: unknown; error?: unknown; state: unknown }) =>
+          plain({ ok: o.ok, r: o.ok ? o.value : o.error, s: o.state });
         expect(comparable(out)).toEqual(comparable(local));
       }),
       { numRuns: RUNS },

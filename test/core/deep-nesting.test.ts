@@ -75,7 +75,12 @@ describe("the full view of a huge run", () => {
     const machine = new RunMachine(create(PipelineSchema, { steps: [create(StepSchema, { kind: { case: "group", value: { branches } } })] }));
     const long = "m".repeat(4_000);
     for (const d of dispatched(machine.apply({ type: "start", at: 0 }))) {
-      machine.apply({ type: "taskFinished", at: 1, step: d.step, outcome: { case: "error", value: create(TaskErrorSchema, { type: "E", message: long, stack: long }) } });
+      machine.apply({
+        type: "taskFinished",
+        at: 1,
+        step: d.step,
+        outcome: { case: "error", value: create(TaskErrorSchema, { type: "E", message: long, stack: long }) },
+      });
     }
     const all = stepStatuses(machine.graph, { running: new Set() }, Infinity);
     expect(all.truncated).toBe(false);

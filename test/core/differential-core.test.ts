@@ -14,7 +14,8 @@ import { simulate } from "../support/simulate-machine.js";
 const RUNS = Number(process.env.PIPEWRIGHT_PROPERTY_RUNS ?? 500);
 const SEED = process.env.PIPEWRIGHT_PROPERTY_SEED ? Number(process.env.PIPEWRIGHT_PROPERTY_SEED) : undefined;
 
-const comparable = (o: { ok: boolean; value?: unknown; error?: unknown; state: unknown }) => plain({ ok: o.ok, result: o.ok ? o.value : o.error, state: o.state });
+const comparable = (o: { ok: boolean; value?: unknown; error?: unknown; state: unknown }) =>
+  plain({ ok: o.ok, result: o.ok ? o.value : o.error, state: o.state });
 
 describe("core state machine = local runner on random pipelines", () => {
   it(`agrees on ${RUNS} random pipelines`, async () => {

@@ -11,7 +11,10 @@ const cases = {
   continuation: [t.multiply.send(3, 2).continueWith(t.divide, 2), 3],
   "fan-in-average": [inParallel([t.multiply.send(3, 2), t.multiply.send(4, 5)]).continueWith(t.average), 13],
   nested: [
-    inParallel([t.multiply.send(3, 2).continueWith(t.divide, 2), inParallel([t.multiply.send(4, 5), t.multiply.send(3, 4)]).continueWith(t.average)]).continueWith(t.average),
+    inParallel([
+      t.multiply.send(3, 2).continueWith(t.divide, 2),
+      inParallel([t.multiply.send(4, 5), t.multiply.send(3, 4)]).continueWith(t.average),
+    ]).continueWith(t.average),
     9.5,
   ],
   state: [t.multiplyWithState.send(3, 2).continueWith(t.subtract, 1).continueWith(t.addState), 15],
@@ -34,7 +37,10 @@ describe("reference examples", () => {
 
   it("with-initial: 10,000 branches in 10 stages sum to 100010000", async () => {
     const branches = Array.from({ length: 10_000 }, (_, i) => t.multiply.partial(i + 1));
-    const proto = inParallel(branches, { numStages: 10 }).continueWith(t.sum).withInitial({ args: [2] }).toProto();
+    const proto = inParallel(branches, { numStages: 10 })
+      .continueWith(t.sum)
+      .withInitial({ args: [2] })
+      .toProto();
     const core = await simulate(proto, t.allTasks);
     expect(core).toMatchObject({ ok: true, value: 100010000 });
     const local = await runLocally(proto, { tasks: t.allTasks });
@@ -42,7 +48,11 @@ describe("reference examples", () => {
   });
 
   it("finally runs after a failure, keeps the error and sees the state", async () => {
-    const proto = t.fail.send("bad").finallyDo(t.cleanup).withInitial({ state: { n: 1 } }).toProto();
+    const proto = t.fail
+      .send("bad")
+      .finallyDo(t.cleanup)
+      .withInitial({ state: { n: 1 } })
+      .toProto();
     const core = await simulate(proto, t.allTasks);
     const local = await runLocally(proto, { tasks: t.allTasks });
     expect(core.ok).toBe(false);

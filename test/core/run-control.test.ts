@@ -25,7 +25,9 @@ const EXPECTED: [RunState, RunControl, true | string][] = [
   [RunState.CANCELLING, "pause", "run r1 is being cancelled, it cannot be paused"],
   [RunState.CANCELLING, "resume", "run r1 is being cancelled, it cannot be resumed"],
   [RunState.CANCELLING, "timeout", true],
-  ...[RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED].flatMap((s) => ACTIONS.map((a): [RunState, RunControl, string] => [s, a, "run r1 has already finished"])),
+  ...[RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED].flatMap((s) =>
+    ACTIONS.map((a): [RunState, RunControl, string] => [s, a, "run r1 has already finished"]),
+  ),
 ];
 
 /** A machine of `a(1)` then finally `f()`, brought to `state`. */
@@ -44,23 +46,32 @@ function machineIn(state: RunState): RunMachine {
 }
 
 describe("run controls", () => {
-  it.each(EXPECTED.map(([state, action, expected]) => [RunState[state], action, expected, state] as const))("a run %s: %s is %s", (_name, action, expected, state) => {
-    expect(controlRefusal(state, action, "r1") ?? true).toBe(expected);
-  });
+  it.each(EXPECTED.map(([state, action, expected]) => [RunState[state], action, expected, state] as const))(
+    "a run %s: %s is %s",
+    (_name, action, expected, state) => {
+      expect(controlRefusal(state, action, "r1") ?? true).toBe(expected);
+    },
+  );
 
-  it.each([RunState.RUNNING, RunState.PAUSED, RunState.CANCELLING, RunState.SUCCEEDED].map((s) => [RunState[s], s] as const))("the run machine %s does what the table says for pause and resume, and nothing when it refuses", (_name, state) => {
-    for (const action of ["pause", "resume"] as const) {
-      const m = machineIn(state);
-      const effects = m.apply({ type: action, at: 10 });
-      if (controlRefusal(state, action, "r1") === undefined) {
-        expect(m.runState, action).toBe(action === "pause" ? RunState.PAUSED : RunState.RUNNING);
-        expect(effects.some((e) => e.type === "holdQueued"), action).toBe(true);
-      } else {
-        expect(m.runState, action).toBe(state);
-        expect(effects, action).toEqual([]);
+  it.each([RunState.RUNNING, RunState.PAUSED, RunState.CANCELLING, RunState.SUCCEEDED].map((s) => [RunState[s], s] as const))(
+    "the run machine %s does what the table says for pause and resume, and nothing when it refuses",
+    (_name, state) => {
+      for (const action of ["pause", "resume"] as const) {
+        const m = machineIn(state);
+        const effects = m.apply({ type: action, at: 10 });
+        if (controlRefusal(state, action, "r1") === undefined) {
+          expect(m.runState, action).toBe(action === "pause" ? RunState.PAUSED : RunState.RUNNING);
+          expect(
+            effects.some((e) => e.type === "holdQueued"),
+            action,
+          ).toBe(true);
+        } else {
+          expect(m.runState, action).toBe(state);
+          expect(effects, action).toEqual([]);
+        }
       }
-    }
-  });
+    },
+  );
 
   it("a cancel accepted while cancelling changes nothing (the run is stopping already)", () => {
     const m = machineIn(RunState.CANCELLING);

@@ -6,7 +6,15 @@
 
 import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
-import { DagNodeSchema, DagSchema, ParentArgumentSchema, PipelineSchema, StepSchema, TaskCallSchema, type Pipeline } from "../../proto/gen/pipewright/v1/pipeline_pb.js";
+import {
+  DagNodeSchema,
+  DagSchema,
+  ParentArgumentSchema,
+  PipelineSchema,
+  StepSchema,
+  TaskCallSchema,
+  type Pipeline,
+} from "../../proto/gen/pipewright/v1/pipeline_pb.js";
 import { ValueSchema } from "../../proto/gen/pipewright/v1/value_pb.js";
 import { validatePipeline } from "../../proto/runtime/validate-pipeline.js";
 

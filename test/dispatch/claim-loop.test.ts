@@ -146,7 +146,9 @@ describe("the claim loop", () => {
     await until("the claim failed", () => h!.log.some((l) => l.startsWith("claiming tasks:")));
 
     // PostgreSQL committed the claim: the row is held for the worker, which never got it.
-    const [held] = await h.sql<{ status: number; worker_id: string; attempt: number }[]>`select status, worker_id, attempt from task_queue where run_id = ${row.runId}`;
+    const [held] = await h.sql<
+      { status: number; worker_id: string; attempt: number }[]
+    >`select status, worker_id, attempt from task_queue where run_id = ${row.runId}`;
     expect(held).toEqual({ status: 1, worker_id: sessionId, attempt: 1 });
     expect(w.assignments).toHaveLength(0);
 

@@ -33,7 +33,11 @@ describe("server/dispatch imports", () => {
   });
 
   it("uses the engine only through engine/ports.ts", () => {
-    const intoEngine = files.flatMap((f) => importsOf(f).filter((i) => i.startsWith("../engine/") && i !== "../engine/ports.ts").map((i) => `${f}: ${i}`));
+    const intoEngine = files.flatMap((f) =>
+      importsOf(f)
+        .filter((i) => i.startsWith("../engine/") && i !== "../engine/ports.ts")
+        .map((i) => `${f}: ${i}`),
+    );
     expect(intoEngine).toEqual([]);
   });
 });

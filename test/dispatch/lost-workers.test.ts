@@ -27,7 +27,10 @@ describe("lost workers", () => {
     const [f] = h.recorded.results;
     expect([f.runId, f.step, f.attempt]).toEqual([once.runId, once.step, 1]);
     expect(f.result.key).toBeUndefined(); // known by its queue row only, as before
-    expect(f.result.outcome).toMatchObject({ case: "error", value: { type: "pipewright.WorkerLost", message: "the attempt lost its worker 2 times (limit 2)" } });
+    expect(f.result.outcome).toMatchObject({
+      case: "error",
+      value: { type: "pipewright.WorkerLost", message: "the attempt lost its worker 2 times (limit 2)" },
+    });
 
     const rows = await h.sql<{ step: number; status: number; lost_count: number }[]>`select step, status, lost_count from task_queue order by step`;
     expect(rows).toEqual([

@@ -3,7 +3,15 @@
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PipelineSchema, StepSchema, DagSchema, DagNodeSchema, TaskCallSchema, GroupSchema, type ParentResults } from "../../proto/gen/pipewright/v1/pipeline_pb.js";
+import {
+  PipelineSchema,
+  StepSchema,
+  DagSchema,
+  DagNodeSchema,
+  TaskCallSchema,
+  GroupSchema,
+  type ParentResults,
+} from "../../proto/gen/pipewright/v1/pipeline_pb.js";
 import { RunService } from "../../proto/gen/pipewright/v1/run_service_pb.js";
 import { createClient } from "../../proto/runtime/grpc-bridge.js";
 import { inParallel } from "../../client/pipeline-builder.js";
@@ -53,7 +61,12 @@ describe("invalid submissions", () => {
                 create(PipelineSchema, {
                   steps: [
                     create(StepSchema, {
-                      kind: { case: "dag", value: create(DagSchema, { nodes: [create(DagNodeSchema, { id: "a", task: create(TaskCallSchema, { task: "x" }), parentResults: 42 as ParentResults })] }) },
+                      kind: {
+                        case: "dag",
+                        value: create(DagSchema, {
+                          nodes: [create(DagNodeSchema, { id: "a", task: create(TaskCallSchema, { task: "x" }), parentResults: 42 as ParentResults })],
+                        }),
+                      },
                     }),
                   ],
                 }), // unknown enum value
@@ -76,7 +89,9 @@ describe("invalid submissions", () => {
   it("rejects a pipeline with no steps at all, and a missing pipeline", async () => {
     const rpc = createClient(RunService, ts.address);
     const before = await counts();
-    expect(await expectRejected(rpc.submitRun({ pipeline: create(PipelineSchema, {}) }), grpc.status.INVALID_ARGUMENT)).toContain("pipeline.steps: must not be empty");
+    expect(await expectRejected(rpc.submitRun({ pipeline: create(PipelineSchema, {}) }), grpc.status.INVALID_ARGUMENT)).toContain(
+      "pipeline.steps: must not be empty",
+    );
     expect(await expectRejected(rpc.submitRun({}), grpc.status.INVALID_ARGUMENT)).toContain("pipeline: must be set");
     expect(await counts()).toEqual(before);
     rpc.close();

@@ -61,7 +61,10 @@ describe("big payloads are shared, not copied per branch", () => {
 
   it("an 8 MB result fanned out to 64 branches commits once and every branch gets it (its commit used to fail every 1.6 s forever)", async () => {
     const client = ts.client();
-    const p = makeBig.send(8 * MB).continueWith(inParallel(Array.from({ length: 64 }, () => len.partial()))).continueWith(sum);
+    const p = makeBig
+      .send(8 * MB)
+      .continueWith(inParallel(Array.from({ length: 64 }, () => len.partial())))
+      .continueWith(sum);
     const run = await client.submit(p);
     expect(await run.result(60_000)).toBe(64 * 8 * MB);
   }, 90_000);
@@ -95,7 +98,10 @@ describe("what can never fit gets a precise, final error", () => {
   it("a group result over the value limit fails the next step with pipewright.LimitExceeded, once", async () => {
     const client = ts.client();
     // Four branches echo a 12 MB string: the list of results is 48 MB, over the 32 MiB limit.
-    const p = makeBig.send(12 * MB).continueWith(inParallel(Array.from({ length: 4 }, () => echo.partial()))).continueWith(len as never);
+    const p = makeBig
+      .send(12 * MB)
+      .continueWith(inParallel(Array.from({ length: 4 }, () => echo.partial())))
+      .continueWith(len as never);
     const run = await client.submit(p);
     const err = (await run.result(60_000).catch((e) => e)) as RunFailedError;
     expect(err).toBeInstanceOf(RunFailedError);

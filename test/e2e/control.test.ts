@@ -28,7 +28,9 @@ describe("cancel", () => {
   it("stops running tasks (their AbortSignal fires), starts nothing new, runs finally, ends CANCELLED", async () => {
     const client = ts.client();
     const run = await client.submit(
-      inParallel([t.gate.send("a"), t.gate.send("b"), t.gate.send("c")], { maxParallelism: 2 }).continueWith(t.echo).finallyDo(ex.cleanup),
+      inParallel([t.gate.send("a"), t.gate.send("b"), t.gate.send("c")], { maxParallelism: 2 })
+        .continueWith(t.echo)
+        .finallyDo(ex.cleanup),
     );
     await until("a and b started", () => t.journal.includes("start a") && t.journal.includes("start b"));
     const cancelled = await run.cancel("enough");
@@ -118,9 +120,9 @@ describe("timeouts", () => {
     const raw = new RawWorker(ts.address, ["quiet"], 1, ["quiet-q"]);
     const quiet = { send: undefined } as never;
     void quiet;
-    const run = await ts.client().submit(
-      (await import("../../client/task-ref.js")).taskRef<[], number>("quiet", { queue: "quiet-q", heartbeatTimeoutMs: 300 }).send(),
-    );
+    const run = await ts
+      .client()
+      .submit((await import("../../client/task-ref.js")).taskRef<[], number>("quiet", { queue: "quiet-q", heartbeatTimeoutMs: 300 }).send());
     await raw.waitForAssignments(1);
     const keepAlive = setInterval(() => raw.heartbeat([]), 100); // alive, but never mentions the attempt
     try {
@@ -176,7 +178,10 @@ describe("lost workers", () => {
     const raw = new RawWorker(ts.address, ["subtract"], 1, ["late"]);
     const run = await ts.client().submit(ex.subtract.withOptions({ queue: "late" }).send(10, 1));
     const [a] = await raw.waitForAssignments(1);
-    await until("the silent worker is dropped and the attempt re-queued", async () => (await ts.server.sql`select attempt, status from task_queue where status = 0`).length > 0);
+    await until(
+      "the silent worker is dropped and the attempt re-queued",
+      async () => (await ts.server.sql`select attempt, status from task_queue where status = 0`).length > 0,
+    );
     const good = await ts.worker({ tasks: t.testTasks, queues: ["late"], slots: 1 });
     expect(await run.result()).toBe(9);
     raw.result(a.key!, encodeValue(-1)); // far too late, and from a dropped session

@@ -34,7 +34,10 @@ export async function differential(server: TestServer, specs: PipelineSpec[], se
   for (let i = 0; i < pipelines.length; i += 100) handles.push(...(await client.submitMany(pipelines.slice(i, i + 100))));
   const runs = await Promise.all(handles.map((h) => h.wait(120_000)));
   const mismatches = await mismatchesAgainstLocal(runs, pipelines, (i) => `case ${i}: ${JSON.stringify(specs[i])}`);
-  expect(mismatches, `seed ${seed}: ${mismatches.length} of ${specs.length} cases differ (reproduce with PIPEWRIGHT_PROPERTY_SEED=${seed})\n${mismatches.slice(0, 3).join("\n")}`).toEqual([]);
+  expect(
+    mismatches,
+    `seed ${seed}: ${mismatches.length} of ${specs.length} cases differ (reproduce with PIPEWRIGHT_PROPERTY_SEED=${seed})\n${mismatches.slice(0, 3).join("\n")}`,
+  ).toEqual([]);
 }
 
 describe("server = local runner on random pipelines", () => {

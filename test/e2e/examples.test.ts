@@ -21,7 +21,10 @@ describe("npm run examples -- --json", () => {
       env: { ...process.env, DATABASE_URL: db.url },
       timeout: 120_000,
     });
-    const lines = stdout.trim().split("\n").map((l) => JSON.parse(l));
+    const lines = stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     expect(lines).toEqual(examples.map((e) => ({ name: e.name, result: e.expected })));
     expect(Object.fromEntries(lines.map((l) => [l.name, l.result]))).toMatchObject({
       continuation: 3,

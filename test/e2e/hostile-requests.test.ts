@@ -39,7 +39,9 @@ beforeAll(async () => {
 afterAll(() => ts?.stop());
 
 async function counts() {
-  const [r] = await ts.server.sql<{ runs: number; queue: number }[]>`select (select count(*) from runs)::int as runs, (select count(*) from task_queue)::int as queue`;
+  const [r] = await ts.server.sql<
+    { runs: number; queue: number }[]
+  >`select (select count(*) from runs)::int as runs, (select count(*) from task_queue)::int as queue`;
   return r;
 }
 
@@ -148,7 +150,16 @@ describe("text PostgreSQL cannot store is refused at the edge, and fails alone",
     const status = new Promise<grpc.StatusObject>((resolve) => stream.on("status", resolve));
     stream.on("error", () => {});
     stream.on("data", () => {});
-    stream.write(Buffer.from(toBinary(ConnectRequestSchema, create(ConnectRequestSchema, { kind: { case: "hello", value: create(HelloSchema, { protocolVersion: 1, taskNames: ["multiply"], slots: 1, queues: ["bad\0queue"] }) } }))));
+    stream.write(
+      Buffer.from(
+        toBinary(
+          ConnectRequestSchema,
+          create(ConnectRequestSchema, {
+            kind: { case: "hello", value: create(HelloSchema, { protocolVersion: 1, taskNames: ["multiply"], slots: 1, queues: ["bad\0queue"] }) },
+          }),
+        ),
+      ),
+    );
     const s = await status;
     expect(grpc.status[s.code]).toBe("INVALID_ARGUMENT");
     expect(s.details).toContain("hello.queues[0]: must not contain the character U+0000");
@@ -207,4 +218,3 @@ describe("errors that reach the client", () => {
     expect(err.details).toContain("states[0]");
   });
 });
-

@@ -15,11 +15,23 @@ import { encodeValue } from "../../proto/runtime/values.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 
 /** A map value with these entries, inserted in this order (protobuf-es writes them in insertion order). */
-const mapOf = (entries: [string, Value][]) => create(ValueSchema, { kind: { case: "map", value: create(ValueMapSchema, { entries: Object.fromEntries(entries) }) } });
+const mapOf = (entries: [string, Value][]) =>
+  create(ValueSchema, { kind: { case: "map", value: create(ValueMapSchema, { entries: Object.fromEntries(entries) }) } });
 
 function request(order: "forward" | "backward", requestId: string, x = 1) {
-  const kw: [string, Value][] = [["alpha", encodeValue(x)], ["beta", mapOf([["one", encodeValue(1)], ["two", encodeValue(2)], ["three", encodeValue(3)]])], ["gamma", encodeValue("g")]];
-  const flip = <T,>(list: T[]) => (order === "forward" ? list : [...list].reverse());
+  const kw: [string, Value][] = [
+    ["alpha", encodeValue(x)],
+    [
+      "beta",
+      mapOf([
+        ["one", encodeValue(1)],
+        ["two", encodeValue(2)],
+        ["three", encodeValue(3)],
+      ]),
+    ],
+    ["gamma", encodeValue("g")],
+  ];
+  const flip = <T>(list: T[]) => (order === "forward" ? list : [...list].reverse());
   const deep = flip(kw).map(([k, v]) => [k, v.kind.case === "map" ? mapOf(flip(Object.entries(v.kind.value.entries))) : v] as [string, Value]);
   return create(SubmitRunRequestSchema, {
     requestId,
@@ -55,9 +67,24 @@ describe("idempotency on meaning, not bytes", () => {
     const entries = fc.uniqueArray(fc.tuple(fc.string({ maxLength: 6 }), fc.integer()), { selector: ([k]) => k, maxLength: 8 });
     fc.assert(
       fc.property(entries, fc.integer(), (list, seed) => {
-        const shuffled = [...list].sort(() => (seed = (seed * 1103515245 + 12345) | 0) & 1 ? 1 : -1);
+        const shuffled = [...list].sort(() => ((seed = (seed * 1103515245 + 12345) | 0) & 1 ? 1 : -1));
         const build = (l: [string, number][]) =>
-          toBinary(SubmitRunRequestSchema, create(SubmitRunRequestSchema, { pipeline: create(PipelineSchema, { initialKwargs: Object.fromEntries(l.map(([k, v]) => [k, mapOf([["value", encodeValue(v)], ["key", encodeValue(k)]])])) }) }));
+          toBinary(
+            SubmitRunRequestSchema,
+            create(SubmitRunRequestSchema, {
+              pipeline: create(PipelineSchema, {
+                initialKwargs: Object.fromEntries(
+                  l.map(([k, v]) => [
+                    k,
+                    mapOf([
+                      ["value", encodeValue(v)],
+                      ["key", encodeValue(k)],
+                    ]),
+                  ]),
+                ),
+              }),
+            }),
+          );
         const [a, b] = [build(list), build(shuffled)];
         const [ca, cb] = [canonicalBytes(plan, a), canonicalBytes(plan, b)];
         expect(ca.length).toBe(a.length);

@@ -27,7 +27,10 @@ describe("long timeouts", () => {
   });
 
   it("durations past ten years are INVALID_ARGUMENT naming the field", async () => {
-    const err = (await ts.client().submit(nap.send(1), { runTimeoutMs: 20 * 365 * DAY }).catch((e) => e)) as grpc.ServiceError;
+    const err = (await ts
+      .client()
+      .submit(nap.send(1), { runTimeoutMs: 20 * 365 * DAY })
+      .catch((e) => e)) as grpc.ServiceError;
     expect(grpc.status[err.code]).toBe("INVALID_ARGUMENT");
     expect(err.details).toContain("run_timeout: must be at most");
   });

@@ -37,7 +37,12 @@ afterAll(async () => {
 describe("three server processes on one database", () => {
   it("a worker on process A runs a run submitted to process B; its result reaches B; C sees it", async () => {
     const [a, b, c] = clients;
-    const run = await b.submit(ex.multiply.send(3, 2).continueWith(ex.divide, 2).continueWith(inParallel([ex.add.partial(1), ex.add.partial(2)])));
+    const run = await b.submit(
+      ex.multiply
+        .send(3, 2)
+        .continueWith(ex.divide, 2)
+        .continueWith(inParallel([ex.add.partial(1), ex.add.partial(2)])),
+    );
     const [{ owner_id }] = await servers[0].sql<{ owner_id: string }[]>`select owner_id from runs where uid = ${run.id}::uuid`;
     expect(owner_id).toBe(servers[1].processId);
     expect(await c.run<number[]>(run.id).result()).toEqual([4, 5]); // waited on through C

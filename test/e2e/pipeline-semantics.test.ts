@@ -34,7 +34,12 @@ describe("semantics on the real server", () => {
     const client = ts.client();
     // Branch 0 is slow; with a limit of 2, branches 2..5 must run beside it, one after another.
     const durations = [400, 20, 20, 20, 20, 20];
-    const run = await client.submit(inParallel(durations.map((ms, i) => t.probe.send(i, ms)), { maxParallelism: 2 }));
+    const run = await client.submit(
+      inParallel(
+        durations.map((ms, i) => t.probe.send(i, ms)),
+        { maxParallelism: 2 },
+      ),
+    );
     expect(await run.result()).toEqual([0, 1, 2, 3, 4, 5]);
     expect(t.concurrency.max).toBe(2);
     const steps = (await run.get(true)).steps.filter((s) => s.task === "probe");
@@ -88,7 +93,12 @@ describe("semantics on the real server", () => {
 
   it("num_stages shows its stages as group steps and gives the same result", async () => {
     const client = ts.client();
-    const run = await client.submit(inParallel(Array.from({ length: 7 }, (_, i) => ex.multiply.send(i, 1)), { numStages: 3 }).continueWith(ex.sum));
+    const run = await client.submit(
+      inParallel(
+        Array.from({ length: 7 }, (_, i) => ex.multiply.send(i, 1)),
+        { numStages: 3 },
+      ).continueWith(ex.sum),
+    );
     expect(await run.result()).toBe(21);
     const stages = (await run.get(true)).steps.filter((s) => s.path.includes(".stages["));
     expect(stages.map((s) => [s.path, stepState(s.state)])).toEqual([

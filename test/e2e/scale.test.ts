@@ -20,7 +20,9 @@ describe("scale", () => {
   // pipelined chunks (run-engine writeRemainingRows), so every path of a huge batch runs.
   it("a group of 12,000 branches (num_stages = 1) completes with every result in order", async () => {
     const n = 12_000;
-    const p = inParallel(Array.from({ length: n }, (_, i) => ex.multiply.partial(i + 1))).continueWith(ex.sum).withInitial({ args: [2] });
+    const p = inParallel(Array.from({ length: n }, (_, i) => ex.multiply.partial(i + 1)))
+      .continueWith(ex.sum)
+      .withInitial({ args: [2] });
     expect(await ts.client().submitAndWait(p)).toBe(n * (n + 1));
   });
 

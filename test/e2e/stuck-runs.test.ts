@@ -52,12 +52,17 @@ describe("runs that used to get stuck", () => {
       expect(error.type).toBe("pipewright.Internal");
       expect(error.message).toMatch(/\(ref [0-9a-f]{8}\)/);
       expect(ts.server.engine.stats().activeRuns).toBe(0);
-      const [{ n }] = await ts.server.sql<{ n: number }[]>`select count(*)::int as n from task_queue q join runs r on r.id = q.run_id where r.uid = ${run.id}::uuid`;
+      const [{ n }] = await ts.server.sql<
+        { n: number }[]
+      >`select count(*)::int as n from task_queue q join runs r on r.id = q.run_id where r.uid = ${run.id}::uuid`;
       expect(n).toBe(0);
       // Nothing is retried behind the client's back, and control says it is over.
       await new Promise((r) => setTimeout(r, 300));
       expect(executions.count).toBe(1);
-      const cancel = await ts.client().rpc.cancelRun({ runId: run.id }).catch((e: grpc.ServiceError) => e);
+      const cancel = await ts
+        .client()
+        .rpc.cancelRun({ runId: run.id })
+        .catch((e: grpc.ServiceError) => e);
       expect((cancel as grpc.ServiceError).code).toBe(grpc.status.FAILED_PRECONDITION);
       // Its history still ends with the run's end.
       const events = [];

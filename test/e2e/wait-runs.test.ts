@@ -43,6 +43,8 @@ describe("WaitRuns", () => {
   });
 
   it("names an unknown run: NOT_FOUND", async () => {
-    await expect(ts.client().rpc.waitRuns({ runIds: ["00000000-0000-4000-8000-000000000000"], timeout: durationFromMs(100) })).rejects.toMatchObject({ code: 5 });
+    await expect(ts.client().rpc.waitRuns({ runIds: ["00000000-0000-4000-8000-000000000000"], timeout: durationFromMs(100) })).rejects.toMatchObject({
+      code: 5,
+    });
   });
 });

@@ -46,7 +46,9 @@ const statesOf = (steps: StepStatus[], path: string) => steps.filter((s) => s.pa
 
 describe("watching a run", () => {
   it("WatchRun streams the first QUEUED states, RUNNING, WAITING, progress, and the end", async () => {
-    const run = await ts.client().submit(inParallel([slow.send("a"), quick.send(1)]).continueWith(taskRef<[unknown[]], number>("quick_list")), { name: "watched" });
+    const run = await ts
+      .client()
+      .submit(inParallel([slow.send("a"), quick.send(1)]).continueWith(taskRef<[unknown[]], number>("quick_list")), { name: "watched" });
     const w = watch(run.id);
     await until("slow_progress reported progress", () => stepEvents(w.events).some((s) => s.task === "slow_progress" && s.progress));
     const steps = stepEvents(w.events);
@@ -81,11 +83,15 @@ describe("watching a run", () => {
   });
 
   it("each process writes what its workers serve with its heartbeat, and keeps beating", async () => {
-    await until("the heartbeat row lists the worker's tasks", async () => {
-      const [row] = await ts.server.sql<{ serves: [string, string][]; silence_ms: number }[]>`
+    await until(
+      "the heartbeat row lists the worker's tasks",
+      async () => {
+        const [row] = await ts.server.sql<{ serves: [string, string][]; silence_ms: number }[]>`
         select serves, extract(epoch from now() - heartbeat_at) * 1000 as silence_ms from server_processes where id = ${ts.server.processId}::uuid`;
-      return row.serves.some(([t, q]) => t === "quick" && q === "") && row.silence_ms < 3000;
-    }, 8000);
+        return row.serves.some(([t, q]) => t === "quick" && q === "") && row.silence_ms < 3000;
+      },
+      8000,
+    );
   });
 
   it("AdminService.ListWorkers lists the connected workers with what they serve and hold", async () => {

@@ -65,7 +65,10 @@ describe("DAG monitoring", () => {
 
 describe("invalid DAGs", () => {
   const expectInvalid = async (wf: Workflow, ...parts: string[]) => {
-    const err = await ts.client().submit(wf.toPipeline()).catch((e) => e);
+    const err = await ts
+      .client()
+      .submit(wf.toPipeline())
+      .catch((e) => e);
     const details = err.details ?? err.message;
     for (const p of parts) expect(details).toContain(p);
   };
@@ -87,7 +90,10 @@ describe("invalid DAGs", () => {
     const proto = dup.toPipeline().unchecked();
     const dag = proto.steps[0].kind.value as { nodes: { id: string }[] };
     dag.nodes.push({ ...dag.nodes[0] } as never);
-    const err = await ts.client().rpc.submitRun({ pipeline: proto }).catch((e) => e);
+    const err = await ts
+      .client()
+      .rpc.submitRun({ pipeline: proto })
+      .catch((e) => e);
     expect(grpc.status[err.code]).toBe("INVALID_ARGUMENT");
     expect(err.details).toContain('pipeline.steps[0].dag.nodes[1].id: duplicate id "same", first used by nodes[0]');
   });

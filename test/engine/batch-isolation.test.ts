@@ -35,7 +35,12 @@ describe("a failing item fails alone", () => {
   it("submits the database refuses get INVALID_ARGUMENT; 100 other submits at the same moment succeed", async () => {
     const client = ts.client();
     const good = Array.from({ length: 100 }, (_, i) => client.submit(ex.multiply.send(i, 3)).then((r) => r.result()));
-    const bad = Array.from({ length: 3 }, () => client.submit(ex.multiply.send(1, 1), { name: "refused" }).then(() => undefined, (e: grpc.ServiceError) => e));
+    const bad = Array.from({ length: 3 }, () =>
+      client.submit(ex.multiply.send(1, 1), { name: "refused" }).then(
+        () => undefined,
+        (e: grpc.ServiceError) => e,
+      ),
+    );
     const errors = await Promise.all(bad);
     for (const err of errors) {
       expect(grpc.status[err!.code]).toBe("INVALID_ARGUMENT");

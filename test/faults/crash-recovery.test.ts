@@ -16,7 +16,18 @@ import { mismatchesAgainstLocal } from "../support/compare-with-local.js";
 import { buildPipeline, pipelineSpec } from "../support/random-pipelines.js";
 import { outcomeOf } from "../support/run-outcome.js";
 import { spawnServer, type ServerProcess } from "../support/server-process.js";
-import { countDuplicates, finishRun, freePort, killProcess, mulberry32, newJournal, readJournal, removeJournal, resilient, startWorkerProcess } from "../support/fault-harness.js";
+import {
+  countDuplicates,
+  finishRun,
+  freePort,
+  killProcess,
+  mulberry32,
+  newJournal,
+  readJournal,
+  removeJournal,
+  resilient,
+  startWorkerProcess,
+} from "../support/fault-harness.js";
 import { nap } from "../support/test-tasks.js";
 
 const SEED = Number(process.env.PIPEWRIGHT_FAULT_SEED ?? Date.now() % 2 ** 31);
@@ -112,12 +123,36 @@ describe(`crash recovery (seed ${SEED})`, () => {
 
     const faults: string[] = [];
     const plan: [string, () => Promise<void>][] = [
-      ["server kill -9", async () => { await killServer("SIGKILL"); await startServerProcess(); }],
+      [
+        "server kill -9",
+        async () => {
+          await killServer("SIGKILL");
+          await startServerProcess();
+        },
+      ],
       ["worker 0 kill -9", () => killWorker(0)],
-      ["server kill -9", async () => { await killServer("SIGKILL"); await startServerProcess(); }],
-      ["server clean restart (SIGTERM) under load", async () => { await killServer("SIGTERM"); await startServerProcess(); }],
+      [
+        "server kill -9",
+        async () => {
+          await killServer("SIGKILL");
+          await startServerProcess();
+        },
+      ],
+      [
+        "server clean restart (SIGTERM) under load",
+        async () => {
+          await killServer("SIGTERM");
+          await startServerProcess();
+        },
+      ],
       ["worker 1 kill -9", () => killWorker(1)],
-      ["server kill -9", async () => { await killServer("SIGKILL"); await startServerProcess(); }],
+      [
+        "server kill -9",
+        async () => {
+          await killServer("SIGKILL");
+          await startServerProcess();
+        },
+      ],
     ];
     for (const [name, fault] of plan) {
       await new Promise((r) => setTimeout(r, 250 + random() * 500));

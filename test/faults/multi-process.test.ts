@@ -12,7 +12,17 @@ import { PipewrightClient } from "../../client/client.js";
 import { RunState } from "../../proto/gen/pipewright/v1/run_pb.js";
 import { mismatchesAgainstLocal } from "../support/compare-with-local.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { countDuplicates, finishRun, freePort, killProcess, newJournal, readJournal, removeJournal, resilient, startWorkerProcess } from "../support/fault-harness.js";
+import {
+  countDuplicates,
+  finishRun,
+  freePort,
+  killProcess,
+  newJournal,
+  readJournal,
+  removeJournal,
+  resilient,
+  startWorkerProcess,
+} from "../support/fault-harness.js";
 import { buildPipeline, pipelineSpec } from "../support/random-pipelines.js";
 import { spawnServer, type ServerProcess } from "../support/server-process.js";
 
@@ -58,7 +68,9 @@ describe(`three server processes, one killed under load (seed ${SEED})`, () => {
     // Submit to all three, a third each.
     for (let i = 0; i < pipelines.length; i += 15) {
       const via = clients[(i / 15) % 3];
-      const response = await resilient("submit", () => via.rpc.batchSubmitRuns({ requests: pipelines.slice(i, i + 15).map((p, j) => ({ requestId: `mp-${SEED}-${i + j}`, pipeline: p.toProto() })) }));
+      const response = await resilient("submit", () =>
+        via.rpc.batchSubmitRuns({ requests: pipelines.slice(i, i + 15).map((p, j) => ({ requestId: `mp-${SEED}-${i + j}`, pipeline: p.toProto() })) }),
+      );
       ids.push(...response.responses.map((r) => r.run!.id));
     }
     await new Promise((r) => setTimeout(r, 300));
@@ -74,7 +86,9 @@ describe(`three server processes, one killed under load (seed ${SEED})`, () => {
       const stuck = await sql`select r.uid, r.state, r.owner_id, (select count(*) from task_queue q where q.run_id = r.id)::int as queued,
         (select count(*) from run_inbox i where i.run_id = r.id)::int as inbox from runs r where r.state <= 3 and r.uid = any(${ids}::uuid[])`;
       const processes = await sql`select id, address, now() - heartbeat_at as silence from server_processes`;
-      console.log(`STUCK after 40 s: ${JSON.stringify(stuck)}\nprocesses: ${JSON.stringify(processes)}\n${servers.map((s) => s.output().split("\n").slice(-10).join("\n")).join("\n---\n")}`);
+      console.log(
+        `STUCK after 40 s: ${JSON.stringify(stuck)}\nprocesses: ${JSON.stringify(processes)}\n${servers.map((s) => s.output().split("\n").slice(-10).join("\n")).join("\n---\n")}`,
+      );
     }, 40_000);
     const runs = await finishing;
     clearTimeout(diagnose);
@@ -88,7 +102,9 @@ describe(`three server processes, one killed under load (seed ${SEED})`, () => {
     expect(owners.filter((o) => o.owner_id === victim && o.state < RunState.SUCCEEDED)).toEqual([]);
     expect(owners.every((o) => o.state >= RunState.SUCCEEDED)).toBe(true); // ...and finished
     const { tries, duplicates } = countDuplicates(readJournal(journal));
-    console.log(`multi-process fault report: ${JSON.stringify({ seed: SEED, runs: runs.length, tries, duplicates, lost: 0, activeRunsOfTheKilledProcess: heldByVictim })}`);
+    console.log(
+      `multi-process fault report: ${JSON.stringify({ seed: SEED, runs: runs.length, tries, duplicates, lost: 0, activeRunsOfTheKilledProcess: heldByVictim })}`,
+    );
     await sql.end();
     for (const c of clients) c.close();
   });

@@ -76,12 +76,21 @@ async function describeStuck(ids: string[]): Promise<void> {
   try {
     for (const id of ids.slice(0, 5)) {
       const full = (await client!.rpc.getRun({ runId: id, view: RunView.FULL })).run!;
-      const busy = full.steps.filter((s) => s.state === StepState.QUEUED || s.state === StepState.RUNNING).map((s) => `${s.path}=${StepState[s.state]}/${s.attempts}`);
-      const [run] = await sql`select id, state, owner_id, (select max(seq) from run_events where run_id = runs.id) as last_seq from runs where uid = ${id}::uuid`;
-      const queue = await sql`select step, attempt, status, process_id, worker_id, lost_count, available_at, lease_until from task_queue where run_id = ${run.id}`;
+      const busy = full.steps
+        .filter((s) => s.state === StepState.QUEUED || s.state === StepState.RUNNING)
+        .map((s) => `${s.path}=${StepState[s.state]}/${s.attempts}`);
+      const [run] =
+        await sql`select id, state, owner_id, (select max(seq) from run_events where run_id = runs.id) as last_seq from runs where uid = ${id}::uuid`;
+      const queue =
+        await sql`select step, attempt, status, process_id, worker_id, lost_count, available_at, lease_until from task_queue where run_id = ${run.id}`;
       const inbox = await sql`select kind, step, attempt from run_inbox where run_id = ${run.id}`;
-      const ran = executions.filter((e) => e.run === id).slice(-5).map((e) => `step ${e.step} attempt ${e.attempt} at ${new Date(e.at).toISOString()}`);
-      console.log(`stuck run ${id} (id ${run.id}) ${RunState[full.state]}, owner ${run.owner_id}, last event seq ${run.last_seq}; queued or running in the API: ${busy.join(" ")}; task_queue: ${JSON.stringify(queue)}; inbox: ${JSON.stringify(inbox)}; last executions at the worker: ${ran.join(", ") || "none"}`);
+      const ran = executions
+        .filter((e) => e.run === id)
+        .slice(-5)
+        .map((e) => `step ${e.step} attempt ${e.attempt} at ${new Date(e.at).toISOString()}`);
+      console.log(
+        `stuck run ${id} (id ${run.id}) ${RunState[full.state]}, owner ${run.owner_id}, last event seq ${run.last_seq}; queued or running in the API: ${busy.join(" ")}; task_queue: ${JSON.stringify(queue)}; inbox: ${JSON.stringify(inbox)}; last executions at the worker: ${ran.join(", ") || "none"}`,
+      );
     }
   } finally {
     await sql.end({ timeout: 1 });
@@ -111,14 +120,15 @@ let lastBack = 0;
  * Dispatcher.claim.
  */
 
-
 describe(`PostgreSQL crash-restarts under load (seed ${SEED})`, () => {
   it(`${CRASHES} crash-restarts with commits in flight: dispatch resumes within ${RESUME_BOUND_MS} ms each time`, async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), "pipewright-pg-crash-loop-"));
     const dataDir = path.join(dir, "db");
     const pgPort = await freePort();
     pg = await startEmbeddedPostgres({ dataDir, port: pgPort });
-    server = await spawnServer(["--address", `127.0.0.1:${await freePort()}`, "--heartbeat-interval-ms", "500", "--drain-grace-ms", "1000"], { DATABASE_URL: pg.url });
+    server = await spawnServer(["--address", `127.0.0.1:${await freePort()}`, "--heartbeat-interval-ms", "500", "--drain-grace-ms", "1000"], {
+      DATABASE_URL: pg.url,
+    });
     worker = new Worker({ address: server.address, tasks: randomTasks.map(timed), slots: 16 });
     await worker.start();
     client = new PipewrightClient(server.address);
@@ -130,7 +140,10 @@ describe(`PostgreSQL crash-restarts under load (seed ${SEED})`, () => {
         const batch = pipelines.slice(i, i + 4);
         // Refused while PostgreSQL is down (UNAVAILABLE): retried with the same request ids.
         const response = await resilient("submit batch", () =>
-          client!.rpc.batchSubmitRuns({ requests: batch.map((p, j) => ({ requestId: `crash-loop-${SEED}-${i + j}`, pipeline: p.toProto() })) }, { deadline: Date.now() + 10_000 }),
+          client!.rpc.batchSubmitRuns(
+            { requests: batch.map((p, j) => ({ requestId: `crash-loop-${SEED}-${i + j}`, pipeline: p.toProto() })) },
+            { deadline: Date.now() + 10_000 },
+          ),
         );
         response.responses.forEach((r, j) => (ids[i + j] = r.run!.id));
         await new Promise((r) => setTimeout(r, 60));
@@ -145,9 +158,13 @@ describe(`PostgreSQL crash-restarts under load (seed ${SEED})`, () => {
       await new Promise((r) => setTimeout(r, 500 + random() * 1500));
       pg = await startEmbeddedPostgres({ dataDir, port: pgPort }); // resolves once it accepts connections (polled every 100 ms)
       lastBack = Date.now();
-      await resilient("dispatch resuming", async () => {
-        if (!starts.some((t) => t > lastBack)) throw Object.assign(new Error("no task started yet"), { code: grpc.status.UNAVAILABLE });
-      }, 30_000);
+      await resilient(
+        "dispatch resuming",
+        async () => {
+          if (!starts.some((t) => t > lastBack)) throw Object.assign(new Error("no task started yet"), { code: grpc.status.UNAVAILABLE });
+        },
+        30_000,
+      );
       outages.push({ downMs: lastBack - downAt, resumeMs: starts.find((t) => t > lastBack)! - lastBack });
     }
     submitting = false;
@@ -160,11 +177,18 @@ describe(`PostgreSQL crash-restarts under load (seed ${SEED})`, () => {
 
   it(`every accepted run finishes within ${FINISH_BOUND_MS / 1000} s of the last restart, with the local runner's outcome`, async () => {
     expect(ids.length).toBeGreaterThan(0);
-    const runs: Run[] = await resilient("waiting for the runs", () => client!.waitAll(ids, Math.max(1, lastBack + FINISH_BOUND_MS - Date.now())), FINISH_BOUND_MS);
+    const runs: Run[] = await resilient(
+      "waiting for the runs",
+      () => client!.waitAll(ids, Math.max(1, lastBack + FINISH_BOUND_MS - Date.now())),
+      FINISH_BOUND_MS,
+    );
     const stuck = runs.filter((r) => r.state < RunState.SUCCEEDED);
     console.log(`postgres crash loop: ${stuck.length} of ${runs.length} runs not finished`);
     if (stuck.length) await describeStuck(stuck.map((r) => r.id));
-    expect(stuck.map((r) => r.id), "runs not finished").toEqual([]);
+    expect(
+      stuck.map((r) => r.id),
+      "runs not finished",
+    ).toEqual([]);
     const mismatches = await mismatchesAgainstLocal(runs, pipelines.slice(0, runs.length));
     expect(mismatches, `seed ${SEED}\n${mismatches.slice(0, 3).join("\n")}`).toEqual([]);
   }, 120_000);

@@ -50,7 +50,9 @@ beforeAll(async () => {
   pgPort = await freePort();
   pg = await startEmbeddedPostgres({ dataDir, port: pgPort });
   const port = await freePort();
-  server = await spawnServer(["--address", `127.0.0.1:${port}`, "--drain-grace-ms", String(DRAIN_GRACE_MS), "--heartbeat-interval-ms", "500"], { DATABASE_URL: pg.url });
+  server = await spawnServer(["--address", `127.0.0.1:${port}`, "--drain-grace-ms", String(DRAIN_GRACE_MS), "--heartbeat-interval-ms", "500"], {
+    DATABASE_URL: pg.url,
+  });
   worker = new Worker({ address: server.address, tasks: testTasks, slots: 16 });
   await worker.start();
   client = new PipewrightClient(server.address);
@@ -75,10 +77,12 @@ describe("PostgreSQL down under a server process", () => {
     await crashPostgres(dataDir);
     const notServingMs = await timeUntil("health NOT_SERVING", async () => (await health()) === "NOT_SERVING");
     const submitStart = Date.now();
-    const refused = await client!.rpc.submitRun({ requestId: "while-down", pipeline: ex.multiply.send(2, 3).toProto() }, { deadline: Date.now() + 10_000 }).then(
-      () => undefined,
-      (err: grpc.ServiceError) => err,
-    );
+    const refused = await client!.rpc
+      .submitRun({ requestId: "while-down", pipeline: ex.multiply.send(2, 3).toProto() }, { deadline: Date.now() + 10_000 })
+      .then(
+        () => undefined,
+        (err: grpc.ServiceError) => err,
+      );
     const submitMs = Date.now() - submitStart;
 
     pg = await startEmbeddedPostgres({ dataDir, port: pgPort });
@@ -86,7 +90,9 @@ describe("PostgreSQL down under a server process", () => {
     const submitStarted = Date.now();
     expect(await client!.submitAndWait(ex.multiply.send(6, 7))).toBe(42);
     const backSubmitMs = Date.now() - submitStarted;
-    console.log(`PostgreSQL crashed: NOT_SERVING after ${notServingMs} ms, submit refused in ${submitMs} ms; back: SERVING after ${servingMs} ms, a submit and its run took ${backSubmitMs} ms`);
+    console.log(
+      `PostgreSQL crashed: NOT_SERVING after ${notServingMs} ms, submit refused in ${submitMs} ms; back: SERVING after ${servingMs} ms, a submit and its run took ${backSubmitMs} ms`,
+    );
 
     expect(refused?.code).toBe(grpc.status.UNAVAILABLE);
     expect(refused?.details).toMatch(/database/);

@@ -47,7 +47,10 @@ describe("PostgreSQL restart", () => {
     const build = (i: number): Pipeline<number> => {
       let p: Pipeline<number> = nap.send(30);
       for (let k = 0; k < 4; k++) p = p.continueWith(nap);
-      return p.continueWith(inParallel([ex.add.partial(i), ex.add.partial(1)])).continueWith(ex.sum).continueWith(nap);
+      return p
+        .continueWith(inParallel([ex.add.partial(i), ex.add.partial(1)]))
+        .continueWith(ex.sum)
+        .continueWith(nap);
     };
     const runs = await Promise.all(Array.from({ length: 40 }, (_, i) => client!.submit(build(i))));
 

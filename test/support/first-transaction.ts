@@ -3,12 +3,12 @@
 // yet, and prints whether the object could be collected afterwards.
 // Usage: node --import tsx test/support/first-transaction.ts <begin|inTransaction> <database url>
 
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
-import { connect, inTransaction, type Tx } from '../../server/store/database.js';
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+import { connect, inTransaction, type Tx } from "../../server/store/database.js";
 
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
+setFlagsFromString("--expose-gc");
+const gc = runInNewContext("gc") as () => void;
 const [mode, url] = process.argv.slice(2);
 const sql = connect(url, { max: 1 });
 await sql`select 1`;
@@ -21,7 +21,7 @@ async function count(tx: Tx, n: number): Promise<void> {
 async function captured(): Promise<WeakRef<object>> {
   const big = { rows: new Array(100_000).fill(1) };
   const body = async (tx: Tx) => count(tx, big.rows.length);
-  await (mode === 'begin' ? sql.begin(body) : inTransaction(sql, body));
+  await (mode === "begin" ? sql.begin(body) : inTransaction(sql, body));
   return new WeakRef(big);
 }
 

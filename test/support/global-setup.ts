@@ -1,11 +1,11 @@
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import postgres from 'postgres';
-import type { TestProject } from 'vitest/node';
-import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../server/store/embedded-postgres.js';
-import { migrate } from '../../server/store/migrate.js';
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import postgres from "postgres";
+import type { TestProject } from "vitest/node";
+import { startEmbeddedPostgres, type EmbeddedPostgres } from "../../server/store/embedded-postgres.js";
+import { migrate } from "../../server/store/migrate.js";
 
 /**
  * Starts (or, with DATABASE_URL, borrows) one PostgreSQL server for the whole run and prepares
@@ -19,12 +19,12 @@ export default async function setup(project: TestProject): Promise<() => Promise
   let folder: string | undefined;
   let adminUrl = process.env.DATABASE_URL;
   if (!adminUrl) {
-    folder = await mkdtemp(path.join(os.tmpdir(), 'pipewright-test-'));
-    server = await startEmbeddedPostgres({ dataDir: path.join(folder, 'db'), database: 'postgres' });
+    folder = await mkdtemp(path.join(os.tmpdir(), "pipewright-test-"));
+    server = await startEmbeddedPostgres({ dataDir: path.join(folder, "db"), database: "postgres" });
     adminUrl = server.url;
   }
 
-  const template = `pipewright_template_${randomBytes(8).toString('hex')}`;
+  const template = `pipewright_template_${randomBytes(8).toString("hex")}`;
   try {
     await admin(adminUrl, async (sql) => {
       await sql`drop database if exists ${sql(template)} with (force)`;
@@ -44,8 +44,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
     throw err;
   }
 
-  project.provide('databaseUrl', adminUrl);
-  project.provide('templateDatabase', template);
+  project.provide("databaseUrl", adminUrl);
+  project.provide("templateDatabase", template);
   return () => teardown(adminUrl, template, server, folder);
 }
 

@@ -17,7 +17,21 @@ export interface FuzzShape {
 
 type Rng = () => number;
 
-const STRINGS = ["", "x", "multiply", "default", "a\u0000b", "\u0000", "é\u{1F600}", "steps[0]", "00000000-0000-0000-0000-000000000000", "-1", " ", "\uFFFD", "a".repeat(300)];
+const STRINGS = [
+  "",
+  "x",
+  "multiply",
+  "default",
+  "a\u0000b",
+  "\u0000",
+  "é\u{1F600}",
+  "steps[0]",
+  "00000000-0000-0000-0000-000000000000",
+  "-1",
+  " ",
+  "\uFFFD",
+  "a".repeat(300),
+];
 
 class Writer {
   private parts: Uint8Array[] = [];
@@ -73,7 +87,10 @@ function scalar(w: Writer, no: number, type: ScalarType, rng: Rng): void {
       w.ld(no, new TextEncoder().encode(randomString(rng)));
       return;
     case ScalarType.BYTES:
-      w.ld(no, Uint8Array.from({ length: Math.floor(rng() * 16) }, () => Math.floor(rng() * 256)));
+      w.ld(
+        no,
+        Uint8Array.from({ length: Math.floor(rng() * 16) }, () => Math.floor(rng() * 256)),
+      );
       return;
     case ScalarType.DOUBLE:
     case ScalarType.FIXED64:
@@ -101,7 +118,9 @@ function scalar(w: Writer, no: number, type: ScalarType, rng: Rng): void {
 /** A message of type `desc`; `deep` is how many levels the one deep path still has to go. */
 function message(desc: DescMessage, rng: Rng, shape: FuzzShape, depth: number, deep: number): Uint8Array {
   const w = new Writer();
-  const messageFields = desc.fields.filter((f) => f.fieldKind === "message" || (f.fieldKind === "list" && f.listKind === "message") || (f.fieldKind === "map" && f.mapKind === "message"));
+  const messageFields = desc.fields.filter(
+    (f) => f.fieldKind === "message" || (f.fieldKind === "list" && f.listKind === "message") || (f.fieldKind === "map" && f.mapKind === "message"),
+  );
   // The deep path goes on through one message field (when the type has one).
   const deepField = deep > 0 && messageFields.length ? pick(rng, messageFields) : undefined;
   for (const f of desc.fields) {

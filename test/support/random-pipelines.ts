@@ -31,15 +31,13 @@ const callSpec: fc.Arbitrary<CallSpec> = fc.record({
   retries: fc.integer({ min: 1, max: 3 }),
 });
 
-const dagSpec = fc
-  .array(fc.record({ call: callSpec, deps: fc.array(fc.nat(), { maxLength: 3 }) }), { minLength: 1, maxLength: 6 })
-  .chain((nodes) =>
-    fc.record({
-      // Dependencies only on earlier nodes: always acyclic.
-      nodes: fc.constant(nodes.map((n, i) => ({ call: n.call, deps: i === 0 ? [] : [...new Set(n.deps.map((d) => d % i))] }))),
-      outputs: fc.array(fc.nat({ max: nodes.length - 1 }), { maxLength: 2 }),
-    }),
-  );
+const dagSpec = fc.array(fc.record({ call: callSpec, deps: fc.array(fc.nat(), { maxLength: 3 }) }), { minLength: 1, maxLength: 6 }).chain((nodes) =>
+  fc.record({
+    // Dependencies only on earlier nodes: always acyclic.
+    nodes: fc.constant(nodes.map((n, i) => ({ call: n.call, deps: i === 0 ? [] : [...new Set(n.deps.map((d) => d % i))] }))),
+    outputs: fc.array(fc.nat({ max: nodes.length - 1 }), { maxLength: 2 }),
+  }),
+);
 
 export function pipelineSpec(options: { dags: boolean }): fc.Arbitrary<PipelineSpec> {
   const { pipeline } = fc.letrec<{ pipeline: PipelineSpec; step: StepSpec }>((tie) => ({
@@ -63,7 +61,10 @@ export function pipelineSpec(options: { dags: boolean }): fc.Arbitrary<PipelineS
       {
         steps: fc.array(tie("step") as fc.Arbitrary<StepSpec>, { minLength: 1, maxLength: 4 }),
         finallyK: fc.integer({ min: 0, max: 999 }),
-        initial: fc.record({ args: fc.array(fc.integer({ min: 0, max: 9 }), { maxLength: 2 }), state: fc.option(fc.oneof(fc.dictionary(fc.constantFrom("a", "b", "c"), fc.nat(9)), fc.nat(9)), { nil: undefined }) }),
+        initial: fc.record({
+          args: fc.array(fc.integer({ min: 0, max: 9 }), { maxLength: 2 }),
+          state: fc.option(fc.oneof(fc.dictionary(fc.constantFrom("a", "b", "c"), fc.nat(9)), fc.nat(9)), { nil: undefined }),
+        }),
       },
       { requiredKeys: ["steps"] },
     ),
@@ -183,7 +184,12 @@ export function buildPipeline(spec: PipelineSpec, root = true): Pipeline<unknown
         p = p!.exceptionally(handle, s.k);
         break;
       case "group":
-        append(inParallel(s.branches.map((b) => buildPipeline(b, false)), { maxParallelism: s.maxParallelism, numStages: s.numStages, returnExceptions: s.returnExceptions }));
+        append(
+          inParallel(
+            s.branches.map((b) => buildPipeline(b, false)),
+            { maxParallelism: s.maxParallelism, numStages: s.numStages, returnExceptions: s.returnExceptions },
+          ),
+        );
         break;
       case "dag":
         append(buildDag(s));
@@ -218,7 +224,7 @@ function buildDag(s: Extract<StepSpec, { step: "dag" }>): Pipeline<unknown> {
 /** A random DAG of `n` cheap nodes (each depends on up to 3 earlier ones), and the sum of its sinks. */
 export function randomDag(n: number, seed: number): Pipeline<number> {
   let a = seed >>> 0;
-  const rand = () => ((a = (Math.imul(a, 1664525) + 1013904223) >>> 0) / 4294967296);
+  const rand = () => (a = (Math.imul(a, 1664525) + 1013904223) >>> 0) / 4294967296;
   const wf = new Workflow(`random-dag-${n}`);
   const refs: NodeRef<number>[] = [];
   for (let i = 0; i < n; i++) {
@@ -229,6 +235,6 @@ export function randomDag(n: number, seed: number): Pipeline<number> {
 }
 
 /** A DAG node: its own number plus its parents' results, modulo 1,000,003. */
-export const dagSum = task("dag_sum", (parents: Record<string, number>, own: number) => (Object.values(parents).reduce((s, v) => s + v, own) % 1_000_003));
+export const dagSum = task("dag_sum", (parents: Record<string, number>, own: number) => Object.values(parents).reduce((s, v) => s + v, own) % 1_000_003);
 export const sinkTotal = task("sink_total", (sinks: Record<string, number>) => Object.values(sinks).reduce((s, v) => s + v, 0));
 randomTasks.push(dagSum, sinkTotal);

@@ -36,7 +36,9 @@ export class RawWorker {
     });
     this.stream.on("error", () => (this.ended = true));
     this.stream.on("end", () => (this.ended = true));
-    this.stream.write(create(ConnectRequestSchema, { kind: { case: "hello", value: create(HelloSchema, { protocolVersion: 1, taskNames: tasks, slots, queues }) } }));
+    this.stream.write(
+      create(ConnectRequestSchema, { kind: { case: "hello", value: create(HelloSchema, { protocolVersion: 1, taskNames: tasks, slots, queues }) } }),
+    );
   }
 
   /** Resolves once `n` assignments arrived. */
@@ -59,14 +61,18 @@ export class RawWorker {
 
   result(key: TaskKey, value: Value): void {
     this.stream.write(
-      create(ConnectRequestSchema, { kind: { case: "results", value: create(TaskResultsSchema, { results: [create(TaskResultSchema, { key, outcome: { case: "value", value } })] }) } }),
+      create(ConnectRequestSchema, {
+        kind: { case: "results", value: create(TaskResultsSchema, { results: [create(TaskResultSchema, { key, outcome: { case: "value", value } })] }) },
+      }),
     );
   }
 
   /** Reports a failure, with an error as given (a worker in another language may send anything). */
   fail(key: TaskKey, error: TaskError): void {
     this.stream.write(
-      create(ConnectRequestSchema, { kind: { case: "results", value: create(TaskResultsSchema, { results: [create(TaskResultSchema, { key, outcome: { case: "error", value: error } })] }) } }),
+      create(ConnectRequestSchema, {
+        kind: { case: "results", value: create(TaskResultsSchema, { results: [create(TaskResultSchema, { key, outcome: { case: "error", value: error } })] }) },
+      }),
     );
   }
 

@@ -77,6 +77,9 @@ export async function simulate(
   const r = machine.result;
   if (!r) throw new Error("the run did not finish although nothing is left to run");
   const state = r.finalState ? decodeValue(r.finalState) : null;
-  const base = "error" in r.outcome ? { ok: false as const, error: decodeError(r.outcome.error), state } : { ok: true as const, value: decodeValue(r.outcome.value), state };
+  const base =
+    "error" in r.outcome
+      ? { ok: false as const, error: decodeError(r.outcome.error), state }
+      : { ok: true as const, value: decodeValue(r.outcome.value), state };
   return { ...base, machine, runState: r.state };
 }

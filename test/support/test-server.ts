@@ -30,7 +30,11 @@ export async function startTestServer(overrides: Partial<ServerConfig> = {}): Pr
   const config: ServerConfig = { ...DEFAULT_CONFIG, address: "127.0.0.1:0", databaseUrl: db.url, drainGraceMs: 2000, ...overrides };
   // PIPEWRIGHT_TEST_LOG=1 prints the server's log; PIPEWRIGHT_TEST_LOG_FILE=path appends it to a file (no console timing).
   const logFile = process.env.PIPEWRIGHT_TEST_LOG_FILE;
-  const log = logFile ? (l: string) => appendFileSync(logFile, `${new Date().toISOString()} ${l}\n`) : process.env.PIPEWRIGHT_TEST_LOG ? (l: string) => console.log(l) : () => {};
+  const log = logFile
+    ? (l: string) => appendFileSync(logFile, `${new Date().toISOString()} ${l}\n`)
+    : process.env.PIPEWRIGHT_TEST_LOG
+      ? (l: string) => console.log(l)
+      : () => {};
   let server = await startServer(config, log);
   const clients: PipewrightClient[] = [];
   const workers: Worker[] = [];

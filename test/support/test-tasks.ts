@@ -7,7 +7,14 @@ import { currentTask } from "../../worker-sdk/task-context.js";
 import { allTasks as exampleTasks, fail as exFail } from "../../examples/tasks.js";
 
 /** Observes how many probe tasks run at once (in this process). */
-export const concurrency = { now: 0, max: 0, reset() { this.now = 0; this.max = 0; } };
+export const concurrency = {
+  now: 0,
+  max: 0,
+  reset() {
+    this.now = 0;
+    this.max = 0;
+  },
+};
 
 export const probe = task("probe", async (id: number, ms: number) => {
   concurrency.now++;
@@ -40,7 +47,10 @@ export const failWith = task("fail_with", (type: string, message: string, termin
 
 export const echo = task("echo", (...args: unknown[]) => args);
 export const retryNumber = task("retry_number", () => currentTask().retryNumber);
-export const setKey = statefulTask("set_key", (state: Record<string, unknown> | null, key: string, value: unknown) => [{ ...(state ?? {}), [key]: value }, value] as const);
+export const setKey = statefulTask(
+  "set_key",
+  (state: Record<string, unknown> | null, key: string, value: unknown) => [{ ...(state ?? {}), [key]: value }, value] as const,
+);
 export const setState = statefulTask("set_state", (_state: unknown, value: unknown) => [value, value] as const);
 export const getState = statefulTask("get_state", (state: unknown) => [state, state] as const);
 
@@ -51,13 +61,29 @@ export const childSetsKey = task("child_sets_key", (key: string, inline: boolean
 });
 
 /** Recursion: returns a child that calls itself until n is 0. */
-export const deep: TaskDefinition<[n: number], number> = task("deep", (n: number): number | Pipeline<number> => (n <= 0 ? 0 : deep.send(n - 1).continueWith(add1)));
+export const deep: TaskDefinition<[n: number], number> = task("deep", (n: number): number | Pipeline<number> =>
+  n <= 0 ? 0 : deep.send(n - 1).continueWith(add1),
+);
 export const add1 = task("add1", (x: number) => x + 1);
 
 /** Returns a group of n echo tasks. */
 export const fanOut = task("fan_out", (n: number) => inParallel(Array.from({ length: n }, (_, i) => echo.send(i))));
 
-export const testTasks: TaskDefinition<any, any>[] = [...exampleTasks, probe, flaky, failWith, echo, retryNumber, setKey, setState, getState, childSetsKey, deep, add1, fanOut];
+export const testTasks: TaskDefinition<any, any>[] = [
+  ...exampleTasks,
+  probe,
+  flaky,
+  failWith,
+  echo,
+  retryNumber,
+  setKey,
+  setState,
+  getState,
+  childSetsKey,
+  deep,
+  add1,
+  fanOut,
+];
 
 /** An exceptionally handler that fails again, with another type. */
 export const rethrowAs = task("rethrow_as", (error: import("../../proto/runtime/values.js").RemoteError, type: string): number => {
