@@ -29,6 +29,8 @@ export interface ServerConfig {
   leaseMs: number;
   /** A server process silent this long is considered dead; its attempts are re-queued. */
   processTimeoutMs: number;
+  /** A wait on a run another process owns also reads the database this often, should that process's announcement of its end be missed. */
+  remoteWaitPollMs: number;
   /** How long a shutdown waits for workers to finish what they hold. */
   drainGraceMs: number;
   /** Failures in a row that open a task's circuit (0: breakers off). */
@@ -150,6 +152,14 @@ export const OPTIONS: Option[] = [
     env: "PIPEWRIGHT_PROCESS_TIMEOUT_MS",
     default: "10000",
     help: "a server process silent this long is dead: its attempts are re-queued",
+  },
+  {
+    key: "remoteWaitPollMs",
+    kind: "integer",
+    flag: "--remote-wait-poll-ms",
+    env: "PIPEWRIGHT_REMOTE_WAIT_POLL_MS",
+    default: "1000",
+    help: "a wait on a run another server process owns also looks at the database this often (the owner announces the end; this catches a missed announcement)",
   },
   {
     key: "drainGraceMs",

@@ -114,7 +114,15 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
       sink,
     );
     const timeouts = { waitMs: config.defaultWaitTimeoutMs, executionMs: config.defaultExecutionTimeoutMs, heartbeatMs: config.defaultHeartbeatTimeoutMs };
-    engine = new RunEngine(sql, dispatcher, { machine, processId, leaseMs: config.leaseMs, timeouts, processTimeoutMs: config.processTimeoutMs, log });
+    engine = new RunEngine(sql, dispatcher, {
+      machine,
+      processId,
+      leaseMs: config.leaseMs,
+      timeouts,
+      processTimeoutMs: config.processTimeoutMs,
+      remoteWaitPollMs: config.remoteWaitPollMs,
+      log,
+    });
     const onError = errorMapper(log);
     // How long the event loop was ever blocked (AdminService.GetServerStatus): whatever a client
     // sends, every other client waits behind it.

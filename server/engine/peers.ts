@@ -19,6 +19,12 @@ export interface PeersConfig {
   processId: string;
   /** A server process silent this long is dead: its runs are taken over. */
   processTimeoutMs: number;
+  /**
+   * How often a wait on a run owned elsewhere reads the database anyway: the
+   * safety net for an announcement missed (a peer that started less than a
+   * second ago does not announce to us yet).
+   */
+  remoteWaitPollMs: number;
   log: (line: string) => void;
 }
 
@@ -29,12 +35,6 @@ export class Peers {
   private alive = false;
   /** Waits here on runs another process owns, by run uid: woken by that process's announcement. */
   private readonly remoteWaits = new Map<string, Set<() => void>>();
-  /**
-   * How often a wait on a run owned elsewhere reads the database anyway: the
-   * safety net for an announcement missed (a peer that started less than a
-   * second ago does not announce to us yet). Tests lengthen it.
-   */
-  remoteWaitPollMs = 1000;
   private unlisten?: () => Promise<void>;
 
   constructor(
@@ -44,6 +44,11 @@ export class Peers {
     /** Entries came to this process's inbox: look at them. */
     private readonly lookAtInbox: () => void,
   ) {}
+
+  /** See PeersConfig.remoteWaitPollMs. */
+  get remoteWaitPollMs(): number {
+    return this.config.remoteWaitPollMs;
+  }
 
   /** Whether other processes are alive (finished runs are then announced). */
   get any(): boolean {

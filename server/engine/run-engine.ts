@@ -46,6 +46,8 @@ export interface EngineConfig {
   timeouts: TimeoutDefaults;
   /** A server process silent this long is dead: its runs are taken over. */
   processTimeoutMs: number;
+  /** A wait on a run another process owns also reads the database this often (default 1000). */
+  remoteWaitPollMs?: number;
   /** Batches committed at once (default 4). */
   concurrentBatches?: number;
   log: (line: string) => void;
@@ -96,7 +98,12 @@ export class RunEngine {
         poke: () => dispatch.poke(),
       },
     );
-    this.peers = new Peers(sql, this.registry, { processId, processTimeoutMs: config.processTimeoutMs, log }, lookAtInbox);
+    this.peers = new Peers(
+      sql,
+      this.registry,
+      { processId, processTimeoutMs: config.processTimeoutMs, remoteWaitPollMs: config.remoteWaitPollMs ?? 1000, log },
+      lookAtInbox,
+    );
     this.reads = new RunReads(sql, this.registry, this.peers, dispatch, { machine: config.machine, log }, () => this.committer.idle());
     this.builder = new BatchBuilder(this.registry, dispatch, config, () => this.committer.add({ kind: "inbox" }));
     const writer = new BatchWriter(sql, this.registry, dispatch, config, () => this.peers.any);
@@ -173,18 +180,6 @@ export class RunEngine {
 
   stats(): EngineStats {
     return Object.freeze({ activeRuns: this.registry.size, staleResults: this.builder.staleResults, timedOut: this.timedOut });
-  }
-
-  /**
-   * How often a wait on a run owned elsewhere reads the database anyway (the
-   * safety net for a missed announcement; see Peers).
-   */
-  get remoteWaitPollMs(): number {
-    return this.peers.remoteWaitPollMs;
-  }
-
-  set remoteWaitPollMs(ms: number) {
-    this.peers.remoteWaitPollMs = ms;
   }
 
   /** Fails the attempts that waited too long for a worker (pipewright.Timeout, fenced as any result). */

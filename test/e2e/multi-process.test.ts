@@ -70,20 +70,21 @@ describe("three server processes on one database", () => {
   });
 
   it("a wait through a process that does not own the run is woken by the owner's announcement, not by polling", async () => {
-    // C's safety-net poll is made longer than the test may take: only B's announcement can end these waits.
-    const poll = servers[2].engine.remoteWaitPollMs;
-    servers[2].engine.remoteWaitPollMs = 60_000;
+    // A fourth process D whose safety-net poll is longer than the test may take: only B's announcement can end these waits.
+    const d = await startServer({ ...DEFAULT_CONFIG, address: "127.0.0.1:0", databaseUrl: db.url, heartbeatIntervalMs: 500, remoteWaitPollMs: 60_000 });
+    const viaD = new PipewrightClient(d.address);
     try {
       const one = await clients[1].submit(t.gate.send("mp-announce").continueWith(t.echo));
       const many = await clients[1].submitMany([t.gate.send("mp-announce-2"), t.gate.send("mp-announce-3")]);
-      const waitOne = clients[2].run(one.id).result(); // WaitRun through C
-      const waitMany = clients[2].waitAll(many.map((h) => h.id)); // WaitRuns through C
-      await new Promise((r) => setTimeout(r, 300)); // both waits are asleep on C by now
+      const waitOne = viaD.run(one.id).result(); // WaitRun through D
+      const waitMany = viaD.waitAll(many.map((h) => h.id)); // WaitRuns through D
+      await new Promise((r) => setTimeout(r, 300)); // both waits are asleep on D by now
       for (const g of ["mp-announce", "mp-announce-2", "mp-announce-3"]) t.openGate(g);
       expect(await waitOne).toEqual(["mp-announce"]);
       expect((await waitMany).map((r) => r.state)).toEqual([RunState.SUCCEEDED, RunState.SUCCEEDED]);
     } finally {
-      servers[2].engine.remoteWaitPollMs = poll;
+      viaD.close();
+      await d.stop();
       t.resetGates();
     }
   }, 20_000);
