@@ -26,16 +26,7 @@ export interface OwnedRun {
 }
 
 /** A run as its row and log say (`lastSeq`: its last event's seq; 0 for a new run). */
-export function ownedRun(fields: {
-  id: number;
-  uid: string;
-  requestId: string;
-  name: string;
-  createdAt: number;
-  deadline?: number;
-  machine: RunMachine;
-  lastSeq: number;
-}): OwnedRun {
+export function ownedRun(fields: Pick<OwnedRun, "id" | "uid" | "requestId" | "name" | "createdAt" | "deadline" | "machine"> & { lastSeq: number }): OwnedRun {
   const { lastSeq, ...rest } = fields;
   return { ...rest, nextSeq: lastSeq + 1, committedSeq: lastSeq, waiters: new Set(), listeners: new Set(), storedBlobs: new Set() };
 }
