@@ -66,6 +66,21 @@ module.exports = {
       to: { path: "^server/engine/", pathNot: "^server/engine/ports\\.ts$" },
     },
     {
+      name: "observe-is-a-leaf",
+      comment:
+        "server/observe/ holds what watches the server from outside (metrics, traces, logs): " +
+        "every layer may report to it, so it may import only the protocol package, itself, " +
+        "node builtins and npm packages. If it reached into the engine or the store, reporting " +
+        "would become a way around the layers.",
+      severity: "error",
+      from: { path: "^server/observe/" },
+      to: {
+        pathNot: `^(server/observe|proto)/|${NODE_MODULES}`,
+        dependencyTypesNot: ["core"],
+        couldNotResolve: false, // reported by no-unresolvable
+      },
+    },
+    {
       name: "client-depends-only-on-protocol",
       comment:
         "@pipewright/client may import only @pipewright/protocol (besides node builtins and npm " +

@@ -105,6 +105,13 @@ const cases: { rule: string; tree: Tree }[] = [
     },
   },
   {
+    rule: "observe-is-a-leaf",
+    tree: {
+      "server/observe/a.ts": `import { x } from "../engine/b.js";\nexport const a = x;\n`,
+      "server/engine/b.ts": EMPTY,
+    },
+  },
+  {
     rule: "client-depends-only-on-protocol",
     tree: { "client/a.ts": `import { x } from "@pipewright/worker";\nexport const a = x;\n` },
   },
@@ -133,7 +140,8 @@ const ALLOWED: Tree = {
   "server/core/b.ts": `export type B = unknown[];\n`,
   "server/store/a.ts": `import { a } from "../core/a.js";\nexport const s = a;\n`,
   "server/engine/ports.ts": `import { s } from "../store/a.js";\nexport const p = s;\n`,
-  "server/dispatch/a.ts": `import { p } from "../engine/ports.js";\nimport { a } from "../core/a.js";\nexport const d = [p, a];\n`,
+  "server/dispatch/a.ts": `import { p } from "../engine/ports.js";\nimport { a } from "../core/a.js";\nimport { o } from "../observe/a.js";\nexport const d = [p, a, o];\n`,
+  "server/observe/a.ts": `import { x } from "@pipewright/protocol";\nimport { x as y } from "some-npm-package";\nimport { hrtime } from "node:process";\nexport const o = [x, y, hrtime];\n`,
   "client/a.ts": `import { x } from "@pipewright/protocol";\nimport { x as y } from "some-npm-package";\nexport const c = [x, y];\n`,
   "worker-sdk/a.ts": `import { x } from "@pipewright/client";\nimport { x as y } from "@pipewright/protocol";\nexport const w = [x, y];\n`,
 };
