@@ -50,6 +50,9 @@ export class WorkerReports {
         this.stale++; // already failed by its timeout
         continue;
       }
+      const series = held.series;
+      (r.outcome.case === "error" ? series.failed : series.succeeded).inc();
+      series.execution.observe((now - held.deliveredAt) / 1000);
       out.push({
         runId: held.runId,
         step: held.step,
