@@ -12,6 +12,8 @@ export interface ClusterOptions {
   servers: number;
   workers: number;
   slots: number;
+  /** Servers serve their metrics (--metrics-address), scraped every second. */
+  metrics?: boolean;
 }
 
 export interface Cluster {
@@ -27,11 +29,21 @@ export async function startCluster(adminUrl: string, o: ClusterOptions): Promise
   const db = await freshDatabase(adminUrl, `bench_${process.pid}_${++counter}`);
   const servers: Proc[] = [];
   const addresses: string[] = [];
+  const scrapes: string[] = [];
   for (let i = 0; i < o.servers; i++) {
     const port = await freePort();
-    servers.push(await startServerProcess(db, port, ["--pool-size", "10"]));
+    const metricsPort = o.metrics ? await freePort() : 0;
+    servers.push(await startServerProcess(db, port, ["--pool-size", "10", ...(o.metrics ? ["--metrics-address", `127.0.0.1:${metricsPort}`] : [])]));
     addresses.push(`127.0.0.1:${port}`);
+    if (o.metrics) scrapes.push(`http://127.0.0.1:${metricsPort}/metrics`);
   }
+  const scraper = setInterval(() => {
+    for (const url of scrapes)
+      void fetch(url).then(
+        (r) => r.text(),
+        () => "",
+      );
+  }, 1000);
   const workers: Proc[] = [];
   for (let i = 0; i < o.workers; i++) workers.push(await startWorkerProcess(addresses, o.slots));
   await new Promise((r) => setTimeout(r, 300)); // workers connected
@@ -42,6 +54,7 @@ export async function startCluster(adminUrl: string, o: ClusterOptions): Promise
     clients,
     rss,
     async stop() {
+      clearInterval(scraper);
       rss.stop();
       for (const c of clients) c.close();
       for (const w of workers) await w.stop();

@@ -307,7 +307,8 @@ async function serve(config: ReturnType<typeof parseConfig>, io: Io): Promise<nu
   if (!process.execArgv.some((a) => a.startsWith("--heap-growing-percent"))) v8.setFlagsFromString("--heap-growing-percent=50");
   const log = (line: string) => io.out(`${new Date().toISOString()} ${line}\n`);
   const server = await startServer(config, log);
-  io.out(`pipewright listening on ${server.address}, database: ${server.database}\n`);
+  const metrics = server.metricsAddress ? `, metrics: http://${server.metricsAddress}/metrics` : "";
+  io.out(`pipewright listening on ${server.address}, database: ${server.database}${metrics}\n`);
   return new Promise<number>((resolve) => {
     let signals = 0;
     const shutdown = (signal: string) => {
