@@ -6,28 +6,30 @@
 // - counted where it happens (runs submitted and finished, tasks dispatched
 //   and finished, queue-wait and execution times, group commits): the
 //   components get this object through their constructors and count on
-//   children bound once per task and queue (TaskSeries), so counting a task
-//   costs a few additions and no lookup of labels;
+//   series bound once per task and queue (TaskSeries, held with each
+//   attempt), plain numbers (counted.ts), so counting a task costs a few
+//   additions, no allocation and no lookup of labels;
 // - read when Prometheus scrapes (active runs, workers and slots, circuits,
 //   queue depth, pool connections, and the counters the engine and the
 //   dispatcher already keep for GetServerStatus: re-queued, timed out, stale),
 //   from the sources the server wires in (MetricSources): one source of truth
 //   for each number, and nothing done between scrapes.
 
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
+import { CountFamily, HistogramFamily, type Buckets, type Count } from "./counted.js";
 
 /** What one task attempt counts on: children bound once per (task, queue), held with the attempt. */
 export interface TaskSeries {
   /** Attempts handed to a worker. */
-  readonly dispatched: { inc(): void };
+  readonly dispatched: Count;
   /** Attempts that ended, by outcome. */
-  readonly succeeded: { inc(): void };
-  readonly failed: { inc(): void };
-  readonly timedOut: { inc(): void };
+  readonly succeeded: Count;
+  readonly failed: Count;
+  readonly timedOut: Count;
   /** Seconds from ready (queued, or its retry delay over) to handed to a worker; labelled by queue only. */
-  readonly queueWait: { observe(seconds: number): void };
+  readonly queueWait: Buckets;
   /** Seconds from handed to a worker to its result (or its timeout); labelled by task only. */
-  readonly execution: { observe(seconds: number): void };
+  readonly execution: Buckets;
 }
 
 /** Per queue (and task): ready rows and how long the oldest has waited, read from the task queue. */
@@ -93,37 +95,51 @@ export class Metrics {
   readonly registry = new Registry();
 
   // ---- counted where it happens ---------------------------------------------
-  readonly runsSubmitted = this.counter("pipewright_runs_submitted_total", "Runs accepted (committed) by this process.");
-  private readonly runsFinishedFamily = this.counter(
+  readonly runsSubmitted: Count = new CountFamily(this.registry, "pipewright_runs_submitted_total", "Runs accepted (committed) by this process.").child();
+  private readonly runsFinished = new CountFamily(
+    this.registry,
     "pipewright_runs_finished_total",
     "Runs that ended in this process, by final state (succeeded, failed, cancelled).",
     ["state"],
   );
-  private readonly tasksDispatched = this.counter("pipewright_tasks_dispatched_total", "Task attempts handed to a worker.", ["task", "queue"]);
-  private readonly tasksFinished = this.counter(
+  private readonly tasksDispatched = new CountFamily(this.registry, "pipewright_tasks_dispatched_total", "Task attempts handed to a worker.", [
+    "task",
+    "queue",
+  ]);
+  private readonly tasksFinished = new CountFamily(
+    this.registry,
     "pipewright_tasks_finished_total",
     "Task attempts that ended: the worker's result (succeeded, failed) or the server's timeout (timed_out).",
     ["task", "queue", "outcome"],
   );
-  private readonly queueWait = this.histogram(
+  private readonly queueWait = new HistogramFamily(
+    this.registry,
     "pipewright_task_queue_wait_seconds",
     "Time from a task attempt being ready (queued, or its retry delay over) to being handed to a worker.",
     ["queue"],
     SECONDS_BUCKETS,
   );
-  private readonly execution = this.histogram(
+  private readonly execution = new HistogramFamily(
+    this.registry,
     "pipewright_task_execution_seconds",
     "Time from a task attempt being handed to a worker to its result or its timeout.",
     ["task"],
     SECONDS_BUCKETS,
   );
-  readonly commitDuration = this.histogram(
+  readonly commitDuration: Buckets = new HistogramFamily(
+    this.registry,
     "pipewright_commit_duration_seconds",
     "Time to build, write and act on one group commit (a batch of submits, results and controls).",
     [],
     COMMIT_BUCKETS,
-  );
-  readonly commitBatchSize = this.histogram("pipewright_commit_batch_items", "Items (submits, results, controls) in one group commit.", [], BATCH_BUCKETS);
+  ).child();
+  readonly commitBatchSize: Buckets = new HistogramFamily(
+    this.registry,
+    "pipewright_commit_batch_items",
+    "Items (submits, results, controls) in one group commit.",
+    [],
+    BATCH_BUCKETS,
+  ).child();
 
   // ---- read when scraped ----------------------------------------------------
   private readonly activeRuns = this.gauge("pipewright_runs_active", "Runs owned by this process and not finished.");
@@ -176,7 +192,9 @@ export class Metrics {
 
   private readonly series = new Map<string, Map<string, TaskSeries>>();
   private seriesCount = 0;
-  private readonly runStates = new Map<string, { inc(): void }>();
+  private readonly runStates = new Map<string, Count>();
+  private readonly queueWaits = new Map<string, Buckets>();
+  private readonly executions = new Map<string, Buckets>();
   private readonly maxTaskSeries: number;
   private sources?: MetricSources;
   private refreshing?: Promise<void>;
@@ -199,13 +217,17 @@ export class Metrics {
     let s = byTask.get(task);
     if (s) return s;
     const q = queueLabel(queue);
+    let queueWait = this.queueWaits.get(q);
+    if (!queueWait) this.queueWaits.set(q, (queueWait = this.queueWait.child(q)));
+    let execution = this.executions.get(task);
+    if (!execution) this.executions.set(task, (execution = this.execution.child(task)));
     s = {
-      dispatched: this.tasksDispatched.labels(task, q),
-      succeeded: this.tasksFinished.labels(task, q, "succeeded"),
-      failed: this.tasksFinished.labels(task, q, "failed"),
-      timedOut: this.tasksFinished.labels(task, q, "timed_out"),
-      queueWait: this.queueWait.labels(q),
-      execution: this.execution.labels(task),
+      dispatched: this.tasksDispatched.child(task, q),
+      succeeded: this.tasksFinished.child(task, q, "succeeded"),
+      failed: this.tasksFinished.child(task, q, "failed"),
+      timedOut: this.tasksFinished.child(task, q, "timed_out"),
+      queueWait,
+      execution,
     };
     byTask.set(task, s);
     this.seriesCount++;
@@ -215,7 +237,7 @@ export class Metrics {
   /** A run ended in `state` (SUCCEEDED, FAILED, CANCELLED: the RunState name; the label is lower case). */
   runFinished(state: string): void {
     let child = this.runStates.get(state);
-    if (!child) this.runStates.set(state, (child = this.runsFinishedFamily.labels(state.toLowerCase())));
+    if (!child) this.runStates.set(state, (child = this.runsFinished.child(state.toLowerCase())));
     child.inc();
   }
 
@@ -288,10 +310,6 @@ export class Metrics {
 
   private gauge<L extends string>(name: string, help: string, labelNames: L[] = []): Gauge<L> {
     return new Gauge({ name, help, labelNames, registers: [this.registry] });
-  }
-
-  private histogram<L extends string>(name: string, help: string, labelNames: L[], buckets: number[]): Histogram<L> {
-    return new Histogram({ name, help, labelNames, buckets, registers: [this.registry] });
   }
 }
 

@@ -5,6 +5,7 @@
 // nobody serves. GET /metrics is parsed and each family must hold exactly what
 // happened.
 
+import { readFile } from "node:fs/promises";
 import net from "node:net";
 import { create } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -189,6 +190,19 @@ describe("GET /metrics", () => {
     expect(m.value("pipewright_runs_active")).toBe(2);
     expect(m.value("pipewright_queue_depth", { queue: "nobody", task: "multiply" })).toBe(2);
     expect(m.find("pipewright_queue_depth", { queue: "raw" })).toEqual([]);
+  });
+
+  it("has every metric the Grafana dashboard (docs/grafana-dashboard.json) queries, and the dashboard shows every pipewright family", async () => {
+    const dashboard = JSON.parse(await readFile("docs/grafana-dashboard.json", "utf8")) as { panels: { targets: { expr: string }[] }[] };
+    const exprs = dashboard.panels.flatMap((p) => p.targets.map((t) => t.expr));
+    const queried = new Set(exprs.flatMap((e) => e.match(/\b(pipewright|process|nodejs)_[a-z0-9_]+\b/g) ?? []));
+    expect(queried.size).toBeGreaterThan(20);
+    const m = await scrape();
+    const present = new Set([...m.samples.map((s) => s.name), ...m.types.keys()]);
+    expect([...queried].filter((name) => !present.has(name))).toEqual([]);
+    const families = [...m.types.keys()].filter((f) => f.startsWith("pipewright_"));
+    const shown = (f: string) => [...queried].some((q) => q === f || q.startsWith(`${f}_`));
+    expect(families.filter((f) => !shown(f))).toEqual([]);
   });
 
   it("matches GetServerStatus's counters (one source for both)", async () => {
