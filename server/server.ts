@@ -172,6 +172,20 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(config.address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
     );
+    // Bound next to the gRPC port, so that a taken metrics port fails the start before anything runs.
+    metrics.readFrom({
+      activeRuns: () => engine!.stats().activeRuns,
+      requeuedAttempts: () => dispatcher.stats().requeued,
+      timedOutAttempts: () => engine!.stats().timedOut + dispatcher.stats().timedOut,
+      staleResults: () => engine!.stats().staleResults + dispatcher.stats().staleResults,
+      workers: () => dispatcher.workers().map((s) => ({ queues: s.queues, used: s.held.size + s.reserved, free: s.free })),
+      served: () => dispatcher.served(),
+      circuits: () => dispatcher.circuits(),
+      queueDepths: () => queueDepths(sql, METRICS_MAX_QUEUE_SERIES, METRICS_QUERY_TIMEOUT_MS),
+      poolSize: config.poolSize,
+      poolConnections: () => poolConnections(sql, applicationName, METRICS_QUERY_TIMEOUT_MS),
+    });
+    if (config.metricsAddress) metricsEndpoint = await startMetricsEndpoint(config.metricsAddress, metrics, log);
     const host = config.address.slice(0, config.address.lastIndexOf(":"));
     const identity = `${os.hostname()}/${host}:${port}`;
     await registerProcess(sql, processId, identity);
@@ -199,19 +213,6 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
     monitor.onChange(serving);
     await monitor.start();
     serving(monitor.up);
-    metrics.readFrom({
-      activeRuns: () => engine!.stats().activeRuns,
-      requeuedAttempts: () => dispatcher.stats().requeued,
-      timedOutAttempts: () => engine!.stats().timedOut + dispatcher.stats().timedOut,
-      staleResults: () => engine!.stats().staleResults + dispatcher.stats().staleResults,
-      workers: () => dispatcher.workers().map((s) => ({ queues: s.queues, used: s.held.size + s.reserved, free: s.free })),
-      served: () => dispatcher.served(),
-      circuits: () => dispatcher.circuits(),
-      queueDepths: () => queueDepths(sql, METRICS_MAX_QUEUE_SERIES, METRICS_QUERY_TIMEOUT_MS),
-      poolSize: config.poolSize,
-      poolConnections: () => poolConnections(sql, applicationName, METRICS_QUERY_TIMEOUT_MS),
-    });
-    if (config.metricsAddress) metricsEndpoint = await startMetricsEndpoint(config.metricsAddress, metrics, log);
     let stopping: Promise<void> | undefined;
     return {
       address: `${host}:${port}`,

@@ -14,6 +14,7 @@ import { ValueSchema } from "../../proto/gen/pipewright/v1/value_pb.js";
 import { RunState } from "../../proto/gen/pipewright/v1/run_pb.js";
 import { DEFAULT_CONFIG, parseConfig } from "../../server/config.js";
 import { Metrics } from "../../server/observe/metrics.js";
+import { startServer } from "../../server/server.js";
 import { parsePrometheusText, type Scrape } from "../support/prometheus-text.js";
 import { RawWorker } from "../support/raw-worker.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
@@ -271,6 +272,10 @@ describe("metrics off", () => {
       // Off, the server still counts (GetServerStatus reads the same counters), but keeps no process metrics.
       expect(await off.server.metrics.registry.getSingleMetricAsString("pipewright_runs_submitted_total")).toContain("pipewright_runs_submitted_total 0");
       expect(off.server.metrics.registry.getSingleMetric("process_cpu_seconds_total")).toBeUndefined();
+      // A metrics port already taken fails the start (and leaves nothing listening).
+      const taken = listening();
+      await expect(startServer({ ...off.config, address: "127.0.0.1:0", metricsAddress: on.server.metricsAddress! })).rejects.toThrow(/EADDRINUSE/);
+      expect(listening()).toBe(taken);
     } finally {
       await on.stop();
       await off.stop();
