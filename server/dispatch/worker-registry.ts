@@ -28,6 +28,7 @@ import { PipewrightError } from "../core/errors.js";
 import type { Sql } from "../store/database.js";
 import { servedElsewhere, type Served } from "../store/process-registry.js";
 import { normalizeQueue, WorkerSession } from "./worker-session.js";
+import type { Logger } from "../observe/logger.js";
 
 const MAX_SLOTS = 10_000;
 // Where a results message's results sit in its received bytes: each result's
@@ -51,7 +52,7 @@ export interface SessionEvents {
 export interface WorkerRegistryConfig {
   processId: string;
   heartbeatIntervalMs: number;
-  log: (line: string) => void;
+  log: Logger;
 }
 
 export class WorkerRegistry {
@@ -143,7 +144,10 @@ export class WorkerRegistry {
         },
       }),
     );
-    this.config.log(`worker ${session.id} connected: ${hello.workerName || "unnamed"}, ${hello.slots} slots, tasks ${hello.taskNames.join(",")}`);
+    this.config.log.info(
+      { worker_id: session.id, worker_name: hello.workerName, queues: [...session.queues], slots: hello.slots, tasks: hello.taskNames },
+      `worker ${session.id} connected: ${hello.workerName || "unnamed"}, ${hello.slots} slots, tasks ${hello.taskNames.join(",")}`,
+    );
     this.events.opened(session);
     try {
       for (;;) {
@@ -181,10 +185,10 @@ export class WorkerRegistry {
         session.state = "draining";
         return;
       case "hello":
-        this.config.log(`worker ${session.id} sent a second hello; ignored`);
+        this.config.log.warn({ worker_id: session.id }, `worker ${session.id} sent a second hello; ignored`);
         return;
       default:
-        this.config.log(`worker ${session.id} sent an unknown message; ignored`);
+        this.config.log.warn({ worker_id: session.id }, `worker ${session.id} sent an unknown message; ignored`);
     }
   }
 
@@ -201,7 +205,7 @@ export class WorkerRegistry {
     const silentAfter = this.config.heartbeatIntervalMs * 3;
     for (const s of this.sessions.values()) {
       if (now - s.lastSeen > silentAfter) {
-        this.config.log(`worker ${s.id} silent for ${now - s.lastSeen} ms; closing its session`);
+        this.config.log.warn({ worker_id: s.id, silent_ms: now - s.lastSeen }, `worker ${s.id} silent for ${now - s.lastSeen} ms; closing its session`);
         void this.close(s);
       }
     }
