@@ -29,7 +29,7 @@ import { ClaimLoop } from "./claim-loop.js";
 import { Delivery } from "./delivery.js";
 import { WorkerRegistry } from "./worker-registry.js";
 import { WorkerReports } from "./worker-reports.js";
-import type { WorkerSession } from "./worker-session.js";
+import { queueNames, type WorkerSession } from "./worker-session.js";
 import { MAX_LINES_PER_EVENT, type Logger } from "../observe/logger.js";
 
 export interface DispatcherConfig {
@@ -148,7 +148,7 @@ export class Dispatcher implements DispatchPort {
   private async sessionClosed(session: WorkerSession): Promise<void> {
     // Its attempts go back to the queue at once; a result it sent before
     // breaking is still accepted if the attempt was not handed out again.
-    const fields = { worker_id: session.id, worker_name: session.hello.workerName, queues: [...session.queues], slots: session.slots };
+    const fields = { worker_id: session.id, worker_name: session.hello.workerName, queues: queueNames(session), slots: session.slots };
     try {
       const lost = await queue.requeueWorker(this.sql, session.id);
       // A worker that stopped cleanly (drained) held nothing: info. One that went away holding attempts: warn.

@@ -27,7 +27,7 @@ import {
 import { PipewrightError } from "../core/errors.js";
 import type { Sql } from "../store/database.js";
 import { servedElsewhere, type Served } from "../store/process-registry.js";
-import { normalizeQueue, WorkerSession } from "./worker-session.js";
+import { normalizeQueue, queueNames, WorkerSession } from "./worker-session.js";
 import type { Logger } from "../observe/logger.js";
 
 const MAX_SLOTS = 10_000;
@@ -145,7 +145,7 @@ export class WorkerRegistry {
       }),
     );
     this.config.log.info(
-      { worker_id: session.id, worker_name: hello.workerName, queues: [...session.queues], slots: hello.slots, tasks: hello.taskNames },
+      { worker_id: session.id, worker_name: hello.workerName, queues: queueNames(session), slots: hello.slots, tasks: hello.taskNames },
       `worker ${session.id} connected: ${hello.workerName || "unnamed"}, ${hello.slots} slots, tasks ${hello.taskNames.join(",")}`,
     );
     this.events.opened(session);

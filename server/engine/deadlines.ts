@@ -50,7 +50,8 @@ export async function expiredWaits(sql: Sql, held: (runId: number) => OwnedRun |
     const limitMs = waitTimeoutMs(step, defaults);
     const error = serverError("Timeout", `waited more than ${limitMs} ms for a worker`);
     log.warn(
-      { run_id: run.uid, step: k.step, attempt: k.attempt, task: step.call.task, timeout: "waitTimeout", limit_ms: limitMs },
+      // A ready row holds the number of the last attempt handed out: the one that waited is the next.
+      { run_id: run.uid, step: k.step, attempt: k.attempt + 1, task: step.call.task, timeout: "waitTimeout", limit_ms: limitMs },
       `attempt timed out: waited more than ${limitMs} ms for a worker`,
     );
     results.push({
