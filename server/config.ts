@@ -2,7 +2,7 @@
 // flag or an environment variable (the flag wins). The README's configuration
 // table lists the same options.
 
-import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "./observe/logger.js";
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "./observe/log-options.js";
 
 export interface ServerConfig {
   /** host:port the gRPC server listens on. */

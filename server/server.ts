@@ -71,8 +71,9 @@ export const STOP_SLACK_MS = 5000;
  */
 export async function startServer(config: ServerConfig, logger: Logger = silentLogger()): Promise<RunningServer> {
   const processId = randomUUID();
-  const log = componentLogger(logger.child({ process_id: processId }), "server");
-  const storeLog = componentLogger(log, "store");
+  // Each component's logger is a child of this one (not of another component's: pino would write the key twice).
+  const root = logger.child({ process_id: processId });
+  const log = componentLogger(root, "server");
   let embedded: EmbeddedPostgres | undefined;
   let url = config.databaseUrl;
   let database: string;
@@ -80,12 +81,12 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
     database = `PostgreSQL at ${redact(url)}`;
   } else {
     const dataDir = path.resolve(config.dataDir);
-    embedded = await startEmbeddedPostgres({ dataDir, port: config.embeddedPort || undefined, log: componentLogger(log, "embedded-postgres") });
+    embedded = await startEmbeddedPostgres({ dataDir, port: config.embeddedPort || undefined, log: componentLogger(root, "embedded-postgres") });
     url = embedded.url;
     database = `embedded PostgreSQL in ${dataDir} (port ${embedded.port}${embedded.reused ? ", already running" : ""})`;
   }
   const sql = connect(url, { max: config.poolSize });
-  const monitor = new DatabaseMonitor(url, { log: componentLogger(log, "database") });
+  const monitor = new DatabaseMonitor(url, { log: componentLogger(root, "database") });
   // A postmaster we adopted (reused) belongs to the server process that
   // started it on this data folder: stopping it would leave that one SERVING
   // with no database. Only the process that started it stops it.
@@ -118,7 +119,7 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
         pollIntervalMs: 500,
         maxLostAttempts: config.maxLostAttempts,
         circuits: { threshold: config.circuitBreakerThreshold, cooldownMs: config.circuitBreakerCooldownMs },
-        log: componentLogger(log, "dispatch"),
+        log: componentLogger(root, "dispatch"),
       },
       sink,
     );
@@ -130,9 +131,9 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
       timeouts,
       processTimeoutMs: config.processTimeoutMs,
       remoteWaitPollMs: config.remoteWaitPollMs,
-      log: componentLogger(log, "engine"),
+      log: componentLogger(root, "engine"),
     });
-    const onError = errorMapper(componentLogger(log, "api"));
+    const onError = errorMapper(componentLogger(root, "api"));
     // How long the event loop was ever blocked (AdminService.GetServerStatus): whatever a client
     // sends, every other client waits behind it.
     const loopDelay = monitorEventLoopDelay({ resolution: 10 });
@@ -177,7 +178,7 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
       processId,
       intervalMs: Math.min(2000, config.processTimeoutMs / 3),
       processSilenceMs: config.processTimeoutMs,
-      log: componentLogger(log, "dispatch"),
+      log: componentLogger(root, "dispatch"),
       onRequeued: (lost) => dispatcher.lost(lost, "its worker or server process went silent"),
       serves: () => dispatcher.served(),
     });

@@ -23,11 +23,9 @@ import {
 } from "@pipewright/protocol";
 import { PipewrightClient } from "@pipewright/client";
 import { OPTIONS, parseConfig } from "../config.js";
-import { startServer } from "../server.js";
 import { CliError, EXIT, callError, exitCodeOf, formatTime, keyValues, outcomeLine, parseRunStates, runDuration, runStateName, table } from "./output.js";
 import { StepTree } from "./step-tree.js";
 import { watchRun } from "./watch.js";
-import { componentLogger, createLogger } from "../observe/logger.js";
 
 const DEFAULT_ADDRESS = "127.0.0.1:50051";
 
@@ -306,6 +304,10 @@ async function serve(config: ReturnType<typeof parseConfig>, io: Io): Promise<nu
   // time (bench fanout); the price is more full collections (throughput within noise in
   // one A/B, up to 15% in another). A --heap-growing-percent given to node wins.
   if (!process.execArgv.some((a) => a.startsWith("--heap-growing-percent"))) v8.setFlagsFromString("--heap-growing-percent=50");
+  // The server and its logger are loaded for this verb only: every other verb is a client,
+  // and starts faster without them (a `pipewright watch` run right after a submit must be
+  // attached before a short task ends).
+  const [{ startServer }, { componentLogger, createLogger }] = await Promise.all([import("../server.js"), import("../observe/logger.js")]);
   const logger = createLogger({ level: config.verbose ? "debug" : config.logLevel, format: config.logFormat, sink: { write: io.out }, isTTY: io.isTTY });
   const log = componentLogger(logger, "cli");
   const server = await startServer(config, logger);

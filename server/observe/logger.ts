@@ -15,21 +15,24 @@
 // exits is never lost, and at the default level the server writes a few
 // lines per worker or incident, not per task.
 
+import { createRequire } from "node:module";
 import { pino, type DestinationStream, type Logger as PinoLogger } from "pino";
-import { prettyFactory } from "pino-pretty";
+import type { PrettyOptions } from "pino-pretty";
+
+// pino-pretty is loaded only when pretty output is asked for: it and its dependencies take
+// ~0.15 s to load, which every `pipewright` verb paid (a `pipewright watch` started after a
+// submit came too late to see a 0.6 s task run) for output only a terminal gets.
+const require = createRequire(import.meta.url);
+const loadPretty = () => (require("pino-pretty") as typeof import("pino-pretty")).prettyFactory;
 
 /** The server's logger: pino's. Components take one and make children (`log.child({ component })`). */
 export type Logger = PinoLogger;
 
-export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
-
-export const LOG_FORMATS = ["auto", "json", "pretty"] as const;
-/** `auto`: pretty when the output is a terminal, JSON lines otherwise. */
-export type LogFormat = (typeof LOG_FORMATS)[number];
+export { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "./log-options.js";
+import type { LogFormat, LogLevel } from "./log-options.js";
 
 /** The parts of the server, as the `component` field names them. */
-export type Component = "server" | "engine" | "dispatch" | "store" | "api" | "database" | "embedded-postgres" | "cli";
+export type Component = "server" | "engine" | "dispatch" | "api" | "database" | "embedded-postgres" | "cli";
 
 /** Anything lines can be written to: a stream, or `{ write }` over a function (the CLI's output, a test's array). */
 export interface LogSink {
@@ -68,14 +71,14 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const pretty = format === "pretty" || (format === "auto" && isTTY);
   const out = options.sink ?? pino.destination({ dest: 1, sync: true });
   if (pretty) {
-    const prettify = prettyFactory({
+    const prettify = loadPretty()({
       colorize: options.colorize ?? isTTY,
       translateTime: "SYS:yyyy-mm-dd HH:MM:ss.l",
       ignore: "pid,hostname,component",
       messageFormat: "{if component}{component}: {end}{msg}",
       singleLine: true,
       errorLikeObjectKeys: ["err"],
-    });
+    } satisfies PrettyOptions);
     return pino({ level, base: undefined }, { write: (line: string) => out.write(prettify(line)) } as DestinationStream);
   }
   return pino(
@@ -94,7 +97,7 @@ export function silentLogger(): Logger {
   return pino({ level: "silent" });
 }
 
-/** A child logger for one part of the server. */
+/** A child logger for one part of the server: make it from the root logger, not from another component's (pino would write `component` twice). */
 export function componentLogger(log: Logger, component: Component): Logger {
   return log.child({ component });
 }

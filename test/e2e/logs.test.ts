@@ -54,7 +54,10 @@ describe("structured logs", () => {
       expect(line.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
       expect(typeof line.msg).toBe("string");
       expect(line.process_id).toBe(ts.server.processId);
-      expect(["server", "engine", "dispatch", "store", "database", "embedded-postgres", "api"]).toContain(line.component);
+      expect(["server", "engine", "dispatch", "database", "embedded-postgres", "api"]).toContain(line.component);
+      // Each bound field once (a child of a component's logger would repeat "component").
+      expect(raw.split('"component":').length, raw).toBe(2);
+      expect(raw.split('"process_id":').length, raw).toBe(2);
     }
     expect(find("server started")).toHaveLength(1);
     expect(find("server started")[0]).toMatchObject({ level: "info", component: "server", address: ts.address });
