@@ -83,7 +83,7 @@ export class Dispatcher implements DispatchPort {
       opened: () => this.poke(),
       results: (session, results, raw) => this.reports.results(session, results, raw),
       heartbeat: (session, running) => this.reports.heartbeat(session, running),
-      closed: (session) => this.sessionClosed(session),
+      closed: (session, drained) => this.sessionClosed(session, drained),
     });
     this.reports = new WorkerReports(sql, config, this.circuitGate, sink, this);
     this.timeouts = new AttemptTimeouts(this.circuitGate, sink, log);
@@ -145,15 +145,16 @@ export class Dispatcher implements DispatchPort {
     return this.registry.connect(call);
   }
 
-  private async sessionClosed(session: WorkerSession): Promise<void> {
+  private async sessionClosed(session: WorkerSession, drained: boolean): Promise<void> {
     // Its attempts go back to the queue at once; a result it sent before
     // breaking is still accepted if the attempt was not handed out again.
     const fields = { worker_id: session.id, worker_name: session.hello.workerName, queues: queueNames(session), slots: session.slots };
     try {
       const lost = await queue.requeueWorker(this.sql, session.id);
-      // A worker that stopped cleanly (drained) held nothing: info. One that went away holding attempts: warn.
-      if (lost.length) this.config.log.warn({ ...fields, requeued: lost.length }, `worker ${session.id} lost; ${lost.length} attempts re-queued`);
-      else this.config.log.info({ ...fields, requeued: 0 }, `worker ${session.id} disconnected`);
+      // A worker that drained and left holding nothing stopped cleanly: info. One whose stream
+      // broke or went silent (a crash, a network cut), or that left attempts behind, is lost: warn.
+      if (drained && lost.length === 0) this.config.log.info({ ...fields, requeued: 0 }, `worker ${session.id} disconnected`);
+      else this.config.log.warn({ ...fields, requeued: lost.length }, `worker ${session.id} lost; ${lost.length} attempts re-queued`);
       this.lost(lost, `worker ${session.id} went away`, session.id);
     } catch (err) {
       this.config.log.warn({ ...fields, err }, `worker ${session.id} lost; re-queueing its attempts failed: ${(err as Error).message} (the lease reaper will)`);

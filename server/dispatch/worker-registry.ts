@@ -45,8 +45,11 @@ export interface SessionEvents {
   /** Results, with each one's bytes as received when they could be cut out. */
   results(session: WorkerSession, results: TaskResult[], raw?: Uint8Array[]): void;
   heartbeat(session: WorkerSession, running: TaskProgress[]): void;
-  /** A session ended (already out of the registry): what it held must go back. */
-  closed(session: WorkerSession): Promise<void>;
+  /**
+   * A session ended (already out of the registry): what it held must go back. `drained`:
+   * it was draining (the worker or the server asked it to stop), not lost.
+   */
+  closed(session: WorkerSession, drained: boolean): Promise<void>;
 }
 
 export interface WorkerRegistryConfig {
@@ -195,9 +198,10 @@ export class WorkerRegistry {
   /** Ends a session on this side (its stream ended, or it went silent); once only. */
   async close(session: WorkerSession): Promise<void> {
     if (session.state === "closed") return;
+    const drained = session.state === "draining";
     session.state = "closed";
     this.sessions.delete(session.id);
-    await this.events.closed(session);
+    await this.events.closed(session, drained);
   }
 
   /** Closes the sessions that sent nothing for three heartbeat intervals (a worker that hangs keeps its stream open). */

@@ -156,6 +156,29 @@ describe("structured logs", () => {
     expect(lost).toMatchObject({ level: "warn", component: "dispatch", requeued: 1, slots: 1, queues: ["default"] });
     expect(find(/^worker .* connected/, (l) => l.worker_id === rawId)).toHaveLength(1);
     await ts.client().rpc.cancelRun({ runId: sticky.id });
+
+    // A worker whose stream breaks while it holds nothing is lost all the same (a crash); one
+    // that drains first (the SDK's stop) disconnects cleanly, at info.
+    const idle = new RawWorker(ts.address, ["idle"], 2);
+    await until("the idle worker connected", () => ts.server.dispatcher.workers().some((w) => w.tasks.has("idle")));
+    const idleId = ts.server.dispatcher.workers().find((w) => w.tasks.has("idle"))!.id;
+    idle.drop();
+    await until("the idle worker's end logged", () => find(/^worker .* (lost|disconnected)/, (l) => l.worker_id === idleId).length === 1);
+    expect(find(/^worker .* (lost|disconnected)/, (l) => l.worker_id === idleId)[0]).toMatchObject({
+      level: "warn",
+      requeued: 0,
+      msg: expect.stringMatching(/ lost;/),
+    });
+    const stopping = await ts.worker({ tasks: [ex.add], slots: 1 });
+    await until("the second SDK worker connected", () => ts.server.dispatcher.workerCount === 2);
+    const stoppingId = ts.server.dispatcher.workers().find((w) => w.id !== sdkWorkerId)!.id;
+    await stopping.stop();
+    await until("the SDK worker's end logged", () => find(/^worker .* (lost|disconnected)/, (l) => l.worker_id === stoppingId).length === 1);
+    expect(find(/^worker .* (lost|disconnected)/, (l) => l.worker_id === stoppingId)[0]).toMatchObject({
+      level: "info",
+      requeued: 0,
+      msg: expect.stringMatching(/ disconnected$/),
+    });
   });
 
   it("internal errors: logged at error with the reference the client was given", async () => {
