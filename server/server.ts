@@ -30,6 +30,7 @@ import type { ResultSink } from "./engine/ports.js";
 import { Metrics } from "./observe/metrics.js";
 import { connect, poolConnections, type Sql } from "./store/database.js";
 import { DatabaseMonitor } from "./store/database-monitor.js";
+import { componentLogger, silentLogger, type Logger } from "./observe/logger.js";
 import { startEmbeddedPostgres, type EmbeddedPostgres } from "./store/embedded-postgres.js";
 import { migrate } from "./store/migrate.js";
 import { registerProcess, unregisterProcess } from "./store/process-registry.js";
@@ -72,8 +73,18 @@ const METRICS_QUERY_TIMEOUT_MS = 2000;
 /** Most (queue, task) pairs the queue-depth gauges report (the deepest). */
 const METRICS_MAX_QUEUE_SERIES = 500;
 
-export async function startServer(config: ServerConfig, log: (line: string) => void = () => {}): Promise<RunningServer> {
-  const verbose = config.verbose ? log : () => {};
+/**
+ * Starts a server. `logger`: where it logs (server/observe/logger.ts; its level is the
+ * logger's, config.logLevel is for the command line that makes it); none: nothing is logged.
+ *
+ * @example
+ *   const server = await startServer({ ...DEFAULT_CONFIG, address: "127.0.0.1:0" }, createLogger({ level: "debug" }));
+ */
+export async function startServer(config: ServerConfig, logger: Logger = silentLogger()): Promise<RunningServer> {
+  const processId = randomUUID();
+  // Each component's logger is a child of this one (not of another component's: pino would write the key twice).
+  const root = logger.child({ process_id: processId });
+  const log = componentLogger(root, "server");
   let embedded: EmbeddedPostgres | undefined;
   let url = config.databaseUrl;
   let database: string;
@@ -81,15 +92,14 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
     database = `PostgreSQL at ${redact(url)}`;
   } else {
     const dataDir = path.resolve(config.dataDir);
-    embedded = await startEmbeddedPostgres({ dataDir, port: config.embeddedPort || undefined, log: verbose, notice: log });
+    embedded = await startEmbeddedPostgres({ dataDir, port: config.embeddedPort || undefined, log: componentLogger(root, "embedded-postgres") });
     url = embedded.url;
     database = `embedded PostgreSQL in ${dataDir} (port ${embedded.port}${embedded.reused ? ", already running" : ""})`;
   }
-  const processId = randomUUID();
   // The pool's connections carry the process id: the metrics find them in pg_stat_activity (postgres.js shows nothing of its pool).
   const applicationName = `pipewright ${processId}`;
-  const sql = connect(url, { max: config.poolSize, log, applicationName });
-  const monitor = new DatabaseMonitor(url, { log });
+  const sql = connect(url, { max: config.poolSize, applicationName });
+  const monitor = new DatabaseMonitor(url, { log: componentLogger(root, "database") });
   // A postmaster we adopted (reused) belongs to the server process that
   // started it on this data folder: stopping it would leave that one SERVING
   // with no database. Only the process that started it stops it.
@@ -125,7 +135,7 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
         pollIntervalMs: 500,
         maxLostAttempts: config.maxLostAttempts,
         circuits: { threshold: config.circuitBreakerThreshold, cooldownMs: config.circuitBreakerCooldownMs },
-        log: verbose,
+        log: componentLogger(root, "dispatch"),
         metrics,
       },
       sink,
@@ -138,10 +148,10 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
       timeouts,
       processTimeoutMs: config.processTimeoutMs,
       remoteWaitPollMs: config.remoteWaitPollMs,
-      log,
+      log: componentLogger(root, "engine"),
       metrics,
     });
-    const onError = errorMapper(log);
+    const onError = errorMapper(componentLogger(root, "api"));
     // How long the event loop was ever blocked (AdminService.GetServerStatus): whatever a client
     // sends, every other client waits behind it.
     const loopDelay = monitorEventLoopDelay({ resolution: 10 });
@@ -185,34 +195,36 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
       poolSize: config.poolSize,
       poolConnections: () => poolConnections(sql, applicationName, METRICS_QUERY_TIMEOUT_MS),
     });
-    if (config.metricsAddress) metricsEndpoint = await startMetricsEndpoint(config.metricsAddress, metrics, log);
+    if (config.metricsAddress) metricsEndpoint = await startMetricsEndpoint(config.metricsAddress, metrics, componentLogger(root, "api"));
     const host = config.address.slice(0, config.address.lastIndexOf(":"));
     const identity = `${os.hostname()}/${host}:${port}`;
     await registerProcess(sql, processId, identity);
     // A previous server at this very address is dead (we hold its port): its
     // attempts go back to the queue and its runs are adopted below at once.
     const reclaimed = await reclaimPredecessors(sql, processId, identity);
-    if (reclaimed.length) log(`re-queued ${reclaimed.length} attempts held by the previous server at ${identity}`);
+    if (reclaimed.length)
+      log.warn({ attempts: reclaimed.length, identity }, `re-queued ${reclaimed.length} attempts held by the previous server at ${identity}`);
     const recovered = await engine.recover();
-    if (recovered) log(`recovered ${recovered} active runs`);
+    if (recovered) log.info({ runs: recovered }, `recovered ${recovered} active runs`);
     const reaper = new LeaseReaper(sql, {
       processId,
       intervalMs: Math.min(2000, config.processTimeoutMs / 3),
       processSilenceMs: config.processTimeoutMs,
-      log,
-      onRequeued: (lost) => dispatcher.lost(lost),
+      log: componentLogger(root, "dispatch"),
+      onRequeued: (lost) => dispatcher.lost(lost, "its worker or server process went silent"),
       serves: () => dispatcher.served(),
     });
     reaper.start();
     await dispatcher.start();
     await engine.start();
-    dispatcher.lost(reclaimed);
+    dispatcher.lost(reclaimed, "the previous server at this address died");
     const serving = (up: boolean) => {
       for (const name of ["", "pipewright.v1.RunService", "pipewright.v1.WorkerService"]) health.setStatus(name, up ? "SERVING" : "NOT_SERVING");
     };
     monitor.onChange(serving);
     await monitor.start();
     serving(monitor.up);
+    log.info({ address: `${host}:${port}`, database, recovered_runs: recovered }, "server started");
     let stopping: Promise<void> | undefined;
     return {
       address: `${host}:${port}`,
@@ -233,11 +245,12 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
             (async () => {
               await dispatcher.drain(config.drainGraceMs);
               await engine.close();
-            })().catch((err) => log(`stopping: ${(err as Error).message}`)),
+            })().catch((err) => log.error({ err }, `stopping: ${(err as Error).message}`)),
             config.drainGraceMs + STOP_SLACK_MS,
           );
           if (!committed) {
-            log(
+            log.warn(
+              { active_runs: engine.stats().activeRuns, workers: dispatcher.workerCount, database_up: monitor.up },
               `stopping without committing everything: still not done after ${Date.now() - started} ms (database ${monitor.up ? "reachable" : "unreachable"}); ` +
                 `${engine.stats().activeRuns} active runs, ${dispatcher.workerCount} workers connected; results not committed are re-run after a restart (at-least-once)`,
             );
@@ -253,6 +266,7 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
           await monitor.stop();
           await sql.end({ timeout: committed ? 5 : 0 }).catch(() => {});
           await stopDatabase();
+          log.info({ stop_ms: Date.now() - started }, "server stopped");
         })()),
     };
   } catch (err) {

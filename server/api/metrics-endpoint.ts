@@ -8,6 +8,7 @@
 
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import type { Logger } from "../observe/logger.js";
 import type { Metrics } from "../observe/metrics.js";
 
 export interface MetricsEndpoint {
@@ -21,7 +22,7 @@ const TIMEOUT_MS = 5_000;
 const MAX_CONNECTIONS = 64;
 
 /** Listens on `address` (host:port; port 0: any free port) and serves `metrics`. */
-export async function startMetricsEndpoint(address: string, metrics: Metrics, log: (line: string) => void): Promise<MetricsEndpoint> {
+export async function startMetricsEndpoint(address: string, metrics: Metrics, log: Logger): Promise<MetricsEndpoint> {
   const { host, port } = splitAddress(address);
   const server = http.createServer(
     { requestTimeout: TIMEOUT_MS, headersTimeout: TIMEOUT_MS, keepAliveTimeout: TIMEOUT_MS, maxHeaderSize: 16 * 1024 },
@@ -40,7 +41,7 @@ export async function startMetricsEndpoint(address: string, metrics: Metrics, lo
           res.end(req.method === "HEAD" ? undefined : text);
         },
         (err: Error) => {
-          log(`metrics: ${err.message}`);
+          log.error({ err }, `collecting the metrics: ${err.message}`);
           res.writeHead(500, { "content-type": "text/plain; charset=utf-8" }).end("could not collect the metrics\n");
         },
       );
@@ -59,7 +60,7 @@ export async function startMetricsEndpoint(address: string, metrics: Metrics, lo
       resolve();
     });
   });
-  server.on("error", (err) => log(`metrics endpoint: ${err.message}`));
+  server.on("error", (err) => log.error({ err }, `metrics endpoint: ${err.message}`));
   const bound = server.address() as AddressInfo;
   return {
     address: `${host.includes(":") ? `[${host}]` : host}:${bound.port}`,
