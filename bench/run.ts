@@ -1,4 +1,4 @@
-// `npm run bench [-- --json] [--quick] [--only throughput,latency,...]`
+// `npm run bench [-- --json] [--quick] [--only throughput,latency,...] [--no-metrics]`
 //
 // Runs Pipewright's benchmark on this machine, each scenario against a fresh
 // cluster (database, server and worker processes), several times, and the
@@ -22,6 +22,9 @@ const exec = promisify(execFile);
 const argv = process.argv.slice(2);
 const json = argv.includes("--json");
 const quick = argv.includes("--quick");
+// Servers run with their metrics endpoint on, scraped every second (Prometheus's usual interval is
+// 15-60 s): what production costs, counted in every figure. --no-metrics leaves the endpoint off.
+const metrics = !argv.includes("--no-metrics");
 const only = argv
   .find((a) => a.startsWith("--only="))
   ?.slice(7)
@@ -60,7 +63,7 @@ async function main(): Promise<void> {
     const runs: Figures[] = [];
     let rss = 0;
     for (let i = 0; i < repeat; i++) {
-      const cluster = await startCluster(adminUrl, options);
+      const cluster = await startCluster(adminUrl, { ...options, metrics });
       try {
         runs.push(await run(cluster));
       } finally {
@@ -115,6 +118,7 @@ async function main(): Promise<void> {
     when: new Date().toISOString(),
     machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memoryGB: round(os.totalmem() / 2 ** 30, 1), kernel: os.release() },
     versions: { node: process.version, postgres: pgVersion.split(" ").slice(0, 2).join(" "), fsync },
+    metrics: metrics ? "on, scraped every 1 s" : "off",
     sizes: N,
     scenarios: results,
   };

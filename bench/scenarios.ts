@@ -1,6 +1,7 @@
 // The benchmark's scenarios. Each runs against a fresh cluster (a new
 // database, server and worker processes) and returns its figures.
 
+import http from "node:http";
 import { PipewrightClient } from "../client/client.js";
 import { inParallel, type Pipeline } from "../client/pipeline-builder.js";
 import { RunState } from "../proto/gen/pipewright/v1/run_pb.js";
@@ -12,6 +13,8 @@ export interface ClusterOptions {
   servers: number;
   workers: number;
   slots: number;
+  /** Servers serve their metrics (--metrics-address), scraped every second. */
+  metrics?: boolean;
 }
 
 export interface Cluster {
@@ -29,11 +32,21 @@ export async function startCluster(adminUrl: string, o: ClusterOptions): Promise
   const db = await freshDatabase(adminUrl, `bench_${process.pid}_${++counter}`);
   const servers: Proc[] = [];
   const addresses: string[] = [];
+  const scrapes: string[] = [];
   for (let i = 0; i < o.servers; i++) {
     const port = await freePort();
-    servers.push(await startServerProcess(db, port, ["--pool-size", "10"]));
+    const metricsPort = o.metrics ? await freePort() : 0;
+    servers.push(await startServerProcess(db, port, ["--pool-size", "10", ...(o.metrics ? ["--metrics-address", `127.0.0.1:${metricsPort}`] : [])]));
     addresses.push(`127.0.0.1:${port}`);
+    if (o.metrics) scrapes.push(`http://127.0.0.1:${metricsPort}/metrics`);
   }
+  // BENCH_SCRAPE_MS: how often the metrics are scraped (default 1000; 0: the endpoint is on, never scraped).
+  const scrapeMs = Number(process.env.BENCH_SCRAPE_MS ?? 1000);
+  // node:http, not fetch: fetch loads undici on first use, ~100 ms of this (the client's) process inside the timed part.
+  const scrape = () => {
+    for (const url of scrapes) http.get(url, (res) => res.resume()).on("error", () => {});
+  };
+  const scraper = setInterval(scrape, scrapeMs || 3_600_000);
   const workers: Proc[] = [];
   for (let i = 0; i < o.workers; i++) workers.push(await startWorkerProcess(addresses, o.slots));
   await new Promise((r) => setTimeout(r, 300)); // workers connected
@@ -45,6 +58,7 @@ export async function startCluster(adminUrl: string, o: ClusterOptions): Promise
     rss,
     serverCpuMs: () => servers.reduce((sum, s) => sum + cpuMs(s.child.pid!), 0),
     async stop() {
+      clearInterval(scraper);
       rss.stop();
       for (const c of clients) c.close();
       for (const w of workers) await w.stop();

@@ -7,6 +7,8 @@ import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "./observ
 export interface ServerConfig {
   /** host:port the gRPC server listens on. */
   address: string;
+  /** host:port of the Prometheus metrics endpoint (GET /metrics); empty: none. */
+  metricsAddress: string;
   /** PostgreSQL to use; when empty an embedded PostgreSQL is started. */
   databaseUrl: string;
   /** Data folder of the embedded PostgreSQL. */
@@ -68,6 +70,14 @@ export const OPTIONS: Option[] = [
     env: "PIPEWRIGHT_ADDRESS",
     default: "127.0.0.1:50051",
     help: "host:port the gRPC server listens on (port 0: any free port)",
+  },
+  {
+    key: "metricsAddress",
+    kind: "string",
+    flag: "--metrics-address",
+    env: "PIPEWRIGHT_METRICS_ADDRESS",
+    default: "",
+    help: "host:port of the Prometheus metrics endpoint, GET /metrics (port 0: any free port); unset: no endpoint",
   },
   { key: "databaseUrl", kind: "string", flag: "--database-url", env: "DATABASE_URL", default: "", help: "PostgreSQL URL; unset: start an embedded PostgreSQL" },
   { key: "dataDir", kind: "string", flag: "--data-dir", env: "PIPEWRIGHT_DATA_DIR", default: ".pipewright/db", help: "data folder of the embedded PostgreSQL" },

@@ -16,6 +16,7 @@ import { MAX_MESSAGE_BYTES } from "@pipewright/protocol";
 import { Admission } from "./api/admission.js";
 import { errorMapper } from "./api/error-mapping.js";
 import { createHealth, healthFileDescriptor } from "./api/health.js";
+import { startMetricsEndpoint, type MetricsEndpoint } from "./api/metrics-endpoint.js";
 import { addReflection } from "./api/reflection.js";
 import { guardDatabase } from "./api/database-guard.js";
 import { runService } from "./api/run-service.js";
@@ -26,18 +27,23 @@ import { Dispatcher } from "./dispatch/dispatcher.js";
 import { LeaseReaper } from "./dispatch/lease-reaper.js";
 import { RunEngine } from "./engine/run-engine.js";
 import type { ResultSink } from "./engine/ports.js";
-import { connect, type Sql } from "./store/database.js";
+import { Metrics } from "./observe/metrics.js";
+import { connect, poolConnections, type Sql } from "./store/database.js";
 import { DatabaseMonitor } from "./store/database-monitor.js";
 import { componentLogger, silentLogger, type Logger } from "./observe/logger.js";
 import { startEmbeddedPostgres, type EmbeddedPostgres } from "./store/embedded-postgres.js";
 import { migrate } from "./store/migrate.js";
 import { registerProcess, unregisterProcess } from "./store/process-registry.js";
-import { reclaimPredecessors } from "./store/task-queue.js";
+import { queueDepths, reclaimPredecessors } from "./store/task-queue.js";
 
 export interface RunningServer {
   /** host:port actually bound. */
   address: string;
   port: number;
+  /** host:port the metrics endpoint is bound to (GET /metrics); undefined when --metrics-address is unset. */
+  metricsAddress?: string;
+  /** This process's metrics (served at metricsAddress, when set). */
+  metrics: Metrics;
   /** Which database, for humans. */
   database: string;
   processId: string;
@@ -62,6 +68,11 @@ export interface RunningServer {
  */
 export const STOP_SLACK_MS = 5000;
 
+/** Each database read of a metrics scrape (queue depth, pool) gives up after this long. */
+const METRICS_QUERY_TIMEOUT_MS = 2000;
+/** Most (queue, task) pairs the queue-depth gauges report (the deepest). */
+const METRICS_MAX_QUEUE_SERIES = 500;
+
 /**
  * Starts a server. `logger`: where it logs (server/observe/logger.ts; its level is the
  * logger's, config.logLevel is for the command line that makes it); none: nothing is logged.
@@ -85,7 +96,9 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
     url = embedded.url;
     database = `embedded PostgreSQL in ${dataDir} (port ${embedded.port}${embedded.reused ? ", already running" : ""})`;
   }
-  const sql = connect(url, { max: config.poolSize });
+  // The pool's connections carry the process id: the metrics find them in pg_stat_activity (postgres.js shows nothing of its pool).
+  const applicationName = `pipewright ${processId}`;
+  const sql = connect(url, { max: config.poolSize, applicationName });
   const monitor = new DatabaseMonitor(url, { log: componentLogger(root, "database") });
   // A postmaster we adopted (reused) belongs to the server process that
   // started it on this data folder: stopping it would leave that one SERVING
@@ -95,6 +108,9 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
   };
   const health = createHealth({ "": "NOT_SERVING" });
   const server = new grpc.Server({ "grpc.max_receive_message_length": MAX_MESSAGE_BYTES, "grpc.max_send_message_length": MAX_MESSAGE_BYTES });
+  // One registry per server process; process metrics (CPU, memory, GC) only when they are served.
+  const metrics = new Metrics({ processMetrics: config.metricsAddress !== "" });
+  let metricsEndpoint: MetricsEndpoint | undefined;
   try {
     await migrate(sql as never);
     const machine = {
@@ -120,6 +136,7 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
         maxLostAttempts: config.maxLostAttempts,
         circuits: { threshold: config.circuitBreakerThreshold, cooldownMs: config.circuitBreakerCooldownMs },
         log: componentLogger(root, "dispatch"),
+        metrics,
       },
       sink,
     );
@@ -132,6 +149,7 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
       processTimeoutMs: config.processTimeoutMs,
       remoteWaitPollMs: config.remoteWaitPollMs,
       log: componentLogger(root, "engine"),
+      metrics,
     });
     const onError = errorMapper(componentLogger(root, "api"));
     // How long the event loop was ever blocked (AdminService.GetServerStatus): whatever a client
@@ -164,6 +182,20 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(config.address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
     );
+    // Bound next to the gRPC port, so that a taken metrics port fails the start before anything runs.
+    metrics.readFrom({
+      activeRuns: () => engine!.stats().activeRuns,
+      requeuedAttempts: () => dispatcher.stats().requeued,
+      timedOutAttempts: () => engine!.stats().timedOut + dispatcher.stats().timedOut,
+      staleResults: () => engine!.stats().staleResults + dispatcher.stats().staleResults,
+      workers: () => dispatcher.workers().map((s) => ({ queues: s.queues, used: s.held.size + s.reserved, free: s.free })),
+      served: () => dispatcher.served(),
+      circuits: () => dispatcher.circuits(),
+      queueDepths: () => queueDepths(sql, METRICS_MAX_QUEUE_SERIES, METRICS_QUERY_TIMEOUT_MS),
+      poolSize: config.poolSize,
+      poolConnections: () => poolConnections(sql, applicationName, METRICS_QUERY_TIMEOUT_MS),
+    });
+    if (config.metricsAddress) metricsEndpoint = await startMetricsEndpoint(config.metricsAddress, metrics, componentLogger(root, "api"));
     const host = config.address.slice(0, config.address.lastIndexOf(":"));
     const identity = `${os.hostname()}/${host}:${port}`;
     await registerProcess(sql, processId, identity);
@@ -197,6 +229,8 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
     return {
       address: `${host}:${port}`,
       port,
+      metricsAddress: metricsEndpoint?.address,
+      metrics,
       database,
       processId,
       sql,
@@ -222,6 +256,7 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
             );
           }
           reaper.stop();
+          await metricsEndpoint?.close();
           server.forceShutdown();
           await new Promise((r) => setTimeout(r, 50)); // let closing sessions re-queue what they held
           await within(
@@ -235,6 +270,7 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
         })()),
     };
   } catch (err) {
+    await metricsEndpoint?.close();
     server.forceShutdown();
     await monitor.stop();
     await sql.end({ timeout: 1 }).catch(() => {});

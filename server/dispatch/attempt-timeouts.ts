@@ -59,6 +59,8 @@ export class AttemptTimeouts {
       held.expired = true;
       this.watched.delete(w);
       this.expired++;
+      held.series.timedOut.inc();
+      held.series.execution.observe((now - held.deliveredAt) / 1000);
       this.circuits.record(held, "failure");
       session.cancel([held], failureReason(cause));
       failed.push({ runId: held.runId, runUid: held.runUid, step: held.step, attempt: held.attempt, cause });

@@ -9,6 +9,7 @@ import { optionalMs, TaskAssignmentSchema, type TaskAssignment } from "@pipewrig
 import { assignmentSize } from "../core/assignment-codec.js";
 import type { DispatchPort, Reservation, ResultSink } from "../engine/ports.js";
 import type { Sql } from "../store/database.js";
+import type { Metrics } from "../observe/metrics.js";
 import type { ClaimedTask } from "../store/task-queue.js";
 import type { AttemptTimeouts } from "./attempt-timeouts.js";
 import type { CircuitGate } from "./circuit-gate.js";
@@ -32,6 +33,7 @@ export class Delivery {
     private readonly sink: ResultSink,
     private readonly log: Logger,
     private readonly wake: Pick<DispatchPort, "poke">,
+    private readonly metrics: Metrics,
   ) {
     this.payloads = new PayloadResolver(sql);
   }
@@ -103,6 +105,9 @@ export class Delivery {
   /** Gives a worker an attempt it now holds. */
   private hand(session: WorkerSession, c: ClaimedTask, assignment: TaskAssignment): void {
     const now = Date.now();
+    const series = this.metrics.task(c.task, c.queue);
+    series.dispatched.inc();
+    series.queueWait.observe(Math.max(0, now - c.readyAt) / 1000);
     const held: HeldAttempt = {
       runId: c.runId,
       runUid: c.runUid,
@@ -114,6 +119,7 @@ export class Delivery {
       // A zero timeout means none, as an unset one does.
       executionMs: optionalMs(assignment.executionTimeout) || undefined,
       heartbeatMs: optionalMs(assignment.heartbeatTimeout) || undefined,
+      series,
     };
     this.timeouts.watch(session, held);
     session.assign(held, assignment, c.size ?? assignmentSize(assignment));

@@ -17,6 +17,7 @@ import type * as grpc from "@grpc/grpc-js";
 import type { ConnectRequest, ConnectResponse, Value } from "@pipewright/protocol";
 import type { Circuit, CircuitConfig } from "../core/circuit-breaker.js";
 import type { DispatchPort, Reservation, ResultSink } from "../engine/ports.js";
+import { Metrics } from "../observe/metrics.js";
 import { CHANNELS } from "../store/channels.js";
 import type { Sql } from "../store/database.js";
 import type { Served } from "../store/process-registry.js";
@@ -45,6 +46,8 @@ export interface DispatcherConfig {
   /** Circuit breakers per task name (threshold 0: off). */
   circuits: CircuitConfig;
   log: Logger;
+  /** Where attempts are counted (default: a registry of its own, exposed nowhere). */
+  metrics?: Metrics;
 }
 
 /** The dispatcher's counters since it started (AdminService.GetServerStatus adds the engine's). */
@@ -87,7 +90,7 @@ export class Dispatcher implements DispatchPort {
     });
     this.reports = new WorkerReports(sql, config, this.circuitGate, sink, this);
     this.timeouts = new AttemptTimeouts(this.circuitGate, sink, log);
-    this.delivery = new Delivery(sql, this.registry, this.circuitGate, this.timeouts, sink, log, this);
+    this.delivery = new Delivery(sql, this.registry, this.circuitGate, this.timeouts, sink, log, this, config.metrics ?? new Metrics());
     this.claims = new ClaimLoop(sql, config, this.registry, this.circuitGate, this.delivery, (attempts) =>
       this.lost(attempts, "its worker went away while it was being claimed"),
     );

@@ -59,6 +59,9 @@ export class WorkerReports {
           );
         continue;
       }
+      const series = held.series;
+      (r.outcome.case === "error" ? series.failed : series.succeeded).inc();
+      series.execution.observe((now - held.deliveredAt) / 1000);
       if (debug)
         this.config.log.debug(
           {

@@ -6,6 +6,7 @@ import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { MAX_PACKED_MESSAGE_BYTES } from "@pipewright/protocol";
 import type { Value } from "@pipewright/protocol";
+import type { TaskSeries } from "../observe/metrics.js";
 import {
   CancelTasksSchema,
   ConnectResponseSchema,
@@ -34,6 +35,8 @@ export interface HeldAttempt {
   expired?: boolean;
   /** The latest progress the worker reported for it (heartbeats). */
   progress?: Value;
+  /** Where its end is counted (metrics of its task and queue). */
+  series: TaskSeries;
 }
 
 export type SessionState = "active" | "draining" | "closed";

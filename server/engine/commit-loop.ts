@@ -9,6 +9,7 @@ import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { TaskResultSchema } from "@pipewright/protocol";
 import { PipewrightError } from "../core/errors.js";
+import type { Metrics } from "../observe/metrics.js";
 import { ErrorTypes, serverError } from "../core/values.js";
 import { BATCH_CHECK_FAILED, OWNERSHIP_LOST } from "../store/batch-write.js";
 import { isUnavailable, storageProblem } from "../store/database-errors.js";
@@ -40,6 +41,7 @@ export interface CommitLoopParts {
   reads: RunReads;
   dispatch: Pick<DispatchPort, "release" | "deliver" | "cancel" | "poke" | "pokeAt">;
   committer: Pick<GroupCommitter<Item>, "add" | "addAll" | "retry">;
+  metrics: Pick<Metrics, "commitDuration" | "commitBatchSize" | "runsSubmitted">;
   log: Logger;
 }
 
@@ -50,13 +52,19 @@ export class CommitLoop {
 
   /** Commits one batch of items (the group committer's flush). */
   async flush(items: Item[], lock: Lock): Promise<void> {
-    const { registry } = this.p;
-    if ((registry.needsReload.size || !registry.unsure.empty) && !(await registry.reloadPending())) {
-      this.failItems(items, unavailable());
-      return;
+    const { registry, metrics } = this.p;
+    const started = performance.now();
+    try {
+      if ((registry.needsReload.size || !registry.unsure.empty) && !(await registry.reloadPending())) {
+        this.failItems(items, unavailable());
+        return;
+      }
+      const failure = await this.commitChecked(items, lock);
+      if (failure) await this.settleFailure(items, lock, failure.error);
+    } finally {
+      metrics.commitDuration.observe((performance.now() - started) / 1000);
+      metrics.commitBatchSize.observe(items.length);
     }
-    const failure = await this.commitChecked(items, lock);
-    if (failure) await this.settleFailure(items, lock, failure.error);
   }
 
   /** Commits the items: fast, then careful if the fast statement's check failed. Returns the error when nothing was written. */
@@ -205,6 +213,7 @@ export class CommitLoop {
       return { error: err };
     }
     registry.inFlight.delete(batch);
+    if (batch.newRuns.length) this.p.metrics.runsSubmitted.inc(batch.newRuns.length);
     if (batch.deferred.length) this.p.committer.addAll(batch.deferred);
     this.act(batch);
     this.publish(batch);
@@ -272,6 +281,8 @@ export class CommitLoop {
         step: row.step,
         attempt: row.attempt + 1,
         task: row.task,
+        queue: row.queue,
+        readyAt: row.availableAt.getTime(),
         assignment: row.assignment,
         message,
         size,

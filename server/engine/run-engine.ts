@@ -24,6 +24,7 @@ import type { TimeoutDefaults } from "../core/assignment-codec.js";
 import { PipewrightError } from "../core/errors.js";
 import type { RunControl } from "../core/run-control.js";
 import { RunMachine, type MachineConfig } from "../core/run-machine.js";
+import { Metrics } from "../observe/metrics.js";
 import type { Sql } from "../store/database.js";
 import { BatchBuilder } from "./batch-builder.js";
 import { BatchWriter } from "./batch-writer.js";
@@ -52,6 +53,8 @@ export interface EngineConfig {
   /** Batches committed at once (default 4). */
   concurrentBatches?: number;
   log: Logger;
+  /** Where runs and commits are counted (default: a registry of its own, exposed nowhere). */
+  metrics?: Metrics;
 }
 
 /** What the engine counts, for GetServerStatus. */
@@ -83,6 +86,7 @@ export class RunEngine {
     private readonly config: EngineConfig,
   ) {
     const { log, processId } = config;
+    const metrics = config.metrics ?? new Metrics();
     const lookAtInbox = () => {
       if (!this.closed) this.committer.add({ kind: "inbox" });
     };
@@ -93,7 +97,7 @@ export class RunEngine {
     );
     this.registry = new RunRegistry(
       sql,
-      { machine: config.machine, processId, log },
+      { machine: config.machine, processId, log, metrics },
       {
         deadline: (run) => this.committer.add({ kind: "control", uid: run.uid, action: "timeout", reason: "", resolve: () => {}, reject: () => {} }),
         poke: () => dispatch.poke(),
@@ -117,6 +121,7 @@ export class RunEngine {
       reads: this.reads,
       dispatch,
       committer: this.committer,
+      metrics,
       log,
     });
   }

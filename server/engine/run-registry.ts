@@ -6,6 +6,7 @@
 
 import type { Run } from "@pipewright/protocol";
 import { RunState } from "@pipewright/protocol";
+import type { Metrics } from "../observe/metrics.js";
 import type { MachineConfig, RunMachine } from "../core/run-machine.js";
 import { inTransaction, type Sql } from "../store/database.js";
 import * as runs from "../store/run-store.js";
@@ -23,6 +24,7 @@ export interface RegistryConfig {
   machine: MachineConfig;
   processId: string;
   log: Logger;
+  metrics: Pick<Metrics, "runFinished">;
 }
 
 export interface RegistryHooks {
@@ -120,6 +122,7 @@ export class RunRegistry {
 
   /** A run finished here and committed: its waiters get it, it is remembered, and let go. */
   finished(run: OwnedRun): void {
+    this.config.metrics.runFinished(RunState[run.machine.runState]);
     const view = runFromMachine(run, run.machine);
     logFinished(this.config.log, run, view);
     this.recentlyFinished.set(run.uid, view);

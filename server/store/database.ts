@@ -9,6 +9,8 @@ export type Tx = postgres.TransactionSql<{ bigint: number }>;
 export interface ConnectOptions {
   /** Pool size. */
   max?: number;
+  /** PostgreSQL's application_name of the pool's connections (default "pipewright"). */
+  applicationName?: string;
 }
 
 /**
@@ -46,7 +48,7 @@ export function connect(url: string, options: ConnectOptions = {}): Sql {
         parse: (v: string) => Number(v),
       },
     },
-    connection: { application_name: "pipewright" },
+    connection: { application_name: options.applicationName ?? "pipewright" },
   }) as unknown as Sql;
 }
 
@@ -94,4 +96,23 @@ export async function inTransaction<T>(sql: Sql, body: (tx: Tx) => Promise<T>): 
   } finally {
     held = undefined;
   }
+}
+
+/**
+ * This process's connections as PostgreSQL sees them, by state (active:
+ * running a statement; idle; idle in transaction), found by their
+ * application_name; the connection asking is left out. postgres.js 3.4
+ * exposes nothing of its pool, so this is the honest view of pool use: a pool
+ * whose connections are all active has queries waiting for one. Bounded by a
+ * statement timeout (metrics scrapes).
+ */
+export async function poolConnections(sql: Sql, applicationName: string, timeoutMs: number): Promise<{ state: string; count: number }[]> {
+  return inTransaction(sql, async (tx) => {
+    await tx`select set_config('statement_timeout', ${String(timeoutMs)}, true)`;
+    const rows = await tx<{ state: string; count: number }[]>`
+      select coalesce(state, 'unknown') as state, count(*)::int as count from pg_stat_activity
+      where application_name = ${applicationName} and datname = current_database() and pid <> pg_backend_pid()
+      group by 1 order by 1`;
+    return rows.map((r) => ({ state: r.state.replaceAll(" ", "_"), count: r.count }));
+  });
 }

@@ -4,7 +4,7 @@
 // composes (rows inserted, reset, removed, held).
 
 import type { TaskAssignment } from "@pipewright/protocol";
-import { base64, byteaArray, code, msToTimestamp, type Fragment, type Sql, type Tx } from "./database.js";
+import { base64, byteaArray, code, inTransaction, msToTimestamp, type Fragment, type Sql, type Tx } from "./database.js";
 import { forgetPredecessors, liveProcessIds } from "./process-registry.js";
 
 /** task_queue.status. Written into SQL with code(): partial indexes name ready (0) and running (1). */
@@ -50,6 +50,9 @@ export interface ClaimedTask {
   step: number;
   attempt: number;
   task: string;
+  queue: string;
+  /** When the attempt became ready (ms since the epoch): queued, or its retry delay over. */
+  readyAt: number;
   assignment: Uint8Array;
   /** The assignment already decoded, when the engine hands it over straight from memory. */
   message?: TaskAssignment;
@@ -224,7 +227,7 @@ export async function undoClaim(sql: Sql, workerId: string, token: string): Prom
  */
 export async function claim(sql: Sql, r: ClaimRequest): Promise<ClaimedTask[]> {
   if (r.limit <= 0) return [];
-  const rows = await sql<{ run_id: number; uid: string; step: number; attempt: number; task: string; assignment: Uint8Array }[]>`
+  const rows = await sql<{ run_id: number; uid: string; step: number; attempt: number; task: string; ready_ms: number; assignment: Uint8Array }[]>`
     with picked as (
       select run_id, step from task_queue
       where status = ${code(sql, QueueStatus.ready)} and queue = ${r.queue} and task = any(${r.tasks}::text[]) and available_at <= now()
@@ -237,8 +240,17 @@ export async function claim(sql: Sql, r: ClaimRequest): Promise<ClaimedTask[]> {
       claimed_at = ${r.token ?? claimToken()}::timestamptz, lease_until = now() + ${r.leaseMs} * interval '1 millisecond'
     from picked, runs
     where q.run_id = picked.run_id and q.step = picked.step and runs.id = q.run_id
-    returning q.run_id, runs.uid, q.step, q.attempt, q.task, q.assignment`;
-  return rows.map((x) => ({ runId: x.run_id, runUid: x.uid, step: x.step, attempt: x.attempt, task: x.task, assignment: x.assignment }));
+    returning q.run_id, runs.uid, q.step, q.attempt, q.task, (extract(epoch from q.available_at) * 1000)::float8 as ready_ms, q.assignment`;
+  return rows.map((x) => ({
+    runId: x.run_id,
+    runUid: x.uid,
+    step: x.step,
+    attempt: x.attempt,
+    task: x.task,
+    queue: r.queue,
+    readyAt: x.ready_ms,
+    assignment: x.assignment,
+  }));
 }
 
 /** An attempt put back in the queue, with how many times that happened to its step. */
@@ -354,4 +366,32 @@ export async function reclaimPredecessors(sql: Sql, id: string, address: string)
     where ${running(sql)} and process_id in (select id from dead)
     returning ${lostColumns(sql)}`;
   return rows.map(lostAttempt);
+}
+
+/** Ready rows per queue and task, and how long the oldest waited (seconds), for the metrics. */
+export interface QueueDepthRow {
+  queue: string;
+  task: string;
+  depth: number;
+  oldestSeconds: number;
+}
+
+/**
+ * What waits for a worker now, per queue and task: ready rows whose time has
+ * come (rows delayed by a retry backoff and rows of paused runs are not
+ * waiting for a worker). Read at each metrics scrape: one statement, bounded
+ * in time (statement_timeout) and in rows (the `limit` deepest pairs).
+ */
+export async function queueDepths(sql: Sql, limit: number, timeoutMs: number): Promise<QueueDepthRow[]> {
+  const rows = await inTransaction(sql, async (tx) => {
+    await tx`select set_config('statement_timeout', ${String(timeoutMs)}, true)`;
+    return tx<{ queue: string; task: string; depth: number; oldest: number }[]>`
+      select queue, task, count(*)::int as depth, extract(epoch from now() - min(available_at))::float8 as oldest
+      from task_queue
+      where status = ${code(tx, QueueStatus.ready)} and available_at <= now()
+      group by queue, task
+      order by depth desc
+      limit ${limit}`;
+  });
+  return rows.map((r) => ({ queue: r.queue, task: r.task, depth: r.depth, oldestSeconds: Math.max(0, r.oldest) }));
 }
