@@ -25,6 +25,7 @@ import { DEFAULT_RETRY } from "./core/retry-policy.js";
 import { Dispatcher } from "./dispatch/dispatcher.js";
 import { LeaseReaper } from "./dispatch/lease-reaper.js";
 import { RunEngine } from "./engine/run-engine.js";
+import { startTracing } from "./observe/tracing.js";
 import type { ResultSink } from "./engine/ports.js";
 import { connect, type Sql } from "./store/database.js";
 import { DatabaseMonitor } from "./store/database-monitor.js";
@@ -83,6 +84,9 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
     if (embedded && !embedded.reused) await embedded.stop();
   };
   const processId = randomUUID();
+  // Exporters from the OTEL_* environment only; none set: the global tracer provider (a no-op unless the process registered one).
+  const tracing = startTracing(process.env, processId, log);
+  if (tracing.exporters.length) log(`traces: exporting with ${tracing.exporters.join(", ")} (OTEL_* environment)`);
   const health = createHealth({ "": "NOT_SERVING" });
   const server = new grpc.Server({ "grpc.max_receive_message_length": MAX_MESSAGE_BYTES, "grpc.max_send_message_length": MAX_MESSAGE_BYTES });
   try {
@@ -97,7 +101,7 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
     let engine: RunEngine | undefined;
     const sink: ResultSink = {
       results: (results) => engine!.sink.results(results),
-      running: (runId, step) => engine!.sink.running(runId, step),
+      running: (runId, step, attempt, workerId) => engine!.sink.running(runId, step, attempt, workerId),
       progress: (runId, step, progress) => engine!.sink.progress(runId, step, progress),
     };
     const dispatcher = new Dispatcher(
@@ -122,6 +126,7 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
       processTimeoutMs: config.processTimeoutMs,
       remoteWaitPollMs: config.remoteWaitPollMs,
       log,
+      tracer: tracing.tracer,
     });
     const onError = errorMapper(log);
     // How long the event loop was ever blocked (AdminService.GetServerStatus): whatever a client
@@ -135,7 +140,7 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
     });
     server.addService(
       serviceDefinition(RunService, admission.inspectorsFor(RunService)),
-      implement(RunService, guardDatabase(runService(engine, sql, { maxTasks: config.maxTasksPerRun }), monitor), onError),
+      implement(RunService, guardDatabase(runService(engine, sql, { maxTasks: config.maxTasksPerRun }, tracing.tracer), monitor), onError),
     );
     server.addService(
       serviceDefinition(WorkerService, admission.inspectorsFor(WorkerService)),
@@ -217,11 +222,13 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
           );
           await monitor.stop();
           await sql.end({ timeout: committed ? 5 : 0 }).catch(() => {});
+          await within(tracing.shutdown(), 5000); // the spans of the last runs, exported
           await stopDatabase();
         })()),
     };
   } catch (err) {
     server.forceShutdown();
+    await tracing.shutdown();
     await monitor.stop();
     await sql.end({ timeout: 1 }).catch(() => {});
     await stopDatabase();

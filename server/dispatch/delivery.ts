@@ -113,6 +113,6 @@ export class Delivery {
     };
     this.timeouts.watch(session, held);
     session.assign(held, assignment, c.size ?? assignmentSize(assignment));
-    this.sink.running(c.runId, c.step);
+    this.sink.running(c.runId, c.step, c.attempt, session.id);
   }
 }
