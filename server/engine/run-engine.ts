@@ -178,6 +178,7 @@ export class RunEngine {
     await this.peers.stop();
     await this.committer.idle();
     this.registry.clearTimers();
+    this.registry.endTraces();
   }
 
   /** Resolves once everything received so far is committed (tests, shutdown). */

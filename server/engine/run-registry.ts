@@ -142,6 +142,11 @@ export class RunRegistry {
     for (const run of this.owned.values()) run.timer?.clear();
   }
 
+  /** Shutdown: the spans of the runs still held end, to be flushed ("stopped": the runs go on after a restart, in the same trace). */
+  endTraces(): void {
+    for (const run of this.owned.values()) endRunTrace(run.trace, "stopped");
+  }
+
   /**
    * Rebuilds runs from their rows and logs and holds them. `reload`: runs this
    * process holds already (after a failed commit); one it let go meanwhile

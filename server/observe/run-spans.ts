@@ -41,7 +41,7 @@ export interface RunTrace {
 export type AttemptEnd =
   | { outcome: "value" | "pipeline"; attempt: number }
   | { outcome: "error"; attempt: number; errorType: string; message: string }
-  | { outcome: "cancelled" | "superseded" };
+  | { outcome: "cancelled" | "interrupted" };
 
 /**
  * The span of a run being accepted, a child of `parent` (the submit span's
@@ -128,12 +128,15 @@ export function endAttempt(rt: RunTrace | undefined, step: number, end: AttemptE
 }
 
 /**
- * The run finished (committed), or moved to another process (`state`
- * "moved"): its span ends, and any attempt still open with it.
+ * The run finished (committed), moved to another process (`state` "moved"),
+ * or this server stopped before it finished ("stopped": the run goes on after
+ * the restart, its later attempts children of this span through the stored
+ * context): its span ends, and any attempt still open with it.
  */
 export function endRunTrace(rt: RunTrace | undefined, state: string, error?: { type: string; message: string }): void {
   if (!rt) return;
-  for (const step of [...rt.attempts.keys()]) endAttempt(rt, step, { outcome: "cancelled" });
+  const left = state === "moved" || state === "stopped" ? "interrupted" : "cancelled";
+  for (const step of [...rt.attempts.keys()]) endAttempt(rt, step, { outcome: left });
   const span = rt.span;
   if (!span) return;
   span.setAttribute("pipewright.run.state", state);

@@ -27,11 +27,19 @@ const flaky = task("tr.flaky", (x: number) => {
   return x;
 });
 const spawn = task("tr.spawn", (n: number) => add.send(n, 1).continueWith(add, 10));
+let gateRuns = 0;
+let openGate: () => void = () => {};
+const gateOpen = new Promise<void>((resolve) => (openGate = resolve));
+const gate = task("tr.gate", async () => {
+  gateRuns++;
+  await gateOpen;
+  return 1;
+});
 
 let ts: TestServer;
 beforeAll(async () => {
   ts = await startTestServer();
-  await ts.worker({ tasks: [add, sum, flaky, spawn], slots: 4 });
+  await ts.worker({ tasks: [add, sum, flaky, spawn, gate], slots: 4 });
 });
 afterAll(async () => {
   await ts?.stop();
@@ -197,6 +205,37 @@ describe("one trace per run, client to worker", () => {
     ).toEqual(runs.map((r) => r.id).sort());
     expect(named(spans, "pipewright execute tr.add")).toHaveLength(2);
   });
+});
+
+describe("after a restart", () => {
+  it("attempts the restarted server dispatches are children of the run's stored context, in the client's trace", async () => {
+    const client = ts.client();
+    const run = await client.submit(gate.send().continueWith(add, 1));
+    await until("the gate runs", () => gateRuns === 1);
+    const [row] = await ts.server.sql<{ traceparent: string }[]>`select traceparent from runs where uid = ${run.id}::uuid`;
+    const [, traceId, runSpanId] = row.traceparent.split("-");
+    // The stop drains for 2 s and gives up on the gate; the restarted server re-queues it
+    // (the same stored assignment), applies its result and dispatches `add`.
+    await ts.stopServer();
+    await ts.restartServer();
+    await until("the gate runs again", () => gateRuns === 2);
+    openGate();
+    expect(await run.result()).toBe(2);
+    let attempt: ReadableSpan | undefined;
+    await until("the add attempt's span ended", () => !!(attempt = exporter.getFinishedSpans().find((s) => s.name === "pipewright attempt tr.add")));
+    expect(attempt!.spanContext().traceId).toBe(traceId);
+    expect(parentOf(attempt!)).toBe(runSpanId); // the stored context, read back by the restarted server
+    const spans = exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId);
+    expectConnected(spans);
+    // The first server ended the run's span when it stopped (and the gate's attempt span with it).
+    const runSpans = spans.filter((s) => s.name === "pipewright run");
+    expect(runSpans.map((s) => [id(s), s.attributes["pipewright.run.state"]])).toEqual([[runSpanId, "stopped"]]);
+    expect(named(spans, "pipewright attempt tr.gate").map((s) => s.attributes["pipewright.outcome"])).toEqual(["interrupted"]);
+    // Both executions of the gate (before and after the restart) came from the same stored assignment.
+    const gateAttempt = id(named(spans, "pipewright attempt tr.gate")[0]);
+    expect(named(spans, "pipewright execute tr.gate").map(parentOf)).toEqual([gateAttempt, gateAttempt]);
+    expect(spans.filter((s) => s.name === "pipewright execute tr.add").map(parentOf)).toEqual([id(attempt!)]);
+  }, 30_000);
 });
 
 function hr(t: [number, number]): number {
