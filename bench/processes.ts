@@ -52,6 +52,19 @@ export async function startWorkerProcess(addresses: string[], slots: number): Pr
   return start(["bench/bench-worker.ts"], { PIPEWRIGHT_ADDRESS: addresses.join(","), BENCH_SLOTS: String(slots) }, /bench worker ready/);
 }
 
+/**
+ * CPU time (user + system) a process has used so far, in ms, from /proc (Linux). Unlike wall
+ * time, it hardly moves when other work shares the machine: the figure to compare code by on
+ * these shared machines. Clock ticks are 1/100 s on Linux (getconf CLK_TCK), so take it over
+ * seconds of work, not milliseconds.
+ */
+export function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  // Fields after the command name (which may hold spaces), in parentheses: utime is the 14th field, stime the 15th.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
 /** Samples the resident memory of processes every 100 ms; keeps the peak per process. */
 export class RssSampler {
   private timer: NodeJS.Timeout;

@@ -5,7 +5,7 @@ import { PipewrightClient } from "../client/client.js";
 import { inParallel, type Pipeline } from "../client/pipeline-builder.js";
 import { RunState } from "../proto/gen/pipewright/v1/run_pb.js";
 import { one, inc, noop, sum } from "./bench-worker.js";
-import { freePort, freshDatabase, RssSampler, startServerProcess, startWorkerProcess, type Proc } from "./processes.js";
+import { cpuMs, freePort, freshDatabase, RssSampler, startServerProcess, startWorkerProcess, type Proc } from "./processes.js";
 import { median, percentile, round } from "./stats.js";
 
 export interface ClusterOptions {
@@ -18,6 +18,8 @@ export interface Cluster {
   addresses: string[];
   clients: PipewrightClient[];
   rss: RssSampler;
+  /** CPU ms the server processes have used so far, together. */
+  serverCpuMs(): number;
   stop(): Promise<void>;
 }
 
@@ -41,6 +43,7 @@ export async function startCluster(adminUrl: string, o: ClusterOptions): Promise
     addresses,
     clients,
     rss,
+    serverCpuMs: () => servers.reduce((sum, s) => sum + cpuMs(s.child.pid!), 0),
     async stop() {
       rss.stop();
       for (const c of clients) c.close();
@@ -60,9 +63,15 @@ async function check(runs: { state: RunState }[], what: string): Promise<void> {
  * submit to last result seen by the client. An untimed warm-up round first,
  * as the peer benchmark does.
  */
-export async function throughput(c: Cluster, n: number, batch = 500, warmup = 2000): Promise<{ tasksPerSecond: number; seconds: number }> {
+export async function throughput(
+  c: Cluster,
+  n: number,
+  batch = 500,
+  warmup = 2000,
+): Promise<{ tasksPerSecond: number; seconds: number; serverCpuMsPer1kTasks: number }> {
   if (warmup) await throughput(c, warmup, batch, 0);
   const pipeline = noop.send();
+  const cpu0 = c.serverCpuMs();
   const ids: string[] = [];
   const t0 = performance.now();
   const batches: number[] = [];
@@ -83,7 +92,7 @@ export async function throughput(c: Cluster, n: number, batch = 500, warmup = 20
   await Promise.all([0, 1, 2, 3].map(lane));
   await Promise.all(waiting);
   const seconds = (performance.now() - t0) / 1000;
-  return { tasksPerSecond: round(n / seconds, 0), seconds: round(seconds, 2) };
+  return { tasksPerSecond: round(n / seconds, 0), seconds: round(seconds, 2), serverCpuMsPer1kTasks: round(((c.serverCpuMs() - cpu0) / n) * 1000, 0) };
 }
 
 /** One single-task pipeline at a time: submit to result observed by the client. */

@@ -2,6 +2,8 @@
 // flag or an environment variable (the flag wins). The README's configuration
 // table lists the same options.
 
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "./observe/log-options.js";
+
 export interface ServerConfig {
   /** host:port the gRPC server listens on. */
   address: string;
@@ -39,13 +41,19 @@ export interface ServerConfig {
   circuitBreakerCooldownMs: number;
   /** Database connections of this process. */
   poolSize: number;
-  /** Print one line per notable event (worker connected, ...). */
+  /** Lowest level logged: trace, debug, info, warn, error, fatal or silent. */
+  logLevel: LogLevel;
+  /** auto (pretty on a terminal, JSON lines otherwise), json or pretty. */
+  logFormat: LogFormat;
+  /** Same as logLevel "debug" (the flag from before --log-level, kept so that scripts using it still start). */
   verbose: boolean;
 }
 
 interface Option {
   key: keyof ServerConfig;
-  kind: "string" | "integer" | "boolean";
+  kind: "string" | "integer" | "boolean" | "choice";
+  /** The values a "choice" option accepts. */
+  choices?: readonly string[];
   flag: string;
   env: string;
   default: string;
@@ -186,7 +194,25 @@ export const OPTIONS: Option[] = [
     help: "how long an open circuit waits before one probe attempt",
   },
   { key: "poolSize", kind: "integer", flag: "--pool-size", env: "PIPEWRIGHT_POOL_SIZE", default: "10", help: "database connections of this process" },
-  { key: "verbose", kind: "boolean", flag: "--verbose", env: "PIPEWRIGHT_VERBOSE", default: "false", help: "log worker connections and other notable events" },
+  {
+    key: "logLevel",
+    kind: "choice",
+    choices: LOG_LEVELS,
+    flag: "--log-level",
+    env: "PIPEWRIGHT_LOG_LEVEL",
+    default: "info",
+    help: "lowest level logged: trace, debug, info, warn, error, fatal or silent (README: Logs)",
+  },
+  {
+    key: "logFormat",
+    kind: "choice",
+    choices: LOG_FORMATS,
+    flag: "--log-format",
+    env: "PIPEWRIGHT_LOG_FORMAT",
+    default: "auto",
+    help: "auto (pretty on a terminal, JSON lines otherwise), json or pretty",
+  },
+  { key: "verbose", kind: "boolean", flag: "--verbose", env: "PIPEWRIGHT_VERBOSE", default: "false", help: "same as --log-level debug" },
 ];
 
 export const DEFAULT_CONFIG: ServerConfig = parseConfig([], {});
@@ -207,7 +233,10 @@ export function parseConfig(argv: string[], env: Record<string, string | undefin
     const raw = flags.get(o.flag) ?? env[o.env] ?? o.default;
     flags.delete(o.flag);
     if (o.kind === "string") out[o.key] = raw;
-    else if (o.kind === "boolean") out[o.key] = raw === "true" || raw === "1";
+    else if (o.kind === "choice") {
+      if (!o.choices!.includes(raw)) throw new Error(`${o.flag} / ${o.env} must be one of ${o.choices!.join(", ")}, got ${JSON.stringify(raw)}`);
+      out[o.key] = raw;
+    } else if (o.kind === "boolean") out[o.key] = raw === "true" || raw === "1";
     else {
       const n = Number(raw);
       if (!Number.isInteger(n) || n < 0) throw new Error(`${o.flag} / ${o.env} must be a non-negative integer, got ${JSON.stringify(raw)}`);

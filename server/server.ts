@@ -29,6 +29,7 @@ import { startTracing } from "./observe/tracing.js";
 import type { ResultSink } from "./engine/ports.js";
 import { connect, type Sql } from "./store/database.js";
 import { DatabaseMonitor } from "./store/database-monitor.js";
+import { componentLogger, silentLogger, type Logger } from "./observe/logger.js";
 import { startEmbeddedPostgres, type EmbeddedPostgres } from "./store/embedded-postgres.js";
 import { migrate } from "./store/migrate.js";
 import { registerProcess, unregisterProcess } from "./store/process-registry.js";
@@ -62,8 +63,18 @@ export interface RunningServer {
  */
 export const STOP_SLACK_MS = 5000;
 
-export async function startServer(config: ServerConfig, log: (line: string) => void = () => {}): Promise<RunningServer> {
-  const verbose = config.verbose ? log : () => {};
+/**
+ * Starts a server. `logger`: where it logs (server/observe/logger.ts; its level is the
+ * logger's, config.logLevel is for the command line that makes it); none: nothing is logged.
+ *
+ * @example
+ *   const server = await startServer({ ...DEFAULT_CONFIG, address: "127.0.0.1:0" }, createLogger({ level: "debug" }));
+ */
+export async function startServer(config: ServerConfig, logger: Logger = silentLogger()): Promise<RunningServer> {
+  const processId = randomUUID();
+  // Each component's logger is a child of this one (not of another component's: pino would write the key twice).
+  const root = logger.child({ process_id: processId });
+  const log = componentLogger(root, "server");
   let embedded: EmbeddedPostgres | undefined;
   let url = config.databaseUrl;
   let database: string;
@@ -71,22 +82,21 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
     database = `PostgreSQL at ${redact(url)}`;
   } else {
     const dataDir = path.resolve(config.dataDir);
-    embedded = await startEmbeddedPostgres({ dataDir, port: config.embeddedPort || undefined, log: verbose, notice: log });
+    embedded = await startEmbeddedPostgres({ dataDir, port: config.embeddedPort || undefined, log: componentLogger(root, "embedded-postgres") });
     url = embedded.url;
     database = `embedded PostgreSQL in ${dataDir} (port ${embedded.port}${embedded.reused ? ", already running" : ""})`;
   }
-  const sql = connect(url, { max: config.poolSize, log });
-  const monitor = new DatabaseMonitor(url, { log });
+  const sql = connect(url, { max: config.poolSize });
+  const monitor = new DatabaseMonitor(url, { log: componentLogger(root, "database") });
   // A postmaster we adopted (reused) belongs to the server process that
   // started it on this data folder: stopping it would leave that one SERVING
   // with no database. Only the process that started it stops it.
   const stopDatabase = async () => {
     if (embedded && !embedded.reused) await embedded.stop();
   };
-  const processId = randomUUID();
   // Exporters from the OTEL_* environment only; none set: the global tracer provider (a no-op unless the process registered one).
-  const tracing = startTracing(process.env, processId, log);
-  if (tracing.exporters.length) log(`traces: exporting with ${tracing.exporters.join(", ")} (OTEL_* environment)`);
+  const tracing = startTracing(process.env, processId, (line) => log.warn(line));
+  if (tracing.exporters.length) log.info({ exporters: tracing.exporters }, "traces exported (OTEL_* environment)");
   const health = createHealth({ "": "NOT_SERVING" });
   const server = new grpc.Server({ "grpc.max_receive_message_length": MAX_MESSAGE_BYTES, "grpc.max_send_message_length": MAX_MESSAGE_BYTES });
   try {
@@ -113,7 +123,7 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
         pollIntervalMs: 500,
         maxLostAttempts: config.maxLostAttempts,
         circuits: { threshold: config.circuitBreakerThreshold, cooldownMs: config.circuitBreakerCooldownMs },
-        log: verbose,
+        log: componentLogger(root, "dispatch"),
       },
       sink,
     );
@@ -125,10 +135,10 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
       timeouts,
       processTimeoutMs: config.processTimeoutMs,
       remoteWaitPollMs: config.remoteWaitPollMs,
-      log,
+      log: componentLogger(root, "engine"),
       tracer: tracing.tracer,
     });
-    const onError = errorMapper(log);
+    const onError = errorMapper(componentLogger(root, "api"));
     // How long the event loop was ever blocked (AdminService.GetServerStatus): whatever a client
     // sends, every other client waits behind it.
     const loopDelay = monitorEventLoopDelay({ resolution: 10 });
@@ -165,27 +175,29 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
     // A previous server at this very address is dead (we hold its port): its
     // attempts go back to the queue and its runs are adopted below at once.
     const reclaimed = await reclaimPredecessors(sql, processId, identity);
-    if (reclaimed.length) log(`re-queued ${reclaimed.length} attempts held by the previous server at ${identity}`);
+    if (reclaimed.length)
+      log.warn({ attempts: reclaimed.length, identity }, `re-queued ${reclaimed.length} attempts held by the previous server at ${identity}`);
     const recovered = await engine.recover();
-    if (recovered) log(`recovered ${recovered} active runs`);
+    if (recovered) log.info({ runs: recovered }, `recovered ${recovered} active runs`);
     const reaper = new LeaseReaper(sql, {
       processId,
       intervalMs: Math.min(2000, config.processTimeoutMs / 3),
       processSilenceMs: config.processTimeoutMs,
-      log,
-      onRequeued: (lost) => dispatcher.lost(lost),
+      log: componentLogger(root, "dispatch"),
+      onRequeued: (lost) => dispatcher.lost(lost, "its worker or server process went silent"),
       serves: () => dispatcher.served(),
     });
     reaper.start();
     await dispatcher.start();
     await engine.start();
-    dispatcher.lost(reclaimed);
+    dispatcher.lost(reclaimed, "the previous server at this address died");
     const serving = (up: boolean) => {
       for (const name of ["", "pipewright.v1.RunService", "pipewright.v1.WorkerService"]) health.setStatus(name, up ? "SERVING" : "NOT_SERVING");
     };
     monitor.onChange(serving);
     await monitor.start();
     serving(monitor.up);
+    log.info({ address: `${host}:${port}`, database, recovered_runs: recovered }, "server started");
     let stopping: Promise<void> | undefined;
     return {
       address: `${host}:${port}`,
@@ -204,11 +216,12 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
             (async () => {
               await dispatcher.drain(config.drainGraceMs);
               await engine.close();
-            })().catch((err) => log(`stopping: ${(err as Error).message}`)),
+            })().catch((err) => log.error({ err }, `stopping: ${(err as Error).message}`)),
             config.drainGraceMs + STOP_SLACK_MS,
           );
           if (!committed) {
-            log(
+            log.warn(
+              { active_runs: engine.stats().activeRuns, workers: dispatcher.workerCount, database_up: monitor.up },
               `stopping without committing everything: still not done after ${Date.now() - started} ms (database ${monitor.up ? "reachable" : "unreachable"}); ` +
                 `${engine.stats().activeRuns} active runs, ${dispatcher.workerCount} workers connected; results not committed are re-run after a restart (at-least-once)`,
             );
@@ -224,6 +237,7 @@ export async function startServer(config: ServerConfig, log: (line: string) => v
           await sql.end({ timeout: committed ? 5 : 0 }).catch(() => {});
           await within(tracing.shutdown(), 5000); // the spans of the last runs, exported
           await stopDatabase();
+          log.info({ stop_ms: Date.now() - started }, "server stopped");
         })()),
     };
   } catch (err) {

@@ -9,6 +9,7 @@ import { RefusedMessageError, type ErrorStatus } from "@pipewright/protocol";
 import { isUnavailable } from "../store/database-errors.js";
 import { badRequestStatus } from "./status-details.js";
 import { PipewrightError, type ErrorCode } from "../core/errors.js";
+import type { Logger } from "../observe/logger.js";
 
 const CODES: Record<ErrorCode, grpc.status> = {
   INVALID_ARGUMENT: grpc.status.INVALID_ARGUMENT,
@@ -24,7 +25,7 @@ const CODES: Record<ErrorCode, grpc.status> = {
 /** Longest status message sent (it travels in a trailer; see status-details.ts). */
 const MAX_DETAILS = 2048;
 
-export function errorMapper(log: (line: string) => void) {
+export function errorMapper(log: Logger) {
   return (err: unknown, method: string): ErrorStatus => {
     if (err instanceof PipewrightError) {
       const code = CODES[err.code];
@@ -39,7 +40,9 @@ export function errorMapper(log: (line: string) => void) {
     // fill the log cheaply).
     if (err instanceof RefusedMessageError) return err.refusal.status ?? errorMapper(log)(err.refusal.error, method);
     const ref = randomUUID().slice(0, 8);
-    log(`${method} failed [${ref}]: ${(err as Error)?.stack ?? String(err)}`);
+    // The database being away is an incident the monitor already reports (warn); anything else is a bug.
+    if (isUnavailable(err)) log.warn({ ref, method, err }, `${method} failed [${ref}]: database unavailable`);
+    else log.error({ ref, method, err }, `${method} failed [${ref}]: internal error`);
     if (isUnavailable(err)) return { code: grpc.status.UNAVAILABLE, details: `database unavailable, retry later (ref ${ref})` };
     return { code: grpc.status.INTERNAL, details: `internal error (ref ${ref})` };
   };

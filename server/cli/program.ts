@@ -23,7 +23,6 @@ import {
 } from "@pipewright/protocol";
 import { PipewrightClient } from "@pipewright/client";
 import { OPTIONS, parseConfig } from "../config.js";
-import { startServer } from "../server.js";
 import { CliError, EXIT, callError, exitCodeOf, formatTime, keyValues, outcomeLine, parseRunStates, runDuration, runStateName, table } from "./output.js";
 import { StepTree } from "./step-tree.js";
 import { watchRun } from "./watch.js";
@@ -74,7 +73,7 @@ function buildProgram(io: Io, exit: (code: number) => void): Command {
   // ---- the server -----------------------------------------------------------
   const server = program.command("server").description("run the Pipewright server (flags, or their environment variables)");
   for (const o of OPTIONS) {
-    const flag = o.kind === "boolean" ? o.flag : `${o.flag} <${o.kind === "integer" ? "n" : "value"}>`;
+    const flag = o.kind === "boolean" ? o.flag : `${o.flag} <${o.kind === "integer" ? "n" : o.kind === "choice" ? "name" : "value"}>`;
     server.addOption(new Option(flag, `${o.help} (default: ${o.default || "unset"})`).env(o.env));
   }
   server.action(async (_opts, cmd: Command) => {
@@ -305,26 +304,37 @@ async function serve(config: ReturnType<typeof parseConfig>, io: Io): Promise<nu
   // time (bench fanout); the price is more full collections (throughput within noise in
   // one A/B, up to 15% in another). A --heap-growing-percent given to node wins.
   if (!process.execArgv.some((a) => a.startsWith("--heap-growing-percent"))) v8.setFlagsFromString("--heap-growing-percent=50");
-  const log = (line: string) => io.out(`${new Date().toISOString()} ${line}\n`);
-  const server = await startServer(config, log);
-  io.out(`pipewright listening on ${server.address}, database: ${server.database}\n`);
+  // The server and its logger are loaded for this verb only: every other verb is a client,
+  // and starts faster without them (a `pipewright watch` run right after a submit must be
+  // attached before a short task ends).
+  const [{ startServer }, { componentLogger, createLogger }] = await Promise.all([import("../server.js"), import("../observe/logger.js")]);
+  const logger = createLogger({ level: config.verbose ? "debug" : config.logLevel, format: config.logFormat, sink: { write: io.out }, isTTY: io.isTTY });
+  const log = componentLogger(logger, "cli");
+  const server = await startServer(config, logger);
+  // Always written, whatever the level: it says where the server listens (scripts and tests wait for it).
+  log
+    .child({}, { level: "info" })
+    .info(
+      { address: server.address, database: server.database, process_id: server.processId },
+      `pipewright listening on ${server.address}, database: ${server.database}`,
+    );
   return new Promise<number>((resolve) => {
     let signals = 0;
     const shutdown = (signal: string) => {
       if (++signals > 1) {
-        log(`${signal} again: exiting without waiting`);
+        log.warn({ signal }, `${signal} again: exiting without waiting`);
         process.exit(1);
       }
-      log(`${signal}: draining workers and stopping`);
+      log.info({ signal }, `${signal}: draining workers and stopping`);
       // The server bounds its own stop (drain grace + a few seconds); this is the backstop.
       setTimeout(() => {
-        log(`still stopping ${config.drainGraceMs + 20_000} ms after ${signal}: exiting`);
+        log.error({ signal }, `still stopping ${config.drainGraceMs + 20_000} ms after ${signal}: exiting`);
         process.exit(1);
       }, config.drainGraceMs + 20_000).unref();
       server.stop().then(
         () => resolve(EXIT.ok),
         (err) => {
-          log(`shutdown failed: ${err?.stack ?? err}`);
+          log.error({ err }, `shutdown failed: ${err?.message ?? err}`);
           resolve(EXIT.internal);
         },
       );

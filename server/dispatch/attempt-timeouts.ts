@@ -8,6 +8,7 @@ import type { ResultSink } from "../engine/ports.js";
 import { failAttempts, failureReason, type AttemptFailure, type FailureCause } from "./attempt-failures.js";
 import type { CircuitGate } from "./circuit-gate.js";
 import type { HeldAttempt, WorkerSession } from "./worker-session.js";
+import type { Logger } from "../observe/logger.js";
 
 /** How often deadlines are checked: an attempt fails up to this long after its timeout. */
 const CHECK_INTERVAL_MS = 100;
@@ -21,6 +22,7 @@ export class AttemptTimeouts {
   constructor(
     private readonly circuits: CircuitGate,
     private readonly sink: ResultSink,
+    private readonly log: Logger,
   ) {}
 
   /** Attempts failed by an execution or heartbeat timeout so far. */
@@ -60,13 +62,17 @@ export class AttemptTimeouts {
       this.circuits.record(held, "failure");
       session.cancel([held], failureReason(cause));
       failed.push({ runId: held.runId, runUid: held.runUid, step: held.step, attempt: held.attempt, cause });
+      this.log.warn(
+        { run_id: held.runUid, step: held.step, attempt: held.attempt, task: held.task, worker_id: session.id, timeout: cause.kind, limit_ms: cause.limitMs },
+        `attempt timed out: ${failureReason(cause)}`,
+      );
     }
     failAttempts(this.sink, failed, now);
   }
 }
 
 /** The timeout `held` is past at `now`, if any (both: the execution timeout is the one reported). */
-function overdue(held: HeldAttempt, now: number): FailureCause | undefined {
+function overdue(held: HeldAttempt, now: number): Extract<FailureCause, { limitMs: number }> | undefined {
   if (held.executionMs && now - held.deliveredAt > held.executionMs) return { kind: "executionTimeout", limitMs: held.executionMs };
   if (held.heartbeatMs && now - held.lastHeartbeat > held.heartbeatMs) return { kind: "heartbeatTimeout", limitMs: held.heartbeatMs };
   return undefined;

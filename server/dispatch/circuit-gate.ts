@@ -9,6 +9,7 @@ import type { DispatchPort } from "../engine/ports.js";
 import type { Sql } from "../store/database.js";
 import { claimProbe, loadCircuits, saveCircuit } from "../store/circuit-store.js";
 import type { HeldAttempt } from "./worker-session.js";
+import type { Logger } from "../observe/logger.js";
 
 export class CircuitGate {
   private readonly breakers: CircuitBreakers;
@@ -16,7 +17,7 @@ export class CircuitGate {
   constructor(
     private readonly sql: Sql,
     config: CircuitConfig,
-    private readonly log: (line: string) => void,
+    private readonly log: Logger,
     private readonly wake: Pick<DispatchPort, "poke" | "pokeAt">,
   ) {
     this.breakers = new CircuitBreakers(config);
@@ -70,14 +71,16 @@ export class CircuitGate {
   }
 
   private persist(c: Circuit): void {
-    if (c.state === "open") this.log(`circuit of task ${c.task} opened after ${c.failures} failures in a row`);
-    if (c.state === "closed") this.log(`circuit of task ${c.task} closed`);
+    // Transitions are rare (a downstream service failing or coming back) and each one changes what workers get: warn and info.
+    if (c.state === "open")
+      this.log.warn({ task: c.task, failures: c.failures, circuit: "open" }, `circuit of task ${c.task} opened after ${c.failures} failures in a row`);
+    if (c.state === "closed") this.log.info({ task: c.task, circuit: "closed" }, `circuit of task ${c.task} closed`);
     this.breakers.savingStarted(c.task);
     saveCircuit(this.sql, c).then(
       (updatedAt) => this.breakers.saved(c.task, updatedAt),
       (err) => {
         this.breakers.saved(c.task, undefined);
-        this.log(`saving the circuit of ${c.task}: ${err.message}`);
+        this.log.warn({ task: c.task, err }, `saving the circuit of ${c.task}: ${err.message}`);
       },
     );
     if (c.state === "closed") this.wake.poke();

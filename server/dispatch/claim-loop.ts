@@ -14,12 +14,13 @@ import { pushAll } from "../core/arrays.js";
 import type { CircuitGate } from "./circuit-gate.js";
 import type { Delivery } from "./delivery.js";
 import type { WorkerRegistry } from "./worker-registry.js";
+import type { Logger } from "../observe/logger.js";
 
 export interface ClaimLoopConfig {
   processId: string;
   /** Lease given with each attempt; heartbeats renew it. */
   leaseMs: number;
-  log: (line: string) => void;
+  log: Logger;
 }
 
 export class ClaimLoop {
@@ -92,7 +93,7 @@ export class ClaimLoop {
         }
       } while (this.pokedWhileClaiming);
     } catch (err) {
-      this.config.log(`claiming tasks: ${(err as Error).message}`);
+      this.config.log.warn({ err }, `claiming tasks: ${(err as Error).message}`);
     } finally {
       this.claiming = false;
     }
@@ -119,7 +120,11 @@ export class ClaimLoop {
       const { workerId, token } = this.doubtfulClaims[0];
       const back = await queue.undoClaim(this.sql, workerId, token);
       this.doubtfulClaims.shift();
-      if (back) this.config.log(`${back} attempts claimed for worker ${workerId} as the database went away were put back (the claim's answer was lost)`);
+      if (back)
+        this.config.log.warn(
+          { worker_id: workerId, attempts: back },
+          `${back} attempts claimed for worker ${workerId} as the database went away were put back (the claim's answer was lost)`,
+        );
     }
   }
 
@@ -142,7 +147,10 @@ export class ClaimLoop {
       }
       this.circuits.takeProbe(task, probe ? `${probe.runUid}/${probe.step}/${probe.attempt}` : undefined, nextProbeAt);
       if (probe) {
-        this.config.log(`circuit of task ${task}: probe sent`);
+        this.config.log.info(
+          { task, circuit: "half-open", run_id: probe.runUid, step: probe.step, attempt: probe.attempt, worker_id: s.id },
+          `circuit of task ${task}: probe sent`,
+        );
         if (s.state === "closed") this.lost(await queue.requeueWorker(this.sql, s.id));
         else this.delivery.send(s, probe);
       }

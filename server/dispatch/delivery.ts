@@ -15,6 +15,7 @@ import type { CircuitGate } from "./circuit-gate.js";
 import { PayloadResolver } from "./payload-resolver.js";
 import type { WorkerRegistry } from "./worker-registry.js";
 import type { HeldAttempt, WorkerSession } from "./worker-session.js";
+import type { Logger } from "../observe/logger.js";
 
 interface SessionReservation extends Reservation {
   session: WorkerSession;
@@ -29,7 +30,7 @@ export class Delivery {
     private readonly circuits: CircuitGate,
     private readonly timeouts: AttemptTimeouts,
     private readonly sink: ResultSink,
-    private readonly log: (line: string) => void,
+    private readonly log: Logger,
     private readonly wake: Pick<DispatchPort, "poke">,
   ) {
     this.payloads = new PayloadResolver(sql);
@@ -78,7 +79,10 @@ export class Delivery {
         session.reserved--;
         // The attempt stays claimed by this worker, whose heartbeats would renew its lease
         // forever: end the session, which puts back everything it held.
-        this.log(`reading the payloads of run ${c.runUid} step ${c.step}: ${err.message}; closing worker ${session.id}'s session`);
+        this.log.warn(
+          { run_id: c.runUid, step: c.step, attempt: c.attempt, task: c.task, worker_id: session.id, err },
+          `reading the payloads of run ${c.runUid} step ${c.step}: ${err.message}; closing worker ${session.id}'s session`,
+        );
         session.end();
       },
     );
@@ -113,6 +117,9 @@ export class Delivery {
     };
     this.timeouts.watch(session, held);
     session.assign(held, assignment, c.size ?? assignmentSize(assignment));
+    // Per attempt: debug, built only when debug is on (thousands a second).
+    if (this.log.isLevelEnabled("debug"))
+      this.log.debug({ run_id: c.runUid, step: c.step, attempt: c.attempt, task: c.task, worker_id: session.id }, "attempt assigned");
     this.sink.running(c.runId, c.step, c.attempt, session.id);
   }
 }

@@ -29,7 +29,8 @@ import { ClaimLoop } from "./claim-loop.js";
 import { Delivery } from "./delivery.js";
 import { WorkerRegistry } from "./worker-registry.js";
 import { WorkerReports } from "./worker-reports.js";
-import type { WorkerSession } from "./worker-session.js";
+import { queueNames, type WorkerSession } from "./worker-session.js";
+import { MAX_LINES_PER_EVENT, type Logger } from "../observe/logger.js";
 
 export interface DispatcherConfig {
   processId: string;
@@ -43,7 +44,7 @@ export interface DispatcherConfig {
   maxLostAttempts: number;
   /** Circuit breakers per task name (threshold 0: off). */
   circuits: CircuitConfig;
-  log: (line: string) => void;
+  log: Logger;
 }
 
 /** The dispatcher's counters since it started (AdminService.GetServerStatus adds the engine's). */
@@ -82,12 +83,14 @@ export class Dispatcher implements DispatchPort {
       opened: () => this.poke(),
       results: (session, results, raw) => this.reports.results(session, results, raw),
       heartbeat: (session, running) => this.reports.heartbeat(session, running),
-      closed: (session) => this.sessionClosed(session),
+      closed: (session, drained) => this.sessionClosed(session, drained),
     });
     this.reports = new WorkerReports(sql, config, this.circuitGate, sink, this);
-    this.timeouts = new AttemptTimeouts(this.circuitGate, sink);
+    this.timeouts = new AttemptTimeouts(this.circuitGate, sink, log);
     this.delivery = new Delivery(sql, this.registry, this.circuitGate, this.timeouts, sink, log, this);
-    this.claims = new ClaimLoop(sql, config, this.registry, this.circuitGate, this.delivery, (attempts) => this.lost(attempts));
+    this.claims = new ClaimLoop(sql, config, this.registry, this.circuitGate, this.delivery, (attempts) =>
+      this.lost(attempts, "its worker went away while it was being claimed"),
+    );
   }
 
   /** Starts the periodic work, and listens for ready rows written by other server processes. */
@@ -142,15 +145,19 @@ export class Dispatcher implements DispatchPort {
     return this.registry.connect(call);
   }
 
-  private async sessionClosed(session: WorkerSession): Promise<void> {
+  private async sessionClosed(session: WorkerSession, drained: boolean): Promise<void> {
     // Its attempts go back to the queue at once; a result it sent before
     // breaking is still accepted if the attempt was not handed out again.
+    const fields = { worker_id: session.id, worker_name: session.hello.workerName, queues: queueNames(session), slots: session.slots };
     try {
       const lost = await queue.requeueWorker(this.sql, session.id);
-      this.config.log(`worker ${session.id} disconnected${lost.length ? `; ${lost.length} attempts re-queued` : ""}`);
-      this.lost(lost);
+      // A worker that drained and left holding nothing stopped cleanly: info. One whose stream
+      // broke or went silent (a crash, a network cut), or that left attempts behind, is lost: warn.
+      if (drained && lost.length === 0) this.config.log.info({ ...fields, requeued: 0 }, `worker ${session.id} disconnected`);
+      else this.config.log.warn({ ...fields, requeued: lost.length }, `worker ${session.id} lost; ${lost.length} attempts re-queued`);
+      this.lost(lost, `worker ${session.id} went away`, session.id);
     } catch (err) {
-      this.config.log(`re-queueing the attempts of ${session.id}: ${(err as Error).message} (the lease reaper will)`);
+      this.config.log.warn({ ...fields, err }, `worker ${session.id} lost; re-queueing its attempts failed: ${(err as Error).message} (the lease reaper will)`);
     }
     this.poke();
   }
@@ -161,9 +168,21 @@ export class Dispatcher implements DispatchPort {
    * fails with pipewright.WorkerLost after maxLostAttempts, so it cannot take
    * the fleet down forever; the retry policy then decides.
    */
-  lost(attempts: queue.LostAttempt[]): void {
+  lost(attempts: queue.LostAttempt[], why: string, workerId?: string): void {
     this.requeued += attempts.length;
     const limit = this.config.maxLostAttempts;
+    const log = this.config.log;
+    // One line per attempt (a worker with thousands of slots dying: the first ones, then a count).
+    for (const a of attempts.slice(0, MAX_LINES_PER_EVENT)) {
+      const fields = { run_id: a.runUid, step: a.step, attempt: a.attempt, task: a.task, worker_id: workerId, lost_count: a.lostCount, reason: why };
+      if (a.lostCount >= limit) log.warn({ ...fields, limit }, `attempt failed with pipewright.WorkerLost: lost its worker ${a.lostCount} times (${why})`);
+      else log.warn(fields, `attempt re-queued: ${why}`);
+    }
+    if (attempts.length > MAX_LINES_PER_EVENT)
+      log.warn(
+        { worker_id: workerId, attempts: attempts.length - MAX_LINES_PER_EVENT, reason: why },
+        `${attempts.length - MAX_LINES_PER_EVENT} more attempts re-queued: ${why}`,
+      );
     const failures = attempts
       .filter((a) => a.lostCount >= limit)
       .map((a) => ({ runId: a.runId, step: a.step, attempt: a.attempt, cause: { kind: "workerLost" as const, lostCount: a.lostCount, limit } }));
@@ -211,8 +230,9 @@ export class Dispatcher implements DispatchPort {
 
   /** Periodic: claim what became due, drop silent workers, share circuit states. */
   private tick(): void {
-    this.syncCircuits().catch((err) => this.config.log(`loading circuit breakers: ${err.message}`));
-    if (++this.ticks % 4 === 0) this.registry.refreshServedElsewhere().catch((err) => this.config.log(`reading what other processes serve: ${err.message}`));
+    this.syncCircuits().catch((err) => this.config.log.warn({ err }, `loading circuit breakers: ${err.message}`));
+    if (++this.ticks % 4 === 0)
+      this.registry.refreshServedElsewhere().catch((err) => this.config.log.warn({ err }, `reading what other processes serve: ${err.message}`));
     this.registry.closeSilent();
     this.poke();
   }

@@ -7,6 +7,7 @@
 import type { Sql } from "../store/database.js";
 import { pruneProcesses, touchProcess, type Served } from "../store/process-registry.js";
 import { reapLostAttempts, type LostAttempt } from "../store/task-queue.js";
+import type { Logger } from "../observe/logger.js";
 
 export interface LeaseReaperConfig {
   processId: string;
@@ -14,7 +15,7 @@ export interface LeaseReaperConfig {
   intervalMs: number;
   /** A process silent for this long is considered dead. */
   processSilenceMs: number;
-  log: (line: string) => void;
+  log: Logger;
   /** Called with the attempts put back (to claim them at once, or fail those lost too often). */
   onRequeued: (lost: LostAttempt[]) => void;
   /** What this process's workers serve, written with its heartbeat (see Dispatcher.served). */
@@ -46,12 +47,12 @@ export class LeaseReaper {
       await touchProcess(this.sql, this.config.processId, this.config.serves?.() ?? []);
       const lost = await reapLostAttempts(this.sql, this.config.processSilenceMs);
       if (lost.length > 0) {
-        this.config.log(`re-queued ${lost.length} attempts whose worker or server process went silent`);
+        this.config.log.warn({ attempts: lost.length }, `re-queued ${lost.length} attempts whose worker or server process went silent`);
         this.config.onRequeued(lost);
       }
       await pruneProcesses(this.sql, 24 * 3600_000);
     } catch (err) {
-      this.config.log(`lease reaper: ${(err as Error).message}`);
+      this.config.log.warn({ err }, `lease reaper: ${(err as Error).message}`);
     } finally {
       this.running = false;
     }

@@ -27,7 +27,8 @@ import {
 import { PipewrightError } from "../core/errors.js";
 import type { Sql } from "../store/database.js";
 import { servedElsewhere, type Served } from "../store/process-registry.js";
-import { normalizeQueue, WorkerSession } from "./worker-session.js";
+import { normalizeQueue, queueNames, WorkerSession } from "./worker-session.js";
+import type { Logger } from "../observe/logger.js";
 
 const MAX_SLOTS = 10_000;
 // Where a results message's results sit in its received bytes: each result's
@@ -44,14 +45,17 @@ export interface SessionEvents {
   /** Results, with each one's bytes as received when they could be cut out. */
   results(session: WorkerSession, results: TaskResult[], raw?: Uint8Array[]): void;
   heartbeat(session: WorkerSession, running: TaskProgress[]): void;
-  /** A session ended (already out of the registry): what it held must go back. */
-  closed(session: WorkerSession): Promise<void>;
+  /**
+   * A session ended (already out of the registry): what it held must go back. `drained`:
+   * it was draining (the worker or the server asked it to stop), not lost.
+   */
+  closed(session: WorkerSession, drained: boolean): Promise<void>;
 }
 
 export interface WorkerRegistryConfig {
   processId: string;
   heartbeatIntervalMs: number;
-  log: (line: string) => void;
+  log: Logger;
 }
 
 export class WorkerRegistry {
@@ -143,7 +147,10 @@ export class WorkerRegistry {
         },
       }),
     );
-    this.config.log(`worker ${session.id} connected: ${hello.workerName || "unnamed"}, ${hello.slots} slots, tasks ${hello.taskNames.join(",")}`);
+    this.config.log.info(
+      { worker_id: session.id, worker_name: hello.workerName, queues: queueNames(session), slots: hello.slots, tasks: hello.taskNames },
+      `worker ${session.id} connected: ${hello.workerName || "unnamed"}, ${hello.slots} slots, tasks ${hello.taskNames.join(",")}`,
+    );
     this.events.opened(session);
     try {
       for (;;) {
@@ -181,19 +188,20 @@ export class WorkerRegistry {
         session.state = "draining";
         return;
       case "hello":
-        this.config.log(`worker ${session.id} sent a second hello; ignored`);
+        this.config.log.warn({ worker_id: session.id }, `worker ${session.id} sent a second hello; ignored`);
         return;
       default:
-        this.config.log(`worker ${session.id} sent an unknown message; ignored`);
+        this.config.log.warn({ worker_id: session.id }, `worker ${session.id} sent an unknown message; ignored`);
     }
   }
 
   /** Ends a session on this side (its stream ended, or it went silent); once only. */
   async close(session: WorkerSession): Promise<void> {
     if (session.state === "closed") return;
+    const drained = session.state === "draining";
     session.state = "closed";
     this.sessions.delete(session.id);
-    await this.events.closed(session);
+    await this.events.closed(session, drained);
   }
 
   /** Closes the sessions that sent nothing for three heartbeat intervals (a worker that hangs keeps its stream open). */
@@ -201,7 +209,7 @@ export class WorkerRegistry {
     const silentAfter = this.config.heartbeatIntervalMs * 3;
     for (const s of this.sessions.values()) {
       if (now - s.lastSeen > silentAfter) {
-        this.config.log(`worker ${s.id} silent for ${now - s.lastSeen} ms; closing its session`);
+        this.config.log.warn({ worker_id: s.id, silent_ms: now - s.lastSeen }, `worker ${s.id} silent for ${now - s.lastSeen} ms; closing its session`);
         void this.close(s);
       }
     }

@@ -11,11 +11,12 @@ import type { Sql } from "../store/database.js";
 import * as queue from "../store/task-queue.js";
 import type { CircuitGate } from "./circuit-gate.js";
 import type { WorkerSession } from "./worker-session.js";
+import type { Logger } from "../observe/logger.js";
 
 export interface WorkerReportsConfig {
   /** Lease given with each attempt; heartbeats renew it. */
   leaseMs: number;
-  log: (line: string) => void;
+  log: Logger;
 }
 
 export class WorkerReports {
@@ -37,19 +38,41 @@ export class WorkerReports {
   /** Results from `session`; `raw`: each one's bytes as received, when they could be cut out. */
   results(session: WorkerSession, results: TaskResult[], raw?: Uint8Array[]): void {
     const now = Date.now();
+    // Per attempt: debug, and only built when debug is on (thousands of results a second).
+    const debug = this.config.log.isLevelEnabled("debug");
     const out: IncomingResult[] = [];
     for (const [i, r] of results.entries()) {
       const k = r.key;
       const held = k ? session.held.get(`${k.runId}/${k.stepId}`) : undefined;
       if (!k || !held || held.attempt !== k.attempt) {
         this.stale++;
+        if (debug) this.config.log.debug({ run_id: k?.runId, step: k?.stepId, attempt: k?.attempt, worker_id: session.id }, "stale result dropped");
         continue;
       }
       session.held.delete(`${k.runId}/${k.stepId}`);
       if (held.expired) {
         this.stale++; // already failed by its timeout
+        if (debug)
+          this.config.log.debug(
+            { run_id: held.runUid, step: held.step, attempt: held.attempt, worker_id: session.id },
+            "late result of a timed-out attempt dropped",
+          );
         continue;
       }
+      if (debug)
+        this.config.log.debug(
+          {
+            run_id: held.runUid,
+            step: held.step,
+            attempt: held.attempt,
+            task: held.task,
+            worker_id: session.id,
+            outcome: r.outcome.case,
+            error_type: r.outcome.case === "error" ? r.outcome.value.type : undefined,
+            duration_ms: now - held.deliveredAt,
+          },
+          "attempt finished",
+        );
       out.push({
         runId: held.runId,
         step: held.step,
@@ -83,6 +106,8 @@ export class WorkerReports {
     const now = Date.now();
     if (session.held.size === 0 || now - session.lastLeaseRenewal < this.config.leaseMs / 3) return;
     session.lastLeaseRenewal = now;
-    queue.extendLeases(this.sql, session.id, this.config.leaseMs).catch((err) => this.config.log(`renewing leases of ${session.id}: ${err.message}`));
+    queue
+      .extendLeases(this.sql, session.id, this.config.leaseMs)
+      .catch((err) => this.config.log.warn({ worker_id: session.id, err }, `renewing leases of ${session.id}: ${err.message}`));
   }
 }

@@ -126,3 +126,8 @@ export class WorkerSession {
 export function normalizeQueue(q: string): string {
   return q === "default" ? "" : q;
 }
+
+/** A session's queues as people name them ("" is "default"), for log lines. */
+export function queueNames(session: WorkerSession): string[] {
+  return [...session.queues].map((q) => q || "default");
+}

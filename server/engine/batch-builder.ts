@@ -29,6 +29,7 @@ import { pauseForOthers } from "./pause-for-others.js";
 import type { DispatchPort, IncomingResult } from "./ports.js";
 import type { RunRegistry } from "./run-registry.js";
 import { encodeFinalState, encodeOutcome, eventsOf } from "./run-views.js";
+import type { Logger } from "../observe/logger.js";
 
 export interface BuilderConfig {
   machine: MachineConfig;
@@ -36,7 +37,7 @@ export interface BuilderConfig {
   /** Lease given to a worker with each attempt, renewed by its heartbeats. */
   leaseMs: number;
   timeouts: TimeoutDefaults;
-  log: (line: string) => void;
+  log: Logger;
   /** Records the spans of runs and attempts (default: the global tracer provider's, a no-op unless one is registered). */
   tracer?: Tracer;
 }
@@ -290,7 +291,10 @@ export class BatchBuilder {
       // (nor stay in memory as it is). The run ends FAILED here, its tasks
       // cancelled; the input that broke it is not stored (replaying it would
       // break the same way).
-      effects = run.machine.abandon(internalError(this.config.log, `applying a ${input.type} to run ${run.uid}`, err), input.at);
+      effects = run.machine.abandon(
+        internalError(this.config.log, `applying a ${input.type} to run ${run.uid}`, err, { run_id: run.uid, input: input.type }),
+        input.at,
+      );
     }
     this.record(run, effects, batch, before, tasksBefore, seq ?? 0, input.at);
   }

@@ -21,12 +21,13 @@ import type { BatchWriter } from "./batch-writer.js";
 import type { GroupCommitter } from "./group-committer.js";
 import { internalError } from "./internal-error.js";
 import type { Item } from "./items.js";
-import { stepKey } from "./owned-run.js";
+import { stepKey, type OwnedRun } from "./owned-run.js";
 import type { Peers } from "./peers.js";
 import type { DispatchPort } from "./ports.js";
 import type { RunReads } from "./run-reads.js";
 import type { RunRegistry } from "./run-registry.js";
 import { runFromMachine } from "./run-views.js";
+import type { Logger } from "../observe/logger.js";
 
 type Lock = (key: string) => boolean;
 
@@ -39,7 +40,7 @@ export interface CommitLoopParts {
   reads: RunReads;
   dispatch: Pick<DispatchPort, "release" | "deliver" | "cancel" | "poke" | "pokeAt">;
   committer: Pick<GroupCommitter<Item>, "add" | "addAll" | "retry">;
-  log: (line: string) => void;
+  log: Logger;
 }
 
 const unavailable = () => new PipewrightError("UNAVAILABLE", "the database is unavailable, retry later");
@@ -79,7 +80,7 @@ export class CommitLoop {
    */
   private async settleFailure(items: Item[], lock: Lock, error: unknown): Promise<void> {
     if (isUnavailable(error) || error instanceof PipewrightError) {
-      this.p.log(`commit failed (${items.length} items): ${(error as Error).message}`);
+      this.p.log.warn({ items: items.length, err: error }, `commit failed (${items.length} items): ${(error as Error).message}`);
       this.failItems(items, error);
       await new Promise((r) => setTimeout(r, 100));
       return;
@@ -105,7 +106,7 @@ export class CommitLoop {
   private async failAlone(item: Item, lock: Lock, error: unknown): Promise<void> {
     const ref = randomUUID().slice(0, 8);
     const { reason, tooLarge } = storageProblem(error);
-    this.p.log(`commit refused [${ref}] for one ${item.kind}: ${(error as Error)?.stack ?? String(error)}`);
+    this.p.log.error({ ref, item: item.kind, err: error }, `commit refused [${ref}] for one ${item.kind}: ${reason}`);
     switch (item.kind) {
       case "submit":
       case "control": {
@@ -131,12 +132,19 @@ export class CommitLoop {
         this.p.committer.add({
           kind: "abandon",
           runId: r.runId,
-          error: internalError(this.p.log, `storing the failure of run ${r.runId}'s step ${r.step}`, error),
+          error: internalError(this.p.log, `storing the failure of run ${r.runId}'s step ${r.step}`, error, {
+            run_id: r.result.key?.runId,
+            step: r.step,
+            attempt: r.attempt,
+          }),
         });
         return;
       }
       case "abandon":
-        this.p.log(`run ${item.runId} could not even be ended [${ref}]; it stays as stored until a restart replays it`);
+        this.p.log.error(
+          { ref, run_id: this.p.registry.byId(item.runId)?.uid },
+          `run ${item.runId} could not even be ended [${ref}]; it stays as stored until a restart replays it`,
+        );
         return;
       case "inbox":
         // Entries other processes put here for our runs: looked at again in a moment, not
@@ -225,6 +233,7 @@ export class CommitLoop {
       try {
         switch (answer.kind) {
           case "submitted": {
+            logAccepted(this.p.log, answer.runs);
             const pending = answer.runs.map((entry) =>
               "run" in entry
                 ? Promise.resolve({ run: runFromMachine(entry.run, entry.run.machine), existing: false })
@@ -244,7 +253,7 @@ export class CommitLoop {
             break;
         }
       } catch (err) {
-        this.p.log(`after-commit answer failed: ${(err as Error).stack}`);
+        this.p.log.error({ err }, `after-commit answer failed: ${(err as Error).message}`);
       }
     }
     const plan = batch.dispatchPlan;
@@ -278,5 +287,19 @@ export class CommitLoop {
     for (const run of batch.changed) run.committedSeq = run.nextSeq - 1;
     for (const [run, events] of batch.liveEvents) for (const l of run.listeners) l(events);
     for (const run of batch.changed) if (run.machine.result) this.p.registry.finished(run);
+  }
+}
+
+/**
+ * "run accepted", once its submit committed: debug (a submit answered is routine, and at
+ * thousands of runs a second a line each at info would be most of the log; an operator
+ * counts runs with metrics, and finds one run's story by its run_id at debug).
+ */
+function logAccepted(log: Logger, entries: readonly ({ run: OwnedRun } | { existing: string })[]): void {
+  if (!log.isLevelEnabled("debug")) return;
+  for (const entry of entries) {
+    if (!("run" in entry)) continue; // an earlier submit's run (same request_id): accepted then
+    const run = entry.run;
+    log.debug({ run_id: run.uid, run_name: run.name || undefined, request_id: run.requestId || undefined, tasks: run.machine.graph.taskCount }, "run accepted");
   }
 }

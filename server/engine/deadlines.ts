@@ -14,6 +14,7 @@ import type { Sql } from "../store/database.js";
 import * as queue from "../store/task-queue.js";
 import type { OwnedRun } from "./owned-run.js";
 import type { IncomingResult } from "./ports.js";
+import type { Logger } from "../observe/logger.js";
 
 /** Arms the run's deadline, if it has one and is not finished: `fire` then asks for its timeout. */
 export function armRunDeadline(run: OwnedRun, fire: () => void): void {
@@ -38,7 +39,7 @@ export function waitDeadline(d: Dispatch, defaults: TimeoutDefaults): Date | und
  * them, as failed results (pipewright.Timeout): they are fenced and applied as
  * any result is.
  */
-export async function expiredWaits(sql: Sql, held: (runId: number) => OwnedRun | undefined, defaults: TimeoutDefaults): Promise<IncomingResult[]> {
+export async function expiredWaits(sql: Sql, held: (runId: number) => OwnedRun | undefined, defaults: TimeoutDefaults, log: Logger): Promise<IncomingResult[]> {
   const expired = await queue.expiredWaits(sql, 1000);
   const now = Date.now();
   const results: IncomingResult[] = [];
@@ -46,7 +47,13 @@ export async function expiredWaits(sql: Sql, held: (runId: number) => OwnedRun |
     const run = held(k.runId);
     const step = run?.machine.graph.steps[k.step];
     if (!run || !step || step.kind !== "task" || !run.machine.isAwaitingResult(k.step)) continue;
-    const error = serverError("Timeout", `waited more than ${waitTimeoutMs(step, defaults)} ms for a worker`);
+    const limitMs = waitTimeoutMs(step, defaults);
+    const error = serverError("Timeout", `waited more than ${limitMs} ms for a worker`);
+    log.warn(
+      // A ready row holds the number of the last attempt handed out: the one that waited is the next.
+      { run_id: run.uid, step: k.step, attempt: k.attempt + 1, task: step.call.task, timeout: "waitTimeout", limit_ms: limitMs },
+      `attempt timed out: waited more than ${limitMs} ms for a worker`,
+    );
     results.push({
       runId: k.runId,
       step: k.step,

@@ -14,6 +14,7 @@ import { livePeerCount } from "../store/process-registry.js";
 import * as runs from "../store/run-store.js";
 import type { RunRegistry } from "./run-registry.js";
 import { runFromRow } from "./run-views.js";
+import type { Logger } from "../observe/logger.js";
 
 export interface PeersConfig {
   processId: string;
@@ -25,7 +26,7 @@ export interface PeersConfig {
    * second ago does not announce to us yet).
    */
   remoteWaitPollMs: number;
-  log: (line: string) => void;
+  log: Logger;
 }
 
 export type ForwardedControl = Exclude<RunControl, "timeout">;
@@ -113,9 +114,10 @@ export class Peers {
         const run = this.registry.byId(id);
         if (run) this.registry.moved(run);
       }
-      if (moved.length) this.config.log(`${moved.length} runs were taken over by another server process; they are no longer run here`);
+      if (moved.length)
+        this.config.log.warn({ runs: moved.length }, `${moved.length} runs were taken over by another server process; they are no longer run here`);
     } catch (err) {
-      this.config.log(`checking run ownership: ${(err as Error).message}`);
+      this.config.log.warn({ err }, `checking run ownership: ${(err as Error).message}`);
     }
   }
 
@@ -124,7 +126,7 @@ export class Peers {
     try {
       return await readInbox(this.sql, this.config.processId, 2000);
     } catch (err) {
-      this.config.log(`reading the inbox: ${(err as Error).message}`);
+      this.config.log.warn({ err }, `reading the inbox: ${(err as Error).message}`);
       return [];
     }
   }

@@ -38,6 +38,7 @@ import { Peers } from "./peers.js";
 import type { DispatchPort, IncomingResult, ResultSink } from "./ports.js";
 import { RunReads } from "./run-reads.js";
 import { RunRegistry } from "./run-registry.js";
+import type { Logger } from "../observe/logger.js";
 
 export interface EngineConfig {
   machine: MachineConfig;
@@ -52,7 +53,7 @@ export interface EngineConfig {
   remoteWaitPollMs?: number;
   /** Batches committed at once (default 4). */
   concurrentBatches?: number;
-  log: (line: string) => void;
+  log: Logger;
   /** Records the spans of runs and attempts (observe/run-spans.ts; default: the global tracer provider's). */
   tracer?: Tracer;
 }
@@ -160,11 +161,11 @@ export class RunEngine {
   async start(sweepEveryMs = 500): Promise<void> {
     let ticks = 0;
     this.sweepTimer = setInterval(() => {
-      this.sweepWaits().catch((err) => this.config.log(`wait-timeout sweep: ${err.message}`));
+      this.sweepWaits().catch((err) => this.config.log.warn({ err }, `wait-timeout sweep: ${err.message}`));
       if (++ticks % 2 === 0) {
         this.committer.add({ kind: "inbox" });
-        this.adoptOrphans().catch((err) => this.config.log(`adopting runs: ${err.message}`));
-        this.peers.refresh().catch((err) => this.config.log(`looking for other processes: ${err.message}`));
+        this.adoptOrphans().catch((err) => this.config.log.warn({ err }, `adopting runs: ${err.message}`));
+        this.peers.refresh().catch((err) => this.config.log.warn({ err }, `looking for other processes: ${err.message}`));
       }
     }, sweepEveryMs);
     this.sweepTimer.unref();
@@ -192,7 +193,7 @@ export class RunEngine {
 
   /** Fails the attempts that waited too long for a worker (pipewright.Timeout, fenced as any result). */
   private async sweepWaits(): Promise<void> {
-    const results = await expiredWaits(this.sql, (id) => this.registry.byId(id), this.config.timeouts);
+    const results = await expiredWaits(this.sql, (id) => this.registry.byId(id), this.config.timeouts, this.config.log);
     if (results.length) {
       this.timedOut += results.length;
       this.results(results);

@@ -22,10 +22,11 @@ import { historyEvents, replay } from "./replay.js";
 import type { RunRegistry } from "./run-registry.js";
 import { runFromMachine, runFromRow } from "./run-views.js";
 import { loadEvents } from "../store/run-events.js";
+import type { Logger } from "../observe/logger.js";
 
 export interface ReadsConfig {
   machine: MachineConfig;
-  log: (line: string) => void;
+  log: Logger;
 }
 
 export class RunReads {
@@ -60,7 +61,7 @@ export class RunReads {
     try {
       machine = replay(row, events, this.config.machine);
     } catch (err) {
-      this.config.log(`run ${row.uid}: its steps cannot be shown, its log does not replay: ${(err as Error).message}`);
+      this.config.log.error({ run_id: row.uid, err }, `run ${row.uid}: its steps cannot be shown, its log does not replay: ${(err as Error).message}`);
       return runFromRow(row); // the row is authoritative: the run as stored, without its steps
     }
     return runFromRow(row, stepStatuses(machine.graph, await this.liveState(row.id)));

@@ -18,11 +18,12 @@ import { replay } from "./replay.js";
 import { encodeOutcome, runFromMachine, runFromRow } from "./run-views.js";
 import { UnsureCommits } from "./unsure-commits.js";
 import { loadEvents, type StoredEvent } from "../store/run-events.js";
+import type { Logger } from "../observe/logger.js";
 
 export interface RegistryConfig {
   machine: MachineConfig;
   processId: string;
-  log: (line: string) => void;
+  log: Logger;
 }
 
 export interface RegistryHooks {
@@ -121,6 +122,7 @@ export class RunRegistry {
   /** A run finished here and committed: its waiters get it, it is remembered, and let go. */
   finished(run: OwnedRun): void {
     const view = runFromMachine(run, run.machine);
+    logFinished(this.config.log, run, view);
     this.recentlyFinished.set(run.uid, view);
     endRunTrace(run.trace, RunState[run.machine.runState], runError(run));
     if (this.recentlyFinished.size > RECENTLY_FINISHED) this.recentlyFinished.delete(this.recentlyFinished.keys().next().value!);
@@ -217,7 +219,7 @@ export class RunRegistry {
 
   /** Ends FAILED a run whose log cannot be replayed (its tasks leave the queue); wakes whoever waited on it here. */
   private async endUnreplayable(row: runs.RunRow, err: unknown): Promise<void> {
-    const error = internalError(this.config.log, `rebuilding run ${row.uid} from its log`, err);
+    const error = internalError(this.config.log, `rebuilding run ${row.uid} from its log`, err, { run_id: row.uid });
     const ended = await inTransaction(this.sql, async (tx) => {
       const done = await runs.endRun(tx, row.id, this.config.processId, RunState.FAILED, encodeOutcome({ error }));
       if (done) await queue.removeRunRows(tx, row.id);
@@ -251,7 +253,10 @@ export class RunRegistry {
           throw err;
         }
         if (load.length || requeued)
-          this.config.log(`after a commit in doubt: ${load.length} runs it created loaded, ${requeued} undelivered attempts put back`);
+          this.config.log.warn(
+            { runs: load.length, attempts: requeued },
+            `after a commit in doubt: ${load.length} runs it created loaded, ${requeued} undelivered attempts put back`,
+          );
         if (requeued) this.hooks.poke();
       }
       const rows: runs.RunRow[] = [];
@@ -269,7 +274,7 @@ export class RunRegistry {
       this.needsReload.clear();
       return true;
     } catch (err) {
-      this.config.log(`reloading runs after a failed commit: ${(err as Error).message}`);
+      this.config.log.warn({ err }, `reloading runs after a failed commit: ${(err as Error).message}`);
       await new Promise((r) => setTimeout(r, 500));
       return false;
     }
@@ -287,4 +292,24 @@ export class RunRegistry {
 function runError(run: OwnedRun): { type: string; message: string } | undefined {
   const outcome = run.machine.result?.outcome;
   return outcome && "error" in outcome ? { type: outcome.error.type, message: outcome.error.message } : undefined;
+}
+
+/**
+ * "run finished": info when it failed or was cancelled (an operator wants those at the
+ * default level), debug when it succeeded (at thousands of runs a second, a line per
+ * healthy run would be most of the log and most of its cost).
+ */
+function logFinished(log: Logger, run: OwnedRun, view: Run): void {
+  const ok = view.state === RunState.SUCCEEDED;
+  if (!log.isLevelEnabled(ok ? "debug" : "info")) return;
+  const outcome = view.outcome?.kind;
+  const fields = {
+    run_id: run.uid,
+    run_name: run.name || undefined,
+    state: RunState[view.state],
+    duration_ms: Date.now() - run.createdAt,
+    error_type: outcome?.case === "error" ? outcome.value.type : undefined,
+  };
+  if (ok) log.debug(fields, "run finished");
+  else log.info(fields, "run finished");
 }

@@ -9,6 +9,7 @@
 // a hang (a partitioned network) is caught by the probe's timeout.
 
 import postgres from "postgres";
+import type { Logger } from "../observe/logger.js";
 
 export interface DatabaseMonitorOptions {
   /** Probe period while the database is up (default 500 ms). */
@@ -17,7 +18,8 @@ export interface DatabaseMonitorOptions {
   downIntervalMs?: number;
   /** A probe slower than this counts as failed (default 2,000 ms). */
   timeoutMs?: number;
-  log?: (line: string) => void;
+  /** Where "database unreachable" (warn) and "database reachable again" (info) go. */
+  log?: Logger;
 }
 
 /**
@@ -141,12 +143,13 @@ export class DatabaseMonitor {
     const ms = Date.now() - this.since;
     this.up = up;
     this.since = Date.now();
-    this.options.log?.(up ? `database reachable again (after ${ms} ms)` : "database unreachable: health NOT_SERVING, RunService calls answer UNAVAILABLE");
+    if (up) this.options.log?.info({ down_ms: ms }, `database reachable again (after ${ms} ms)`);
+    else this.options.log?.warn({ up_ms: ms }, "database unreachable: health NOT_SERVING, RunService calls answer UNAVAILABLE");
     for (const l of this.listeners) {
       try {
         l(up);
       } catch (err) {
-        this.options.log?.(`database monitor listener failed: ${(err as Error).message}`);
+        this.options.log?.error({ err }, `database monitor listener failed: ${(err as Error).message}`);
       }
     }
   }

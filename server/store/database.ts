@@ -9,8 +9,6 @@ export type Tx = postgres.TransactionSql<{ bigint: number }>;
 export interface ConnectOptions {
   /** Pool size. */
   max?: number;
-  /** Called on connection-level errors and notices worth logging. */
-  log?: (line: string) => void;
 }
 
 /**

@@ -5,6 +5,7 @@
 
 import path from "node:path";
 import { ensureTraversableBy, exists, initdb, logFileOf, PASSWORD, postgresOsUser, prepareDataDir, SUPERUSER, type Binaries } from "./embedded-data-folder.js";
+import { silentLogger, type Logger } from "../observe/logger.js";
 import { findRunningPostmaster, logTail, pickFreePort, spawnPostmaster, stopPostmaster, waitUntilReady } from "./embedded-postmaster.js";
 
 export interface EmbeddedPostgresOptions {
@@ -12,9 +13,11 @@ export interface EmbeddedPostgresOptions {
   dataDir: string;
   /** TCP port on 127.0.0.1; a free one is picked when omitted. */
   port?: number;
-  log?: (line: string) => void;
-  /** What it changes outside its data folder (a folder's mode, an OS user), said whatever `log` is. Default: `log`. */
-  notice?: (line: string) => void;
+  /**
+   * Where it logs: what it does at debug (postmaster started or reused, initdb), what it
+   * changes outside its data folder (a folder's mode, an OS user) at info. Default: nothing.
+   */
+  log?: Logger;
   /** Database created if missing and named in `url`; default "pipewright". */
   database?: string;
 }
@@ -30,7 +33,10 @@ export interface EmbeddedPostgres {
 const DATABASE_NAME = /^[a-z0-9_]+$/;
 
 export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
-  const log = opts.log ?? (() => {});
+  const logger = opts.log ?? silentLogger();
+  // The helpers (embedded-data-folder.ts, embedded-postmaster.ts) say plain lines; their level is chosen here.
+  const log = (line: string) => logger.debug(line);
+  const notice = (line: string) => logger.info(line);
   const database = opts.database ?? "pipewright";
   if (!DATABASE_NAME.test(database)) throw new Error(`invalid database name ${JSON.stringify(database)}`);
   const dataDir = path.resolve(opts.dataDir);
@@ -43,7 +49,6 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   }
 
   const binaries = await findBinaries();
-  const notice = opts.notice ?? log;
   const user = await postgresOsUser(notice);
   await prepareDataDir(dataDir, user, notice);
   for (const dir of [

@@ -244,15 +244,36 @@ export async function claim(sql: Sql, r: ClaimRequest): Promise<ClaimedTask[]> {
 /** An attempt put back in the queue, with how many times that happened to its step. */
 export interface LostAttempt extends AttemptKey {
   lostCount: number;
+  /** The run's public id and the task, for the log line that says it was re-queued. */
+  runUid: string;
+  task: string;
+}
+
+interface LostRow {
+  run_id: number;
+  run_uid: string;
+  step: number;
+  attempt: number;
+  task: string;
+  lost_count: number;
+}
+
+/** What a re-queueing update returns (the run's uid by its primary key: re-queues are rare, one index probe each). */
+function lostColumns(sql: Sql): Fragment {
+  return sql`run_id, (select uid::text from runs where runs.id = task_queue.run_id) as run_uid, step, attempt, task, lost_count`;
+}
+
+function lostAttempt(r: LostRow): LostAttempt {
+  return { runId: r.run_id, runUid: r.run_uid, step: r.step, attempt: r.attempt, task: r.task, lostCount: r.lost_count };
 }
 
 /** Puts back the rows a worker held (its stream broke): they are handed out again at once. */
 export async function requeueWorker(sql: Sql, workerId: string): Promise<LostAttempt[]> {
-  const rows = await sql<{ run_id: number; step: number; attempt: number; lost_count: number }[]>`
+  const rows = await sql<LostRow[]>`
     update task_queue set ${unclaimed(sql)}, available_at = now(), lost_count = lost_count + 1
     where worker_id = ${workerId} and ${running(sql)}
-    returning run_id, step, attempt, lost_count`;
-  return rows.map((r) => ({ runId: r.run_id, step: r.step, attempt: r.attempt, lostCount: r.lost_count }));
+    returning ${lostColumns(sql)}`;
+  return rows.map(lostAttempt);
 }
 
 /** Extends the leases of the rows a worker holds. */
@@ -266,14 +287,14 @@ export async function extendLeases(sql: Sql, workerId: string, leaseMs: number):
  * in-memory detection of broken streams.
  */
 export async function reapLostAttempts(sql: Sql, processSilenceMs: number): Promise<LostAttempt[]> {
-  const rows = await sql<{ run_id: number; step: number; attempt: number; lost_count: number }[]>`
+  const rows = await sql<LostRow[]>`
     update task_queue set ${unclaimed(sql)}, available_at = now(), lost_count = lost_count + 1
     where ${running(sql)} and (
       lease_until < now()
       or process_id is null
       or process_id not in (${liveProcessIds(sql, processSilenceMs)}))
-    returning run_id, step, attempt, lost_count`;
-  return rows.map((r) => ({ runId: r.run_id, step: r.step, attempt: r.attempt, lostCount: r.lost_count }));
+    returning ${lostColumns(sql)}`;
+  return rows.map(lostAttempt);
 }
 
 /** A row written already claimed for a worker, whose delivery did not happen (its batch's commit is in doubt). */
@@ -327,10 +348,10 @@ export async function expiredWaits(sql: Sql, limit: number): Promise<AttemptKey[
  * liveness timeout.
  */
 export async function reclaimPredecessors(sql: Sql, id: string, address: string): Promise<LostAttempt[]> {
-  const rows = await sql<{ run_id: number; step: number; attempt: number; lost_count: number }[]>`
+  const rows = await sql<LostRow[]>`
     with dead as (${forgetPredecessors(sql, id, address)})
     update task_queue set ${unclaimed(sql)}, available_at = now(), lost_count = lost_count + 1
     where ${running(sql)} and process_id in (select id from dead)
-    returning run_id, step, attempt, lost_count`;
-  return rows.map((r) => ({ runId: r.run_id, step: r.step, attempt: r.attempt, lostCount: r.lost_count }));
+    returning ${lostColumns(sql)}`;
+  return rows.map(lostAttempt);
 }

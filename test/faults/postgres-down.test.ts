@@ -101,6 +101,17 @@ describe("PostgreSQL down under a server process", () => {
     expect(servingMs).toBeLessThan(2000);
     // The runs that were in flight through the crash finish correctly.
     expect(await Promise.all(inFlight.map((r) => r.result(60_000)))).toEqual(inFlight.map(() => 50));
+    // The server's log (JSON lines: its stdout is a pipe) says the database went and came back.
+    const lines = server!
+      .output()
+      .split("\n")
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l) as { level: string; msg: string; component?: string; down_ms?: number });
+    const lost = lines.findIndex((l) => l.msg.startsWith("database unreachable"));
+    const back = lines.findIndex((l) => l.msg.startsWith("database reachable again"));
+    expect(lines[lost]).toMatchObject({ level: "warn", component: "database" });
+    expect(lines[back]).toMatchObject({ level: "info", component: "database", down_ms: expect.any(Number) });
+    expect(back).toBeGreaterThan(lost);
   });
 
   it("one SIGTERM stops the server within the drain grace + 10 s while PostgreSQL is gone and results cannot be committed", async () => {

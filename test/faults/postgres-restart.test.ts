@@ -17,6 +17,7 @@ import { Worker } from "../../worker-sdk/worker.js";
 import * as ex from "../../examples/tasks.js";
 import { nap, testTasks } from "../support/test-tasks.js";
 import { freePort } from "../support/fault-harness.js";
+import { memoryLog } from "../support/memory-log.js";
 
 let dir = "";
 let pg: EmbeddedPostgres | undefined;
@@ -37,8 +38,8 @@ describe("PostgreSQL restart", () => {
     dir = await mkdtemp(path.join(os.tmpdir(), "pipewright-pg-restart-"));
     const pgPort = await freePort();
     pg = await startEmbeddedPostgres({ dataDir: path.join(dir, "db"), port: pgPort });
-    const log: string[] = [];
-    server = await startServer({ ...DEFAULT_CONFIG, address: "127.0.0.1:0", databaseUrl: pg.url, heartbeatIntervalMs: 500 }, (l) => log.push(l));
+    const memory = memoryLog("debug");
+    server = await startServer({ ...DEFAULT_CONFIG, address: "127.0.0.1:0", databaseUrl: pg.url, heartbeatIntervalMs: 500 }, memory.logger);
     worker = new Worker({ address: server.address, tasks: testTasks, slots: 16 });
     await worker.start();
     client = new PipewrightClient(server.address);
@@ -62,8 +63,8 @@ describe("PostgreSQL restart", () => {
     const results = await Promise.all(runs.map((r) => r.result(120_000)));
     expect(results).toEqual(Array.from({ length: 40 }, (_, i) => 30 + i + 30 + 1));
     // The outage really hit work in flight.
-    expect(log.some((l) => l.startsWith("commit failed"))).toBe(true);
-    if (process.env.PIPEWRIGHT_TEST_LOG) console.log(log.join("\n"));
+    expect(memory.messages().some((l) => l.startsWith("commit failed"))).toBe(true);
+    if (process.env.PIPEWRIGHT_TEST_LOG) console.log(memory.raw.join(""));
 
     // Submitting works again too.
     expect(await client.submitAndWait(ex.multiply.send(6, 7))).toBe(42);

@@ -15,7 +15,9 @@ import { errorMapper } from "../../server/api/error-mapping.js";
 import { Dispatcher, type DispatcherConfig } from "../../server/dispatch/dispatcher.js";
 import type { IncomingResult, ResultSink } from "../../server/engine/ports.js";
 import { connect, type Sql } from "../../server/store/database.js";
+import { silentLogger } from "../../server/observe/logger.js";
 import { createTestDatabase, type TestDatabase } from "./database.js";
+import { memoryLog, type LogLine } from "./memory-log.js";
 import { RawWorker } from "./raw-worker.js";
 
 /** What the dispatcher told the engine, in order. */
@@ -61,8 +63,9 @@ export interface DispatchHarness {
   sql: Sql;
   address: string;
   recorded: RecordingSink;
-  /** The dispatcher's log lines. */
+  /** The dispatcher's log messages (JSON lines, parsed: `logLines`). */
   log: string[];
+  logLines(): LogLine[];
   /** Claim statements the dispatcher sent to PostgreSQL so far. */
   claims(): number;
   /** Writes ready (or delayed) rows, one run each. */
@@ -89,7 +92,7 @@ export async function startDispatchHarness(options: DispatchHarnessOptions = {})
   pool.options.debug = (_connection, query) => {
     if (query.includes("with picked as")) claims++;
   };
-  const log: string[] = [];
+  const memory = memoryLog("debug");
   const recorded = new RecordingSink();
   const config: DispatcherConfig = {
     processId: randomUUID(),
@@ -98,19 +101,12 @@ export async function startDispatchHarness(options: DispatchHarnessOptions = {})
     pollIntervalMs: 3_600_000,
     maxLostAttempts: 5,
     circuits: { threshold: 0, cooldownMs: 1000 },
-    log: (line) => void log.push(line),
+    log: memory.logger,
     ...options.config,
   };
   const dispatcher = new Dispatcher(pool, config, recorded.sink);
   const server = new grpc.Server();
-  server.addService(
-    serviceDefinition(WorkerService),
-    implement(
-      WorkerService,
-      { connect: (call) => dispatcher.connect(call) },
-      errorMapper(() => {}),
-    ),
-  );
+  server.addService(serviceDefinition(WorkerService), implement(WorkerService, { connect: (call) => dispatcher.connect(call) }, errorMapper(silentLogger())));
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
@@ -124,7 +120,10 @@ export async function startDispatchHarness(options: DispatchHarnessOptions = {})
     sql,
     address,
     recorded,
-    log,
+    get log() {
+      return memory.messages();
+    },
+    logLines: memory.lines,
     claims: () => claims,
     async enqueue(...rows) {
       const out: QueuedRow[] = [];

@@ -7,6 +7,7 @@ import { PipewrightClient } from "../../client/client.js";
 import { DEFAULT_CONFIG, type ServerConfig } from "../../server/config.js";
 import { startServer, type RunningServer } from "../../server/server.js";
 import { Worker, type WorkerOptions } from "../../worker-sdk/worker.js";
+import { createLogger, type Logger } from "../../server/observe/logger.js";
 import { createTestDatabase, type TestDatabase } from "./database.js";
 
 export interface TestServer {
@@ -25,16 +26,19 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
-export async function startTestServer(overrides: Partial<ServerConfig> = {}): Promise<TestServer> {
+/** `logger`: where the server logs (default: nothing, unless PIPEWRIGHT_TEST_LOG asks for it). */
+export async function startTestServer(overrides: Partial<ServerConfig> = {}, logger?: Logger): Promise<TestServer> {
   const db = await createTestDatabase();
   const config: ServerConfig = { ...DEFAULT_CONFIG, address: "127.0.0.1:0", databaseUrl: db.url, drainGraceMs: 2000, ...overrides };
-  // PIPEWRIGHT_TEST_LOG=1 prints the server's log; PIPEWRIGHT_TEST_LOG_FILE=path appends it to a file (no console timing).
+  // PIPEWRIGHT_TEST_LOG=1 prints the server's log (debug and up, pretty); PIPEWRIGHT_TEST_LOG_FILE=path appends it to a file as JSON lines.
   const logFile = process.env.PIPEWRIGHT_TEST_LOG_FILE;
-  const log = logFile
-    ? (l: string) => appendFileSync(logFile, `${new Date().toISOString()} ${l}\n`)
-    : process.env.PIPEWRIGHT_TEST_LOG
-      ? (l: string) => console.log(l)
-      : () => {};
+  const log =
+    logger ??
+    (logFile
+      ? createLogger({ level: "debug", format: "json", sink: { write: (l: string) => appendFileSync(logFile, l) } })
+      : process.env.PIPEWRIGHT_TEST_LOG
+        ? createLogger({ level: "debug", format: "pretty", sink: process.stdout })
+        : undefined);
   let server = await startServer(config, log);
   const clients: PipewrightClient[] = [];
   const workers: Worker[] = [];
@@ -60,7 +64,7 @@ export async function startTestServer(overrides: Partial<ServerConfig> = {}): Pr
       await server.stop();
     },
     async restartServer() {
-      server = await startServer({ ...config, address: self.address }, () => {});
+      server = await startServer({ ...config, address: self.address }, log);
       // Clients made with the default options share grpc-js's connection to this address,
       // which the stop left failed and retrying (every 100 ms to 1 s): a call made before it
       // reconnects fails at once with UNAVAILABLE, as it would for any gRPC client. Wait for it.
