@@ -95,7 +95,7 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
     if (embedded && !embedded.reused) await embedded.stop();
   };
   // Exporters from the OTEL_* environment only; none set: the global tracer provider (a no-op unless the process registered one).
-  const tracing = startTracing(process.env, processId, (line) => log.warn(line));
+  const tracing = await startTracing(process.env, processId, (line) => log.warn(line));
   if (tracing.exporters.length) log.info({ exporters: tracing.exporters }, "traces exported (OTEL_* environment)");
   const health = createHealth({ "": "NOT_SERVING" });
   const server = new grpc.Server({ "grpc.max_receive_message_length": MAX_MESSAGE_BYTES, "grpc.max_send_message_length": MAX_MESSAGE_BYTES });

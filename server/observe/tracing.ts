@@ -20,9 +20,7 @@
 import type * as grpc from "@grpc/grpc-js";
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span, type TextMapGetter, type Tracer } from "@opentelemetry/api";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
-import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
-import { defaultResource, detectResources, envDetector, resourceFromAttributes } from "@opentelemetry/resources";
-import { BasicTracerProvider, BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, type SpanProcessor } from "@opentelemetry/sdk-trace-base";
+import type { SpanProcessor } from "@opentelemetry/sdk-trace-base";
 
 export const TRACER_NAME = "@pipewright/server";
 const TRACER_VERSION = "0.1.0";
@@ -49,9 +47,16 @@ export interface ServerTracing {
  * OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER(_ARG), OTEL_BSP_*, and
  * OTEL_SDK_DISABLED. Set an OTLP endpoint alone and `otlp` is implied.
  */
-export function startTracing(env: NodeJS.ProcessEnv, processId: string, log: (line: string) => void): ServerTracing {
+export async function startTracing(env: NodeJS.ProcessEnv, processId: string, log: (line: string) => void): Promise<ServerTracing> {
   const names = exporterNames(env);
   if (names.length === 0) return { tracer: trace.getTracer(TRACER_NAME, TRACER_VERSION), exporters: [], shutdown: async () => {} };
+  // Loaded only when exporting: the SDK and the exporter are ~2.5 MB of heap a server that does not trace need not carry.
+  const [{ BasicTracerProvider, BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor }, { OTLPTraceExporter }, resources] = await Promise.all([
+    import("@opentelemetry/sdk-trace-base"),
+    import("@opentelemetry/exporter-trace-otlp-proto"),
+    import("@opentelemetry/resources"),
+  ]);
+  const { defaultResource, detectResources, envDetector, resourceFromAttributes } = resources;
   const processors: SpanProcessor[] = [];
   for (const name of names) {
     if (name === "otlp") {
