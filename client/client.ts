@@ -3,12 +3,17 @@
 
 import { randomUUID } from "node:crypto";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
+import * as grpc from "@grpc/grpc-js";
+import { context, SpanKind, SpanStatusCode, trace, type Span } from "@opentelemetry/api";
 import { RunState, type Run, type RunEvent } from "@pipewright/protocol";
 import { RunService, RunView } from "@pipewright/protocol";
 import { createClient, type Client } from "@pipewright/protocol";
 import type { Pipeline } from "./pipeline-builder.js";
 import { decodeError, decodeValue, type RemoteError } from "@pipewright/protocol";
 import { withCallErrors } from "./call-errors.js";
+import { injectTraceContext } from "./trace-context.js";
+
+const tracer = trace.getTracer("@pipewright/client", "0.1.0");
 
 export interface SubmitOptions {
   /** Idempotency key: resubmitting it returns the same run. Default: a fresh UUID. */
@@ -47,27 +52,48 @@ export class PipewrightClient {
     this.calls = withCallErrors(this.rpc, address);
   }
 
-  /** Submits a pipeline (validated first, with the server's rules). */
+  /**
+   * Submits a pipeline (validated first, with the server's rules). Traced: a
+   * span "pipewright submit" (CLIENT), a child of the active context, whose
+   * context goes to the server in the call's metadata (W3C `traceparent`):
+   * the run, its attempts and the workers' task spans join that trace.
+   */
   async submit<R>(pipeline: Pipeline<R>, options: SubmitOptions = {}): Promise<RunHandle<R>> {
-    const response = await this.calls.submitRun({
-      requestId: options.requestId ?? randomUUID(),
-      pipeline: pipeline.toProto(),
-      name: options.name ?? "",
-      runTimeout: options.runTimeoutMs ? durationFromMs(options.runTimeoutMs) : undefined,
-    });
-    return new RunHandle<R>(this, response.run!.id);
+    const { run } = await traced(
+      "SubmitRun",
+      (metadata) =>
+        this.calls.submitRun(
+          {
+            requestId: options.requestId ?? randomUUID(),
+            pipeline: pipeline.toProto(),
+            name: options.name ?? "",
+            runTimeout: options.runTimeoutMs ? durationFromMs(options.runTimeoutMs) : undefined,
+          },
+          { metadata },
+        ),
+      (r, span) => span.setAttribute("pipewright.run.id", r.run!.id),
+    );
+    return new RunHandle<R>(this, run!.id);
   }
 
-  /** Submits many pipelines in one call (all or none). */
+  /** Submits many pipelines in one call (all or none); traced as `submit` is. */
   async submitMany<R>(pipelines: Pipeline<R>[], options: Omit<SubmitOptions, "requestId"> = {}): Promise<RunHandle<R>[]> {
-    const response = await this.calls.batchSubmitRuns({
-      requests: pipelines.map((p) => ({
-        requestId: randomUUID(),
-        pipeline: p.toProto(),
-        name: options.name ?? "",
-        runTimeout: options.runTimeoutMs ? durationFromMs(options.runTimeoutMs) : undefined,
-      })),
-    });
+    const response = await traced(
+      "BatchSubmitRuns",
+      (metadata) =>
+        this.calls.batchSubmitRuns(
+          {
+            requests: pipelines.map((p) => ({
+              requestId: randomUUID(),
+              pipeline: p.toProto(),
+              name: options.name ?? "",
+              runTimeout: options.runTimeoutMs ? durationFromMs(options.runTimeoutMs) : undefined,
+            })),
+          },
+          { metadata },
+        ),
+      (r, span) => span.setAttribute("pipewright.runs", r.responses.length),
+    );
     return response.responses.map((r) => new RunHandle<R>(this, r.run!.id));
   }
 
@@ -163,5 +189,32 @@ export class RunHandle<R> {
   async finalState(): Promise<unknown> {
     const run = await this.wait();
     return run.finalState ? decodeValue(run.finalState) : null;
+  }
+}
+
+/**
+ * A submit call in its "pipewright submit" span, the span's context in the
+ * call's metadata. With no tracer provider registered the span records
+ * nothing, and an active context the caller has still travels.
+ */
+async function traced<T>(method: string, call: (metadata: grpc.Metadata) => Promise<T>, done: (response: T, span: Span) => void): Promise<T> {
+  const parent = context.active();
+  const span = tracer.startSpan("pipewright submit", { kind: SpanKind.CLIENT }, parent);
+  const recording = span.isRecording();
+  if (recording) span.setAttributes({ "rpc.system": "grpc", "rpc.service": "pipewright.v1.RunService", "rpc.method": method });
+  const metadata = new grpc.Metadata();
+  injectTraceContext(trace.setSpan(parent, span), metadata, (m, k, v) => m.set(k, v));
+  try {
+    const response = await call(metadata);
+    if (recording) done(response, span);
+    return response;
+  } catch (err) {
+    if (recording) {
+      span.recordException(err as Error);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error)?.message });
+    }
+    throw err;
+  } finally {
+    span.end();
   }
 }

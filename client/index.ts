@@ -9,6 +9,7 @@
 
 export * from "./client.js";
 export { CallError, ServerUnavailableError } from "./call-errors.js";
+export { extractTraceContext, injectTraceContext, w3cTraceContext } from "./trace-context.js";
 export * from "./pipeline-builder.js";
 export * from "./task-ref.js";
 export * from "./canvas.js";

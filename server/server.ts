@@ -26,6 +26,7 @@ import { DEFAULT_RETRY } from "./core/retry-policy.js";
 import { Dispatcher } from "./dispatch/dispatcher.js";
 import { LeaseReaper } from "./dispatch/lease-reaper.js";
 import { RunEngine } from "./engine/run-engine.js";
+import { startTracing } from "./observe/tracing.js";
 import type { ResultSink } from "./engine/ports.js";
 import { Metrics } from "./observe/metrics.js";
 import { connect, poolConnections, type Sql } from "./store/database.js";
@@ -106,6 +107,9 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
   const stopDatabase = async () => {
     if (embedded && !embedded.reused) await embedded.stop();
   };
+  // Exporters from the OTEL_* environment only; none set: the global tracer provider (a no-op unless the process registered one).
+  const tracing = await startTracing(process.env, processId, (line) => log.warn(line));
+  if (tracing.exporters.length) log.info({ exporters: tracing.exporters }, "traces exported (OTEL_* environment)");
   const health = createHealth({ "": "NOT_SERVING" });
   const server = new grpc.Server({ "grpc.max_receive_message_length": MAX_MESSAGE_BYTES, "grpc.max_send_message_length": MAX_MESSAGE_BYTES });
   // One registry per server process; process metrics (CPU, memory, GC) only when they are served.
@@ -123,7 +127,7 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
     let engine: RunEngine | undefined;
     const sink: ResultSink = {
       results: (results) => engine!.sink.results(results),
-      running: (runId, step) => engine!.sink.running(runId, step),
+      running: (runId, step, attempt, workerId) => engine!.sink.running(runId, step, attempt, workerId),
       progress: (runId, step, progress) => engine!.sink.progress(runId, step, progress),
     };
     const dispatcher = new Dispatcher(
@@ -150,6 +154,7 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
       remoteWaitPollMs: config.remoteWaitPollMs,
       log: componentLogger(root, "engine"),
       metrics,
+      tracer: tracing.tracer,
     });
     const onError = errorMapper(componentLogger(root, "api"));
     // How long the event loop was ever blocked (AdminService.GetServerStatus): whatever a client
@@ -163,7 +168,7 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
     });
     server.addService(
       serviceDefinition(RunService, admission.inspectorsFor(RunService)),
-      implement(RunService, guardDatabase(runService(engine, sql, { maxTasks: config.maxTasksPerRun }), monitor), onError),
+      implement(RunService, guardDatabase(runService(engine, sql, { maxTasks: config.maxTasksPerRun }, tracing.tracer), monitor), onError),
     );
     server.addService(
       serviceDefinition(WorkerService, admission.inspectorsFor(WorkerService)),
@@ -265,6 +270,7 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
           );
           await monitor.stop();
           await sql.end({ timeout: committed ? 5 : 0 }).catch(() => {});
+          await within(tracing.shutdown(), 5000); // the spans of the last runs, exported
           await stopDatabase();
           log.info({ stop_ms: Date.now() - started }, "server stopped");
         })()),
@@ -272,6 +278,7 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
   } catch (err) {
     await metricsEndpoint?.close();
     server.forceShutdown();
+    await tracing.shutdown();
     await monitor.stop();
     await sql.end({ timeout: 1 }).catch(() => {});
     await stopDatabase();

@@ -32,7 +32,9 @@ import { boundError, valueStats, valuesStats } from "@pipewright/protocol";
 import { PipelineSchema } from "@pipewright/protocol";
 import { TaskErrorSchema } from "@pipewright/protocol";
 import { encodeValue } from "@pipewright/protocol";
-import { invokeTask } from "./invoke-task.js";
+import { context } from "@opentelemetry/api";
+import { invokeTask, type AttemptResult } from "./invoke-task.js";
+import { endTaskSpan, startTaskSpan } from "./task-span.js";
 import type { TaskDefinition } from "./task.js";
 import { optionalMs } from "@pipewright/protocol";
 
@@ -280,8 +282,9 @@ export class Worker {
     const entry: Running = { key, controller };
     this.running.set(k, entry);
     const startedAt = Date.now();
+    const span = startTaskSpan(a);
     const execute = def
-      ? invokeTask(def, {
+      ? context.with(span.context, invokeTask, undefined, def, {
           args: a.args,
           kwargs: a.kwargs,
           state: a.state,
@@ -298,7 +301,7 @@ export class Worker {
             this.heartbeat();
           },
         })
-      : Promise.resolve({
+      : Promise.resolve<AttemptResult>({
           outcome: { case: "error" as const, value: { type: ErrorTypes.unknownTask, message: `this worker has no task ${a.task}` } as never },
           state: undefined,
         });
@@ -329,6 +332,7 @@ export class Worker {
             }),
           }
         : res.outcome;
+      endTaskSpan(span, outcome);
       this.queueResult(sendable(create(TaskResultSchema, { key, outcome, state: timedOut ? undefined : res.state, startTime: timestampFromMs(startedAt) })));
       this.maybeFinishDrain();
     });

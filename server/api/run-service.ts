@@ -3,6 +3,7 @@
 
 import { create } from "@bufbuild/protobuf";
 import type * as grpc from "@grpc/grpc-js";
+import { trace, type Tracer } from "@opentelemetry/api";
 import {
   BatchSubmitRunsResponseSchema,
   BatchSubmitRunsRequestSchema,
@@ -25,6 +26,7 @@ import { fieldBytes } from "@pipewright/protocol";
 import { MAX_MESSAGE_BYTES, MAX_NAME_LENGTH } from "@pipewright/protocol";
 import { invalidRequest, PipewrightError } from "../core/errors.js";
 import type { RunEngine } from "../engine/run-engine.js";
+import { endSubmitSpan, startSubmitSpan, TRACER_NAME } from "../observe/tracing.js";
 import { runFromRow } from "../engine/run-views.js";
 import type { Sql } from "../store/database.js";
 import { listRuns, type RunRow } from "../store/run-store.js";
@@ -37,28 +39,48 @@ const MAX_WAIT_MS = 3600_000;
 const KNOWN_RUN_STATES = new Set(Object.values(RunState).filter((v): v is number => typeof v === "number" && v !== RunState.UNSPECIFIED));
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-export function runService(engine: RunEngine, sql: Sql, limits: SubmitLimits): ServiceImpl<typeof RunService> {
+/**
+ * `tracer`: records the server span of each submit, a child of the trace
+ * context the client sent in the call's metadata (observe/tracing.ts).
+ */
+export function runService(engine: RunEngine, sql: Sql, limits: SubmitLimits, tracer: Tracer = trace.getTracer(TRACER_NAME)): ServiceImpl<typeof RunService> {
   return {
-    async submitRun(request) {
-      const raw = receivedBytes(request);
-      const [prepared] = await prepareSubmits([request], limits, () => "", raw ? [raw] : undefined);
-      const [outcome] = await engine.submit([prepared]);
-      return create(SubmitRunResponseSchema, outcome);
+    async submitRun(request, call) {
+      const { span, context } = startSubmitSpan(tracer, "SubmitRun", call?.metadata);
+      try {
+        const raw = receivedBytes(request);
+        const [prepared] = await prepareSubmits([request], limits, () => "", raw ? [raw] : undefined);
+        prepared.traceParent = context;
+        const [outcome] = await engine.submit([prepared]);
+        endSubmitSpan(span, { runIds: [outcome.run.id] });
+        return create(SubmitRunResponseSchema, outcome);
+      } catch (error) {
+        endSubmitSpan(span, { error });
+        throw error;
+      }
     },
 
-    async batchSubmitRuns(request) {
-      if (request.requests.length > MAX_BATCH) {
-        throw new PipewrightError("INVALID_ARGUMENT", `invalid request: requests: at most ${MAX_BATCH} per batch, got ${request.requests.length}`);
+    async batchSubmitRuns(request, call) {
+      const { span, context } = startSubmitSpan(tracer, "BatchSubmitRuns", call?.metadata);
+      try {
+        if (request.requests.length > MAX_BATCH) {
+          throw new PipewrightError("INVALID_ARGUMENT", `invalid request: requests: at most ${MAX_BATCH} per batch, got ${request.requests.length}`);
+        }
+        const raw = receivedBytes(request);
+        const prepared = await prepareSubmits(
+          request.requests,
+          limits,
+          (i) => `requests[${i}].`,
+          raw ? fieldBytes(raw, BatchSubmitRunsRequestSchema.field.requests.number) : undefined,
+        );
+        for (const p of prepared) p.traceParent = context;
+        const outcomes = prepared.length ? await engine.submit(prepared) : [];
+        endSubmitSpan(span, { runIds: outcomes.map((o) => o.run.id) });
+        return create(BatchSubmitRunsResponseSchema, { responses: outcomes.map((o) => create(SubmitRunResponseSchema, o)) });
+      } catch (error) {
+        endSubmitSpan(span, { error });
+        throw error;
       }
-      const raw = receivedBytes(request);
-      const prepared = await prepareSubmits(
-        request.requests,
-        limits,
-        (i) => `requests[${i}].`,
-        raw ? fieldBytes(raw, BatchSubmitRunsRequestSchema.field.requests.number) : undefined,
-      );
-      const outcomes = prepared.length ? await engine.submit(prepared) : [];
-      return create(BatchSubmitRunsResponseSchema, { responses: outcomes.map((o) => create(SubmitRunResponseSchema, o)) });
     },
 
     async getRun(request) {

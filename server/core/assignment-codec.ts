@@ -29,7 +29,8 @@ export interface EncodedAssignment {
   size: number;
 }
 
-export function encodeAssignment(d: Dispatch, defaults: TimeoutDefaults): EncodedAssignment {
+/** `traceContext`: the W3C headers of the attempt's span, when its run is traced (TaskAssignment.trace_context). */
+export function encodeAssignment(d: Dispatch, defaults: TimeoutDefaults, traceContext?: Record<string, string>): EncodedAssignment {
   const options = d.call.options;
   const mode = d.parentResultsMode;
   const message = create(TaskAssignmentSchema, {
@@ -44,6 +45,7 @@ export function encodeAssignment(d: Dispatch, defaults: TimeoutDefaults): Encode
     heartbeatTimeout: options?.heartbeatTimeout ?? (defaults.heartbeatMs ? durationFromMs(defaults.heartbeatMs) : undefined),
     displayName: options?.displayName || d.call.task,
     path: d.path,
+    traceContext,
   });
   const blobs = new Map<string, BlobData>();
   const stored = d.inputBytes < BLOB_THRESHOLD ? message : storedForm(message, blobs);

@@ -126,6 +126,6 @@ export class Delivery {
     // Per attempt: debug, built only when debug is on (thousands a second).
     if (this.log.isLevelEnabled("debug"))
       this.log.debug({ run_id: c.runUid, step: c.step, attempt: c.attempt, task: c.task, worker_id: session.id }, "attempt assigned");
-    this.sink.running(c.runId, c.step);
+    this.sink.running(c.runId, c.step, c.attempt, session.id);
   }
 }

@@ -4,6 +4,7 @@
 // (which results are current) is passed in.
 
 import { randomUUID } from "node:crypto";
+import { trace, type Tracer } from "@opentelemetry/api";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { RunState, TaskResultSchema, type TaskResult } from "@pipewright/protocol";
@@ -12,6 +13,8 @@ import { pushAll } from "../core/arrays.js";
 import { PipewrightError } from "../core/errors.js";
 import { accepts, controlRefusal, type RunControl } from "../core/run-control.js";
 import { RunMachine, type Effect, type MachineConfig, type RunInput } from "../core/run-machine.js";
+import { endAttempt, startAttempt, startRunTrace, type AttemptEnd } from "../observe/run-spans.js";
+import { TRACER_NAME } from "../observe/tracing.js";
 import type { InboxEntry } from "../store/inbox.js";
 import { EventKind } from "../store/run-events.js";
 import * as runs from "../store/run-store.js";
@@ -35,6 +38,8 @@ export interface BuilderConfig {
   leaseMs: number;
   timeouts: TimeoutDefaults;
   log: Logger;
+  /** Records the spans of runs and attempts (default: the global tracer provider's, a no-op unless one is registered). */
+  tracer?: Tracer;
 }
 
 const EMPTY = new Uint8Array();
@@ -42,6 +47,7 @@ const EMPTY = new Uint8Array();
 export class BatchBuilder {
   /** Results dropped because their attempt was no longer current (fencing). */
   staleResults = 0;
+  private readonly tracer: Tracer;
 
   constructor(
     private readonly registry: RunRegistry,
@@ -49,7 +55,9 @@ export class BatchBuilder {
     private readonly config: BuilderConfig,
     /** Inbox entries were left for later (their run is busy): look again. */
     private readonly lookAtInboxAgain: () => void,
-  ) {}
+  ) {
+    this.tracer = config.tracer ?? trace.getTracer(TRACER_NAME);
+  }
 
   /**
    * New runs: their machines start now and their rows are written with the
@@ -103,6 +111,7 @@ export class BatchBuilder {
         continue;
       }
       for (const { run, p } of created) {
+        run.trace = startRunTrace(this.tracer, p.traceParent, { uid: run.uid, name: p.name, taskCount: p.taskCount }, run.createdAt);
         this.registry.creating(run);
         batch.lock(`uid:${run.uid}`); // a control for it waits for this batch (see orderKey)
         if (p.started) await this.recordInSlices(run, p.started.effects, batch, run.createdAt);
@@ -124,6 +133,8 @@ export class BatchBuilder {
             finishedAt: r ? new Date(m.finishedAt!) : null,
             outcome: r ? encodeOutcome(r.outcome) : null,
             finalState: r ? (encodeFinalState(r.finalState) ?? null) : null,
+            traceparent: run.trace?.headers.traceparent,
+            tracestate: run.trace?.headers.tracestate,
           },
         });
       }
@@ -151,7 +162,9 @@ export class BatchBuilder {
         const k = stepKey(run, e.step!);
         batch.resultAttempts.set(k, e.attempt!);
         batch.preFenced.add(k);
-        this.apply(run, finishedInput(fromBinary(TaskResultSchema, e.body ?? new Uint8Array()), e.step!, at), batch);
+        const result = fromBinary(TaskResultSchema, e.body ?? new Uint8Array());
+        if (run.trace) endAttempt(run.trace, e.step!, attemptEnd(result, e.attempt!));
+        this.apply(run, finishedInput(result, e.step!, at), batch);
         continue;
       }
       // A control its sender found acceptable; the run may have changed since (finished, say): then it does nothing.
@@ -206,6 +219,7 @@ export class BatchBuilder {
         continue;
       }
       batch.resultAttempts.set(stepKey(run, r.step), r.attempt);
+      if (run.trace) endAttempt(run.trace, r.step, attemptEnd(r.result, r.attempt));
       if (batch.mode === "fast") batch.completions.push({ runId: r.runId, step: r.step, attempt: r.attempt });
       this.apply(run, finishedInput(r.result, r.step, r.receivedAt), batch, undefined, r.raw);
     }
@@ -316,8 +330,9 @@ export class BatchBuilder {
         const k = stepKey(run, d.step);
         if (reservation) batch.reservations.set(k, reservation);
         const previous = batch.resultAttempts.get(k);
+        const trace = run.trace && startAttempt(this.tracer, run.trace, run.uid, d, d.call.task, queueName);
         // Encoded now only for a local worker (it gets the message); otherwise when written.
-        const assignment = reservation ? encodeAssignment(d, this.config.timeouts) : undefined;
+        const assignment = reservation ? encodeAssignment(d, this.config.timeouts, trace) : undefined;
         if (assignment) batch.keepBlobs(run, assignment.blobs);
         const row: queue.QueueRow = {
           runId: run.id,
@@ -334,13 +349,14 @@ export class BatchBuilder {
         if (previous !== undefined && batch.mode === "fast" && !batch.preFenced.has(k)) {
           // A retry of an attempt finished in this batch: its row is reset in place.
           batch.completions = batch.completions.filter((c) => !(c.runId === run.id && c.step === d.step));
-          batch.retries.push({ run, row, message: assignment?.message, size: assignment?.size, dispatch: assignment ? undefined : d });
+          batch.retries.push({ run, row, message: assignment?.message, size: assignment?.size, dispatch: assignment ? undefined : d, trace });
         } else {
-          batch.rows.push({ run, row, message: assignment?.message, size: assignment?.size, dispatch: assignment ? undefined : d });
+          batch.rows.push({ run, row, message: assignment?.message, size: assignment?.size, dispatch: assignment ? undefined : d, trace });
         }
         return;
       }
       case "cancelTask":
+        if (run.trace) endAttempt(run.trace, e.step, { outcome: "cancelled" });
         batch.removals.push({ run, step: e.step });
         return;
       case "holdQueued":
@@ -350,6 +366,13 @@ export class BatchBuilder {
         return; // written with the run's row
     }
   }
+}
+
+/** How an attempt ended, for its span. */
+function attemptEnd(res: TaskResult, attempt: number): AttemptEnd {
+  const o = res.outcome;
+  if (o.case === "error") return { outcome: "error", attempt, errorType: o.value.type, message: o.value.message };
+  return { outcome: o.case === "pipeline" ? "pipeline" : "value", attempt };
 }
 
 /** A worker's result as the input it is to its run's machine. */

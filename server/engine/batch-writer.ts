@@ -127,7 +127,7 @@ export class BatchWriter {
   /** A row with its assignment encoded (its big payloads noted for the batch). */
   private materialize(p: PendingRow, batch: Batch): QueueRow {
     if (p.dispatch) {
-      const encoded = encodeAssignment(p.dispatch, this.config.timeouts);
+      const encoded = encodeAssignment(p.dispatch, this.config.timeouts, p.trace);
       p.row.assignment = encoded.bytes;
       batch.keepBlobs(p.run, encoded.blobs);
       p.dispatch = undefined;

@@ -24,6 +24,8 @@ export interface PendingRow {
   size?: number;
   /** Not encoded yet (a row nobody is reserved for): encoded when written. */
   dispatch?: Dispatch;
+  /** The trace context its assignment carries, when the run is traced (TaskAssignment.trace_context). */
+  trace?: Record<string, string>;
 }
 
 /** An answer the batch owes a caller, given once it committed. */

@@ -2,6 +2,7 @@
 // group committer gathers the items that arrive while a batch is written into
 // the next one.
 
+import type { Context } from "@opentelemetry/api";
 import type { Pipeline, Run, TaskError } from "@pipewright/protocol";
 import type { RunControl } from "../core/run-control.js";
 import type { Effect, RunMachine } from "../core/run-machine.js";
@@ -16,6 +17,8 @@ export interface PreparedSubmit {
   spec: Uint8Array;
   taskCount: number;
   runTimeoutMs: number;
+  /** The submit's span context: the run's span is its child (observe/tracing.ts). */
+  traceParent?: Context;
   /** A big run's machine, built and started before its batch (see RunEngine.submit). */
   started?: { machine: RunMachine; effects: Effect[]; createdAt: number };
 }

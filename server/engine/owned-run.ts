@@ -4,6 +4,7 @@
 import type { Run, RunEvent } from "@pipewright/protocol";
 import type { LongTimeout } from "@pipewright/protocol";
 import type { RunMachine } from "../core/run-machine.js";
+import type { RunTrace } from "../observe/run-spans.js";
 
 export interface OwnedRun {
   /** Assigned by the database when the batch creating the run is written (0 until then). */
@@ -23,6 +24,8 @@ export interface OwnedRun {
   timer?: LongTimeout;
   /** Hashes (hex) of the big payloads stored for this run (see core/payload-refs.ts). */
   storedBlobs: Set<string>;
+  /** Its spans (observe/run-spans.ts); unset when nothing traces the run. */
+  trace?: RunTrace;
 }
 
 /** A run as its row and log say (`lastSeq`: its last event's seq; 0 for a new run). */
@@ -44,6 +47,7 @@ export function ownedRun(fields: Pick<OwnedRun, "id" | "uid" | "requestId" | "na
     listeners: new Set(),
     timer: undefined,
     storedBlobs: new Set(),
+    trace: undefined, // set once the run's spans start (observe/run-spans.ts): the slot is in the literal, so the class stays one
   };
 }
 

@@ -58,8 +58,8 @@ export interface IncomingResult {
 export interface ResultSink {
   /** Results (and synthetic failures: timeouts, lost workers) to apply and commit. */
   results(results: IncomingResult[]): void;
-  /** An attempt of this step was handed to a worker (not stored: shown to watchers). */
-  running(runId: number, step: number): void;
+  /** An attempt of this step was handed to a worker (not stored: shown to watchers, an event of the attempt's span). */
+  running(runId: number, step: number, attempt: number, workerId: string): void;
   /** The task reported this progress (not stored: shown to watchers and GetRun). */
   progress(runId: number, step: number, progress: Value): void;
 }

@@ -19,6 +19,7 @@
 //   deadlines.ts      run deadlines and waits for a worker
 //   ports.ts          what the engine and the dispatcher exchange
 
+import type { Tracer } from "@opentelemetry/api";
 import type { Run, RunEvent } from "@pipewright/protocol";
 import type { TimeoutDefaults } from "../core/assignment-codec.js";
 import { PipewrightError } from "../core/errors.js";
@@ -30,6 +31,7 @@ import { BatchBuilder } from "./batch-builder.js";
 import { BatchWriter } from "./batch-writer.js";
 import { CommitLoop } from "./commit-loop.js";
 import { expiredWaits } from "./deadlines.js";
+import { attemptAssigned } from "../observe/run-spans.js";
 import { GroupCommitter } from "./group-committer.js";
 import { orderKey, type Item, type PreparedSubmit, type SubmitOutcome } from "./items.js";
 import { pauseForOthers } from "./pause-for-others.js";
@@ -55,6 +57,8 @@ export interface EngineConfig {
   log: Logger;
   /** Where runs and commits are counted (default: a registry of its own, exposed nowhere). */
   metrics?: Metrics;
+  /** Records the spans of runs and attempts (observe/run-spans.ts; default: the global tracer provider's). */
+  tracer?: Tracer;
 }
 
 /** What the engine counts, for GetServerStatus. */
@@ -133,7 +137,10 @@ export class RunEngine {
    */
   readonly sink: ResultSink = {
     results: (results) => this.results(results),
-    running: (runId, step) => this.reads.liveStepEvent(runId, step),
+    running: (runId, step, attempt, workerId) => {
+      attemptAssigned(this.registry.byId(runId)?.trace, step, attempt, workerId);
+      this.reads.liveStepEvent(runId, step);
+    },
     progress: (runId, step, progress) => this.reads.liveStepEvent(runId, step, progress),
   };
 
@@ -177,6 +184,7 @@ export class RunEngine {
     await this.peers.stop();
     await this.committer.idle();
     this.registry.clearTimers();
+    this.registry.endTraces();
   }
 
   /** Resolves once everything received so far is committed (tests, shutdown). */

@@ -8,6 +8,7 @@ import type { Run } from "@pipewright/protocol";
 import { RunState } from "@pipewright/protocol";
 import type { Metrics } from "../observe/metrics.js";
 import type { MachineConfig, RunMachine } from "../core/run-machine.js";
+import { endRunTrace, resumeRunTrace } from "../observe/run-spans.js";
 import { inTransaction, type Sql } from "../store/database.js";
 import * as runs from "../store/run-store.js";
 import * as queue from "../store/task-queue.js";
@@ -126,6 +127,7 @@ export class RunRegistry {
     const view = runFromMachine(run, run.machine);
     logFinished(this.config.log, run, view);
     this.recentlyFinished.set(run.uid, view);
+    endRunTrace(run.trace, RunState[run.machine.runState], runError(run));
     if (this.recentlyFinished.size > RECENTLY_FINISHED) this.recentlyFinished.delete(this.recentlyFinished.keys().next().value!);
     for (const w of run.waiters) w(view);
     run.waiters.clear();
@@ -135,6 +137,7 @@ export class RunRegistry {
   /** A run another process took over: let go here; its waiters follow it through the database. */
   moved(run: OwnedRun): void {
     this.needsReload.delete(run.id);
+    endRunTrace(run.trace, "moved"); // the process that took it over goes on in the same trace (the runs row's context)
     this.disown(run);
     for (const w of run.waiters) w(undefined);
   }
@@ -142,6 +145,11 @@ export class RunRegistry {
   /** Stops the deadline timers (shutdown). */
   clearTimers(): void {
     for (const run of this.owned.values()) run.timer?.clear();
+  }
+
+  /** Shutdown: the spans of the runs still held end, to be flushed ("stopped": the runs go on after a restart, in the same trace). */
+  endTraces(): void {
+    for (const run of this.owned.values()) endRunTrace(run.trace, "stopped");
   }
 
   /**
@@ -195,13 +203,15 @@ export class RunRegistry {
       if (old) {
         run.waiters = old.waiters;
         run.listeners = old.listeners;
+        run.trace = old.trace; // its span goes on
         old.timer?.clear();
-      }
+      } else run.trace = resumeRunTrace(row.traceparent, row.tracestate);
       if (machine.result) {
         // Its end was committed after its row was read (the log says more than the row
         // did): there is nothing to hold. Held, it would never be let go (seen under load:
         // finished runs kept in memory for good).
         if (old) this.disown(old);
+        endRunTrace(run.trace, RunState[machine.runState], runError(run));
         const view = runFromMachine(run, machine);
         for (const w of run.waiters) w(view);
         continue;
@@ -220,6 +230,7 @@ export class RunRegistry {
     });
     const old = this.owned.get(row.id);
     if (old) {
+      endRunTrace(old.trace, "FAILED", { type: "pipewright.Internal", message: "its log could not be replayed" });
       this.disown(old);
       const final = ended ? await runs.loadRunByUid(this.sql, row.uid) : undefined;
       for (const w of old.waiters) w(final ? runFromRow(final) : undefined);
@@ -274,9 +285,16 @@ export class RunRegistry {
 
   /** A run found finished in the database while we still held it (after a failed commit). */
   private finishLocally(run: OwnedRun, row: runs.RunRow | undefined): void {
+    endRunTrace(run.trace, row ? RunState[row.state] : "UNKNOWN");
     this.disown(run);
     if (row) for (const w of run.waiters) w(runFromRow(row));
   }
+}
+
+/** The error a finished run ended with, for its span. */
+function runError(run: OwnedRun): { type: string; message: string } | undefined {
+  const outcome = run.machine.result?.outcome;
+  return outcome && "error" in outcome ? { type: outcome.error.type, message: outcome.error.message } : undefined;
 }
 
 /**

@@ -20,6 +20,9 @@ export interface NewRun {
   spec: Uint8Array;
   deadline: Date | null;
   taskCount: number;
+  /** W3C trace context of the run's span (server/observe/tracing.ts); unset: the run is not traced. */
+  traceparent?: string;
+  tracestate?: string;
 }
 
 /** A new run as the batch writes it: with its state once its start was applied (it may even be finished). */
@@ -52,9 +55,12 @@ export interface RunRow {
   final_state: Uint8Array | null;
   task_count: number;
   owner_id: string | null;
+  traceparent: string | null;
+  tracestate: string | null;
 }
 
-const RUN_COLUMNS = "id, uid, request_id, name, state, spec, created_at, deadline, finished_at, outcome, final_state, task_count, owner_id";
+const RUN_COLUMNS =
+  "id, uid, request_id, name, state, spec, created_at, deadline, finished_at, outcome, final_state, task_count, owner_id, traceparent, tracestate";
 
 export async function findByRequestIds(sql: Sql | Tx, requestIds: string[]): Promise<ExistingRun[]> {
   if (requestIds.length === 0) return [];
@@ -186,14 +192,16 @@ export function insertRuns(sql: Sql | Tx, runs: NewRunRow[], owner: string): Fra
       o: base64(r.outcome),
       fs: base64(r.finalState),
       tc: r.taskCount,
+      tp: r.traceparent, // left out of the JSON when the run is not traced
+      ts: r.tracestate,
     })),
   );
   const ms = (column: string) => msToTimestamp(sql, column);
   return sql`
-    insert into runs (uid, request_id, request_hash, name, state, spec, created_at, deadline, finished_at, outcome, final_state, task_count, owner_id)
+    insert into runs (uid, request_id, request_hash, name, state, spec, created_at, deadline, finished_at, outcome, final_state, task_count, owner_id, traceparent, tracestate)
     select n.u, n.rq, decode(n.rh, 'base64'), n.n, n.st, decode(n.sp, 'base64'), ${ms("n.ca")}, ${ms("n.dl")}, ${ms("n.fa")},
-           decode(n.o, 'base64'), decode(n.fs, 'base64'), n.tc, ${owner}::uuid
-    from json_to_recordset(${json}::text::json) as n(u uuid, rq text, rh text, n text, st smallint, sp text, ca float8, dl float8, fa float8, o text, fs text, tc integer)
+           decode(n.o, 'base64'), decode(n.fs, 'base64'), n.tc, ${owner}::uuid, n.tp, n.ts
+    from json_to_recordset(${json}::text::json) as n(u uuid, rq text, rh text, n text, st smallint, sp text, ca float8, dl float8, fa float8, o text, fs text, tc integer, tp text, ts text)
     on conflict (request_id) do nothing
     returning id, uid`;
 }
