@@ -6,7 +6,6 @@
 
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
-import v8 from "node:v8";
 import { fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
 import { Command, CommanderError, Option } from "commander";
 import {
@@ -22,28 +21,15 @@ import {
   type SubmitRunRequest,
 } from "@pipewright/protocol";
 import { PipewrightClient } from "@pipewright/client";
-import { OPTIONS, parseConfig } from "../config.js";
 import { CliError, EXIT, callError, exitCodeOf, formatTime, keyValues, outcomeLine, parseRunStates, runDuration, runStateName, table } from "./output.js";
+import { processIo, type Io } from "./io.js";
+import { addServerCommand } from "./serve.js";
 import { StepTree } from "./step-tree.js";
 import { watchRun } from "./watch.js";
 
 const DEFAULT_ADDRESS = "127.0.0.1:50051";
 
-export interface Io {
-  out: (text: string) => void;
-  err: (text: string) => void;
-  stdin: () => string;
-  isTTY: boolean;
-  rows?: number;
-}
-
-export const processIo: Io = {
-  out: (t) => process.stdout.write(t),
-  err: (t) => process.stderr.write(t),
-  stdin: () => readFileSync(0, "utf8"),
-  isTTY: Boolean(process.stdout.isTTY),
-  rows: process.stdout.rows,
-};
+export type { Io };
 
 /** Runs the command line; resolves with the exit code (a running server resolves only when it stops). */
 export async function runCli(argv: string[], io: Io = processIo): Promise<number> {
@@ -70,23 +56,7 @@ function buildProgram(io: Io, exit: (code: number) => void): Command {
     .exitOverride()
     .showHelpAfterError("(pipewright --help, or pipewright COMMAND --help)");
 
-  // ---- the server -----------------------------------------------------------
-  const server = program.command("server").description("run the Pipewright server (flags, or their environment variables)");
-  for (const o of OPTIONS) {
-    const flag = o.kind === "boolean" ? o.flag : `${o.flag} <${o.kind === "integer" ? "n" : o.kind === "choice" ? "name" : "value"}>`;
-    server.addOption(new Option(flag, `${o.help} (default: ${o.default || "unset"})`).env(o.env));
-  }
-  server.action(async (_opts, cmd: Command) => {
-    // Flags given on the command line; parseConfig reads the rest from the environment, as `npm start` does.
-    const argv: string[] = [];
-    for (const o of OPTIONS) {
-      const value = cmd.getOptionValue(optionKey(o.flag));
-      if (value === undefined || cmd.getOptionValueSource(optionKey(o.flag)) !== "cli") continue;
-      argv.push(o.kind === "boolean" ? o.flag : `${o.flag}=${value}`);
-    }
-    const config = parseConfigOrUsage(argv);
-    exit(await serve(config, io));
-  });
+  addServerCommand(program, io, exit);
 
   // ---- runs ---------------------------------------------------------------------
   const address = () => new Option("-a, --address <host:port>", "the server").env("PIPEWRIGHT_ADDRESS").default(DEFAULT_ADDRESS);
@@ -294,66 +264,6 @@ function buildProgram(io: Io, exit: (code: number) => void): Command {
     );
 
   return program;
-}
-
-/** Runs the server until SIGINT/SIGTERM; resolves with the exit code. */
-async function serve(config: ReturnType<typeof parseConfig>, io: Io): Promise<number> {
-  // V8 lets the heap grow to up to four times what was live at the last full collection
-  // before it collects again: a 100,000-branch run keeps ~150 MB live, and the heap grew to
-  // 630 MB resident. Growing by at most half keeps the peak near 450 MB for the same run
-  // time (bench fanout); the price is more full collections (throughput within noise in
-  // one A/B, up to 15% in another). A --heap-growing-percent given to node wins.
-  if (!process.execArgv.some((a) => a.startsWith("--heap-growing-percent"))) v8.setFlagsFromString("--heap-growing-percent=50");
-  // The server and its logger are loaded for this verb only: every other verb is a client,
-  // and starts faster without them (a `pipewright watch` run right after a submit must be
-  // attached before a short task ends).
-  const [{ startServer }, { componentLogger, createLogger }] = await Promise.all([import("../server.js"), import("../observe/logger.js")]);
-  const logger = createLogger({ level: config.verbose ? "debug" : config.logLevel, format: config.logFormat, sink: { write: io.out }, isTTY: io.isTTY });
-  const log = componentLogger(logger, "cli");
-  const server = await startServer(config, logger);
-  // Always written, whatever the level: it says where the server listens (scripts and tests wait for it).
-  log
-    .child({}, { level: "info" })
-    .info(
-      { address: server.address, database: server.database, process_id: server.processId, metrics_address: server.metricsAddress },
-      `pipewright listening on ${server.address}, database: ${server.database}${server.metricsAddress ? `, metrics: http://${server.metricsAddress}/metrics` : ""}`,
-    );
-  return new Promise<number>((resolve) => {
-    let signals = 0;
-    const shutdown = (signal: string) => {
-      if (++signals > 1) {
-        log.warn({ signal }, `${signal} again: exiting without waiting`);
-        process.exit(1);
-      }
-      log.info({ signal }, `${signal}: draining workers and stopping`);
-      // The server bounds its own stop (drain grace + a few seconds); this is the backstop.
-      setTimeout(() => {
-        log.error({ signal }, `still stopping ${config.drainGraceMs + 20_000} ms after ${signal}: exiting`);
-        process.exit(1);
-      }, config.drainGraceMs + 20_000).unref();
-      server.stop().then(
-        () => resolve(EXIT.ok),
-        (err) => {
-          log.error({ err }, `shutdown failed: ${err?.message ?? err}`);
-          resolve(EXIT.internal);
-        },
-      );
-    };
-    process.on("SIGINT", () => shutdown("SIGINT"));
-    process.on("SIGTERM", () => shutdown("SIGTERM"));
-  });
-}
-
-function optionKey(flag: string): string {
-  return flag.replace(/^--/, "").replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-}
-
-function parseConfigOrUsage(argv: string[]) {
-  try {
-    return parseConfig(argv, process.env);
-  } catch (err) {
-    throw new CliError(`error: ${(err as Error).message}`, EXIT.usage);
-  }
 }
 
 function positive(text: string, name: string): number {
