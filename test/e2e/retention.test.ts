@@ -103,7 +103,16 @@ describe("the retention sweep", () => {
     for (const uid of recent) expect((await rowsOf(uid)).runs + (await rowsOf(uid)).events).toBe(1 + 2);
     expect(await rowsOf(active.id)).toEqual(activeBefore);
     // Not answered from memory either (old[0] finished in this process, which cached it).
-    for (const uid of old) expect(statusOf(await ts.client().run(uid).get().catch((e) => e))).toBe("NOT_FOUND");
+    for (const uid of old)
+      expect(
+        statusOf(
+          await ts
+            .client()
+            .run(uid)
+            .get()
+            .catch((e) => e),
+        ),
+      ).toBe("NOT_FOUND");
     for (const uid of recent) expect((await ts.client().run(uid).get()).state).toBe(RunState.SUCCEEDED);
     // Counted and logged.
     expect(ts.server.metrics.runsDeleted.value - deletedBefore).toBe(3);
@@ -208,10 +217,34 @@ describe("DeleteRun", () => {
     const before = ts.server.metrics.runsDeleted.value;
     await ts.client().run(uid).delete();
     expect(await rowsOf(uid)).toEqual({ runs: 0, events: 0, blobs: 0, inbox: 0, queue: 0 });
-    expect(statusOf(await ts.client().run(uid).get().catch((e) => e))).toBe("NOT_FOUND"); // not from the finished-run cache either
+    expect(
+      statusOf(
+        await ts
+          .client()
+          .run(uid)
+          .get()
+          .catch((e) => e),
+      ),
+    ).toBe("NOT_FOUND"); // not from the finished-run cache either
     expect(ts.server.metrics.runsDeleted.value - before).toBe(1);
-    expect(statusOf(await ts.client().run(uid).delete().catch((e) => e))).toBe("NOT_FOUND");
-    expect(statusOf(await ts.client().run(randomUUID()).delete().catch((e) => e))).toBe("NOT_FOUND");
+    expect(
+      statusOf(
+        await ts
+          .client()
+          .run(uid)
+          .delete()
+          .catch((e) => e),
+      ),
+    ).toBe("NOT_FOUND");
+    expect(
+      statusOf(
+        await ts
+          .client()
+          .run(randomUUID())
+          .delete()
+          .catch((e) => e),
+      ),
+    ).toBe("NOT_FOUND");
   });
 
   it("works through a process that does not own the run", async () => {
@@ -224,19 +257,34 @@ describe("DeleteRun", () => {
     const run = await ts.client().submit(t.gate.send("delete-active"));
     await until("started", () => t.journal.includes("start delete-active"));
     for (const client of [ts.client(), otherClient]) {
-      const err = await client.run(run.id).delete().catch((e) => e);
+      const err = await client
+        .run(run.id)
+        .delete()
+        .catch((e) => e);
       expect(statusOf(err)).toBe("FAILED_PRECONDITION");
       expect(err.details).toMatch(/cancel it first/);
     }
     expect((await rowsOf(run.id)).runs).toBe(1);
     await run.cancel("to delete it");
     expect((await run.wait()).state).toBe(RunState.CANCELLED);
-    await until("let go by its owner", async () => (await ts.client().run(run.id).delete().then(() => true).catch(() => false)) === true);
+    await until(
+      "let go by its owner",
+      async () =>
+        (await ts
+          .client()
+          .run(run.id)
+          .delete()
+          .then(() => true)
+          .catch(() => false)) === true,
+    );
     expect((await rowsOf(run.id)).runs).toBe(0);
   });
 
   it("rejects a run id that is not a UUID with INVALID_ARGUMENT naming run_id", async () => {
-    const err = await ts.client().rpc.deleteRun({ runId: "not-a-uuid" }).catch((e) => e);
+    const err = await ts
+      .client()
+      .rpc.deleteRun({ runId: "not-a-uuid" })
+      .catch((e) => e);
     expect(statusOf(err)).toBe("INVALID_ARGUMENT");
     expect(err.details).toMatch(/run_id/);
   });
