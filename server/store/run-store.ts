@@ -230,17 +230,19 @@ function finished(sql: Sql | Tx): Fragment {
  * rows go with them (on delete cascade). Rows another transaction has locked
  * (another process's sweep, a DeleteRun, a late inbox write) are skipped, not
  * waited for: two processes sweeping at once never block each other or
- * delete a run twice. Active runs are never touched. Returns the deleted
- * runs' uids.
+ * delete a run twice. Active runs are never touched. `id = any(array(...))`,
+ * not `id in (...)`: the planner then deletes by primary key instead of
+ * hashing a scan of every run (measured: a sequential scan of 55,000 runs per
+ * batch otherwise). Returns the deleted runs' uids.
  */
 export async function deleteFinishedRunsBefore(sql: Sql, hours: number, limit: number): Promise<string[]> {
   const rows = await sql<{ uid: string }[]>`
-    delete from runs where id in (
+    delete from runs where id = any(array(
       select id from runs
       where ${finished(sql)} and finished_at < now() - ${hours}::float8 * interval '1 hour'
       order by finished_at, id
       limit ${limit}
-      for update skip locked)
+      for update skip locked))
     and ${finished(sql)}
     returning uid`;
   return rows.map((r) => r.uid);
