@@ -185,6 +185,11 @@ export class RunHandle<R> {
     return (await this.client.calls.resumeRun({ runId: this.id })).run!;
   }
 
+  /** Deletes the run with its events and stored payloads: finished runs only (an active one: FAILED_PRECONDITION, cancel it first). */
+  async delete(): Promise<void> {
+    await this.client.calls.deleteRun({ runId: this.id });
+  }
+
   /** The final state decoded, once the run has finished. */
   async finalState(): Promise<unknown> {
     const run = await this.wait();

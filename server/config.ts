@@ -41,6 +41,8 @@ export interface ServerConfig {
   circuitBreakerThreshold: number;
   /** How long an open circuit waits before a probe. */
   circuitBreakerCooldownMs: number;
+  /** Finished runs older than this many hours are deleted, with their events (0: kept forever). */
+  retentionHours: number;
   /** Database connections of this process. */
   poolSize: number;
   /** Lowest level logged: trace, debug, info, warn, error, fatal or silent. */
@@ -202,6 +204,14 @@ export const OPTIONS: Option[] = [
     env: "PIPEWRIGHT_CIRCUIT_BREAKER_COOLDOWN_MS",
     default: "30000",
     help: "how long an open circuit waits before one probe attempt",
+  },
+  {
+    key: "retentionHours",
+    kind: "integer",
+    flag: "--retention-hours",
+    env: "PIPEWRIGHT_RETENTION_HOURS",
+    default: "720",
+    help: "finished runs older than this many hours are deleted with their events, by any server process, every minute (720: 30 days; 0: kept forever)",
   },
   { key: "poolSize", kind: "integer", flag: "--pool-size", env: "PIPEWRIGHT_POOL_SIZE", default: "10", help: "database connections of this process" },
   {

@@ -26,6 +26,7 @@ import { DEFAULT_RETRY } from "./core/retry-policy.js";
 import { Dispatcher } from "./dispatch/dispatcher.js";
 import { LeaseReaper } from "./dispatch/lease-reaper.js";
 import { RunEngine } from "./engine/run-engine.js";
+import { RetentionSweeper } from "./engine/retention.js";
 import { startTracing } from "./observe/tracing.js";
 import type { ResultSink } from "./engine/ports.js";
 import { Metrics } from "./observe/metrics.js";
@@ -51,6 +52,8 @@ export interface RunningServer {
   sql: Sql;
   engine: RunEngine;
   dispatcher: Dispatcher;
+  /** Deletes finished runs past --retention-hours every minute or so; sweep() runs one now. */
+  retention: RetentionSweeper;
   /**
    * Stops: drains workers, commits what is pending, stops the embedded
    * database if this process started it. Bounded: after drainGraceMs +
@@ -220,6 +223,16 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
       serves: () => dispatcher.served(),
     });
     reaper.start();
+    const retention = new RetentionSweeper(sql, {
+      hours: config.retentionHours,
+      log: componentLogger(root, "engine"),
+      metrics,
+      forget: (uids, cutoffMs) => {
+        engine!.forgetRuns(uids);
+        engine!.forgetFinishedBefore(cutoffMs);
+      },
+    });
+    retention.start();
     await dispatcher.start();
     await engine.start();
     dispatcher.lost(reclaimed, "the previous server at this address died");
@@ -241,10 +254,12 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
       sql,
       engine,
       dispatcher,
+      retention,
       stop: () =>
         (stopping ??= (async () => {
           health.shutdown();
           loopDelay.disable();
+          await retention.stop();
           const started = Date.now();
           const committed = await within(
             (async () => {

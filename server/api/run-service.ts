@@ -8,6 +8,7 @@ import {
   BatchSubmitRunsResponseSchema,
   BatchSubmitRunsRequestSchema,
   CancelRunResponseSchema,
+  DeleteRunResponseSchema,
   GetRunResponseSchema,
   ListRunsResponseSchema,
   PauseRunResponseSchema,
@@ -129,6 +130,12 @@ export function runService(engine: RunEngine, sql: Sql, limits: SubmitLimits, tr
     async resumeRun(request) {
       checkRunId(request.runId);
       return create(ResumeRunResponseSchema, { run: await engine.control(request.runId, "resume") });
+    },
+
+    async deleteRun(request) {
+      checkRunId(request.runId);
+      await engine.deleteRun(request.runId);
+      return create(DeleteRunResponseSchema, {});
     },
 
     async listRuns(request) {

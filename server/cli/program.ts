@@ -1,5 +1,5 @@
 // The `pipewright` command: the server, and a client for people and scripts
-// (submit, get, list, watch, cancel, pause, resume, workers, status,
+// (submit, get, list, watch, cancel, pause, resume, delete, workers, status,
 // breakers). Argument parsing is commander's; every verb that reads takes
 // `-o table|json`; `--address` (or PIPEWRIGHT_ADDRESS) names the server; an
 // error is one line and an exit code (output.ts, README "Command line").
@@ -159,6 +159,19 @@ function buildProgram(io: Io, exit: (code: number) => void): Command {
       }),
     );
   }
+
+  program
+    .command("delete")
+    .description("delete a finished run with its events (an active run: cancel it first)")
+    .argument("<run>", "the run id")
+    .addOption(address())
+    .addOption(output())
+    .action((runId: string, opts) =>
+      withClient(opts.address, async (client) => {
+        await client.rpc.deleteRun({ runId });
+        io.out(opts.output === "json" ? `${JSON.stringify({ runId, deleted: true })}\n` : `run ${runId} deleted\n`);
+      }),
+    );
 
   program
     .command("watch")

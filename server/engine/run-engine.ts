@@ -27,6 +27,7 @@ import type { RunControl } from "../core/run-control.js";
 import { RunMachine, type MachineConfig } from "../core/run-machine.js";
 import { Metrics } from "../observe/metrics.js";
 import type { Sql } from "../store/database.js";
+import { deleteFinishedRun } from "../store/run-store.js";
 import { BatchBuilder } from "./batch-builder.js";
 import { BatchWriter } from "./batch-writer.js";
 import { CommitLoop } from "./commit-loop.js";
@@ -83,6 +84,7 @@ export class RunEngine {
   private closed = false;
   private timedOut = 0;
   private sweepTimer?: NodeJS.Timeout;
+  private readonly metrics: Metrics;
 
   constructor(
     private readonly sql: Sql,
@@ -90,7 +92,7 @@ export class RunEngine {
     private readonly config: EngineConfig,
   ) {
     const { log, processId } = config;
-    const metrics = config.metrics ?? new Metrics();
+    const metrics = (this.metrics = config.metrics ?? new Metrics());
     const lookAtInbox = () => {
       if (!this.closed) this.committer.add({ kind: "inbox" });
     };
@@ -228,6 +230,31 @@ export class RunEngine {
     if (this.closed) throw new PipewrightError("UNAVAILABLE", "the server is shutting down");
     if (!this.registry.knows(uid)) return this.peers.forwardControl(uid, action, reason);
     return new Promise((resolve, reject) => this.committer.add({ kind: "control", uid, action, reason, resolve, reject }));
+  }
+
+  // ---- deletion ------------------------------------------------------------
+
+  /** DeleteRun: a finished run and everything stored with it. NOT_FOUND, or FAILED_PRECONDITION for a run not finished. */
+  async deleteRun(uid: string): Promise<void> {
+    const refusal = `run ${uid} has not finished: cancel it first, then delete it once it has ended`;
+    // Held here: active, or finished by a commit whose after-work (waiters, the recent cache) is not done yet.
+    if (this.registry.knows(uid)) throw new PipewrightError("FAILED_PRECONDITION", refusal);
+    const result = await deleteFinishedRun(this.sql, uid);
+    if (result === "unknown") throw new PipewrightError("NOT_FOUND", `no run with id ${uid}`);
+    if (result === "active") throw new PipewrightError("FAILED_PRECONDITION", refusal);
+    this.registry.forget(uid);
+    this.metrics.runsDeleted.inc();
+    this.config.log.info({ run_id: uid, runs_deleted: 1 }, `deleted run ${uid} (DeleteRun)`);
+  }
+
+  /** Retention (retention.ts): runs finished before this time (ms since the epoch) are no longer answered from memory. */
+  forgetFinishedBefore(cutoffMs: number): number {
+    return this.registry.forgetFinishedBefore(cutoffMs);
+  }
+
+  /** Runs deleted elsewhere (retention.ts) are no longer answered from memory. */
+  forgetRuns(uids: string[]): void {
+    for (const uid of uids) this.registry.forget(uid);
   }
 
   // ---- reads ---------------------------------------------------------------

@@ -103,6 +103,27 @@ export class RunRegistry {
     return this.recentlyFinished.get(uid);
   }
 
+  /** A deleted run (DeleteRun) is no longer answered from memory. */
+  forget(uid: string): void {
+    this.recentlyFinished.delete(uid);
+  }
+
+  /**
+   * Retention: runs finished before `cutoff` are deleted from the database by
+   * whichever process sweeps first; none is answered from memory after that.
+   * The cache is in finishing order, so this stops at the first newer run.
+   */
+  forgetFinishedBefore(cutoff: number): number {
+    let n = 0;
+    for (const [uid, run] of this.recentlyFinished) {
+      const at = run.finishTime ? Number(run.finishTime.seconds) * 1000 + run.finishTime.nanos / 1e6 : 0;
+      if (at >= cutoff) break;
+      this.recentlyFinished.delete(uid);
+      n++;
+    }
+    return n;
+  }
+
   /** Whether a batch being committed (other than `batch`) holds changes of `run`. */
   busyElsewhere(run: OwnedRun, batch: InFlightBatch | undefined): boolean {
     for (const b of this.inFlight) if (b !== batch && b.changed.has(run)) return true;

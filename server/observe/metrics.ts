@@ -96,6 +96,11 @@ export class Metrics {
 
   // ---- counted where it happens ---------------------------------------------
   readonly runsSubmitted: Count = new CountFamily(this.registry, "pipewright_runs_submitted_total", "Runs accepted (committed) by this process.").child();
+  readonly runsDeleted: Count = new CountFamily(
+    this.registry,
+    "pipewright_runs_deleted_total",
+    "Finished runs this process deleted: past the retention (--retention-hours) or by DeleteRun.",
+  ).child();
   private readonly runsFinished = new CountFamily(
     this.registry,
     "pipewright_runs_finished_total",

@@ -131,6 +131,25 @@ describe("pipewright submit, get, list, watch", () => {
   });
 });
 
+describe("pipewright delete", () => {
+  it("deletes a finished run (get then says not found); an active run is refused (exit 65) and stays", async () => {
+    const gated = { steps: [{ task: { task: "stepping", args: [{ payload: { data: Buffer.from('"d1"').toString("base64") } }] } }] };
+    const active = (await cli(["submit", file(gated)])).out.trim();
+    const refused = await cli(["delete", active]);
+    expect(refused.code).toBe(EXIT.refused);
+    expect(refused.err).toMatch(/^error: failed precondition: .*cancel it first/);
+    expect((await cli(["get", active])).code).toBe(EXIT.ok);
+    const doneId = (await cli(["submit", file(PIPELINE)])).out.trim();
+    await ts.client().rpc.waitRun({ runId: doneId });
+    expect((await cli(["delete", doneId])).out).toBe(`run ${doneId} deleted\n`);
+    const gone = await cli(["get", doneId]);
+    expect(gone.code).toBe(EXIT.refused);
+    expect(gone.err).toMatch(/^error: not found: /);
+    expect((await cli(["delete", doneId])).code).toBe(EXIT.refused);
+    gates.get("d1")?.();
+  });
+});
+
 describe("pipewright workers, status, breakers", () => {
   it("workers lists the worker with its slots; status and breakers answer in table and JSON", async () => {
     const table = await cli(["workers"]);
