@@ -7,7 +7,7 @@ import * as grpc from "@grpc/grpc-js";
 import { context, SpanKind, SpanStatusCode, trace, type Span } from "@opentelemetry/api";
 import { RunState, type Run, type RunEvent } from "@pipewright/protocol";
 import { RunService, RunView } from "@pipewright/protocol";
-import { createClient, type Client } from "@pipewright/protocol";
+import { createClient, type Client, type TlsOptions } from "@pipewright/protocol";
 import type { Pipeline } from "./pipeline-builder.js";
 import { decodeError, decodeValue, type RemoteError } from "@pipewright/protocol";
 import { withCallErrors } from "./call-errors.js";
@@ -47,8 +47,16 @@ export class PipewrightClient {
   /** The same calls, failing with CallError (ServerUnavailableError when the server cannot be reached). */
   readonly calls: Client<typeof RunService>;
 
-  constructor(readonly address = process.env.PIPEWRIGHT_ADDRESS ?? "127.0.0.1:50051") {
-    this.rpc = createClient(RunService, address);
+  /**
+   * `options.tls`: TLS to the server, `ca` (PEM) that signed its certificate and for
+   * mTLS this client's `cert` and `key`. Default: the files named by PIPEWRIGHT_TLS_CA,
+   * PIPEWRIGHT_TLS_CERT and PIPEWRIGHT_TLS_KEY, or plaintext when none is set.
+   */
+  constructor(
+    readonly address = process.env.PIPEWRIGHT_ADDRESS ?? "127.0.0.1:50051",
+    options: { tls?: TlsOptions } = {},
+  ) {
+    this.rpc = createClient(RunService, address, { tls: options.tls });
     this.calls = withCallErrors(this.rpc, address);
   }
 

@@ -21,6 +21,7 @@ import { addReflection } from "./api/reflection.js";
 import { guardDatabase } from "./api/database-guard.js";
 import { runService } from "./api/run-service.js";
 import type { ServerConfig } from "./config.js";
+import { checkExposure, serverTls } from "./tls.js";
 import { DEFAULT_MACHINE_CONFIG } from "./core/run-machine.js";
 import { DEFAULT_RETRY } from "./core/retry-policy.js";
 import { Dispatcher } from "./dispatch/dispatcher.js";
@@ -89,6 +90,9 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
   // Each component's logger is a child of this one (not of another component's: pino would write the key twice).
   const root = logger.child({ process_id: processId });
   const log = componentLogger(root, "server");
+  // Before anything starts: plaintext beyond loopback is refused, TLS files must be readable.
+  checkExposure(config);
+  const tls = serverTls(config, log);
   let embedded: EmbeddedPostgres | undefined;
   let url = config.databaseUrl;
   let database: string;
@@ -188,7 +192,7 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
     server.addService(health.definition, health.implementation);
     addReflection(server, [RunService, WorkerService, AdminService], [healthFileDescriptor]);
     const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(config.address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+      server.bindAsync(config.address, tls?.credentials ?? grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
     );
     // Bound next to the gRPC port, so that a taken metrics port fails the start before anything runs.
     metrics.readFrom({
@@ -203,7 +207,7 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
       poolSize: config.poolSize,
       poolConnections: () => poolConnections(sql, applicationName, METRICS_QUERY_TIMEOUT_MS),
     });
-    if (config.metricsAddress) metricsEndpoint = await startMetricsEndpoint(config.metricsAddress, metrics, componentLogger(root, "api"));
+    if (config.metricsAddress) metricsEndpoint = await startMetricsEndpoint(config.metricsAddress, metrics, componentLogger(root, "api"), tls);
     const host = config.address.slice(0, config.address.lastIndexOf(":"));
     const identity = `${os.hostname()}/${host}:${port}`;
     await registerProcess(sql, processId, identity);
@@ -277,6 +281,7 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
           }
           reaper.stop();
           await metricsEndpoint?.close();
+          tls?.close();
           server.forceShutdown();
           await new Promise((r) => setTimeout(r, 50)); // let closing sessions re-queue what they held
           await within(
@@ -292,6 +297,7 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
     };
   } catch (err) {
     await metricsEndpoint?.close();
+    tls?.close();
     server.forceShutdown();
     await tracing.shutdown();
     await monitor.stop();

@@ -11,6 +11,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { DescMessage, DescMethod, DescService, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import { decodeInSlices } from "./decode-in-slices.js";
 import { MAX_MESSAGE_BYTES, MAX_MESSAGE_DEPTH } from "./limits.js";
+import { channelCredentials, type TlsOptions } from "./tls.js";
 
 /** A gRPC status to answer with: what `onError` returns. A `grpc.ServiceError` fits. */
 export interface ErrorStatus {
@@ -339,7 +340,7 @@ function linkSignal(call: { cancel(): void }, signal: AbortSignal | undefined): 
 export function createClient<S extends DescService>(
   service: S,
   address: string,
-  options: { credentials?: grpc.ChannelCredentials; channelOptions?: grpc.ChannelOptions } = {},
+  options: { credentials?: grpc.ChannelCredentials; tls?: TlsOptions; channelOptions?: grpc.ChannelOptions } = {},
 ): Client<S> {
   // gRPC's default reconnect backoff starts at 1 s and grows x1.6 up to 120 s:
   // a worker reconnecting through a 10 s server outage was back 2.7-2.8 s
@@ -355,7 +356,7 @@ export function createClient<S extends DescService>(
     "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
     ...options.channelOptions,
   };
-  const raw = new grpc.Client(address, options.credentials ?? grpc.credentials.createInsecure(), channelOptions);
+  const raw = new grpc.Client(address, options.credentials ?? channelCredentials(options.tls), channelOptions);
   const client: Record<string, unknown> = { close: () => raw.close() };
   for (const method of service.methods) {
     const path = methodPath(method);
