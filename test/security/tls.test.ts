@@ -114,7 +114,7 @@ describe("TLS", () => {
     expect(err).toBe("");
     expect(out).toContain("RUN_STATE_SUCCEEDED");
     out = err = "";
-    expect(await runCli(["list", "--address", ts.address, "--tls-ca", otherCa.certFile], io)).not.toBe(0);
+    expect(await runCli(["list", "--address", ts.address, "--tls-ca", otherCa.certFile], io)).toBe(EXIT.unavailable);
     expect(err).toContain(ts.address);
     expect(await runCli(["status", "--address", ts.address, "--tls-ca", ca.certFile], io)).toBe(0);
   });
