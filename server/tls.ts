@@ -139,7 +139,7 @@ export function checkExposure(config: ServerConfig): void {
     ["--address", config.address],
     ["--metrics-address", config.metricsAddress],
   ] as const) {
-    if (!address || isLoopback(hostOf(address))) continue;
+    if (!address || address.startsWith("unix:") || isLoopback(hostOf(address))) continue; // a unix socket is not on a network
     throw new Error(
       `${flag} ${address} is not a loopback address and TLS is off: anyone who reaches it could submit, cancel and receive every task. ` +
         `Give --tls-cert and --tls-key (and --tls-client-ca for client certificates), or pass --insecure if plaintext is really wanted there`,

@@ -207,6 +207,7 @@ describe("safe default: no plaintext beyond loopback", () => {
     await expect(startServer(config)).rejects.toThrow(/--insecure/);
     expect(() => checkExposure({ ...DEFAULT_CONFIG, address: "127.0.0.1:0", metricsAddress: ":0" })).toThrow(/--metrics-address.*--insecure/);
     expect(() => checkExposure({ ...DEFAULT_CONFIG, address: "[::]:50051" })).toThrow(/--insecure/);
+    expect(() => checkExposure({ ...DEFAULT_CONFIG, address: "unix:/tmp/pipewright.sock" })).not.toThrow();
     for (const ok of ["127.0.0.1", "127.1.2.3", "localhost", "[::1]", "::1"]) expect(isLoopback(ok)).toBe(true);
     for (const no of ["0.0.0.0", "", "[::]", "10.0.0.1", "example.com"]) expect(isLoopback(no)).toBe(false);
   });
