@@ -24,6 +24,11 @@ export interface SubmitOptions {
   runTimeoutMs?: number;
 }
 
+export interface ClientOptions {
+  /** The token sent with every call (scopes submit, read, control as the calls need). Default: PIPEWRIGHT_TOKEN; unset: none. */
+  token?: string;
+}
+
 /** Thrown by `result()` when the run failed or was cancelled. */
 export class RunFailedError extends Error {
   constructor(
@@ -47,8 +52,15 @@ export class PipewrightClient {
   /** The same calls, failing with CallError (ServerUnavailableError when the server cannot be reached). */
   readonly calls: Client<typeof RunService>;
 
-  constructor(readonly address = process.env.PIPEWRIGHT_ADDRESS ?? "127.0.0.1:50051") {
-    this.rpc = createClient(RunService, address);
+  /**
+   * `options.token`: sent with every call (`authorization: Bearer …`) to a server that checks
+   * tokens; default PIPEWRIGHT_TOKEN (README: Security / Tokens).
+   */
+  constructor(
+    readonly address = process.env.PIPEWRIGHT_ADDRESS ?? "127.0.0.1:50051",
+    options: ClientOptions = {},
+  ) {
+    this.rpc = createClient(RunService, address, { token: options.token ?? process.env.PIPEWRIGHT_TOKEN });
     this.calls = withCallErrors(this.rpc, address);
   }
 

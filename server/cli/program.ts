@@ -24,6 +24,7 @@ import { PipewrightClient } from "@pipewright/client";
 import { CliError, EXIT, callError, exitCodeOf, formatTime, keyValues, outcomeLine, parseRunStates, runDuration, runStateName, table } from "./output.js";
 import { processIo, type Io } from "./io.js";
 import { addServerCommand } from "./serve.js";
+import { addTokenCommand, addTokenOptions } from "./token.js";
 import { StepTree } from "./step-tree.js";
 import { watchRun } from "./watch.js";
 
@@ -72,7 +73,7 @@ function buildProgram(io: Io, exit: (code: number) => void): Command {
     .addOption(address())
     .addOption(output())
     .action((file: string, opts) =>
-      withClient(opts.address, async (client) => {
+      withClient(opts, async (client) => {
         const request = readSubmission(file === "-" ? io.stdin() : readInput(file));
         if (opts.name) request.name = opts.name;
         request.requestId = opts.requestId ?? (request.requestId || randomUUID());
@@ -97,7 +98,7 @@ function buildProgram(io: Io, exit: (code: number) => void): Command {
     .addOption(address())
     .addOption(output())
     .action((runId: string, opts) =>
-      withClient(opts.address, async (client) => {
+      withClient(opts, async (client) => {
         const { run } = await client.rpc.getRun({ runId, view: opts.steps ? RunView.FULL : RunView.BASIC });
         if (opts.output === "json") return io.out(`${JSON.stringify(toJson(RunSchema, run!), null, 2)}\n`);
         io.out(`${describeRun(run!)}\n`);
@@ -117,7 +118,7 @@ function buildProgram(io: Io, exit: (code: number) => void): Command {
     .addOption(address())
     .addOption(output())
     .action((opts) =>
-      withClient(opts.address, async (client) => {
+      withClient(opts, async (client) => {
         const limit = positive(opts.limit, "--limit");
         const states = parseRunStates(opts.state ?? []);
         const found: Run[] = [];
@@ -147,7 +148,7 @@ function buildProgram(io: Io, exit: (code: number) => void): Command {
     const cmd = program.command(verb).description(`${verb} a run`).argument("<run>", "the run id").addOption(address()).addOption(output());
     if (verb === "cancel") cmd.option("--reason <reason>", "why (kept with the run)");
     cmd.action((runId: string, opts) =>
-      withClient(opts.address, async (client) => {
+      withClient(opts, async (client) => {
         const call =
           verb === "cancel"
             ? client.rpc.cancelRun({ runId, reason: opts.reason ?? "" })
@@ -167,7 +168,7 @@ function buildProgram(io: Io, exit: (code: number) => void): Command {
     .addOption(address())
     .addOption(output())
     .action((runId: string, opts) =>
-      withClient(opts.address, async (client) => {
+      withClient(opts, async (client) => {
         await client.rpc.deleteRun({ runId });
         io.out(opts.output === "json" ? `${JSON.stringify({ runId, deleted: true })}\n` : `run ${runId} deleted\n`);
       }),
@@ -180,7 +181,7 @@ function buildProgram(io: Io, exit: (code: number) => void): Command {
     .addOption(address())
     .addOption(output())
     .action((runId: string, opts) =>
-      withClient(opts.address, async (client) => {
+      withClient(opts, async (client) => {
         exit(await watchRun(client, runId, { write: io.out, isTTY: io.isTTY, rows: io.rows }, opts.output === "json"));
       }),
     );
@@ -192,7 +193,7 @@ function buildProgram(io: Io, exit: (code: number) => void): Command {
     .addOption(address())
     .addOption(output())
     .action((opts) =>
-      withAdmin(opts.address, async (admin) => {
+      withAdmin(opts, async (admin) => {
         const { workers } = await admin.listWorkers({});
         if (opts.output === "json")
           return io.out(
@@ -234,7 +235,7 @@ function buildProgram(io: Io, exit: (code: number) => void): Command {
     .addOption(address())
     .addOption(output())
     .action((opts) =>
-      withAdmin(opts.address, async (admin) => {
+      withAdmin(opts, async (admin) => {
         const s = await admin.getServerStatus({});
         const pairs: [string, string][] = [
           ["process", s.processId],
@@ -257,7 +258,7 @@ function buildProgram(io: Io, exit: (code: number) => void): Command {
     .addOption(address())
     .addOption(output())
     .action((opts) =>
-      withAdmin(opts.address, async (admin) => {
+      withAdmin(opts, async (admin) => {
         const { breakers } = await admin.listCircuitBreakers({});
         const rows = breakers.map((b) => ({
           task: b.task,
@@ -276,6 +277,8 @@ function buildProgram(io: Io, exit: (code: number) => void): Command {
       }),
     );
 
+  addTokenCommand(program, io);
+  addTokenOptions(program);
   return program;
 }
 
@@ -332,8 +335,11 @@ function describeRun(run: Run): string {
   return keyValues(pairs.filter(([, v]) => v));
 }
 
-async function withClient(address: string, body: (client: PipewrightClient) => Promise<void>): Promise<void> {
-  const client = new PipewrightClient(address);
+/** Where and how a client verb calls the server: --address and --token. */
+type Target = { address: string; token?: string };
+
+async function withClient({ address, token }: Target, body: (client: PipewrightClient) => Promise<void>): Promise<void> {
+  const client = new PipewrightClient(address, { token });
   try {
     await body(client);
   } catch (err) {
@@ -343,8 +349,8 @@ async function withClient(address: string, body: (client: PipewrightClient) => P
   }
 }
 
-async function withAdmin(address: string, body: (admin: ReturnType<typeof createClient<typeof AdminService>>) => Promise<void>): Promise<void> {
-  const admin = createClient(AdminService, address);
+async function withAdmin({ address, token }: Target, body: (admin: ReturnType<typeof createClient<typeof AdminService>>) => Promise<void>): Promise<void> {
+  const admin = createClient(AdminService, address, { token: token ?? process.env.PIPEWRIGHT_TOKEN });
   try {
     await body(admin);
   } catch (err) {
