@@ -24,6 +24,13 @@ export interface SubmitOptions {
   runTimeoutMs?: number;
 }
 
+export interface ClientOptions {
+  /** The token sent with every call (scopes submit, read, control as the calls need). Default: PIPEWRIGHT_TOKEN; unset: none. */
+  token?: string;
+  /** TLS to the server (PEM strings or Buffers): `ca` that signed its certificate; for mTLS this client's `cert` and `key`. Default: PIPEWRIGHT_TLS_CA/_CERT/_KEY files; none: plaintext. */
+  tls?: TlsOptions;
+}
+
 /** Thrown by `result()` when the run failed or was cancelled. */
 export class RunFailedError extends Error {
   constructor(
@@ -48,15 +55,17 @@ export class PipewrightClient {
   readonly calls: Client<typeof RunService>;
 
   /**
-   * `options.tls`: TLS to the server, `ca` (PEM) that signed its certificate and for
-   * mTLS this client's `cert` and `key`. Default: the files named by PIPEWRIGHT_TLS_CA,
-   * PIPEWRIGHT_TLS_CERT and PIPEWRIGHT_TLS_KEY, or plaintext when none is set.
+   * `options.token`: sent with every call (`authorization: Bearer …`) to a server that checks
+   * tokens; default PIPEWRIGHT_TOKEN (README: Security / Tokens). `options.tls`: TLS to the
+   * server, `ca` (PEM) that signed its certificate and for mTLS this client's `cert` and
+   * `key`; default: the files named by PIPEWRIGHT_TLS_CA, PIPEWRIGHT_TLS_CERT and
+   * PIPEWRIGHT_TLS_KEY, or plaintext when none is set (README: Security / TLS).
    */
   constructor(
     readonly address = process.env.PIPEWRIGHT_ADDRESS ?? "127.0.0.1:50051",
-    options: { tls?: TlsOptions } = {},
+    options: ClientOptions = {},
   ) {
-    this.rpc = createClient(RunService, address, { tls: options.tls });
+    this.rpc = createClient(RunService, address, { token: options.token ?? process.env.PIPEWRIGHT_TOKEN, tls: options.tls });
     this.calls = withCallErrors(this.rpc, address);
   }
 

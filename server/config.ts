@@ -51,6 +51,10 @@ export interface ServerConfig {
   circuitBreakerCooldownMs: number;
   /** Finished runs older than this many hours are deleted, with their events (0: kept forever). */
   retentionHours: number;
+  /** File of tokens (one a line: name, scopes, sha256 of the secret), re-read when it changes; empty: none (README: Security / Tokens). */
+  tokensFile: string;
+  /** A token with every scope (from the environment); empty: none. With neither this nor tokensFile, auth is off. */
+  adminToken: string;
   /** Database connections of this process. */
   poolSize: number;
   /** Lowest level logged: trace, debug, info, warn, error, fatal or silent. */
@@ -245,6 +249,22 @@ export const OPTIONS: Option[] = [
     env: "PIPEWRIGHT_RETENTION_HOURS",
     default: "720",
     help: "finished runs older than this many hours are deleted with their events, by any server process, every minute (720: 30 days; 0: kept forever)",
+  },
+  {
+    key: "tokensFile",
+    kind: "string",
+    flag: "--tokens-file",
+    env: "PIPEWRIGHT_TOKENS_FILE",
+    default: "",
+    help: "file of tokens callers must present (one a line: NAME SCOPES sha256:HASH; pipewright token create), re-read when it changes; unset, and no admin token: no auth",
+  },
+  {
+    key: "adminToken",
+    kind: "string",
+    flag: "--admin-token",
+    env: "PIPEWRIGHT_ADMIN_TOKEN",
+    default: "",
+    help: "a token with every scope (set it in the environment: a flag shows in the process list); unset, and no tokens file: no auth",
   },
   { key: "poolSize", kind: "integer", flag: "--pool-size", env: "PIPEWRIGHT_POOL_SIZE", default: "10", help: "database connections of this process" },
   {

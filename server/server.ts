@@ -11,6 +11,7 @@ import { RunService } from "@pipewright/protocol";
 import { WorkerService } from "@pipewright/protocol";
 import { AdminService } from "@pipewright/protocol";
 import { adminService } from "./api/admin-service.js";
+import { assertScopeTable, Auth, authEnabled } from "./api/auth.js";
 import { implement, serviceDefinition } from "@pipewright/protocol";
 import { MAX_MESSAGE_BYTES } from "@pipewright/protocol";
 import { Admission } from "./api/admission.js";
@@ -55,6 +56,8 @@ export interface RunningServer {
   dispatcher: Dispatcher;
   /** Deletes finished runs past --retention-hours every minute or so; sweep() runs one now. */
   retention: RetentionSweeper;
+  /** The tokens and their checks; undefined when auth is off (no tokens configured). */
+  auth?: Auth;
   /**
    * Stops: drains workers, commits what is pending, stops the embedded
    * database if this process started it. Bounded: after drainGraceMs +
@@ -93,6 +96,10 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
   // Before anything starts: plaintext beyond loopback is refused, TLS files must be readable.
   checkExposure(config);
   const tls = serverTls(config, log);
+  // Every method has its scope (a method missing from the table fails every start), and a
+  // tokens file that cannot be read fails the start before anything else is started.
+  assertScopeTable([RunService, WorkerService, AdminService]);
+  const auth = authEnabled(config) ? new Auth({ tokensFile: config.tokensFile, adminToken: config.adminToken, log: componentLogger(root, "api") }) : undefined;
   let embedded: EmbeddedPostgres | undefined;
   let url = config.databaseUrl;
   let database: string;
@@ -118,7 +125,12 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
   const tracing = await startTracing(process.env, processId, (line) => log.warn(line));
   if (tracing.exporters.length) log.info({ exporters: tracing.exporters }, "traces exported (OTEL_* environment)");
   const health = createHealth({ "": "NOT_SERVING" });
-  const server = new grpc.Server({ "grpc.max_receive_message_length": MAX_MESSAGE_BYTES, "grpc.max_send_message_length": MAX_MESSAGE_BYTES });
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
+    "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
+    interceptors: auth ? [auth.interceptor] : [],
+  });
+  auth?.watch();
   // One registry per server process; process metrics (CPU, memory, GC) only when they are served.
   const metrics = new Metrics({ processMetrics: config.metricsAddress !== "" });
   let metricsEndpoint: MetricsEndpoint | undefined;
@@ -259,6 +271,7 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
       engine,
       dispatcher,
       retention,
+      auth,
       stop: () =>
         (stopping ??= (async () => {
           health.shutdown();
@@ -280,6 +293,7 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
             );
           }
           reaper.stop();
+          auth?.close();
           await metricsEndpoint?.close();
           tls?.close();
           server.forceShutdown();
@@ -296,6 +310,7 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
         })()),
     };
   } catch (err) {
+    auth?.close();
     await metricsEndpoint?.close();
     tls?.close();
     server.forceShutdown();

@@ -60,6 +60,8 @@ export interface WorkerOptions {
    * server that is down is one refused connect).
    */
   reconnectDelayMs?: { initial: number; max: number };
+  /** The token sent when connecting (it needs the worker scope). Default: PIPEWRIGHT_TOKEN; unset: none. */
+  token?: string;
   /** Where the worker says what it does (connected, lost its server, cannot reach it). Default: standard error; `() => {}` silences it. */
   log?: (line: string) => void;
   /**
@@ -93,6 +95,7 @@ export class Worker {
   private readonly tasks: Map<string, TaskDefinition<any, any>>;
   private readonly addresses: string[];
   private readonly credentials: grpc.ChannelCredentials;
+  private readonly token?: string;
   private next = 0;
   private client: Client<typeof WorkerService>;
   private readonly instanceId = randomUUID();
@@ -118,7 +121,8 @@ export class Worker {
     this.addresses = (Array.isArray(given) ? given : given.split(",")).map((a) => a.trim()).filter(Boolean);
     this.next = Math.floor(Math.random() * this.addresses.length); // spread workers over the servers
     this.credentials = channelCredentials(options.tls);
-    this.client = createClient(WorkerService, this.addresses[this.next], { credentials: this.credentials });
+    this.token = options.token ?? process.env.PIPEWRIGHT_TOKEN;
+    this.client = createClient(WorkerService, this.addresses[this.next], { credentials: this.credentials, token: this.token });
     // By default, what a worker does (connected, disconnected, cannot reach the server) goes to stderr.
     this.log = options.log ?? ((line) => process.stderr.write(`${new Date().toISOString()} pipewright worker: ${line}\n`));
   }
@@ -192,7 +196,7 @@ export class Worker {
     if (this.addresses.length < 2) return;
     this.client.close();
     this.next = (this.next + 1) % this.addresses.length;
-    this.client = createClient(WorkerService, this.addresses[this.next], { credentials: this.credentials });
+    this.client = createClient(WorkerService, this.addresses[this.next], { credentials: this.credentials, token: this.token });
   }
 
   /** One connection, until it ends. Resolves true if the server welcomed us. */

@@ -340,7 +340,14 @@ function linkSignal(call: { cancel(): void }, signal: AbortSignal | undefined): 
 export function createClient<S extends DescService>(
   service: S,
   address: string,
-  options: { credentials?: grpc.ChannelCredentials; tls?: TlsOptions; channelOptions?: grpc.ChannelOptions } = {},
+  options: {
+    credentials?: grpc.ChannelCredentials;
+    /** TLS settings; unset: PIPEWRIGHT_TLS_* or plaintext (see tls.ts). Ignored when credentials are given. */
+    tls?: TlsOptions;
+    channelOptions?: grpc.ChannelOptions;
+    /** Sent with every call as `authorization: Bearer <token>` (the server's scoped tokens); unset or empty: none. */
+    token?: string;
+  } = {},
 ): Client<S> {
   // gRPC's default reconnect backoff starts at 1 s and grows x1.6 up to 120 s:
   // a worker reconnecting through a 10 s server outage was back 2.7-2.8 s
@@ -358,6 +365,16 @@ export function createClient<S extends DescService>(
   };
   const raw = new grpc.Client(address, options.credentials ?? channelCredentials(options.tls), channelOptions);
   const client: Record<string, unknown> = { close: () => raw.close() };
+  // Per call, in the metadata: grpc-js refuses call credentials on an insecure channel.
+  const withToken = (metadata: grpc.Metadata | undefined): grpc.Metadata => {
+    const out = metadata ?? new grpc.Metadata();
+    if (options.token && !out.get("authorization").length) {
+      const copy = metadata ? out.clone() : out;
+      copy.set("authorization", `Bearer ${options.token}`);
+      return copy;
+    }
+    return out;
+  };
   for (const method of service.methods) {
     const path = methodPath(method);
     const [serialize, deserialize] = [encoder(method.input), decoder(method.output)];
@@ -366,7 +383,7 @@ export function createClient<S extends DescService>(
         client[method.localName] = (init: MessageInitShape<DescMessage>, opts: CallOptions = {}) =>
           new Promise((resolve, reject) => {
             const request = create(method.input, init) as never;
-            const metadata = opts.metadata ?? new grpc.Metadata();
+            const metadata = withToken(opts.metadata);
             let unlink = () => {};
             const call = raw.makeUnaryRequest(path, serialize, deserialize, request, metadata, callOptions(opts), (err, res) => {
               unlink();
@@ -379,7 +396,7 @@ export function createClient<S extends DescService>(
       case "server_streaming":
         client[method.localName] = async function* (init: MessageInitShape<DescMessage>, opts: CallOptions = {}) {
           const request = create(method.input, init) as never;
-          const metadata = opts.metadata ?? new grpc.Metadata();
+          const metadata = withToken(opts.metadata);
           const call = raw.makeServerStreamRequest(path, serialize, deserialize, request, metadata, callOptions(opts));
           const unlink = linkSignal(call, opts.signal);
           try {
@@ -394,7 +411,7 @@ export function createClient<S extends DescService>(
         break;
       case "bidi_streaming":
         client[method.localName] = (opts: CallOptions = {}) => {
-          const call = raw.makeBidiStreamRequest(path, encoder(method.input), deserialize, opts.metadata ?? new grpc.Metadata(), callOptions(opts));
+          const call = raw.makeBidiStreamRequest(path, encoder(method.input), deserialize, withToken(opts.metadata), callOptions(opts));
           const unlink = linkSignal(call, opts.signal);
           call.on("status", unlink);
           return call;

@@ -9,6 +9,8 @@ import { CliError, EXIT } from "./output.js";
 
 export interface ConnectionOptions {
   address: string;
+  /** --token (server/cli/token.ts). */
+  token?: string;
   tlsCa?: string;
   tlsCert?: string;
   tlsKey?: string;
@@ -26,7 +28,7 @@ export function addTlsOptions(program: Command): void {
 }
 
 /** The TLS settings the options name (files read now), or undefined: plaintext. */
-export function tlsOf(opts: ConnectionOptions): TlsOptions | undefined {
+export function tlsOf(opts: Pick<ConnectionOptions, "tlsCa" | "tlsCert" | "tlsKey">): TlsOptions | undefined {
   if (!opts.tlsCa && !opts.tlsCert && !opts.tlsKey) return undefined;
   if (!opts.tlsCert !== !opts.tlsKey) throw new CliError("--tls-cert and --tls-key go together: give both or neither", EXIT.usage);
   const read = (flag: string, path?: string) => {

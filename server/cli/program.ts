@@ -25,6 +25,7 @@ import { CliError, EXIT, callError, exitCodeOf, formatTime, keyValues, outcomeLi
 import { processIo, type Io } from "./io.js";
 import { addTlsOptions, tlsOf, type ConnectionOptions } from "./connection.js";
 import { addServerCommand } from "./serve.js";
+import { addTokenCommand, addTokenOptions } from "./token.js";
 import { StepTree } from "./step-tree.js";
 import { watchRun } from "./watch.js";
 
@@ -277,6 +278,8 @@ function buildProgram(io: Io, exit: (code: number) => void): Command {
       }),
     );
 
+  addTokenCommand(program, io);
+  addTokenOptions(program);
   addTlsOptions(program);
   return program;
 }
@@ -334,8 +337,9 @@ function describeRun(run: Run): string {
   return keyValues(pairs.filter(([, v]) => v));
 }
 
-async function withClient({ address, ...tls }: ConnectionOptions, body: (client: PipewrightClient) => Promise<void>): Promise<void> {
-  const client = new PipewrightClient(address, { tls: tlsOf({ address, ...tls }) });
+/** Where and how a client verb calls the server: --address, --token and the TLS files. */
+async function withClient({ address, token, ...tls }: ConnectionOptions, body: (client: PipewrightClient) => Promise<void>): Promise<void> {
+  const client = new PipewrightClient(address, { token, tls: tlsOf(tls) });
   try {
     await body(client);
   } catch (err) {
@@ -346,10 +350,10 @@ async function withClient({ address, ...tls }: ConnectionOptions, body: (client:
 }
 
 async function withAdmin(
-  { address, ...tls }: ConnectionOptions,
+  { address, token, ...tls }: ConnectionOptions,
   body: (admin: ReturnType<typeof createClient<typeof AdminService>>) => Promise<void>,
 ): Promise<void> {
-  const admin = createClient(AdminService, address, { tls: tlsOf({ address, ...tls }) });
+  const admin = createClient(AdminService, address, { token: token ?? process.env.PIPEWRIGHT_TOKEN, tls: tlsOf(tls) });
   try {
     await body(admin);
   } catch (err) {

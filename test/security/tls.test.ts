@@ -120,6 +120,18 @@ describe("TLS", () => {
   });
 });
 
+describe("TLS with tokens", () => {
+  it("the token travels over TLS: with it the call works, without it UNAUTHENTICATED", async () => {
+    const token = "tls-test-admin-token-0123456789";
+    const ts = await startTestServer({ tlsCert: server.certFile, tlsKey: server.keyFile, adminToken: token });
+    closers.push(() => ts.stop());
+    const withToken = new PipewrightClient(ts.address, { tls: { ca: ca.cert }, token });
+    closers.push(() => withToken.close());
+    expect(await listCode(withToken)).toBe(grpc.status.OK);
+    expect(await listCode(clientWith(ts.address, { ca: ca.cert }))).toBe(grpc.status.UNAUTHENTICATED);
+  });
+});
+
 describe("an expired server certificate", () => {
   it("is refused by the client (UNAVAILABLE)", async () => {
     const ts = await startTestServer({ tlsCert: expired.certFile, tlsKey: expired.keyFile });

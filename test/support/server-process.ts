@@ -23,6 +23,12 @@ export async function spawnServer(args: string[], env: Record<string, string> = 
   child.stdout!.on("data", (d) => (out += d));
   child.stderr!.on("data", (d) => (out += d));
   const exited = new Promise<number | string>((resolve) => child.on("exit", (code, signal) => resolve(code ?? signal ?? -1)));
+  // A server that dies by itself (an exit code other than 0; the tests' kills end it by signal)
+  // is a bug to chase: its last output goes to the test log, where a failed test would not show it.
+  void exited.then((code) => {
+    if (typeof code === "number" && code !== 0)
+      process.stderr.write(`server process ${child.pid} exited with code ${code}; its last output:\n${out.slice(-8000)}\n`);
+  });
   const address = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start within ${timeoutMs} ms:\n${out}`)), timeoutMs);
     const check = () => {

@@ -1,0 +1,158 @@
+// Who may call what: every call of a pipewright service carries `authorization:
+// Bearer <token>`, checked here, in a grpc-js server interceptor, when the call's
+// headers arrive: before any byte of the request is read or decoded, for unary
+// and streaming calls alike. Health and reflection stay open. Auth is on when
+// tokens are configured (a tokens file, or PIPEWRIGHT_ADMIN_TOKEN); otherwise
+// every call is let through (loopback use, and every test that sets none).
+
+import { readFileSync, unwatchFile, watchFile } from "node:fs";
+import * as grpc from "@grpc/grpc-js";
+import type { DescService } from "@bufbuild/protobuf";
+import type { ServerConfig } from "../config.js";
+import type { Logger } from "../observe/logger.js";
+import { findToken, hashSecret, MIN_SECRET_LENGTH, parseTokensFile, SCOPES, type Scope, type Token } from "./tokens.js";
+
+/**
+ * The scope each method needs, by full method name. Exhaustive over the
+ * services the server serves: `assertScopeTable` (run at every start, and by a
+ * test over every generated service) fails on a method missing here.
+ */
+export const METHOD_SCOPES: Readonly<Record<string, Scope>> = {
+  "pipewright.v1.RunService/SubmitRun": "submit",
+  "pipewright.v1.RunService/BatchSubmitRuns": "submit",
+  "pipewright.v1.RunService/GetRun": "read",
+  "pipewright.v1.RunService/WaitRun": "read",
+  "pipewright.v1.RunService/WaitRuns": "read",
+  "pipewright.v1.RunService/WatchRun": "read",
+  "pipewright.v1.RunService/ListRuns": "read",
+  "pipewright.v1.RunService/CancelRun": "control",
+  "pipewright.v1.RunService/PauseRun": "control",
+  "pipewright.v1.RunService/ResumeRun": "control",
+  "pipewright.v1.RunService/DeleteRun": "control",
+  "pipewright.v1.WorkerService/Connect": "worker",
+  "pipewright.v1.AdminService/GetServerStatus": "admin",
+  "pipewright.v1.AdminService/ListCircuitBreakers": "admin",
+  "pipewright.v1.AdminService/ListWorkers": "admin",
+};
+
+/** Services whose calls are checked (the rest, health and reflection, are open). */
+const GUARDED_PREFIX = "/pipewright.";
+
+/** The same for a missing and an unknown token: nothing that helps guessing. */
+export const UNAUTHENTICATED_DETAILS = "missing or invalid token";
+
+/** Throws unless every method of `services` has its scope in METHOD_SCOPES. */
+export function assertScopeTable(services: readonly DescService[]): void {
+  const missing = services.flatMap((s) => s.methods.map((m) => `${s.typeName}/${m.name}`)).filter((name) => !(name in METHOD_SCOPES));
+  if (missing.length) throw new Error(`no scope for ${missing.join(", ")}: add them to METHOD_SCOPES in server/api/auth.ts`);
+}
+
+/** Whether the configuration turns token checks on (a tokens file, or the environment's admin token). */
+export function authEnabled(config: Pick<ServerConfig, "tokensFile" | "adminToken">): boolean {
+  return config.tokensFile !== "" || config.adminToken !== "";
+}
+
+export interface AuthOptions {
+  tokensFile: string;
+  adminToken: string;
+  log: Logger;
+  /** How often the tokens file is looked at for changes (fs.watchFile's interval). */
+  pollMs?: number;
+  /** Changes are read this long after the last one seen (an editor writes in several steps). */
+  debounceMs?: number;
+}
+
+/** The tokens (re-read when the file changes) and the interceptor that checks calls against them. */
+export class Auth {
+  private fileTokens: Token[] = [];
+  private readonly envTokens: Token[] = [];
+  private timer?: NodeJS.Timeout;
+  private watching = false;
+  /** Calls refused since start, by status (for tests and the curious). */
+  readonly refused = { unauthenticated: 0, permissionDenied: 0 };
+
+  /** Reads the tokens file; throws (a start error) when it is missing or malformed. */
+  constructor(private readonly options: AuthOptions) {
+    if (options.adminToken) {
+      if (options.adminToken.length < MIN_SECRET_LENGTH)
+        throw new Error(`PIPEWRIGHT_ADMIN_TOKEN must be at least ${MIN_SECRET_LENGTH} characters (pipewright token create makes one)`);
+      this.envTokens.push({ name: "admin (environment)", scopes: new Set(SCOPES), hash: hashSecret(options.adminToken) });
+    }
+    if (options.tokensFile) {
+      this.fileTokens = this.read();
+      if (this.fileTokens.length === 0 && this.envTokens.length === 0)
+        options.log.warn({ file: options.tokensFile }, `${options.tokensFile} holds no tokens: every call to a pipewright service is refused`);
+    }
+  }
+
+  get tokenCount(): number {
+    return this.fileTokens.length + this.envTokens.length;
+  }
+
+  private read(): Token[] {
+    return parseTokensFile(readFileSync(this.options.tokensFile, "utf8"), this.options.tokensFile);
+  }
+
+  /** Re-reads the tokens file now; a malformed one keeps the tokens there were, and logs why. */
+  reload(): void {
+    try {
+      this.fileTokens = this.read();
+      this.options.log.info({ file: this.options.tokensFile, tokens: this.fileTokens.length }, `tokens file reloaded: ${this.fileTokens.length} tokens`);
+    } catch (err) {
+      this.options.log.error({ file: this.options.tokensFile, err }, `tokens file not reloaded, the previous tokens stay in force: ${(err as Error).message}`);
+    }
+  }
+
+  /** Watches the tokens file: a change is read (debounced), so tokens are added and revoked without a restart. */
+  watch(): void {
+    if (!this.options.tokensFile || this.watching) return;
+    this.watching = true;
+    watchFile(this.options.tokensFile, { interval: this.options.pollMs ?? 1000, persistent: false }, () => {
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => this.reload(), this.options.debounceMs ?? 200);
+    });
+  }
+
+  close(): void {
+    clearTimeout(this.timer);
+    if (this.watching) unwatchFile(this.options.tokensFile);
+    this.watching = false;
+  }
+
+  /** Why a call of `method` ("/pkg.Service/Method") with these headers is refused; undefined: it may go on. */
+  check(method: string, metadata: grpc.Metadata): grpc.StatusObject | undefined {
+    if (!method.startsWith(GUARDED_PREFIX)) return undefined;
+    const token = bearer(metadata);
+    const found = token === undefined ? undefined : findToken([...this.fileTokens, ...this.envTokens], token);
+    if (!found) {
+      this.refused.unauthenticated++;
+      return { code: grpc.status.UNAUTHENTICATED, details: UNAUTHENTICATED_DETAILS, metadata: new grpc.Metadata() };
+    }
+    const scope = METHOD_SCOPES[method.slice(1)];
+    if (scope && found.scopes.has(scope)) return undefined;
+    this.refused.permissionDenied++;
+    const details = scope ? `this token lacks the scope ${scope}, which ${method.slice(1)} needs` : `${method.slice(1)} is open to no token`;
+    return { code: grpc.status.PERMISSION_DENIED, details, metadata: new grpc.Metadata() };
+  }
+
+  /** The server interceptor: refuses a call as its headers arrive, before the handler starts or any request is decoded. */
+  readonly interceptor: grpc.ServerInterceptor = (descriptor, call) =>
+    new grpc.ServerInterceptingCall(call, {
+      start: (next) =>
+        next({
+          onReceiveMetadata: (metadata, pass) => {
+            const refusal = this.check(descriptor.path, metadata);
+            if (refusal) call.sendStatus(refusal);
+            else pass(metadata);
+          },
+        }),
+    });
+}
+
+/** The token of `authorization: Bearer <token>`, if the header is there and well formed. */
+function bearer(metadata: grpc.Metadata): string | undefined {
+  const values = metadata.get("authorization");
+  if (values.length !== 1 || typeof values[0] !== "string") return undefined;
+  const m = /^Bearer ([\x21-\x7e]+)$/i.exec(values[0].trim());
+  return m?.[1];
+}
