@@ -15,7 +15,7 @@ export interface ServerConfig {
   tlsKey: string;
   /** PEM file of the CA(s) client certificates must be signed by (mTLS); empty: no client certificate asked. */
   tlsClientCa: string;
-  /** Listen on a non-loopback address without TLS all the same. */
+  /** Listen on a non-loopback address without TLS, or without tokens or client certificates, all the same. */
   insecure: boolean;
   /** PostgreSQL to use; when empty an embedded PostgreSQL is started. */
   databaseUrl: string;
@@ -116,7 +116,7 @@ export const OPTIONS: Option[] = [
     flag: "--insecure",
     env: "PIPEWRIGHT_INSECURE",
     default: "false",
-    help: "listen on a non-loopback address without TLS all the same (refused otherwise)",
+    help: "listen on a non-loopback address without TLS, or without tokens or client certificates, all the same (refused otherwise)",
   },
   { key: "databaseUrl", kind: "string", flag: "--database-url", env: "DATABASE_URL", default: "", help: "PostgreSQL URL; unset: start an embedded PostgreSQL" },
   { key: "dataDir", kind: "string", flag: "--data-dir", env: "PIPEWRIGHT_DATA_DIR", default: ".pipewright/db", help: "data folder of the embedded PostgreSQL" },

@@ -93,8 +93,8 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
   // Each component's logger is a child of this one (not of another component's: pino would write the key twice).
   const root = logger.child({ process_id: processId });
   const log = componentLogger(root, "server");
-  // Before anything starts: plaintext beyond loopback is refused, TLS files must be readable.
-  checkExposure(config);
+  // Before anything starts: plaintext or anonymous callers beyond loopback are refused, TLS files must be readable.
+  checkExposure(config, authEnabled(config));
   const tls = serverTls(config, log);
   // Every method has its scope (a method missing from the table fails every start), and a
   // tokens file that cannot be read fails the start before anything else is started.

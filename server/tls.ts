@@ -10,7 +10,8 @@
 // open keep the certificate they were made with; new ones get the new one.
 //
 // Also: the start is refused when the server would listen on a non-loopback
-// address without TLS, unless --insecure says so.
+// address without TLS and caller authentication (tokens or client
+// certificates), unless --insecure says so.
 
 import { readFileSync, unwatchFile, watchFile, type Stats } from "node:fs";
 import { createSecureContext, type SecureContextOptions } from "node:tls";
@@ -132,17 +133,26 @@ export function hostOf(address: string): string {
   return colon < 0 ? address : address.slice(0, colon);
 }
 
-/** Refuses to listen beyond loopback in plaintext unless --insecure is given. */
-export function checkExposure(config: ServerConfig): void {
-  if (config.tlsCert || config.insecure) return;
-  for (const [flag, address] of [
-    ["--address", config.address],
-    ["--metrics-address", config.metricsAddress],
+/**
+ * Refuses to listen beyond loopback unless the port is safe there, or --insecure says
+ * so: the gRPC port needs TLS and authenticated callers (tokens, `authenticated`, or
+ * client certificates, --tls-client-ca); the metrics port, which has no tokens, TLS.
+ */
+export function checkExposure(config: ServerConfig, authenticated: boolean): void {
+  if (config.insecure) return;
+  const exposed = (address: string) => address !== "" && !address.startsWith("unix:") && !isLoopback(hostOf(address)); // a unix socket is not on a network
+  const missing: string[] = [];
+  if (!config.tlsCert) missing.push("TLS (--tls-cert and --tls-key)");
+  if (exposed(config.address) && !authenticated && !config.tlsClientCa)
+    missing.push("caller authentication (--tokens-file or PIPEWRIGHT_ADMIN_TOKEN, or client certificates with --tls-client-ca)");
+  for (const [flag, address, needs] of [
+    ["--address", config.address, missing],
+    ["--metrics-address", config.metricsAddress, missing.filter((m) => m.startsWith("TLS"))],
   ] as const) {
-    if (!address || address.startsWith("unix:") || isLoopback(hostOf(address))) continue; // a unix socket is not on a network
+    if (!exposed(address) || needs.length === 0) continue;
     throw new Error(
-      `${flag} ${address} is not a loopback address and TLS is off: anyone who reaches it could submit, cancel and receive every task. ` +
-        `Give --tls-cert and --tls-key (and --tls-client-ca for client certificates), or pass --insecure if plaintext is really wanted there`,
+      `${flag} ${address} is not a loopback address and ${needs.join(" and ")} ${needs.length > 1 ? "are" : "is"} missing: anyone who reaches it could submit, cancel and receive every task. ` +
+        `Give ${needs.join(" and ")}, or pass --insecure if that is really wanted there`,
     );
   }
 }

@@ -214,12 +214,20 @@ describe("certificate rotation", () => {
 });
 
 describe("safe default: no plaintext beyond loopback", () => {
-  it("a non-loopback address without TLS is refused at start, naming --insecure", async () => {
+  it("a non-loopback address without TLS, or without tokens or client certificates, is refused at start, naming --insecure", async () => {
     const config = { ...DEFAULT_CONFIG, address: "0.0.0.0:0", databaseUrl: "postgres://nowhere.invalid/x" };
     await expect(startServer(config)).rejects.toThrow(/--insecure/);
-    expect(() => checkExposure({ ...DEFAULT_CONFIG, address: "127.0.0.1:0", metricsAddress: ":0" })).toThrow(/--metrics-address.*--insecure/);
-    expect(() => checkExposure({ ...DEFAULT_CONFIG, address: "[::]:50051" })).toThrow(/--insecure/);
-    expect(() => checkExposure({ ...DEFAULT_CONFIG, address: "unix:/tmp/pipewright.sock" })).not.toThrow();
+    expect(() => checkExposure({ ...DEFAULT_CONFIG, address: "127.0.0.1:0", metricsAddress: ":0" }, false)).toThrow(/--metrics-address.*--insecure/);
+    expect(() => checkExposure({ ...DEFAULT_CONFIG, address: "[::]:50051" }, true)).toThrow(/TLS.*--insecure/);
+    expect(() => checkExposure({ ...DEFAULT_CONFIG, address: "unix:/tmp/pipewright.sock" }, false)).not.toThrow();
+    // TLS alone is not enough on the gRPC port: callers must be authenticated (tokens or client certificates).
+    const tls = { tlsCert: server.certFile, tlsKey: server.keyFile };
+    expect(() => checkExposure({ ...DEFAULT_CONFIG, ...tls, address: "0.0.0.0:0" }, false)).toThrow(/caller authentication.*--insecure/);
+    expect(() => checkExposure({ ...DEFAULT_CONFIG, ...tls, address: "0.0.0.0:0" }, true)).not.toThrow();
+    expect(() => checkExposure({ ...DEFAULT_CONFIG, ...tls, address: "0.0.0.0:0", tlsClientCa: ca.certFile }, false)).not.toThrow();
+    // The metrics port has no tokens: TLS is what it needs.
+    expect(() => checkExposure({ ...DEFAULT_CONFIG, ...tls, metricsAddress: "0.0.0.0:0" }, false)).not.toThrow();
+    await expect(startServer({ ...config, ...tls })).rejects.toThrow(/caller authentication.*--insecure/);
     for (const ok of ["127.0.0.1", "127.1.2.3", "localhost", "[::1]", "::1"]) expect(isLoopback(ok)).toBe(true);
     for (const no of ["0.0.0.0", "", "[::]", "10.0.0.1", "example.com"]) expect(isLoopback(no)).toBe(false);
   });
@@ -233,11 +241,21 @@ describe("safe default: no plaintext beyond loopback", () => {
     expect(await listCode(clientWith(`127.0.0.1:${port}`))).toBe(grpc.status.OK);
   });
 
-  it("with TLS a non-loopback address needs no --insecure", async () => {
-    const ts = await startTestServer({ address: "0.0.0.0:0", tlsCert: server.certFile, tlsKey: server.keyFile });
+  it("with TLS and tokens a non-loopback address needs no --insecure", async () => {
+    const token = "tls-test-admin-token-0123456789";
+    const ts = await startTestServer({ address: "0.0.0.0:0", tlsCert: server.certFile, tlsKey: server.keyFile, adminToken: token });
     closers.push(() => ts.stop());
     const port = ts.address.slice(ts.address.lastIndexOf(":") + 1);
-    expect(await listCode(clientWith(`127.0.0.1:${port}`, { ca: ca.cert }))).toBe(grpc.status.OK);
+    const c = new PipewrightClient(`127.0.0.1:${port}`, { tls: { ca: ca.cert }, token });
+    closers.push(() => c.close());
+    expect(await listCode(c)).toBe(grpc.status.OK);
+  });
+
+  it("with mTLS (client certificates, no tokens) a non-loopback address needs no --insecure", async () => {
+    const ts = await startTestServer({ address: "0.0.0.0:0", tlsCert: server.certFile, tlsKey: server.keyFile, tlsClientCa: ca.certFile });
+    closers.push(() => ts.stop());
+    const port = ts.address.slice(ts.address.lastIndexOf(":") + 1);
+    expect(await listCode(clientWith(`127.0.0.1:${port}`, { ca: ca.cert, cert: client.cert, key: client.key }))).toBe(grpc.status.OK);
   });
 
   it("TLS options that do not fit together are refused at start", async () => {
