@@ -7,7 +7,7 @@ import * as grpc from "@grpc/grpc-js";
 import { context, SpanKind, SpanStatusCode, trace, type Span } from "@opentelemetry/api";
 import { RunState, type Run, type RunEvent } from "@pipewright/protocol";
 import { RunService, RunView } from "@pipewright/protocol";
-import { createClient, type Client } from "@pipewright/protocol";
+import { createClient, type Client, type TlsOptions } from "@pipewright/protocol";
 import type { Pipeline } from "./pipeline-builder.js";
 import { decodeError, decodeValue, type RemoteError } from "@pipewright/protocol";
 import { withCallErrors } from "./call-errors.js";
@@ -27,6 +27,8 @@ export interface SubmitOptions {
 export interface ClientOptions {
   /** The token sent with every call (scopes submit, read, control as the calls need). Default: PIPEWRIGHT_TOKEN; unset: none. */
   token?: string;
+  /** TLS to the server (PEM strings or Buffers): `ca` that signed its certificate; for mTLS this client's `cert` and `key`. Default: PIPEWRIGHT_TLS_CA/_CERT/_KEY files; none: plaintext. */
+  tls?: TlsOptions;
 }
 
 /** Thrown by `result()` when the run failed or was cancelled. */
@@ -54,13 +56,16 @@ export class PipewrightClient {
 
   /**
    * `options.token`: sent with every call (`authorization: Bearer …`) to a server that checks
-   * tokens; default PIPEWRIGHT_TOKEN (README: Security / Tokens).
+   * tokens; default PIPEWRIGHT_TOKEN (README: Security / Tokens). `options.tls`: TLS to the
+   * server, `ca` (PEM) that signed its certificate and for mTLS this client's `cert` and
+   * `key`; default: the files named by PIPEWRIGHT_TLS_CA, PIPEWRIGHT_TLS_CERT and
+   * PIPEWRIGHT_TLS_KEY, or plaintext when none is set (README: Security / TLS).
    */
   constructor(
     readonly address = process.env.PIPEWRIGHT_ADDRESS ?? "127.0.0.1:50051",
     options: ClientOptions = {},
   ) {
-    this.rpc = createClient(RunService, address, { token: options.token ?? process.env.PIPEWRIGHT_TOKEN });
+    this.rpc = createClient(RunService, address, { token: options.token ?? process.env.PIPEWRIGHT_TOKEN, tls: options.tls });
     this.calls = withCallErrors(this.rpc, address);
   }
 

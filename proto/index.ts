@@ -25,3 +25,4 @@ export * from "./runtime/wire-canonical.js";
 export * from "./runtime/wire-fields.js";
 export * from "./runtime/decode-in-slices.js";
 export * from "./runtime/durations.js";
+export * from "./runtime/tls.js";

@@ -9,6 +9,14 @@ export interface ServerConfig {
   address: string;
   /** host:port of the Prometheus metrics endpoint (GET /metrics); empty: none. */
   metricsAddress: string;
+  /** PEM file of the server's certificate (chain); with tlsKey: TLS on the gRPC and metrics ports. */
+  tlsCert: string;
+  /** PEM file of the private key of tlsCert. */
+  tlsKey: string;
+  /** PEM file of the CA(s) client certificates must be signed by (mTLS); empty: no client certificate asked. */
+  tlsClientCa: string;
+  /** Listen on a non-loopback address without TLS, or without tokens or client certificates, all the same. */
+  insecure: boolean;
   /** PostgreSQL to use; when empty an embedded PostgreSQL is started. */
   databaseUrl: string;
   /** Data folder of the embedded PostgreSQL. */
@@ -84,6 +92,31 @@ export const OPTIONS: Option[] = [
     env: "PIPEWRIGHT_METRICS_ADDRESS",
     default: "",
     help: "host:port of the Prometheus metrics endpoint, GET /metrics (port 0: any free port); unset: no endpoint",
+  },
+  {
+    key: "tlsCert",
+    kind: "string",
+    flag: "--tls-cert",
+    env: "PIPEWRIGHT_TLS_CERT",
+    default: "",
+    help: "PEM file of the server certificate (chain): TLS on the gRPC and metrics ports (needs --tls-key; re-read when it changes)",
+  },
+  { key: "tlsKey", kind: "string", flag: "--tls-key", env: "PIPEWRIGHT_TLS_KEY", default: "", help: "PEM file of the private key of --tls-cert" },
+  {
+    key: "tlsClientCa",
+    kind: "string",
+    flag: "--tls-client-ca",
+    env: "PIPEWRIGHT_TLS_CLIENT_CA",
+    default: "",
+    help: "PEM file of the CA(s) that sign client certificates: mTLS, every client and worker must present one (needs --tls-cert)",
+  },
+  {
+    key: "insecure",
+    kind: "boolean",
+    flag: "--insecure",
+    env: "PIPEWRIGHT_INSECURE",
+    default: "false",
+    help: "listen on a non-loopback address without TLS, or without tokens or client certificates, all the same (refused otherwise)",
   },
   { key: "databaseUrl", kind: "string", flag: "--database-url", env: "DATABASE_URL", default: "", help: "PostgreSQL URL; unset: start an embedded PostgreSQL" },
   { key: "dataDir", kind: "string", flag: "--data-dir", env: "PIPEWRIGHT_DATA_DIR", default: ".pipewright/db", help: "data folder of the embedded PostgreSQL" },

@@ -22,6 +22,7 @@ import { addReflection } from "./api/reflection.js";
 import { guardDatabase } from "./api/database-guard.js";
 import { runService } from "./api/run-service.js";
 import type { ServerConfig } from "./config.js";
+import { checkExposure, serverTls } from "./tls.js";
 import { DEFAULT_MACHINE_CONFIG } from "./core/run-machine.js";
 import { DEFAULT_RETRY } from "./core/retry-policy.js";
 import { Dispatcher } from "./dispatch/dispatcher.js";
@@ -92,6 +93,9 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
   // Each component's logger is a child of this one (not of another component's: pino would write the key twice).
   const root = logger.child({ process_id: processId });
   const log = componentLogger(root, "server");
+  // Before anything starts: plaintext or anonymous callers beyond loopback are refused, TLS files must be readable.
+  checkExposure(config, authEnabled(config));
+  const tls = serverTls(config, log);
   // Every method has its scope (a method missing from the table fails every start), and a
   // tokens file that cannot be read fails the start before anything else is started.
   assertScopeTable([RunService, WorkerService, AdminService]);
@@ -200,7 +204,7 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
     server.addService(health.definition, health.implementation);
     addReflection(server, [RunService, WorkerService, AdminService], [healthFileDescriptor]);
     const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(config.address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+      server.bindAsync(config.address, tls?.credentials ?? grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
     );
     // Bound next to the gRPC port, so that a taken metrics port fails the start before anything runs.
     metrics.readFrom({
@@ -215,7 +219,7 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
       poolSize: config.poolSize,
       poolConnections: () => poolConnections(sql, applicationName, METRICS_QUERY_TIMEOUT_MS),
     });
-    if (config.metricsAddress) metricsEndpoint = await startMetricsEndpoint(config.metricsAddress, metrics, componentLogger(root, "api"));
+    if (config.metricsAddress) metricsEndpoint = await startMetricsEndpoint(config.metricsAddress, metrics, componentLogger(root, "api"), tls);
     const host = config.address.slice(0, config.address.lastIndexOf(":"));
     const identity = `${os.hostname()}/${host}:${port}`;
     await registerProcess(sql, processId, identity);
@@ -291,6 +295,7 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
           reaper.stop();
           auth?.close();
           await metricsEndpoint?.close();
+          tls?.close();
           server.forceShutdown();
           await new Promise((r) => setTimeout(r, 50)); // let closing sessions re-queue what they held
           await within(
@@ -307,6 +312,7 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
   } catch (err) {
     auth?.close();
     await metricsEndpoint?.close();
+    tls?.close();
     server.forceShutdown();
     await tracing.shutdown();
     await monitor.stop();

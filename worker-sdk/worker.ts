@@ -24,7 +24,7 @@ import {
   type TaskKey,
   type TaskResult,
 } from "@pipewright/protocol";
-import { createClient, type Client } from "@pipewright/protocol";
+import { channelCredentials, createClient, type Client, type TlsOptions } from "@pipewright/protocol";
 import { setLongTimeout } from "@pipewright/protocol";
 import { ErrorTypes, PROTOCOL_VERSION } from "@pipewright/protocol";
 import { MAX_MESSAGE_BYTES, MAX_PACKED_MESSAGE_BYTES } from "@pipewright/protocol";
@@ -64,6 +64,12 @@ export interface WorkerOptions {
   token?: string;
   /** Where the worker says what it does (connected, lost its server, cannot reach it). Default: standard error; `() => {}` silences it. */
   log?: (line: string) => void;
+  /**
+   * TLS to the server: `ca` (PEM) that signed its certificate, and for mTLS this
+   * worker's `cert` and `key`. Default: the files named by PIPEWRIGHT_TLS_CA,
+   * PIPEWRIGHT_TLS_CERT and PIPEWRIGHT_TLS_KEY, or plaintext when none is set.
+   */
+  tls?: TlsOptions;
 }
 
 export type WorkerState = "idle" | "running" | "draining" | "stopped";
@@ -88,6 +94,7 @@ export class Worker {
   workerId = "";
   private readonly tasks: Map<string, TaskDefinition<any, any>>;
   private readonly addresses: string[];
+  private readonly credentials: grpc.ChannelCredentials;
   private readonly token?: string;
   private next = 0;
   private client: Client<typeof WorkerService>;
@@ -113,8 +120,9 @@ export class Worker {
     const given = options.address ?? process.env.PIPEWRIGHT_ADDRESS ?? "127.0.0.1:50051";
     this.addresses = (Array.isArray(given) ? given : given.split(",")).map((a) => a.trim()).filter(Boolean);
     this.next = Math.floor(Math.random() * this.addresses.length); // spread workers over the servers
+    this.credentials = channelCredentials(options.tls);
     this.token = options.token ?? process.env.PIPEWRIGHT_TOKEN;
-    this.client = createClient(WorkerService, this.addresses[this.next], { token: this.token });
+    this.client = createClient(WorkerService, this.addresses[this.next], { credentials: this.credentials, token: this.token });
     // By default, what a worker does (connected, disconnected, cannot reach the server) goes to stderr.
     this.log = options.log ?? ((line) => process.stderr.write(`${new Date().toISOString()} pipewright worker: ${line}\n`));
   }
@@ -188,7 +196,7 @@ export class Worker {
     if (this.addresses.length < 2) return;
     this.client.close();
     this.next = (this.next + 1) % this.addresses.length;
-    this.client = createClient(WorkerService, this.addresses[this.next], { token: this.token });
+    this.client = createClient(WorkerService, this.addresses[this.next], { credentials: this.credentials, token: this.token });
   }
 
   /** One connection, until it ends. Resolves true if the server welcomed us. */

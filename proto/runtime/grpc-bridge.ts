@@ -11,6 +11,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { DescMessage, DescMethod, DescService, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import { decodeInSlices } from "./decode-in-slices.js";
 import { MAX_MESSAGE_BYTES, MAX_MESSAGE_DEPTH } from "./limits.js";
+import { channelCredentials, type TlsOptions } from "./tls.js";
 
 /** A gRPC status to answer with: what `onError` returns. A `grpc.ServiceError` fits. */
 export interface ErrorStatus {
@@ -341,6 +342,8 @@ export function createClient<S extends DescService>(
   address: string,
   options: {
     credentials?: grpc.ChannelCredentials;
+    /** TLS settings; unset: PIPEWRIGHT_TLS_* or plaintext (see tls.ts). Ignored when credentials are given. */
+    tls?: TlsOptions;
     channelOptions?: grpc.ChannelOptions;
     /** Sent with every call as `authorization: Bearer <token>` (the server's scoped tokens); unset or empty: none. */
     token?: string;
@@ -360,7 +363,7 @@ export function createClient<S extends DescService>(
     "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
     ...options.channelOptions,
   };
-  const raw = new grpc.Client(address, options.credentials ?? grpc.credentials.createInsecure(), channelOptions);
+  const raw = new grpc.Client(address, options.credentials ?? channelCredentials(options.tls), channelOptions);
   const client: Record<string, unknown> = { close: () => raw.close() };
   // Per call, in the metadata: grpc-js refuses call credentials on an insecure channel.
   const withToken = (metadata: grpc.Metadata | undefined): grpc.Metadata => {

@@ -7,9 +7,11 @@
 // depth, pool), each bounded by a statement timeout (server/store).
 
 import http from "node:http";
+import https from "node:https";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "../observe/logger.js";
 import type { Metrics } from "../observe/metrics.js";
+import { contextOptions, type ServerTls } from "../tls.js";
 
 export interface MetricsEndpoint {
   /** host:port actually bound. */
@@ -21,32 +23,35 @@ export interface MetricsEndpoint {
 const TIMEOUT_MS = 5_000;
 const MAX_CONNECTIONS = 64;
 
-/** Listens on `address` (host:port; port 0: any free port) and serves `metrics`. */
-export async function startMetricsEndpoint(address: string, metrics: Metrics, log: Logger): Promise<MetricsEndpoint> {
+/**
+ * Listens on `address` (host:port; port 0: any free port) and serves `metrics`; over
+ * HTTPS with the gRPC port's certificate (and client CA: mTLS) when `tls` is given,
+ * following its rotations.
+ */
+export async function startMetricsEndpoint(address: string, metrics: Metrics, log: Logger, tls?: ServerTls): Promise<MetricsEndpoint> {
   const { host, port } = splitAddress(address);
-  const server = http.createServer(
-    { requestTimeout: TIMEOUT_MS, headersTimeout: TIMEOUT_MS, keepAliveTimeout: TIMEOUT_MS, maxHeaderSize: 16 * 1024 },
-    (req, res) => {
-      // A body is never read: the answer goes out, then the connection closes (so the rest is not parsed as a next request).
-      const hasBody = req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? 0) > 0;
-      if (hasBody) res.shouldKeepAlive = false;
-      const path = (req.url ?? "").split("?")[0];
-      if (path !== "/metrics" || (req.method !== "GET" && req.method !== "HEAD")) {
-        res.writeHead(404, { "content-type": "text/plain; charset=utf-8" }).end("not found: metrics are at GET /metrics\n");
-        return;
-      }
-      metrics.text().then(
-        (text) => {
-          res.writeHead(200, { "content-type": metrics.contentType });
-          res.end(req.method === "HEAD" ? undefined : text);
-        },
-        (err: Error) => {
-          log.error({ err }, `collecting the metrics: ${err.message}`);
-          res.writeHead(500, { "content-type": "text/plain; charset=utf-8" }).end("could not collect the metrics\n");
-        },
-      );
-    },
-  );
+  const options = { requestTimeout: TIMEOUT_MS, headersTimeout: TIMEOUT_MS, keepAliveTimeout: TIMEOUT_MS, maxHeaderSize: 16 * 1024 };
+  const handler: http.RequestListener = (req, res) => {
+    // A body is never read: the answer goes out, then the connection closes (so the rest is not parsed as a next request).
+    const hasBody = req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? 0) > 0;
+    if (hasBody) res.shouldKeepAlive = false;
+    const path = (req.url ?? "").split("?")[0];
+    if (path !== "/metrics" || (req.method !== "GET" && req.method !== "HEAD")) {
+      res.writeHead(404, { "content-type": "text/plain; charset=utf-8" }).end("not found: metrics are at GET /metrics\n");
+      return;
+    }
+    metrics.text().then(
+      (text) => {
+        res.writeHead(200, { "content-type": metrics.contentType });
+        res.end(req.method === "HEAD" ? undefined : text);
+      },
+      (err: Error) => {
+        log.error({ err }, `collecting the metrics: ${err.message}`);
+        res.writeHead(500, { "content-type": "text/plain; charset=utf-8" }).end("could not collect the metrics\n");
+      },
+    );
+  };
+  const server = tls ? httpsServer(tls, options, handler) : http.createServer(options, handler);
   server.maxConnections = MAX_CONNECTIONS;
   server.on("clientError", (_err, socket) => {
     // Malformed requests, oversized headers, timeouts: a 400 if the socket still takes one, then it closes.
@@ -71,6 +76,14 @@ export async function startMetricsEndpoint(address: string, metrics: Metrics, lo
         server.closeAllConnections();
       }),
   };
+}
+
+function httpsServer(tls: ServerTls, options: http.ServerOptions, handler: http.RequestListener): https.Server {
+  const files = tls.current();
+  const mtls = files.ca !== undefined;
+  const server = https.createServer({ ...options, ...contextOptions(files), requestCert: mtls, rejectUnauthorized: mtls }, handler);
+  tls.onChange((f) => server.setSecureContext(contextOptions(f)));
+  return server;
 }
 
 /** "host:port", "[::1]:port" or ":port" (all interfaces). */

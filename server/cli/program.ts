@@ -23,6 +23,7 @@ import {
 import { PipewrightClient } from "@pipewright/client";
 import { CliError, EXIT, callError, exitCodeOf, formatTime, keyValues, outcomeLine, parseRunStates, runDuration, runStateName, table } from "./output.js";
 import { processIo, type Io } from "./io.js";
+import { addTlsOptions, tlsOf, type ConnectionOptions } from "./connection.js";
 import { addServerCommand } from "./serve.js";
 import { addTokenCommand, addTokenOptions } from "./token.js";
 import { StepTree } from "./step-tree.js";
@@ -279,6 +280,7 @@ function buildProgram(io: Io, exit: (code: number) => void): Command {
 
   addTokenCommand(program, io);
   addTokenOptions(program);
+  addTlsOptions(program);
   return program;
 }
 
@@ -335,11 +337,9 @@ function describeRun(run: Run): string {
   return keyValues(pairs.filter(([, v]) => v));
 }
 
-/** Where and how a client verb calls the server: --address and --token. */
-type Target = { address: string; token?: string };
-
-async function withClient({ address, token }: Target, body: (client: PipewrightClient) => Promise<void>): Promise<void> {
-  const client = new PipewrightClient(address, { token });
+/** Where and how a client verb calls the server: --address, --token and the TLS files. */
+async function withClient({ address, token, ...tls }: ConnectionOptions, body: (client: PipewrightClient) => Promise<void>): Promise<void> {
+  const client = new PipewrightClient(address, { token, tls: tlsOf(tls) });
   try {
     await body(client);
   } catch (err) {
@@ -349,8 +349,11 @@ async function withClient({ address, token }: Target, body: (client: PipewrightC
   }
 }
 
-async function withAdmin({ address, token }: Target, body: (admin: ReturnType<typeof createClient<typeof AdminService>>) => Promise<void>): Promise<void> {
-  const admin = createClient(AdminService, address, { token: token ?? process.env.PIPEWRIGHT_TOKEN });
+async function withAdmin(
+  { address, token, ...tls }: ConnectionOptions,
+  body: (admin: ReturnType<typeof createClient<typeof AdminService>>) => Promise<void>,
+): Promise<void> {
+  const admin = createClient(AdminService, address, { token: token ?? process.env.PIPEWRIGHT_TOKEN, tls: tlsOf(tls) });
   try {
     await body(admin);
   } catch (err) {

@@ -47,7 +47,7 @@ async function serve(config: ReturnType<typeof parseConfig>, io: Io): Promise<nu
     .child({}, { level: "info" })
     .info(
       { address: server.address, database: server.database, process_id: server.processId, metrics_address: server.metricsAddress },
-      `pipewright listening on ${server.address}, database: ${server.database}${server.metricsAddress ? `, metrics: http://${server.metricsAddress}/metrics` : ""}`,
+      `pipewright listening on ${server.address}, database: ${server.database}${server.metricsAddress ? `, metrics: ${config.tlsCert ? "https" : "http"}://${server.metricsAddress}/metrics` : ""}`,
     );
   return new Promise<number>((resolve) => {
     let signals = 0;
