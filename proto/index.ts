@@ -12,6 +12,7 @@ export * from "./gen/pipewright/v1/worker_service_pb.js";
 export * from "./gen/pipewright/v1/admin_service_pb.js";
 
 export * from "./runtime/grpc-bridge.js";
+export * from "./runtime/grpc-client.js";
 export * from "./runtime/limits.js";
 export * from "./runtime/error-types.js";
 export * from "./runtime/values.js";

@@ -1,17 +1,16 @@
 /**
- * Glue between protobuf-es v2 descriptors and grpc-js: a service definition built
- * from a generated `GenService`, typed async server handlers, and a typed client.
- * Shared by the server, the client library and the worker SDK.
+ * Glue between protobuf-es v2 descriptors and grpc-js, server half: a service
+ * definition built from a generated `GenService` and typed async handlers (the
+ * client half is grpc-client.ts, what both share grpc-codec.ts).
  *
  * Client-streaming methods are not supported (the contract has none): they are
  * typed `never` and rejected at runtime by `implement` and `createClient`.
  */
 import * as grpc from "@grpc/grpc-js";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import type { DescMessage, DescMethod, DescService, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
+import { create, fromBinary } from "@bufbuild/protobuf";
+import type { DescMessage, DescMethod, DescService, MessageShape } from "@bufbuild/protobuf";
 import { decodeInSlices } from "./decode-in-slices.js";
-import { MAX_MESSAGE_BYTES, MAX_MESSAGE_DEPTH } from "./limits.js";
-import { channelCredentials, type TlsOptions } from "./tls.js";
+import { DECODE_OPTIONS, decoder, encoder, methodPath, rawBytes, receivedBytes, type Rpc } from "./grpc-codec.js";
 
 /** A gRPC status to answer with: what `onError` returns. A `grpc.ServiceError` fits. */
 export interface ErrorStatus {
@@ -22,8 +21,6 @@ export interface ErrorStatus {
 
 /** Maps an error thrown by a handler to a gRPC status. `method` is e.g. "pipewright.v1.RunService/GetRun". */
 export type ErrorMapper = (err: unknown, method: string) => ErrorStatus;
-
-type Rpc<K extends DescMethod["methodKind"], I extends DescMessage, O extends DescMessage> = { methodKind: K; input: I; output: O };
 
 /** The async handler for one method, derived from its descriptor. */
 export type MethodImpl<M> =
@@ -37,44 +34,6 @@ export type MethodImpl<M> =
 
 /** Server handlers for every method of `S`, keyed by the method's localName (e.g. `submitRun`). */
 export type ServiceImpl<S extends DescService> = { [K in keyof S["method"]]: MethodImpl<S["method"][K]> };
-
-/** Per-call client options. */
-export interface CallOptions {
-  /** Absolute deadline: a Date or a millisecond timestamp (e.g. `Date.now() + 5000`). */
-  deadline?: Date | number;
-  /** Aborting cancels the call; it then fails with a CANCELLED ServiceError. */
-  signal?: AbortSignal;
-  metadata?: grpc.Metadata;
-}
-
-/** The client-side function for one method, derived from its descriptor. */
-export type ClientMethod<M> =
-  M extends Rpc<"unary", infer I, infer O>
-    ? (request: MessageInitShape<I>, options?: CallOptions) => Promise<MessageShape<O>>
-    : M extends Rpc<"server_streaming", infer I, infer O>
-      ? (request: MessageInitShape<I>, options?: CallOptions) => AsyncIterable<MessageShape<O>>
-      : M extends Rpc<"bidi_streaming", infer I, infer O>
-        ? (options?: CallOptions) => grpc.ClientDuplexStream<MessageShape<I>, MessageShape<O>>
-        : never;
-
-/** A typed client for `S`: one function per method (by localName), plus `close()`. */
-export type Client<S extends DescService> = { [K in keyof S["method"]]: ClientMethod<S["method"][K]> } & {
-  /** Closes the channel; calls in flight are not cancelled. */
-  close(): void;
-};
-
-const encoder = (schema: DescMessage) => (m: unknown) => {
-  const bytes = toBinary(schema, m as MessageShape<DescMessage>);
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-};
-const rawBytes = new WeakMap<object, Uint8Array>();
-/** Every side decodes with the same recursion limit (protobuf-es's default, 100, is below what the protocol allows). */
-const DECODE_OPTIONS = { recursionLimit: MAX_MESSAGE_DEPTH };
-const decoder = (schema: DescMessage) => (b: Buffer) => {
-  const message = fromBinary(schema, b, DECODE_OPTIONS);
-  rawBytes.set(message, b);
-  return message;
-};
 
 /**
  * What a server does with a request's bytes before decoding them. It may
@@ -150,16 +109,6 @@ function released(request: unknown): void {
     release();
   }
 }
-
-/**
- * The bytes a received message was decoded from. Lets a handler keep (or
- * hash, or store) parts of a request as they arrived instead of encoding the
- * decoded objects again.
- */
-export function receivedBytes(message: object): Uint8Array | undefined {
-  return rawBytes.get(message);
-}
-const methodPath = (m: DescMethod) => `/${m.parent.typeName}/${m.name}`;
 
 /**
  * Builds the grpc-js service definition of a protobuf-es service. `inspect`
@@ -313,113 +262,4 @@ function refusingIterator(inner: AsyncIterator<unknown>): AsyncIterableIterator<
   return it;
 }
 
-function callOptions(options: CallOptions): grpc.CallOptions {
-  return options.deadline === undefined ? {} : { deadline: options.deadline };
-}
-
-/** Cancels `call` when `signal` aborts; returns the function that unlinks them. */
-function linkSignal(call: { cancel(): void }, signal: AbortSignal | undefined): () => void {
-  if (!signal) return () => {};
-  const onAbort = () => call.cancel();
-  if (signal.aborted) queueMicrotask(onAbort);
-  else signal.addEventListener("abort", onAbort, { once: true });
-  return () => signal.removeEventListener("abort", onAbort);
-}
-
-/**
- * Creates a typed client. Unary methods return a promise that rejects with the
- * grpc `ServiceError` (code, details, metadata); server-streaming methods return an
- * async iterable (leaving a `for await` early cancels the call); bidi methods return
- * the grpc-js duplex stream, which reads and writes protobuf-es messages.
- * @example
- * const runs = createClient(RunService, "127.0.0.1:50051");
- * const { run } = await runs.getRun({ runId }, { deadline: Date.now() + 5000 });
- * for await (const { event } of runs.watchRun({ runId })) console.log(event);
- * runs.close();
- */
-export function createClient<S extends DescService>(
-  service: S,
-  address: string,
-  options: {
-    credentials?: grpc.ChannelCredentials;
-    /** TLS settings; unset: PIPEWRIGHT_TLS_* or plaintext (see tls.ts). Ignored when credentials are given. */
-    tls?: TlsOptions;
-    channelOptions?: grpc.ChannelOptions;
-    /** Sent with every call as `authorization: Bearer <token>` (the server's scoped tokens); unset or empty: none. */
-    token?: string;
-  } = {},
-): Client<S> {
-  // gRPC's default reconnect backoff starts at 1 s and grows x1.6 up to 120 s:
-  // a worker reconnecting through a 10 s server outage was back 2.7-2.8 s
-  // after SERVING (3-17 s after 20-60 s outages); with 100 ms growing to 1 s,
-  // 0.4-0.8 s (test/faults/server-outage-reconnect.test.ts). A refused connect
-  // to a server that is down costs next to nothing. The caller's options win.
-  // Messages up to the protocol's limit both ways (grpc-js receives at most 4 MiB by default,
-  // while the server sends up to MAX_MESSAGE_BYTES: a worker could not take a 5 MB argument).
-  const channelOptions: grpc.ChannelOptions = {
-    "grpc.initial_reconnect_backoff_ms": 100,
-    "grpc.max_reconnect_backoff_ms": 1000,
-    "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
-    "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
-    ...options.channelOptions,
-  };
-  const raw = new grpc.Client(address, options.credentials ?? channelCredentials(options.tls), channelOptions);
-  const client: Record<string, unknown> = { close: () => raw.close() };
-  // Per call, in the metadata: grpc-js refuses call credentials on an insecure channel.
-  const withToken = (metadata: grpc.Metadata | undefined): grpc.Metadata => {
-    const out = metadata ?? new grpc.Metadata();
-    if (options.token && !out.get("authorization").length) {
-      const copy = metadata ? out.clone() : out;
-      copy.set("authorization", `Bearer ${options.token}`);
-      return copy;
-    }
-    return out;
-  };
-  for (const method of service.methods) {
-    const path = methodPath(method);
-    const [serialize, deserialize] = [encoder(method.input), decoder(method.output)];
-    switch (method.methodKind) {
-      case "unary":
-        client[method.localName] = (init: MessageInitShape<DescMessage>, opts: CallOptions = {}) =>
-          new Promise((resolve, reject) => {
-            const request = create(method.input, init) as never;
-            const metadata = withToken(opts.metadata);
-            let unlink = () => {};
-            const call = raw.makeUnaryRequest(path, serialize, deserialize, request, metadata, callOptions(opts), (err, res) => {
-              unlink();
-              if (err) reject(err);
-              else resolve(res);
-            });
-            unlink = linkSignal(call, opts.signal);
-          });
-        break;
-      case "server_streaming":
-        client[method.localName] = async function* (init: MessageInitShape<DescMessage>, opts: CallOptions = {}) {
-          const request = create(method.input, init) as never;
-          const metadata = withToken(opts.metadata);
-          const call = raw.makeServerStreamRequest(path, serialize, deserialize, request, metadata, callOptions(opts));
-          const unlink = linkSignal(call, opts.signal);
-          try {
-            // A Readable's async iterator ends on 'end' and throws what 'error' carries (the ServiceError).
-            for await (const message of call) yield message as MessageShape<DescMessage>;
-          } finally {
-            unlink();
-            call.on("error", () => {}); // the CANCELLED error that cancel() below may emit
-            call.cancel(); // no-op when the call already finished
-          }
-        };
-        break;
-      case "bidi_streaming":
-        client[method.localName] = (opts: CallOptions = {}) => {
-          const call = raw.makeBidiStreamRequest(path, encoder(method.input), deserialize, withToken(opts.metadata), callOptions(opts));
-          const unlink = linkSignal(call, opts.signal);
-          call.on("status", unlink);
-          return call;
-        };
-        break;
-      default:
-        throw new Error(`${path}: ${method.methodKind} methods are not supported`);
-    }
-  }
-  return client as Client<S>;
-}
+export { receivedBytes };

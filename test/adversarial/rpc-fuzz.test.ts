@@ -26,7 +26,7 @@ import {
   TaskResultSchema,
   TaskResultsSchema,
 } from "../../proto/gen/pipewright/v1/worker_service_pb.js";
-import { createClient } from "../../proto/runtime/grpc-bridge.js";
+import { createClient } from "../../proto/runtime/grpc-client.js";
 import * as ex from "../../examples/tasks.js";
 import { Worker } from "../../worker-sdk/worker.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";

@@ -9,7 +9,7 @@ import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createClient } from "../../proto/runtime/grpc-bridge.js";
+import { createClient } from "../../proto/runtime/grpc-client.js";
 import { PipewrightClient } from "../../client/client.js";
 import { Worker } from "../../worker-sdk/worker.js";
 import * as t from "../../examples/tasks.js";

@@ -13,7 +13,7 @@ import {
   type ParentResults,
 } from "../../proto/gen/pipewright/v1/pipeline_pb.js";
 import { RunService } from "../../proto/gen/pipewright/v1/run_service_pb.js";
-import { createClient } from "../../proto/runtime/grpc-bridge.js";
+import { createClient } from "../../proto/runtime/grpc-client.js";
 import { inParallel } from "../../client/pipeline-builder.js";
 import { PipelineValidationError } from "../../client/pipeline-builder.js";
 import { taskRef } from "../../client/task-ref.js";

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AdminService, CircuitState } from "../../proto/gen/pipewright/v1/admin_service_pb.js";
 import { RunState, StepState } from "../../proto/gen/pipewright/v1/run_pb.js";
-import { createClient } from "../../proto/runtime/grpc-bridge.js";
+import { createClient } from "../../proto/runtime/grpc-client.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { until } from "../support/until.js";
 import * as t from "../support/test-tasks.js";

@@ -8,7 +8,7 @@
 import { SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { createClient } from "../../proto/runtime/grpc-bridge.js";
+import { createClient } from "../../proto/runtime/grpc-client.js";
 import { RunService } from "../../proto/gen/pipewright/v1/run_service_pb.js";
 import { inParallel } from "../../client/pipeline-builder.js";
 import { task } from "../../worker-sdk/task.js";

@@ -16,7 +16,7 @@ import {
   type TaskKey,
 } from "../../proto/gen/pipewright/v1/worker_service_pb.js";
 import type { TaskError, Value } from "../../proto/gen/pipewright/v1/value_pb.js";
-import { createClient } from "../../proto/runtime/grpc-bridge.js";
+import { createClient } from "../../proto/runtime/grpc-client.js";
 
 export class RawWorker {
   readonly assignments: TaskAssignment[] = [];
