@@ -6,7 +6,7 @@
 
 import { randomUUID } from "node:crypto";
 import os from "node:os";
-import { create, toBinary } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
 import {
@@ -24,53 +24,21 @@ import {
   type TaskKey,
   type TaskResult,
 } from "@pipewright/protocol";
-import { channelCredentials, createClient, type Client, type TlsOptions } from "@pipewright/protocol";
+import { channelCredentials, createClient, type Client } from "@pipewright/protocol";
 import { setLongTimeout } from "@pipewright/protocol";
 import { ErrorTypes, PROTOCOL_VERSION } from "@pipewright/protocol";
-import { MAX_MESSAGE_BYTES, MAX_PACKED_MESSAGE_BYTES } from "@pipewright/protocol";
-import { boundError, valueStats, valuesStats } from "@pipewright/protocol";
-import { PipelineSchema } from "@pipewright/protocol";
+import { MAX_PACKED_MESSAGE_BYTES } from "@pipewright/protocol";
 import { TaskErrorSchema } from "@pipewright/protocol";
 import { encodeValue } from "@pipewright/protocol";
 import { context } from "@opentelemetry/api";
 import { invokeTask, type AttemptResult } from "./invoke-task.js";
+import { resultSize, sendable } from "./sendable-result.js";
 import { endTaskSpan, startTaskSpan } from "./task-span.js";
 import type { TaskDefinition } from "./task.js";
-import { optionalMs } from "@pipewright/protocol";
+import type { WorkerOptions } from "./worker-options.js";
 
-export interface WorkerOptions {
-  /**
-   * Server address, or several (a list, or comma-separated): the worker uses
-   * one at a time and moves to the next when its stream breaks, so it follows
-   * the surviving servers when one goes away. Default PIPEWRIGHT_ADDRESS or
-   * 127.0.0.1:50051.
-   */
-  address?: string | string[];
-  /** The tasks this worker runs. */
-  tasks: TaskDefinition<any, any>[];
-  /** Attempts run at once (default 10). */
-  slots?: number;
-  /** Queues served (default: the default queue). */
-  queues?: string[];
-  /** A name for humans (default host:pid). */
-  name?: string;
-  /**
-   * Reconnection backoff bounds in ms (default 100 and 1000: back within ~1 s
-   * of the server returning, however long it was away; each try against a
-   * server that is down is one refused connect).
-   */
-  reconnectDelayMs?: { initial: number; max: number };
-  /** The token sent when connecting (it needs the worker scope). Default: PIPEWRIGHT_TOKEN; unset: none. */
-  token?: string;
-  /** Where the worker says what it does (connected, lost its server, cannot reach it). Default: standard error; `() => {}` silences it. */
-  log?: (line: string) => void;
-  /**
-   * TLS to the server: `ca` (PEM) that signed its certificate, and for mTLS this
-   * worker's `cert` and `key`. Default: the files named by PIPEWRIGHT_TLS_CA,
-   * PIPEWRIGHT_TLS_CERT and PIPEWRIGHT_TLS_KEY, or plaintext when none is set.
-   */
-  tls?: TlsOptions;
-}
+export type { WorkerOptions };
+import { optionalMs } from "@pipewright/protocol";
 
 export type WorkerState = "idle" | "running" | "draining" | "stopped";
 
@@ -405,34 +373,6 @@ export class Worker {
       this.stopped?.();
     }
   }
-}
-
-/** About how many bytes a result takes in a message. */
-function resultSize(r: TaskResult): number {
-  const o = r.outcome;
-  const carried = o.case === "value" ? [o.value, r.state] : [r.state];
-  let bytes = valuesStats(carried).bytes + (o.case === "error" ? valueStats(o.value).bytes : 0) + 64;
-  if (o.case === "pipeline") bytes += toBinary(PipelineSchema, o.value).length;
-  return bytes;
-}
-
-/**
- * A result as it can be sent: errors cut to the shared limits (a task's
- * error message and stack are often the same long text twice), and a result
- * too big for any message replaced by a terminal error saying so: sent as it
- * was, it broke the stream, the server re-queued the attempt, and the same
- * result broke it again.
- */
-function sendable(r: TaskResult): TaskResult {
-  if (r.outcome.case === "error") r.outcome = { case: "error", value: boundError(r.outcome.value) };
-  const size = resultSize(r);
-  if (size <= MAX_MESSAGE_BYTES - 1024 * 1024) return r;
-  const message = `the task's result is about ${size} bytes, over the ${MAX_MESSAGE_BYTES} bytes a message can carry`;
-  return create(TaskResultSchema, {
-    key: r.key,
-    startTime: r.startTime,
-    outcome: { case: "error", value: create(TaskErrorSchema, { type: ErrorTypes.invalidResult, message, terminal: true }) },
-  });
 }
 
 function keyString(k: TaskKey): string {
