@@ -14,6 +14,9 @@ export interface Pem {
   key: Buffer;
 }
 
+/** openssl req arguments for a new P-256 key, unencrypted. */
+const NEW_EC_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+
 export class Certificates {
   readonly dir = mkdtempSync(path.join(tmpdir(), "pipewright-tls-"));
   private serial = 1;
@@ -29,23 +32,7 @@ export class Certificates {
 
   /** A self-signed CA. */
   ca(name: string): Pem {
-    this.openssl(
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-keyout",
-      `${name}.key`,
-      "-out",
-      `${name}.pem`,
-      "-subj",
-      `/CN=${name}`,
-      "-days",
-      "2",
-    );
+    this.openssl("req", "-x509", ...NEW_EC_KEY, "-keyout", `${name}.key`, "-out", `${name}.pem`, "-subj", `/CN=${name}`, "-days", "2");
     return this.pem(name);
   }
 
@@ -54,25 +41,7 @@ export class Certificates {
     const key = `${name}.key`;
     const san = kind === "server" ? "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost" : "subjectAltName=DNS:client";
     const usage = kind === "server" ? "extendedKeyUsage=serverAuth" : "extendedKeyUsage=clientAuth";
-    this.openssl(
-      "req",
-      "-new",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-keyout",
-      key,
-      "-out",
-      `${name}.csr`,
-      "-subj",
-      `/CN=${name}`,
-      "-addext",
-      san,
-      "-addext",
-      usage,
-    );
+    this.openssl("req", "-new", ...NEW_EC_KEY, "-keyout", key, "-out", `${name}.csr`, "-subj", `/CN=${name}`, "-addext", san, "-addext", usage);
     const db = `${name}.index`;
     writeFileSync(path.join(this.dir, db), "");
     writeFileSync(
