@@ -5,6 +5,7 @@ import v8 from "node:v8";
 import { Command, Option } from "commander";
 import { OPTIONS, parseConfig } from "../config.js";
 import type { Io } from "./io.js";
+import { guardProcess } from "./process-guard.js";
 import { CliError, EXIT } from "./output.js";
 
 /** Adds the `server` verb to the program; `exit` receives the exit code when the server stops. */
@@ -41,6 +42,7 @@ async function serve(config: ReturnType<typeof parseConfig>, io: Io): Promise<nu
   const [{ startServer }, { componentLogger, createLogger }] = await Promise.all([import("../server.js"), import("../observe/logger.js")]);
   const logger = createLogger({ level: config.verbose ? "debug" : config.logLevel, format: config.logFormat, sink: { write: io.out }, isTTY: io.isTTY });
   const log = componentLogger(logger, "cli");
+  guardProcess(componentLogger(logger, "process"));
   const server = await startServer(config, logger);
   // Always written, whatever the level: it says where the server listens (scripts and tests wait for it).
   log
