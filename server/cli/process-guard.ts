@@ -24,7 +24,10 @@ export const DROPPED_DRIVER_ERROR = "porsager/postgres#1192";
 export function guardProcess(log: Logger, exit: (code: number) => void = (code) => process.exit(code)): () => void {
   const onRejection = (reason: unknown) => {
     if (isUnavailable(reason)) {
-      log.warn({ err: reason, known_issue: DROPPED_DRIVER_ERROR }, `a database error nobody waited for (the driver's own query on a lost connection): carrying on`);
+      log.warn(
+        { err: reason, known_issue: DROPPED_DRIVER_ERROR },
+        `a database error nobody waited for (the driver's own query on a lost connection): carrying on`,
+      );
       return;
     }
     log.fatal({ err: reason }, `unhandled promise rejection, exiting: ${(reason as Error | null)?.message ?? String(reason)}`);
