@@ -27,6 +27,8 @@ export interface SubmitOptions {
 export interface ClientOptions {
   /** The token sent with every call (scopes submit, read, control as the calls need). Default: PIPEWRIGHT_TOKEN; unset: none. */
   token?: string;
+  /** The namespace this client works in: its runs are created, listed, read and controlled there. Default: PIPEWRIGHT_NAMESPACE, or the server's default namespace. */
+  namespace?: string;
   /** TLS to the server (PEM strings or Buffers): `ca` that signed its certificate; for mTLS this client's `cert` and `key`. Default: PIPEWRIGHT_TLS_CA/_CERT/_KEY files; none: plaintext. */
   tls?: TlsOptions;
 }
@@ -65,7 +67,11 @@ export class PipewrightClient {
     readonly address = process.env.PIPEWRIGHT_ADDRESS ?? "127.0.0.1:50051",
     options: ClientOptions = {},
   ) {
-    this.rpc = createClient(RunService, address, { token: options.token ?? process.env.PIPEWRIGHT_TOKEN, tls: options.tls });
+    this.rpc = createClient(RunService, address, {
+      token: options.token ?? process.env.PIPEWRIGHT_TOKEN,
+      namespace: options.namespace ?? process.env.PIPEWRIGHT_NAMESPACE,
+      tls: options.tls,
+    });
     this.calls = withCallErrors(this.rpc, address);
   }
 

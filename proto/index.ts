@@ -27,3 +27,4 @@ export * from "./runtime/wire-fields.js";
 export * from "./runtime/decode-in-slices.js";
 export * from "./runtime/durations.js";
 export * from "./runtime/tls.js";
+export * from "./runtime/namespaces.js";

@@ -12,6 +12,7 @@ import { WorkerService } from "@pipewright/protocol";
 import { AdminService } from "@pipewright/protocol";
 import { adminService } from "./api/admin-service.js";
 import { assertScopeTable, Auth, authEnabled } from "./api/auth.js";
+import { callNamespace, namespaceInterceptor } from "./api/namespace.js";
 import { implement, serviceDefinition } from "@pipewright/protocol";
 import { MAX_MESSAGE_BYTES } from "@pipewright/protocol";
 import { Admission } from "./api/admission.js";
@@ -128,7 +129,7 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
   const server = new grpc.Server({
     "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
     "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
-    interceptors: auth ? [auth.interceptor] : [],
+    interceptors: [auth ? auth.interceptor : namespaceInterceptor],
   });
   auth?.watch();
   // One registry per server process; process metrics (CPU, memory, GC) only when they are served.
@@ -191,7 +192,7 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
     );
     server.addService(
       serviceDefinition(WorkerService, admission.inspectorsFor(WorkerService)),
-      implement(WorkerService, { connect: (call) => dispatcher.connect(call) }, onError),
+      implement(WorkerService, { connect: (call) => dispatcher.connect(call, callNamespace(call.metadata)) }, onError),
     );
     server.addService(
       serviceDefinition(AdminService, admission.inspectorsFor(AdminService)),

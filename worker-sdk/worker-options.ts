@@ -27,6 +27,8 @@ export interface WorkerOptions {
   reconnectDelayMs?: { initial: number; max: number };
   /** The token sent when connecting (it needs the worker scope). Default: PIPEWRIGHT_TOKEN; unset: none. */
   token?: string;
+  /** The namespace whose tasks this worker runs (its token must allow it). Default: PIPEWRIGHT_NAMESPACE, or the default namespace. */
+  namespace?: string;
   /** Where the worker says what it does (connected, lost its server, cannot reach it). Default: standard error; `() => {}` silences it. */
   log?: (line: string) => void;
   /**

@@ -64,6 +64,7 @@ export class Worker {
   private readonly addresses: string[];
   private readonly credentials: grpc.ChannelCredentials;
   private readonly token?: string;
+  private readonly namespace?: string;
   private next = 0;
   private client: Client<typeof WorkerService>;
   private readonly instanceId = randomUUID();
@@ -90,7 +91,8 @@ export class Worker {
     this.next = Math.floor(Math.random() * this.addresses.length); // spread workers over the servers
     this.credentials = channelCredentials(options.tls);
     this.token = options.token ?? process.env.PIPEWRIGHT_TOKEN;
-    this.client = createClient(WorkerService, this.addresses[this.next], { credentials: this.credentials, token: this.token });
+    this.namespace = options.namespace ?? process.env.PIPEWRIGHT_NAMESPACE;
+    this.client = createClient(WorkerService, this.addresses[this.next], { credentials: this.credentials, token: this.token, namespace: this.namespace });
     // By default, what a worker does (connected, disconnected, cannot reach the server) goes to stderr.
     this.log = options.log ?? ((line) => process.stderr.write(`${new Date().toISOString()} pipewright worker: ${line}\n`));
   }
@@ -164,7 +166,7 @@ export class Worker {
     if (this.addresses.length < 2) return;
     this.client.close();
     this.next = (this.next + 1) % this.addresses.length;
-    this.client = createClient(WorkerService, this.addresses[this.next], { credentials: this.credentials, token: this.token });
+    this.client = createClient(WorkerService, this.addresses[this.next], { credentials: this.credentials, token: this.token, namespace: this.namespace });
   }
 
   /** One connection, until it ends. Resolves true if the server welcomed us. */

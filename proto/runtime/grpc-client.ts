@@ -3,6 +3,7 @@
  * typed client from a generated `GenService` (the server half is grpc-bridge.ts).
  * Shared by the client library, the worker SDK and the CLI.
  */
+import { NAMESPACE_HEADER, namespaceProblem } from "./namespaces.js";
 import * as grpc from "@grpc/grpc-js";
 import { create } from "@bufbuild/protobuf";
 import type { DescMessage, DescService, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
@@ -69,6 +70,8 @@ export function createClient<S extends DescService>(
     channelOptions?: grpc.ChannelOptions;
     /** Sent with every call as `authorization: Bearer <token>` (the server's scoped tokens); unset or empty: none. */
     token?: string;
+    /** The namespace every call works in (`pipewright-namespace` metadata); unset or empty: the server's default. */
+    namespace?: string;
   } = {},
 ): Client<S> {
   // gRPC's default reconnect backoff starts at 1 s and grows x1.6 up to 120 s:
@@ -88,13 +91,17 @@ export function createClient<S extends DescService>(
   const raw = new grpc.Client(address, options.credentials ?? channelCredentials(options.tls), channelOptions);
   const client: Record<string, unknown> = { close: () => raw.close() };
   // Per call, in the metadata: grpc-js refuses call credentials on an insecure channel.
+  // What the caller's own metadata already says wins.
+  const problem = options.namespace ? namespaceProblem(options.namespace) : undefined;
+  if (problem) throw new Error(`namespace: ${problem}`);
+  const defaults: [string, string][] = [];
+  if (options.token) defaults.push(["authorization", `Bearer ${options.token}`]);
+  if (options.namespace) defaults.push([NAMESPACE_HEADER, options.namespace]);
   const withToken = (metadata: grpc.Metadata | undefined): grpc.Metadata => {
-    const out = metadata ?? new grpc.Metadata();
-    if (options.token && !out.get("authorization").length) {
-      const copy = metadata ? out.clone() : out;
-      copy.set("authorization", `Bearer ${options.token}`);
-      return copy;
-    }
+    const missing = defaults.filter(([key]) => !metadata?.get(key).length);
+    if (missing.length === 0) return metadata ?? new grpc.Metadata();
+    const out = metadata ? metadata.clone() : new grpc.Metadata();
+    for (const [key, value] of missing) out.set(key, value);
     return out;
   };
   for (const method of service.methods) {

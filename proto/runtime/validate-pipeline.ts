@@ -6,6 +6,7 @@
 // just the first), each naming its field path and saying what was allowed and
 // what arrived: `steps[2].group.max_parallelism: must be >= 0, got -3`.
 
+import { QUEUE_NAME_CONTROL } from "./namespaces.js";
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import { ParentResults, type Dag, type Pipeline, type TaskCall, type TaskOptions } from "../gen/pipewright/v1/pipeline_pb.js";
 import type { Value } from "../gen/pipewright/v1/value_pb.js";
@@ -155,6 +156,7 @@ function checkOptions(o: TaskOptions, path: string, out: Violation[]): void {
   if (o.queue.length > MAX_NAME_LENGTH) {
     out.push({ field: `${path}.queue`, description: `must be at most ${MAX_NAME_LENGTH} characters, got ${o.queue.length}` });
   }
+  if (QUEUE_NAME_CONTROL.test(o.queue)) out.push({ field: `${path}.queue`, description: "must hold no control characters" });
   if (o.displayName.length > MAX_NAME_LENGTH) {
     out.push({ field: `${path}.display_name`, description: `must be at most ${MAX_NAME_LENGTH} characters, got ${o.displayName.length}` });
   }

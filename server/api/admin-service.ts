@@ -1,5 +1,6 @@
 // pipewright.v1.AdminService: the server's own counters and its circuit breakers.
 
+import { splitQueueKey } from "@pipewright/protocol";
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
@@ -56,7 +57,8 @@ export function adminService(
           workerId: s.id,
           name: s.hello.workerName,
           taskNames: [...s.tasks].sort(),
-          queues: [...s.queues].sort(),
+          namespace: s.namespace,
+          queues: [...s.queues].map((q) => splitQueueKey(q).queue).sort(),
           slots: s.slots,
           slotsUsed: s.held.size,
           connectTime: timestampFromMs(s.connectedAt),

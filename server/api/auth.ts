@@ -4,13 +4,16 @@
 // and streaming calls alike. Health and reflection stay open. Auth is on when
 // tokens are configured (a tokens file, or PIPEWRIGHT_ADMIN_TOKEN); otherwise
 // every call is let through (loopback use, and every test that sets none).
+// A token also names the namespaces it may work in (namespace.ts): a call in
+// another one is PERMISSION_DENIED like a missing scope.
 
 import { readFileSync, unwatchFile, watchFile } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
 import type { DescService } from "@bufbuild/protobuf";
 import type { ServerConfig } from "../config.js";
 import type { Logger } from "../observe/logger.js";
-import { findToken, hashSecret, MIN_SECRET_LENGTH, parseTokensFile, SCOPES, type Scope, type Token } from "./tokens.js";
+import { callNamespace, GUARDED_PREFIX, namespaceRefusal } from "./namespace.js";
+import { ALL_NAMESPACES, findToken, hashSecret, MIN_SECRET_LENGTH, parseTokensFile, SCOPES, type Scope, type Token } from "./tokens.js";
 
 /**
  * The scope each method needs, by full method name. Exhaustive over the
@@ -34,9 +37,6 @@ export const METHOD_SCOPES: Readonly<Record<string, Scope>> = {
   "pipewright.v1.AdminService/ListCircuitBreakers": "admin",
   "pipewright.v1.AdminService/ListWorkers": "admin",
 };
-
-/** Services whose calls are checked (the rest, health and reflection, are open). */
-const GUARDED_PREFIX = "/pipewright.";
 
 /** The same for a missing and an unknown token: nothing that helps guessing. */
 export const UNAUTHENTICATED_DETAILS = "missing or invalid token";
@@ -76,7 +76,7 @@ export class Auth {
     if (options.adminToken) {
       if (options.adminToken.length < MIN_SECRET_LENGTH)
         throw new Error(`PIPEWRIGHT_ADMIN_TOKEN must be at least ${MIN_SECRET_LENGTH} characters (pipewright token create makes one)`);
-      this.envTokens.push({ name: "admin (environment)", scopes: new Set(SCOPES), hash: hashSecret(options.adminToken) });
+      this.envTokens.push({ name: "admin (environment)", scopes: new Set(SCOPES), namespaces: ALL_NAMESPACES, hash: hashSecret(options.adminToken) });
     }
     if (options.tokensFile) {
       this.fileTokens = this.read();
@@ -128,10 +128,16 @@ export class Auth {
       this.refused.unauthenticated++;
       return { code: grpc.status.UNAUTHENTICATED, details: UNAUTHENTICATED_DETAILS, metadata: new grpc.Metadata() };
     }
+    const malformed = namespaceRefusal(metadata);
+    if (malformed) return malformed;
     const scope = METHOD_SCOPES[method.slice(1)];
-    if (scope && found.scopes.has(scope)) return undefined;
+    const namespace = callNamespace(metadata);
+    let details: string | undefined;
+    if (!scope) details = `${method.slice(1)} is open to no token`;
+    else if (!found.scopes.has(scope)) details = `this token lacks the scope ${scope}, which ${method.slice(1)} needs`;
+    else if (found.namespaces !== ALL_NAMESPACES && !found.namespaces.has(namespace)) details = `this token is not allowed in the namespace ${namespace}`;
+    if (details === undefined) return undefined;
     this.refused.permissionDenied++;
-    const details = scope ? `this token lacks the scope ${scope}, which ${method.slice(1)} needs` : `${method.slice(1)} is open to no token`;
     return { code: grpc.status.PERMISSION_DENIED, details, metadata: new grpc.Metadata() };
   }
 

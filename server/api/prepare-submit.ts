@@ -1,6 +1,7 @@
 // Checks a SubmitRunRequest and turns it into what the engine persists.
 // Every problem is reported at once, each with its field path.
 
+import { DEFAULT_NAMESPACE } from "@pipewright/protocol";
 import { createHash } from "node:crypto";
 import { toBinary } from "@bufbuild/protobuf";
 import { canonicalBytes } from "@pipewright/protocol";
@@ -33,6 +34,7 @@ export async function prepareSubmits(
   limits: SubmitLimits,
   prefixOf: (i: number) => string,
   raw?: Uint8Array[],
+  namespace = DEFAULT_NAMESPACE,
 ): Promise<PreparedSubmit[]> {
   const violations: Violation[] = [];
   for (const [i, r] of requests.entries()) await checkRequest(r, prefixOf(i), violations);
@@ -48,6 +50,7 @@ export async function prepareSubmits(
     }
     const bytes = raw?.[i];
     return {
+      namespace,
       requestId: r.requestId,
       requestHash: r.requestId ? (bytes ? hashWithoutRequestId(bytes) : requestHash(r)) : null,
       name: r.name,

@@ -31,6 +31,7 @@ import { endSubmitSpan, startSubmitSpan, TRACER_NAME } from "../observe/tracing.
 import { runFromRow } from "../engine/run-views.js";
 import type { Sql } from "../store/database.js";
 import { listRuns, type RunRow } from "../store/run-store.js";
+import { callNamespace } from "./namespace.js";
 import { prepareSubmits, type SubmitLimits } from "./prepare-submit.js";
 import { optionalMs } from "@pipewright/protocol";
 
@@ -50,7 +51,7 @@ export function runService(engine: RunEngine, sql: Sql, limits: SubmitLimits, tr
       const { span, context } = startSubmitSpan(tracer, "SubmitRun", call?.metadata);
       try {
         const raw = receivedBytes(request);
-        const [prepared] = await prepareSubmits([request], limits, () => "", raw ? [raw] : undefined);
+        const [prepared] = await prepareSubmits([request], limits, () => "", raw ? [raw] : undefined, callNamespace(call?.metadata));
         prepared.traceParent = context;
         const [outcome] = await engine.submit([prepared]);
         endSubmitSpan(span, { runIds: [outcome.run.id] });
@@ -73,6 +74,7 @@ export function runService(engine: RunEngine, sql: Sql, limits: SubmitLimits, tr
           limits,
           (i) => `requests[${i}].`,
           raw ? fieldBytes(raw, BatchSubmitRunsRequestSchema.field.requests.number) : undefined,
+          callNamespace(call?.metadata),
         );
         for (const p of prepared) p.traceParent = context;
         const outcomes = prepared.length ? await engine.submit(prepared) : [];
@@ -84,13 +86,13 @@ export function runService(engine: RunEngine, sql: Sql, limits: SubmitLimits, tr
       }
     },
 
-    async getRun(request) {
-      checkRunId(request.runId);
+    async getRun(request, call) {
+      await checkRunIds(engine, [request.runId], call);
       return create(GetRunResponseSchema, { run: await engine.getRun(request.runId, request.view === RunView.FULL) });
     },
 
     async waitRun(request, call) {
-      checkRunId(request.runId);
+      await checkRunIds(engine, [request.runId], call);
       const timeout = optionalMs(request.timeout) || DEFAULT_WAIT_MS;
       if (timeout > MAX_WAIT_MS) throw new PipewrightError("INVALID_ARGUMENT", `invalid request: timeout: must be at most 1 hour, got ${timeout} ms`);
       const run = await engine.waitRun(request.runId, timeout, cancelSignal(call));
@@ -100,7 +102,7 @@ export function runService(engine: RunEngine, sql: Sql, limits: SubmitLimits, tr
     async waitRuns(request, call) {
       if (request.runIds.length > MAX_BATCH)
         throw new PipewrightError("INVALID_ARGUMENT", `invalid request: run_ids: at most ${MAX_BATCH}, got ${request.runIds.length}`);
-      request.runIds.forEach(checkRunId);
+      await checkRunIds(engine, request.runIds, call);
       const timeout = optionalMs(request.timeout) || DEFAULT_WAIT_MS;
       if (timeout > MAX_WAIT_MS) throw new PipewrightError("INVALID_ARGUMENT", `invalid request: timeout: must be at most 1 hour, got ${timeout} ms`);
       const runs = await engine.waitRuns(request.runIds, timeout, cancelSignal(call));
@@ -109,7 +111,7 @@ export function runService(engine: RunEngine, sql: Sql, limits: SubmitLimits, tr
     },
 
     async watchRun(request, call) {
-      checkRunId(request.runId);
+      await checkRunIds(engine, [request.runId], call);
       const signal = cancelSignal(call);
       for await (const event of engine.watch(request.runId, Number(request.afterSeq), signal)) {
         if (signal.aborted) return;
@@ -117,28 +119,28 @@ export function runService(engine: RunEngine, sql: Sql, limits: SubmitLimits, tr
       }
     },
 
-    async cancelRun(request) {
-      checkRunId(request.runId);
+    async cancelRun(request, call) {
+      await checkRunIds(engine, [request.runId], call);
       return create(CancelRunResponseSchema, { run: await engine.control(request.runId, "cancel", request.reason) });
     },
 
-    async pauseRun(request) {
-      checkRunId(request.runId);
+    async pauseRun(request, call) {
+      await checkRunIds(engine, [request.runId], call);
       return create(PauseRunResponseSchema, { run: await engine.control(request.runId, "pause") });
     },
 
-    async resumeRun(request) {
-      checkRunId(request.runId);
+    async resumeRun(request, call) {
+      await checkRunIds(engine, [request.runId], call);
       return create(ResumeRunResponseSchema, { run: await engine.control(request.runId, "resume") });
     },
 
-    async deleteRun(request) {
-      checkRunId(request.runId);
+    async deleteRun(request, call) {
+      await checkRunIds(engine, [request.runId], call);
       await engine.deleteRun(request.runId);
       return create(DeleteRunResponseSchema, {});
     },
 
-    async listRuns(request) {
+    async listRuns(request, call) {
       const size = request.pageSize || 100;
       if (size < 1 || size > 1000)
         throw new PipewrightError("INVALID_ARGUMENT", `invalid request: page_size: must be between 1 and 1000, got ${request.pageSize}`);
@@ -151,7 +153,7 @@ export function runService(engine: RunEngine, sql: Sql, limits: SubmitLimits, tr
       if (request.name.length > MAX_NAME_LENGTH)
         throw invalidRequest([{ field: "name", description: `must be at most ${MAX_NAME_LENGTH} characters, got ${request.name.length}` }]);
       const before = request.pageToken ? decodePageToken(request.pageToken) : undefined;
-      const rows = await listRuns(sql, { states: request.states, name: request.name, before, limit: size + 1 });
+      const rows = await listRuns(sql, { namespace: callNamespace(call?.metadata), states: request.states, name: request.name, before, limit: size + 1 });
       const page = firstRowsWithinBudget(rows.slice(0, size));
       const last = page.at(-1);
       const next = rows.length > page.length && last ? encodePageToken({ createdAt: last.created_at, id: last.id }) : "";
@@ -191,6 +193,19 @@ function withinResponseBudget(runs: Run[]): Run[] {
 function checkRunId(id: string): void {
   if (!UUID.test(id))
     throw new PipewrightError("INVALID_ARGUMENT", `invalid request: run_id: must be a run id (a UUID), got ${JSON.stringify(id.slice(0, 60))}`);
+}
+
+/**
+ * Every id is a run id, of a run in the call's namespace. A run of another
+ * namespace is NOT_FOUND, word for word as a run that does not exist: a
+ * caller learns nothing of other namespaces' runs, not even that they exist.
+ */
+async function checkRunIds(engine: RunEngine, ids: string[], call: { metadata?: grpc.Metadata } | undefined): Promise<void> {
+  ids.forEach(checkRunId);
+  const namespace = callNamespace(call?.metadata);
+  const found = await engine.namespacesOf(ids.map((id) => id.toLowerCase()));
+  const foreign = ids.find((id) => found.get(id.toLowerCase()) !== namespace && found.has(id.toLowerCase()));
+  if (foreign) throw new PipewrightError("NOT_FOUND", `no run with id ${foreign}`);
 }
 
 /** Aborted when the client cancels the call or its deadline passes. */

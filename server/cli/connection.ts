@@ -9,8 +9,9 @@ import { CliError, EXIT } from "./output.js";
 
 export interface ConnectionOptions {
   address: string;
-  /** --token (server/cli/token.ts). */
+  /** --token and --namespace (server/cli/token.ts). */
   token?: string;
+  namespace?: string;
   tlsCa?: string;
   tlsCert?: string;
   tlsKey?: string;

@@ -338,8 +338,8 @@ function describeRun(run: Run): string {
 }
 
 /** Where and how a client verb calls the server: --address, --token and the TLS files. */
-async function withClient({ address, token, ...tls }: ConnectionOptions, body: (client: PipewrightClient) => Promise<void>): Promise<void> {
-  const client = new PipewrightClient(address, { token, tls: tlsOf(tls) });
+async function withClient({ address, token, namespace, ...tls }: ConnectionOptions, body: (client: PipewrightClient) => Promise<void>): Promise<void> {
+  const client = new PipewrightClient(address, { token, namespace, tls: tlsOf(tls) });
   try {
     await body(client);
   } catch (err) {
@@ -350,10 +350,10 @@ async function withClient({ address, token, ...tls }: ConnectionOptions, body: (
 }
 
 async function withAdmin(
-  { address, token, ...tls }: ConnectionOptions,
+  { address, token, namespace, ...tls }: ConnectionOptions,
   body: (admin: ReturnType<typeof createClient<typeof AdminService>>) => Promise<void>,
 ): Promise<void> {
-  const admin = createClient(AdminService, address, { token: token ?? process.env.PIPEWRIGHT_TOKEN, tls: tlsOf(tls) });
+  const admin = createClient(AdminService, address, { token: token ?? process.env.PIPEWRIGHT_TOKEN, namespace, tls: tlsOf(tls) });
   try {
     await body(admin);
   } catch (err) {

@@ -13,10 +13,11 @@ export function addTokenCommand(program: Command, io: Io): void {
     .description("print a new token's secret (shown once: give it to the caller) and its line for the tokens file (the hash, not the secret)")
     .requiredOption("--name <name>", "the token's name (unique in the file; delete its line to revoke it)")
     .requiredOption("--scopes <scopes>", "comma-separated: submit, read, control, worker, admin, or all")
-    .action((opts: { name: string; scopes: string }) => {
+    .option("--namespaces <names>", "comma-separated namespaces the token may work in, or * for every one", "default")
+    .action((opts: { name: string; scopes: string; namespaces: string }) => {
       let made: ReturnType<typeof createToken>;
       try {
-        made = createToken(opts.name, parseScopes(opts.scopes));
+        made = createToken(opts.name, parseScopes(opts.scopes), opts.namespaces);
       } catch (err) {
         throw new CliError(`error: ${(err as Error).message}`, EXIT.usage);
       }
@@ -26,9 +27,11 @@ export function addTokenCommand(program: Command, io: Io): void {
     });
 }
 
-/** Adds `--token` to every verb that calls the server (those with `--address`, but not `server`). */
+/** Adds `--token` and `--namespace` to every verb that calls the server (those with `--address`, but not `server`). */
 export function addTokenOptions(program: Command): void {
   for (const cmd of program.commands)
-    if (cmd.name() !== "server" && cmd.options.some((o) => o.long === "--address"))
+    if (cmd.name() !== "server" && cmd.options.some((o) => o.long === "--address")) {
       cmd.addOption(new Option("--token <token>", "the token to present (README: Security / Tokens)").env("PIPEWRIGHT_TOKEN"));
+      cmd.addOption(new Option("--namespace <name>", "the namespace to work in (default: default)").env("PIPEWRIGHT_NAMESPACE"));
+    }
 }

@@ -135,17 +135,17 @@ export class Dispatcher implements DispatchPort {
     return this.registry.served();
   }
 
-  serves(task: string, queueName: string): boolean {
-    return this.registry.serves(task, queueName);
+  serves(task: string, key: string): boolean {
+    return this.registry.serves(task, key);
   }
 
   progressOf(runId: number): Map<number, Value> {
     return this.registry.progressOf(runId);
   }
 
-  /** Serves one Connect call until it ends. */
-  connect(call: grpc.ServerDuplexStream<ConnectRequest, ConnectResponse>): Promise<void> {
-    return this.registry.connect(call);
+  /** Serves one Connect call of a worker of `namespace` until it ends. */
+  connect(call: grpc.ServerDuplexStream<ConnectRequest, ConnectResponse>, namespace?: string): Promise<void> {
+    return this.registry.connect(call, namespace);
   }
 
   private async sessionClosed(session: WorkerSession, drained: boolean): Promise<void> {

@@ -10,6 +10,8 @@ import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import type * as grpc from "@grpc/grpc-js";
 import {
   ConnectRequestSchema,
+  DEFAULT_NAMESPACE,
+  QUEUE_NAME_CONTROL,
   ConnectResponseSchema,
   fieldBytes,
   PROTOCOL_VERSION,
@@ -27,7 +29,8 @@ import {
 import { PipewrightError } from "../core/errors.js";
 import type { Sql } from "../store/database.js";
 import { servedElsewhere, type Served } from "../store/process-registry.js";
-import { normalizeQueue, queueNames, WorkerSession } from "./worker-session.js";
+import { normalizeQueue } from "@pipewright/protocol";
+import { queueNames, WorkerSession } from "./worker-session.js";
 import type { Logger } from "../observe/logger.js";
 
 const MAX_SLOTS = 10_000;
@@ -101,11 +104,11 @@ export class WorkerRegistry {
 
   /**
    * Whether a connected worker, here or at another process, serves `task`
-   * on `queue` (other processes' workers as of their last heartbeat, read
+   * on the queue of this key (core/queue-keys.ts) (other processes' workers as of their last heartbeat, read
    * at most every 2 s).
    */
-  serves(task: string, queueName: string): boolean {
-    const q = normalizeQueue(queueName);
+  serves(task: string, key: string): boolean {
+    const q = normalizeQueue(key);
     for (const s of this.sessions.values()) if (s.serves(task, q)) return true;
     return this.servedElsewhere.has(JSON.stringify([task, q]));
   }
@@ -124,7 +127,7 @@ export class WorkerRegistry {
   }
 
   /** Serves one Connect call until it ends. */
-  async connect(call: grpc.ServerDuplexStream<ConnectRequest, ConnectResponse>): Promise<void> {
+  async connect(call: grpc.ServerDuplexStream<ConnectRequest, ConnectResponse>, namespace = DEFAULT_NAMESPACE): Promise<void> {
     const iterator = call[Symbol.asyncIterator]();
     const first = await Promise.race([iterator.next(), new Promise<"timeout">((r) => setTimeout(() => r("timeout"), HELLO_TIMEOUT_MS).unref())]);
     if (first === "timeout" || first.done) throw new PipewrightError("INVALID_ARGUMENT", "a worker must send hello first, within 10 s");
@@ -133,7 +136,7 @@ export class WorkerRegistry {
     if (this.drainingAll) throw new PipewrightError("UNAVAILABLE", "the server is shutting down; connect again later");
     const hello = msg.kind.value;
     checkHello(hello);
-    const session = new WorkerSession(randomUUID(), hello, call);
+    const session = new WorkerSession(randomUUID(), hello, call, namespace);
     this.sessions.set(session.id, session);
     session.write(
       create(ConnectResponseSchema, {
@@ -148,8 +151,8 @@ export class WorkerRegistry {
       }),
     );
     this.config.log.info(
-      { worker_id: session.id, worker_name: hello.workerName, queues: queueNames(session), slots: hello.slots, tasks: hello.taskNames },
-      `worker ${session.id} connected: ${hello.workerName || "unnamed"}, ${hello.slots} slots, tasks ${hello.taskNames.join(",")}`,
+      { worker_id: session.id, namespace, worker_name: hello.workerName, queues: queueNames(session), slots: hello.slots, tasks: hello.taskNames },
+      `worker ${session.id} connected${namespace === DEFAULT_NAMESPACE ? "" : ` in namespace ${namespace}`}: ${hello.workerName || "unnamed"}, ${hello.slots} slots, tasks ${hello.taskNames.join(",")}`,
     );
     this.events.opened(session);
     try {
@@ -228,6 +231,7 @@ function checkHello(h: Hello): void {
   if (h.slots < 1 || h.slots > MAX_SLOTS) problems.push(`slots: must be between 1 and ${MAX_SLOTS}, got ${h.slots}`);
   h.queues.forEach((q, i) => {
     if (normalizeQueue(q).length > 200) problems.push(`queues[${i}]: must be at most 200 characters`);
+    if (QUEUE_NAME_CONTROL.test(q)) problems.push(`queues[${i}]: must hold no control characters`);
   });
   if (problems.length) {
     const code = h.protocolVersion !== PROTOCOL_VERSION ? "FAILED_PRECONDITION" : "INVALID_ARGUMENT";

@@ -2,6 +2,8 @@
 // attempts it holds. Lifecycle: ACTIVE (assignable) -> DRAINING (the worker
 // or the server asked it to take nothing new) -> CLOSED (stream ended).
 
+import { DEFAULT_NAMESPACE } from "@pipewright/protocol";
+import { queueKey, queueLabel } from "@pipewright/protocol";
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { MAX_PACKED_MESSAGE_BYTES } from "@pipewright/protocol";
@@ -60,9 +62,11 @@ export class WorkerSession {
     readonly id: string,
     readonly hello: Hello,
     private readonly call: grpc.ServerDuplexStream<ConnectRequest, ConnectResponse>,
+    /** The namespace it connected in: its queues are that namespace's (core/queue-keys.ts). */
+    readonly namespace: string = DEFAULT_NAMESPACE,
   ) {
     this.tasks = new Set(hello.taskNames);
-    this.queues = new Set(hello.queues.length ? hello.queues.map(normalizeQueue) : [""]);
+    this.queues = new Set((hello.queues.length ? hello.queues : [""]).map((q) => queueKey(namespace, q)));
     this.slots = hello.slots;
   }
 
@@ -125,12 +129,7 @@ export class WorkerSession {
   }
 }
 
-/** "default" and "" name the same (default) queue. */
-export function normalizeQueue(q: string): string {
-  return q === "default" ? "" : q;
-}
-
-/** A session's queues as people name them ("" is "default"), for log lines. */
+/** A session's queues as people name them ("default", "team-a/email"), for log lines. */
 export function queueNames(session: WorkerSession): string[] {
-  return [...session.queues].map((q) => q || "default");
+  return [...session.queues].map(queueLabel);
 }

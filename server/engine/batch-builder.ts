@@ -23,7 +23,8 @@ import type { Batch } from "./batch.js";
 import { waitDeadline } from "./deadlines.js";
 import { encodeEvent } from "./event-codec.js";
 import { internalError } from "./internal-error.js";
-import type { Item, PreparedSubmit } from "./items.js";
+import { requestKey, type Item, type PreparedSubmit } from "./items.js";
+import { queueKey, queueLabel } from "@pipewright/protocol";
 import { ownedRun, stepKey, type OwnedRun } from "./owned-run.js";
 import { pauseForOthers } from "./pause-for-others.js";
 import type { DispatchPort, IncomingResult } from "./ports.js";
@@ -73,7 +74,8 @@ export class BatchBuilder {
       let conflict: string | undefined;
       let broken: unknown;
       for (const p of item.batch) {
-        const prior = p.requestId ? (claimedNow.get(p.requestId) ?? known.get(p.requestId)) : undefined;
+        const key = requestKey(p.namespace, p.requestId);
+        const prior = p.requestId ? (claimedNow.get(key) ?? known.get(key)) : undefined;
         if (prior) {
           const hash = "requestHash" in prior ? prior.requestHash : prior.hash;
           if (!sameBytes(hash, p.requestHash)) {
@@ -94,6 +96,7 @@ export class BatchBuilder {
         const run = ownedRun({
           id: 0, // assigned by the database when the batch is written
           uid: randomUUID(),
+          namespace: p.namespace,
           requestId: p.requestId,
           name: p.name,
           createdAt,
@@ -101,12 +104,15 @@ export class BatchBuilder {
           machine,
           lastSeq: 0,
         });
-        if (p.requestId) claimedNow.set(p.requestId, { uid: run.uid, hash: p.requestHash });
+        if (p.requestId) claimedNow.set(key, { uid: run.uid, hash: p.requestHash });
         created.push({ run, p });
         plan.push({ run });
       }
       if (conflict || broken) {
-        for (const { run } of created) if (run.requestId && claimedNow.get(run.requestId)?.uid === run.uid) claimedNow.delete(run.requestId);
+        for (const { run } of created) {
+          const key = requestKey(run.namespace, run.requestId);
+          if (run.requestId && claimedNow.get(key)?.uid === run.uid) claimedNow.delete(key);
+        }
         batch.answers.push({ kind: "refused", item, error: conflict ? new PipewrightError("ALREADY_EXISTS", conflict) : broken });
         continue;
       }
@@ -122,6 +128,7 @@ export class BatchBuilder {
           run,
           row: {
             uid: run.uid,
+            namespace: run.namespace,
             requestId: p.requestId || null,
             requestHash: p.requestHash,
             name: p.name,
@@ -324,13 +331,14 @@ export class BatchBuilder {
     switch (e.type) {
       case "dispatch": {
         const d = e.dispatch;
-        const queueName = d.call.options?.queue || "";
+        // The namespace's queue (core/queue-keys.ts): only its workers can reserve, claim or be told of it.
+        const queueName = queueKey(run.namespace, d.call.options?.queue || "");
         const paused = run.machine.status === "paused";
         const reservation = !paused && d.notBefore <= Date.now() ? this.dispatch.reserve(d.call.task, queueName) : undefined;
         const k = stepKey(run, d.step);
         if (reservation) batch.reservations.set(k, reservation);
         const previous = batch.resultAttempts.get(k);
-        const trace = run.trace && startAttempt(this.tracer, run.trace, run.uid, d, d.call.task, queueName);
+        const trace = run.trace && startAttempt(this.tracer, run.trace, run.uid, d, d.call.task, queueLabel(queueName));
         // Encoded now only for a local worker (it gets the message); otherwise when written.
         const assignment = reservation ? encodeAssignment(d, this.config.timeouts, trace) : undefined;
         if (assignment) batch.keepBlobs(run, assignment.blobs);

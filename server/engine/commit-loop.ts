@@ -21,7 +21,7 @@ import type { BatchBuilder } from "./batch-builder.js";
 import type { BatchWriter } from "./batch-writer.js";
 import type { GroupCommitter } from "./group-committer.js";
 import { internalError } from "./internal-error.js";
-import type { Item } from "./items.js";
+import { requestKey, type Item } from "./items.js";
 import { stepKey, type OwnedRun } from "./owned-run.js";
 import type { Peers } from "./peers.js";
 import type { DispatchPort } from "./ports.js";
@@ -178,8 +178,8 @@ export class CommitLoop {
         await writer.write(undefined, batch);
       } else {
         await inTransaction(this.p.sql, async (tx) => {
-          const requestIds = [...new Set(items.flatMap((i) => (i.kind === "submit" ? i.batch.map((p) => p.requestId).filter((r) => r) : [])))];
-          const known = new Map((await runs.findByRequestIds(tx, requestIds)).map((e) => [e.requestId, e]));
+          const asked = items.flatMap((i) => (i.kind === "submit" ? i.batch.filter((p) => p.requestId) : []));
+          const known = new Map((await runs.findByRequestIds(tx, asked)).map((e) => [requestKey(e.namespace, e.requestId), e]));
           await builder.applySubmits(items, batch, known);
           builder.applyInbox(inbox, batch);
           const awaited = builder.awaitedResults(items, batch);

@@ -10,6 +10,8 @@ import type { IncomingResult } from "./ports.js";
 
 /** A submission checked by the API layer, ready to persist. */
 export interface PreparedSubmit {
+  /** The namespace of the call that submitted it. */
+  namespace: string;
   requestId: string;
   requestHash: Uint8Array | null;
   name: string;
@@ -21,6 +23,11 @@ export interface PreparedSubmit {
   traceParent?: Context;
   /** A big run's machine, built and started before its batch (see RunEngine.submit). */
   started?: { machine: RunMachine; effects: Effect[]; createdAt: number };
+}
+
+/** A request id as the batch keys it: request ids are unique within a namespace. */
+export function requestKey(namespace: string, requestId: string): string {
+  return `${namespace}\u001f${requestId}`;
 }
 
 export interface SubmitOutcome {

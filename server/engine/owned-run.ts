@@ -10,6 +10,8 @@ export interface OwnedRun {
   /** Assigned by the database when the batch creating the run is written (0 until then). */
   id: number;
   uid: string;
+  /** Its namespace: its queues are that namespace's (core/queue-keys.ts). */
+  namespace: string;
   requestId: string;
   name: string;
   createdAt: number;
@@ -29,13 +31,16 @@ export interface OwnedRun {
 }
 
 /** A run as its row and log say (`lastSeq`: its last event's seq; 0 for a new run). */
-export function ownedRun(fields: Pick<OwnedRun, "id" | "uid" | "requestId" | "name" | "createdAt" | "deadline" | "machine"> & { lastSeq: number }): OwnedRun {
+export function ownedRun(
+  fields: Pick<OwnedRun, "id" | "uid" | "namespace" | "requestId" | "name" | "createdAt" | "deadline" | "machine"> & { lastSeq: number },
+): OwnedRun {
   // A literal with every field, in one order: all runs share one hidden class. Built with
   // rest and spread instead, runs came out in V8's slow dictionary mode, and every access to
   // a run in the commit path got slower (~15% of throughput).
   return {
     id: fields.id,
     uid: fields.uid,
+    namespace: fields.namespace,
     requestId: fields.requestId,
     name: fields.name,
     createdAt: fields.createdAt,

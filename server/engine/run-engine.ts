@@ -27,7 +27,7 @@ import type { RunControl } from "../core/run-control.js";
 import { RunMachine, type MachineConfig } from "../core/run-machine.js";
 import { Metrics } from "../observe/metrics.js";
 import type { Sql } from "../store/database.js";
-import { deleteFinishedRun } from "../store/run-store.js";
+import { deleteFinishedRun, namespacesOf } from "../store/run-store.js";
 import { BatchBuilder } from "./batch-builder.js";
 import { BatchWriter } from "./batch-writer.js";
 import { CommitLoop } from "./commit-loop.js";
@@ -258,6 +258,23 @@ export class RunEngine {
   }
 
   // ---- reads ---------------------------------------------------------------
+
+  /**
+   * The namespaces of these runs (unknown ones are left out): from memory for
+   * the runs held or recently finished here, one query for the rest. The API
+   * checks a caller's namespace with it before any read or control of a run.
+   */
+  async namespacesOf(uids: string[]): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    const rest: string[] = [];
+    for (const uid of uids) {
+      const known = this.registry.recent(uid)?.namespace ?? this.registry.held(uid)?.namespace;
+      if (known) out.set(uid, known);
+      else rest.push(uid);
+    }
+    if (rest.length) for (const [uid, ns] of await namespacesOf(this.sql, rest)) out.set(uid, ns);
+    return out;
+  }
 
   getRun(uid: string, full: boolean): Promise<Run> {
     return this.reads.getRun(uid, full);

@@ -4,6 +4,7 @@
 // finished the run committed. A run held elsewhere is read from the database
 // (its owner's announcement wakes waits here).
 
+import { queueKey } from "@pipewright/protocol";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { RunEventSchema, RunState, type Run, type RunEvent, type Value } from "@pipewright/protocol";
@@ -51,7 +52,7 @@ export class RunReads {
     }
     if (run) {
       if (!full) return runFromMachine(run, run.machine);
-      return runFromMachine(run, run.machine, stepStatuses(run.machine.graph, await this.liveState(run.id)));
+      return runFromMachine(run, run.machine, stepStatuses(run.machine.graph, await this.liveState(run.id, run.namespace)));
     }
     const row = await runs.loadRunByUid(this.sql, uid);
     if (!row) throw new PipewrightError("NOT_FOUND", `no run with id ${uid}`);
@@ -64,28 +65,28 @@ export class RunReads {
       this.config.log.error({ run_id: row.uid, err }, `run ${row.uid}: its steps cannot be shown, its log does not replay: ${(err as Error).message}`);
       return runFromRow(row); // the row is authoritative: the run as stored, without its steps
     }
-    return runFromRow(row, stepStatuses(machine.graph, await this.liveState(row.id)));
+    return runFromRow(row, stepStatuses(machine.graph, await this.liveState(row.id, row.namespace)));
   }
 
   /** What the database and the dispatcher know of a run's tasks now: which run, their progress, which no worker serves. */
-  private async liveState(runId: number): Promise<LiveState> {
+  private async liveState(runId: number, namespace: string): Promise<LiveState> {
     return {
       running: new Set(await queue.runningSteps(this.sql, runId)),
       progress: this.dispatch.progressOf(runId),
-      waitingReason: (step) => this.waitingReason(step),
+      waitingReason: (step) => this.waitingReason(step, namespace),
     };
   }
 
   /** Why a queued task is not running yet, when no worker anywhere serves it. */
-  private waitingReason(step: TaskStep): string | undefined {
+  private waitingReason(step: TaskStep, namespace: string): string | undefined {
     const q = step.call.options?.queue || "";
-    if (this.dispatch.serves(step.call.task, q)) return undefined;
+    if (this.dispatch.serves(step.call.task, queueKey(namespace, q))) return undefined;
     return `no connected worker serves task ${JSON.stringify(step.call.task)}${q && q !== "default" ? ` on queue ${JSON.stringify(q)}` : ""}`;
   }
 
   /** The steps of a run held here that a worker holds now, as step events (seq 0), with their progress. */
   private async runningNow(run: OwnedRun): Promise<RunEvent[]> {
-    const live = await this.liveState(run.id);
+    const live = await this.liveState(run.id, run.namespace);
     const time = timestampFromMs(Date.now());
     return [...live.running]
       .filter((step) => run.machine.graph.steps[step])

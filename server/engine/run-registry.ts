@@ -213,6 +213,7 @@ export class RunRegistry {
       const run = ownedRun({
         id: row.id,
         uid: row.uid,
+        namespace: row.namespace,
         requestId: row.request_id ?? "",
         name: row.name,
         createdAt: row.created_at.getTime(),

@@ -21,6 +21,7 @@ import type { RunRow } from "../store/run-store.js";
 
 export interface RunIdentity {
   uid: string;
+  namespace: string;
   requestId: string;
   name: string;
   createdAt: number;
@@ -49,6 +50,7 @@ export function runFromMachine(id: RunIdentity, machine: RunMachine, steps?: Ste
   const r = machine.result;
   return create(RunSchema, {
     id: id.uid,
+    namespace: id.namespace,
     requestId: id.requestId,
     name: id.name,
     state: machine.runState,
@@ -66,6 +68,7 @@ export function runFromMachine(id: RunIdentity, machine: RunMachine, steps?: Ste
 export function runFromRow(row: RunRow, steps?: StepList): Run {
   return create(RunSchema, {
     id: row.uid,
+    namespace: row.namespace,
     requestId: row.request_id ?? "",
     name: row.name,
     state: row.state as RunState,

@@ -15,6 +15,7 @@
 //   from the sources the server wires in (MetricSources): one source of truth
 //   for each number, and nothing done between scrapes.
 
+import { queueLabel } from "@pipewright/protocol";
 import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
 import { CountFamily, HistogramFamily, type Buckets, type Count } from "./counted.js";
 
@@ -85,11 +86,6 @@ const BATCH_BUCKETS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2000];
 /** A scrape's database reads give up after this long (the endpoint answers with the rest). */
 const SOURCE_TIMEOUT_MS = 3000;
 const CIRCUIT_STATES: CircuitStateName[] = ["closed", "open", "half_open"];
-
-/** The default queue is "" inside the server; a label says "default". */
-export function queueLabel(queue: string): string {
-  return queue === "" ? "default" : queue;
-}
 
 export class Metrics {
   readonly registry = new Registry();

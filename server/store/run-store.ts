@@ -14,6 +14,7 @@ function active(sql: Sql | Tx): Fragment {
 
 export interface NewRun {
   uid: string;
+  namespace: string;
   requestId: string | null;
   requestHash: Uint8Array | null;
   name: string;
@@ -37,6 +38,7 @@ export interface NewRunRow extends NewRun {
 export interface ExistingRun {
   id: number;
   uid: string;
+  namespace: string;
   requestId: string;
   requestHash: Uint8Array | null;
 }
@@ -44,6 +46,7 @@ export interface ExistingRun {
 export interface RunRow {
   id: number;
   uid: string;
+  namespace: string;
   request_id: string | null;
   name: string;
   state: number;
@@ -60,13 +63,22 @@ export interface RunRow {
 }
 
 const RUN_COLUMNS =
-  "id, uid, request_id, name, state, spec, created_at, deadline, finished_at, outcome, final_state, task_count, owner_id, traceparent, tracestate";
+  "id, uid, namespace, request_id, name, state, spec, created_at, deadline, finished_at, outcome, final_state, task_count, owner_id, traceparent, tracestate";
 
-export async function findByRequestIds(sql: Sql | Tx, requestIds: string[]): Promise<ExistingRun[]> {
-  if (requestIds.length === 0) return [];
-  const rows = await sql<{ id: number; uid: string; request_id: string; request_hash: Uint8Array | null }[]>`
-    select id, uid, request_id, request_hash from runs where request_id = any(${requestIds}::text[])`;
-  return rows.map((r) => ({ id: r.id, uid: r.uid, requestId: r.request_id, requestHash: r.request_hash }));
+/** The runs that already hold these request ids, each in its namespace. */
+export async function findByRequestIds(sql: Sql | Tx, keys: { namespace: string; requestId: string }[]): Promise<ExistingRun[]> {
+  if (keys.length === 0) return [];
+  const rows = await sql<{ id: number; uid: string; namespace: string; request_id: string; request_hash: Uint8Array | null }[]>`
+    select id, uid, namespace, request_id, request_hash from runs
+    where (namespace, request_id) in (select * from unnest(${keys.map((k) => k.namespace)}::text[], ${keys.map((k) => k.requestId)}::text[]))`;
+  return rows.map((r) => ({ id: r.id, uid: r.uid, namespace: r.namespace, requestId: r.request_id, requestHash: r.request_hash }));
+}
+
+/** The namespaces of the runs with these uids (unknown uids are left out). */
+export async function namespacesOf(sql: Sql, uids: string[]): Promise<Map<string, string>> {
+  if (uids.length === 0) return new Map();
+  const rows = await sql<{ uid: string; namespace: string }[]>`select uid::text, namespace from runs where uid = any(${uids}::uuid[])`;
+  return new Map(rows.map((r) => [r.uid, r.namespace]));
 }
 
 export interface RunStateChange {
@@ -116,6 +128,8 @@ export async function loadRunsByIds(sql: Sql, ids: number[]): Promise<RunRow[]> 
 }
 
 export interface ListFilter {
+  /** Only this namespace's runs; unset: every namespace. */
+  namespace?: string;
   states: number[];
   name: string;
   /** Keyset cursor: runs strictly older than (createdAt, id). */
@@ -127,10 +141,11 @@ export async function listRuns(sql: Sql, f: ListFilter): Promise<RunRow[]> {
   const cols = sql.unsafe(RUN_COLUMNS.replace("spec, ", ""));
   const states = f.states.length ? sql`and state = any(${f.states}::smallint[])` : sql``;
   const name = f.name ? sql`and name = ${f.name}` : sql``;
+  const namespace = f.namespace !== undefined ? sql`and namespace = ${f.namespace}` : sql``;
   const before = f.before ? sql`and (created_at, id) < (${f.before.createdAt.toISOString()}::timestamptz, ${f.before.id})` : sql``;
   return sql<RunRow[]>`
     select ${cols}, ''::bytea as spec from runs
-    where true ${states} ${name} ${before}
+    where true ${namespace} ${states} ${name} ${before}
     order by created_at desc, id desc
     limit ${f.limit}`;
 }
@@ -181,6 +196,7 @@ export function insertRuns(sql: Sql | Tx, runs: NewRunRow[], owner: string): Fra
   const json = JSON.stringify(
     runs.map((r) => ({
       u: r.uid,
+      ns: r.namespace,
       rq: r.requestId,
       rh: base64(r.requestHash),
       n: r.name,
@@ -198,11 +214,11 @@ export function insertRuns(sql: Sql | Tx, runs: NewRunRow[], owner: string): Fra
   );
   const ms = (column: string) => msToTimestamp(sql, column);
   return sql`
-    insert into runs (uid, request_id, request_hash, name, state, spec, created_at, deadline, finished_at, outcome, final_state, task_count, owner_id, traceparent, tracestate)
-    select n.u, n.rq, decode(n.rh, 'base64'), n.n, n.st, decode(n.sp, 'base64'), ${ms("n.ca")}, ${ms("n.dl")}, ${ms("n.fa")},
+    insert into runs (uid, namespace, request_id, request_hash, name, state, spec, created_at, deadline, finished_at, outcome, final_state, task_count, owner_id, traceparent, tracestate)
+    select n.u, n.ns, n.rq, decode(n.rh, 'base64'), n.n, n.st, decode(n.sp, 'base64'), ${ms("n.ca")}, ${ms("n.dl")}, ${ms("n.fa")},
            decode(n.o, 'base64'), decode(n.fs, 'base64'), n.tc, ${owner}::uuid, n.tp, n.ts
-    from json_to_recordset(${json}::text::json) as n(u uuid, rq text, rh text, n text, st smallint, sp text, ca float8, dl float8, fa float8, o text, fs text, tc integer, tp text, ts text)
-    on conflict (request_id) do nothing
+    from json_to_recordset(${json}::text::json) as n(u uuid, ns text, rq text, rh text, n text, st smallint, sp text, ca float8, dl float8, fa float8, o text, fs text, tc integer, tp text, ts text)
+    on conflict (namespace, request_id) do nothing
     returning id, uid`;
 }
 

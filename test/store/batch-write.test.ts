@@ -59,6 +59,7 @@ function batch(parts: Partial<BatchWrite> = {}): BatchWrite {
 function newRun(parts: Partial<NewRunRow> = {}): NewRunRow {
   return {
     uid: randomUUID(),
+    namespace: "default",
     requestId: null,
     requestHash: null,
     name: "batch-write-test",
