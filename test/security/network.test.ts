@@ -364,10 +364,11 @@ function networkCases(label: string, open: () => Promise<Network>): void {
     });
   });
 
-  describe("Pipewright namespaces (tenancy; not built yet)", () => {
-    // The "wrong namespace" case goes here once namespaces exist (someone else's work): a token of
-    // namespace A reading, cancelling or running namespace B's runs → PERMISSION_DENIED (or
-    // NOT_FOUND, as the design says), and nothing of B's changed. Nothing of it is built yet.
+  describe("Pipewright namespaces (tenancy)", () => {
+    // HERE: the "wrong namespace" case, to be added by the namespaces work (not this file's
+    // author): a token of namespace A reading, cancelling or running namespace B's runs across
+    // this network → the status code the namespaces design gives (NOT_FOUND in
+    // server/api/run-service.ts), and nothing of B's changed.
     it.todo("a token of one namespace cannot read, cancel or run another namespace's runs");
   });
 }
