@@ -36,10 +36,14 @@ export class Certificates {
     return this.pem(name);
   }
 
-  /** A certificate signed by `ca`: a server's (SAN 127.0.0.1, ::1, localhost) or a client's; `expired`: valid only in 2020. */
-  issue(name: string, ca: Pem, kind: "server" | "client", { expired = false } = {}): Pem {
+  /**
+   * A certificate signed by `ca`: a server's (SAN 127.0.0.1, ::1, localhost, and the addresses in `ips`)
+   * or a client's; `expired`: valid only in 2020.
+   */
+  issue(name: string, ca: Pem, kind: "server" | "client", { expired = false, ips = [] as string[] } = {}): Pem {
     const key = `${name}.key`;
-    const san = kind === "server" ? "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost" : "subjectAltName=DNS:client";
+    const serverNames = ["IP:127.0.0.1", "IP:::1", "DNS:localhost", ...ips.map((ip) => `IP:${ip}`)];
+    const san = kind === "server" ? `subjectAltName=${serverNames.join(",")}` : "subjectAltName=DNS:client";
     const usage = kind === "server" ? "extendedKeyUsage=serverAuth" : "extendedKeyUsage=clientAuth";
     this.openssl("req", "-new", ...NEW_EC_KEY, "-keyout", key, "-out", `${name}.csr`, "-subj", `/CN=${name}`, "-addext", san, "-addext", usage);
     const db = `${name}.index`;

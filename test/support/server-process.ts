@@ -13,9 +13,14 @@ export interface ServerProcess {
   exited: Promise<number | string>;
 }
 
-/** Starts `server/main.ts` with these arguments and waits for its "listening" line. */
-export async function spawnServer(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", "server/main.ts", ...args], {
+/**
+ * Starts `server/main.ts` with these arguments and waits for its "listening" line. `wrapper`: a
+ * command that runs node in its place (e.g. `ip netns exec NS`); it must exec, so that the child's
+ * PID is the server's.
+ */
+export async function spawnServer(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000, wrapper: string[] = []): Promise<ServerProcess> {
+  const [command, ...prefix] = [...wrapper, process.execPath];
+  const child = spawn(command, [...prefix, "--import", "tsx", "server/main.ts", ...args], {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
