@@ -9,7 +9,7 @@
 
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { copyFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, copyFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -37,6 +37,9 @@ const tokens = {
   submitRead: createToken("submit-read", ["submit", "read"]),
   read: createToken("read-only", ["read"]),
   worker: createToken("worker", ["worker"]),
+  teamA: createToken("team-a", ["submit", "read", "control"], "team-a"),
+  teamB: createToken("team-b", ["submit", "read", "control"], "team-b"),
+  teamBWorker: createToken("team-b-worker", ["worker"], "team-b"),
 };
 
 beforeAll(() => {
@@ -151,15 +154,15 @@ function networkCases(label: string, open: () => Promise<Network>): void {
   let network: Network;
   let tlsServer: Served; // TLS and tokens
   let mtlsServer: Served; // TLS with client certificates (--tls-client-ca), no tokens
-  let live: { certFile: string; keyFile: string }; // the files tlsServer reads (rotated to an expired certificate at the end)
-  let expiredServer: Pem;
+  let live: { certFile: string; keyFile: string }; // the files tlsServer reads (rotated to an expired certificate, then back)
+  let expiredServer: Pem, goodServer: Pem;
   const closers: (() => unknown)[] = [];
 
   beforeAll(async () => {
     network = await open();
     closers.push(() => network.close());
     const ips = network.host === "127.0.0.1" ? [] : [network.host];
-    const server = certs.issue(`${label}-server`, ca, "server", { ips });
+    const server = (goodServer = certs.issue(`${label}-server`, ca, "server", { ips }));
     expiredServer = certs.issue(`${label}-expired-server`, ca, "server", { ips, expired: true });
     live = { certFile: path.join(certs.dir, `${label}-live.pem`), keyFile: path.join(certs.dir, `${label}-live.key`) };
     copyFileSync(server.certFile, live.certFile);
@@ -183,14 +186,14 @@ function networkCases(label: string, open: () => Promise<Network>): void {
     if (errors.length) throw errors[0];
   });
 
-  function clientOf(address: string, tls?: TlsOptions, token?: string): PipewrightClient {
-    const c = new PipewrightClient(address, { tls, token });
+  function clientOf(address: string, tls?: TlsOptions, token?: string, namespace?: string): PipewrightClient {
+    const c = new PipewrightClient(address, { tls, token, namespace });
     closers.push(() => c.close());
     return c;
   }
 
-  async function startWorker(address: string, tls: TlsOptions, token?: string): Promise<Worker> {
-    const w = new Worker({ log: () => {}, tasks: [echo], address, tls, token, reconnectDelayMs: { initial: 50, max: 500 } });
+  async function startWorker(address: string, tls: TlsOptions, token?: string, namespace?: string): Promise<Worker> {
+    const w = new Worker({ log: () => {}, tasks: [echo], address, tls, token, namespace, reconnectDelayMs: { initial: 50, max: 500 } });
     closers.push(() => Promise.race([w.stop(), new Promise((r) => setTimeout(r, 2000))]));
     await w.start();
     return w;
@@ -325,6 +328,10 @@ function networkCases(label: string, open: () => Promise<Network>): void {
       const before = await runCount(reader);
       expect(await submitStatus(fresh())).toEqual(expired);
       expect(await runCount(reader)).toBe(before);
+      // And back: the good certificate again, for the cases that follow.
+      copyFileSync(goodServer.certFile, live.certFile);
+      copyFileSync(goodServer.keyFile, live.keyFile);
+      await until("new connections get the good certificate again", async () => (await listStatus(fresh())).code === grpc.status.OK, 15_000);
     });
   });
 
@@ -365,11 +372,33 @@ function networkCases(label: string, open: () => Promise<Network>): void {
   });
 
   describe("Pipewright namespaces (tenancy)", () => {
-    // HERE: the "wrong namespace" case, to be added by the namespaces work (not this file's
-    // author): a token of namespace A reading, cancelling or running namespace B's runs across
-    // this network → the status code the namespaces design gives (NOT_FOUND in
-    // server/api/run-service.ts), and nothing of B's changed.
-    it.todo("a token of one namespace cannot read, cancel or run another namespace's runs");
+    it("a token of one namespace cannot read, cancel or run another namespace's runs; nothing of the other's changes", async () => {
+      const a = clientOf(tlsServer.address, { ca: ca.cert }, tokens.teamA.secret, "team-a");
+      const b = clientOf(tlsServer.address, { ca: ca.cert }, tokens.teamB.secret, "team-b");
+      // team-b has a worker for echo (and the default namespace has one from the first case): neither may run team-a's run.
+      await startWorker(tlsServer.address, { ca: ca.cert }, tokens.teamBWorker.secret, "team-b");
+      const run = await a.submit(echo.send("team-a only"));
+      const deadline = () => ({ deadline: Date.now() + REFUSED_DEADLINE_MS });
+      expect((await statusOf(b.rpc.getRun({ runId: run.id }, deadline()))).code).toBe(grpc.status.NOT_FOUND);
+      expect((await statusOf(b.rpc.cancelRun({ runId: run.id }, deadline()))).code).toBe(grpc.status.NOT_FOUND);
+      // team-a's token naming team-b: refused before anything is read.
+      const posing = clientOf(tlsServer.address, { ca: ca.cert }, tokens.teamA.secret, "team-b");
+      expect(await listStatus(posing)).toEqual({ code: grpc.status.PERMISSION_DENIED, details: "this token is not allowed in the namespace team-b" });
+      await new Promise((r) => setTimeout(r, 500));
+      const seen = await a.rpc.getRun({ runId: run.id }, deadline());
+      expect(seen.run?.state).toBe(RunState.RUNNING); // not cancelled by b, not run by b's or the default namespace's worker
+      expect(seen.run?.namespace).toBe("team-a");
+      // Its own namespace's worker runs it.
+      const aWorkerToken = createToken(`team-a-worker-${label}`, ["worker"], "team-a");
+      appendFileSync(tokensFile, `${aWorkerToken.line}\n`);
+      await until(
+        "team-a's worker token is in force",
+        async () => (await connectCode(tlsServer.address, { ca: ca.cert }, aWorkerToken.secret)) !== grpc.status.UNAUTHENTICATED,
+        10_000,
+      );
+      await startWorker(tlsServer.address, { ca: ca.cert }, aWorkerToken.secret, "team-a");
+      expect(await run.result(20_000)).toEqual(["team-a only"]);
+    });
   });
 }
 
