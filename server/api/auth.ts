@@ -68,8 +68,10 @@ export class Auth {
   private readonly envTokens: Token[] = [];
   private timer?: NodeJS.Timeout;
   private watching = false;
-  /** Calls refused since start, by status (for tests and the curious). */
-  readonly refused = { unauthenticated: 0, permissionDenied: 0 };
+  /** Calls refused since start, by status (for tests and the curious); `revoked`: calls ended when their token went. */
+  readonly refused = { unauthenticated: 0, permissionDenied: 0, revoked: 0 };
+  /** Calls let through and not ended yet, with what let them through: a reload ends those it no longer allows. */
+  private readonly live = new Map<object, { method: string; metadata: grpc.Metadata; end: () => void }>();
 
   /** Reads the tokens file; throws (a start error) when it is missing or malformed. */
   constructor(private readonly options: AuthOptions) {
@@ -98,6 +100,7 @@ export class Auth {
     try {
       this.fileTokens = this.read();
       this.options.log.info({ file: this.options.tokensFile, tokens: this.fileTokens.length }, `tokens file reloaded: ${this.fileTokens.length} tokens`);
+      this.endRevoked();
     } catch (err) {
       this.options.log.error({ file: this.options.tokensFile, err }, `tokens file not reloaded, the previous tokens stay in force: ${(err as Error).message}`);
     }
@@ -119,13 +122,20 @@ export class Auth {
     this.watching = false;
   }
 
-  /** Why a call of `method` ("/pkg.Service/Method") with these headers is refused; undefined: it may go on. */
+  /** Why a call of `method` ("/pkg.Service/Method") with these headers is refused; undefined: it may go on. Counted in `refused`. */
   check(method: string, metadata: grpc.Metadata): grpc.StatusObject | undefined {
+    const refusal = this.verdict(method, metadata);
+    if (refusal?.code === grpc.status.UNAUTHENTICATED) this.refused.unauthenticated++;
+    if (refusal?.code === grpc.status.PERMISSION_DENIED) this.refused.permissionDenied++;
+    return refusal;
+  }
+
+  /** `check` without counting. */
+  private verdict(method: string, metadata: grpc.Metadata): grpc.StatusObject | undefined {
     if (!method.startsWith(GUARDED_PREFIX)) return undefined;
     const token = bearer(metadata);
     const found = token === undefined ? undefined : findToken([...this.fileTokens, ...this.envTokens], token);
     if (!found) {
-      this.refused.unauthenticated++;
       return { code: grpc.status.UNAUTHENTICATED, details: UNAUTHENTICATED_DETAILS, metadata: new grpc.Metadata() };
     }
     const malformed = namespaceRefusal(metadata);
@@ -137,22 +147,51 @@ export class Auth {
     else if (!found.scopes.has(scope)) details = `this token lacks the scope ${scope}, which ${method.slice(1)} needs`;
     else if (found.namespaces !== ALL_NAMESPACES && !found.namespaces.has(namespace)) details = `this token is not allowed in the namespace ${namespace}`;
     if (details === undefined) return undefined;
-    this.refused.permissionDenied++;
     return { code: grpc.status.PERMISSION_DENIED, details, metadata: new grpc.Metadata() };
   }
 
+  /**
+   * Ends the calls still running whose token no longer allows them (deleted
+   * from the file, or its scopes or namespaces narrowed): a worker's stream,
+   * a WatchRun, a long WaitRun. They end UNAUTHENTICATED or PERMISSION_DENIED
+   * as a new call with that token would; a worker's attempts are re-queued as
+   * at any disconnect.
+   */
+  private endRevoked(): void {
+    for (const [key, c] of this.live) {
+      if (!this.verdict(c.method, c.metadata)) continue;
+      this.live.delete(key);
+      this.refused.revoked++;
+      this.options.log.warn({ method: c.method.slice(1) }, `ended a ${c.method.slice(1)} call: its token was revoked or narrowed`);
+      c.end();
+    }
+  }
+
   /** The server interceptor: refuses a call as its headers arrive, before the handler starts or any request is decoded. */
-  readonly interceptor: grpc.ServerInterceptor = (descriptor, call) =>
-    new grpc.ServerInterceptingCall(call, {
+  readonly interceptor: grpc.ServerInterceptor = (descriptor, call) => {
+    const key = {};
+    const forget = () => this.live.delete(key);
+    return new grpc.ServerInterceptingCall(call, {
       start: (next) =>
         next({
           onReceiveMetadata: (metadata, pass) => {
             const refusal = this.check(descriptor.path, metadata);
-            if (refusal) call.sendStatus(refusal);
-            else pass(metadata);
+            if (refusal) return call.sendStatus(refusal);
+            if (descriptor.path.startsWith(GUARDED_PREFIX)) {
+              const end = () =>
+                call.sendStatus(this.verdict(descriptor.path, metadata) ?? { code: grpc.status.UNAUTHENTICATED, details: UNAUTHENTICATED_DETAILS });
+              this.live.set(key, { method: descriptor.path, metadata, end });
+            }
+            pass(metadata);
           },
+          onCancel: forget,
         }),
+      sendStatus: (status, next) => {
+        forget();
+        next(status);
+      },
     });
+  };
 }
 
 /** The token of `authorization: Bearer <token>`, if the header is there and well formed. */

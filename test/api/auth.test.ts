@@ -10,8 +10,10 @@ import * as grpc from "@grpc/grpc-js";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient } from "../../proto/runtime/grpc-client.js";
+import { AdminService } from "@pipewright/protocol";
 import { PipewrightClient } from "../../client/client.js";
 import { Worker } from "../../worker-sdk/worker.js";
+import { task } from "../../worker-sdk/task.js";
 import * as t from "../../examples/tasks.js";
 import { assertScopeTable, authEnabled, METHOD_SCOPES, UNAUTHENTICATED_DETAILS } from "../../server/api/auth.js";
 import { createToken, parseTokensFile, SCOPES, type Scope } from "../../server/api/tokens.js";
@@ -227,6 +229,19 @@ describe("a server with tokens", () => {
   });
 });
 
+/** The status of a ListRuns with this token (OK when allowed). */
+async function listRunsWith(secret: string): Promise<grpc.status> {
+  const c = new PipewrightClient(ts.address, { token: secret });
+  try {
+    await c.rpc.listRuns({ pageSize: 1 }, { deadline: Date.now() + 3000 });
+    return grpc.status.OK;
+  } catch (err) {
+    return (err as grpc.ServiceError).code;
+  } finally {
+    c.close();
+  }
+}
+
 describe("the tokens file", () => {
   it("holds hashes, not secrets: a secret in place of a hash is refused", () => {
     const { secret, line } = createToken("ci", ["submit", "read"]);
@@ -269,6 +284,45 @@ describe("the tokens file", () => {
         .join("\n")}\n`,
     );
     await until("the read token is back", async () => (await listRuns(tokens.read.secret)) === grpc.status.OK);
+  });
+
+  it("revoking a token ends the calls it started: a worker's stream (its worker is gone from the server) and a WatchRun", async () => {
+    const workerToken = createToken("revoked-worker", ["worker"]);
+    const readToken = createToken("revoked-reader", ["read"]);
+    const all = Object.values(tokens).map((x) => x.line);
+    writeFileSync(tokensFile, [...all, workerToken.line, readToken.line].join("\n") + "\n");
+    const admin = createClient(AdminService, ts.address, { token: tokens.all.secret });
+    const submitter = new PipewrightClient(ts.address, { token: tokens.all.secret });
+    const reader = new PipewrightClient(ts.address, { token: readToken.secret });
+    const workers = async () => (await admin.listWorkers({})).workers.filter((w) => w.name === "revoked-worker").length;
+    const worker = new Worker({ address: ts.address, token: workerToken.secret, tasks: [t.add], name: "revoked-worker", log: () => {} });
+    try {
+      await until("the new tokens are in force", async () => (await listRunsWith(readToken.secret)) === grpc.status.OK);
+      await worker.start();
+      expect(await workers()).toBe(1);
+      // A run nobody serves stays running: its watch stays open.
+      const run = await submitter.submit(task("nobody_serves_this", () => 0).send());
+      const watch = (async () => {
+        try {
+          for await (const _ of reader.rpc.watchRun({ runId: run.id })) void _;
+          return "ended without an error";
+        } catch (err) {
+          return grpc.status[(err as grpc.ServiceError).code];
+        }
+      })();
+      await new Promise((r) => setTimeout(r, 200));
+      writeFileSync(tokensFile, all.join("\n") + "\n");
+      expect(await watch).toBe("UNAUTHENTICATED");
+      await until("the revoked worker's session is gone", async () => (await workers()) === 0);
+      expect(ts.server.auth!.refused.revoked).toBeGreaterThanOrEqual(2);
+      await submitter.run(run.id).cancel();
+    } finally {
+      await Promise.race([worker.stop(), new Promise((r) => setTimeout(r, 2000))]);
+      admin.close();
+      submitter.close();
+      reader.close();
+      writeFileSync(tokensFile, all.join("\n") + "\n");
+    }
   });
 
   it("fails the start when malformed or missing", async () => {
