@@ -220,7 +220,14 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
       poolSize: config.poolSize,
       poolConnections: () => poolConnections(sql, applicationName, METRICS_QUERY_TIMEOUT_MS),
     });
-    if (config.metricsAddress) metricsEndpoint = await startMetricsEndpoint(config.metricsAddress, metrics, componentLogger(root, "api"), tls);
+    if (config.metricsAddress)
+      metricsEndpoint = await startMetricsEndpoint(
+        config.metricsAddress,
+        metrics,
+        componentLogger(root, "api"),
+        tls,
+        auth && ((header) => auth.checkMetrics(header)),
+      );
     const host = config.address.slice(0, config.address.lastIndexOf(":"));
     const identity = `${os.hostname()}/${host}:${port}`;
     await registerProcess(sql, processId, identity);

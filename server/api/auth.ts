@@ -151,6 +151,23 @@ export class Auth {
   }
 
   /**
+   * Whether an HTTP request with this `authorization` header may read the
+   * metrics (a token with the `metrics` scope; namespaces do not apply: the
+   * metrics are the whole server's). 401 and 403 as HTTP says.
+   */
+  checkMetrics(authorization: string | undefined): "ok" | 401 | 403 {
+    const token = authorization === undefined ? undefined : bearerOf(authorization);
+    const found = token === undefined ? undefined : findToken([...this.fileTokens, ...this.envTokens], token);
+    if (!found) {
+      this.refused.unauthenticated++;
+      return 401;
+    }
+    if (found.scopes.has("metrics")) return "ok";
+    this.refused.permissionDenied++;
+    return 403;
+  }
+
+  /**
    * Ends the calls still running whose token no longer allows them (deleted
    * from the file, or its scopes or namespaces narrowed): a worker's stream,
    * a WatchRun, a long WaitRun. They end UNAUTHENTICATED or PERMISSION_DENIED
@@ -198,6 +215,9 @@ export class Auth {
 function bearer(metadata: grpc.Metadata): string | undefined {
   const values = metadata.get("authorization");
   if (values.length !== 1 || typeof values[0] !== "string") return undefined;
-  const m = /^Bearer ([\x21-\x7e]+)$/i.exec(values[0].trim());
-  return m?.[1];
+  return bearerOf(values[0]);
+}
+
+function bearerOf(header: string): string | undefined {
+  return /^Bearer ([\x21-\x7e]+)$/i.exec(header.trim())?.[1];
 }

@@ -1,5 +1,6 @@
 // The metrics endpoint: GET /metrics in the Prometheus text format, on its
-// own HTTP port (--metrics-address), 404 for anything else. It is bounded the
+// own HTTP port (--metrics-address), 404 for anything else. With tokens on, a
+// scrape needs `authorization: Bearer <token>` with the metrics scope. It is bounded the
 // way the gRPC side is: request bodies are never read (a request that has one
 // gets its answer and its connection closed), headers and whole requests must
 // arrive within seconds, headers are at most 16 KB (Node's default) and at most
@@ -28,7 +29,13 @@ const MAX_CONNECTIONS = 64;
  * HTTPS with the gRPC port's certificate (and client CA: mTLS) when `tls` is given,
  * following its rotations.
  */
-export async function startMetricsEndpoint(address: string, metrics: Metrics, log: Logger, tls?: ServerTls): Promise<MetricsEndpoint> {
+export async function startMetricsEndpoint(
+  address: string,
+  metrics: Metrics,
+  log: Logger,
+  tls?: ServerTls,
+  authorize?: (authorization: string | undefined) => "ok" | 401 | 403,
+): Promise<MetricsEndpoint> {
   const { host, port } = splitAddress(address);
   const options = { requestTimeout: TIMEOUT_MS, headersTimeout: TIMEOUT_MS, keepAliveTimeout: TIMEOUT_MS, maxHeaderSize: 16 * 1024 };
   const handler: http.RequestListener = (req, res) => {
@@ -38,6 +45,18 @@ export async function startMetricsEndpoint(address: string, metrics: Metrics, lo
     const path = (req.url ?? "").split("?")[0];
     if (path !== "/metrics" || (req.method !== "GET" && req.method !== "HEAD")) {
       res.writeHead(404, { "content-type": "text/plain; charset=utf-8" }).end("not found: metrics are at GET /metrics\n");
+      return;
+    }
+    // With tokens on, a scrape presents one with the metrics scope (Prometheus: `authorization: { credentials: ... }`).
+    const allowed = authorize ? authorize(req.headers.authorization) : "ok";
+    if (allowed === 401) {
+      res
+        .writeHead(401, { "content-type": "text/plain; charset=utf-8", "www-authenticate": 'Bearer realm="pipewright metrics"' })
+        .end("missing or invalid token\n");
+      return;
+    }
+    if (allowed === 403) {
+      res.writeHead(403, { "content-type": "text/plain; charset=utf-8" }).end("this token lacks the scope metrics\n");
       return;
     }
     metrics.text().then(

@@ -14,8 +14,8 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { DEFAULT_NAMESPACE, namespaceProblem } from "@pipewright/protocol";
 
-/** What a token may do; each method of the API needs exactly one (auth.ts, METHOD_SCOPES). */
-export const SCOPES = ["submit", "read", "control", "worker", "admin"] as const;
+/** What a token may do; each method of the API needs exactly one (auth.ts, METHOD_SCOPES); `metrics`: GET /metrics. */
+export const SCOPES = ["submit", "read", "control", "worker", "admin", "metrics"] as const;
 export type Scope = (typeof SCOPES)[number];
 
 /** A token that may work in every namespace (`*` in the tokens file; the environment's admin token). */

@@ -120,6 +120,7 @@ describe("the scope table", () => {
       control: ["RunService/CancelRun", "RunService/DeleteRun", "RunService/PauseRun", "RunService/ResumeRun"],
       worker: ["WorkerService/Connect"],
       admin: ["AdminService/GetServerStatus", "AdminService/ListCircuitBreakers", "AdminService/ListWorkers"],
+      metrics: [], // GET /metrics on the HTTP port, no gRPC method
     });
   });
 
@@ -310,9 +311,12 @@ describe("the tokens file", () => {
           return grpc.status[(err as grpc.ServiceError).code];
         }
       })();
-      await new Promise((r) => setTimeout(r, 200));
+      const held = (ts.server.engine as unknown as { registry: { held(uid: string): { listeners: Set<unknown> } | undefined } }).registry.held(run.id);
+      await until("the watch is attached", async () => held!.listeners.size === 1);
       writeFileSync(tokensFile, all.join("\n") + "\n");
       expect(await watch).toBe("UNAUTHENTICATED");
+      // The server let go of its side too: the run has no listener left.
+      await until("the server's watch ended", async () => held!.listeners.size === 0);
       await until("the revoked worker's session is gone", async () => (await workers()) === 0);
       expect(ts.server.auth!.refused.revoked).toBeGreaterThanOrEqual(2);
       await submitter.run(run.id).cancel();
@@ -331,6 +335,27 @@ describe("the tokens file", () => {
     await expect(startServer({ ...DEFAULT_CONFIG, tokensFile: bad })).rejects.toThrow(/bad line 2: unknown scope "fly"/);
     await expect(startServer({ ...DEFAULT_CONFIG, tokensFile: path.join(dir, "missing") })).rejects.toThrow(/ENOENT/);
     await expect(startServer({ ...DEFAULT_CONFIG, adminToken: "short" })).rejects.toThrow(/at least 20 characters/);
+  });
+});
+
+describe("the metrics endpoint", () => {
+  it("with tokens on, GET /metrics needs a token with the metrics scope: 401 without one, 403 without the scope", async () => {
+    const withMetrics = await startTestServer({ tokensFile, adminToken, metricsAddress: "127.0.0.1:0" });
+    try {
+      const get = async (token?: string) => {
+        const res = await fetch(`http://${withMetrics.server.metricsAddress}/metrics`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+        return { status: res.status, challenge: res.headers.get("www-authenticate"), body: await res.text() };
+      };
+      expect(await get()).toMatchObject({ status: 401, challenge: 'Bearer realm="pipewright metrics"' });
+      expect((await get("not-a-token-at-all-0123456789")).status).toBe(401);
+      expect(await get(tokens.admin.secret)).toMatchObject({ status: 403, body: "this token lacks the scope metrics\n" });
+      const ok = await get(tokens.metrics.secret);
+      expect(ok.status).toBe(200);
+      expect(ok.body).toMatch(/^pipewright_runs_submitted_total /m);
+      expect((await get(adminToken)).status).toBe(200); // the environment's token has every scope
+    } finally {
+      await withMetrics.stop();
+    }
   });
 });
 
