@@ -21,19 +21,31 @@ export function namespaceProblem(name: string): string | undefined {
 /** Queue names hold no control characters: the server keys a namespace's queues with one (U+001F). */
 export const QUEUE_NAME_CONTROL = /[\u0000-\u001f\u007f]/;
 
-// A queue as the server keys it: the namespace and the queue's name in one
-// string, so that everything keyed by queue (the queue table and its claim,
-// worker sessions, slot reservations, "no worker serves it", metrics) keeps
-// each namespace apart without knowing of namespaces. A worker of namespace A
-// only holds keys of A: no key of B can match it.
+// A queue (or a task's circuit breaker) as the server keys it: the namespace
+// and the name in one string, so that everything keyed by queue (the queue
+// table and its claim, worker sessions, slot reservations, "no worker serves
+// it", metrics) or by task (circuit breakers) keeps each namespace apart
+// without knowing of namespaces. A worker of namespace A only holds keys of A:
+// no key of B can match it.
 //
-// The default namespace's keys are its queue names as they always were (rows
-// written before namespaces need no change); another namespace's are
-// "namespace U+001F queue". Queue names hold no control characters (checked on
-// submit and on a worker's hello), so no default queue looks like another
-// namespace's key.
+// The default namespace's keys are the names as they always were (rows written
+// before namespaces need no change); another namespace's are "namespace U+001F
+// name". Queue names hold no control characters (checked on submit and on a
+// worker's hello) and task names are letters, digits and _ . : / -, so no
+// default name looks like another namespace's key.
 
-const QUEUE_KEY_SEPARATOR = "\u001f";
+const KEY_SEPARATOR = "\u001f";
+
+/** The key of `name` (a queue, a task) in `namespace`. */
+export function namespacedKey(namespace: string, name: string): string {
+  return namespace === DEFAULT_NAMESPACE ? name : `${namespace}${KEY_SEPARATOR}${name}`;
+}
+
+/** A key's namespace and name. */
+export function splitNamespacedKey(key: string): { namespace: string; name: string } {
+  const i = key.indexOf(KEY_SEPARATOR);
+  return i < 0 ? { namespace: DEFAULT_NAMESPACE, name: key } : { namespace: key.slice(0, i), name: key.slice(i + 1) };
+}
 
 /** The default queue is written "" or "default"; "" is what is stored. */
 export function normalizeQueue(q: string): string {
@@ -42,18 +54,17 @@ export function normalizeQueue(q: string): string {
 
 /** The key of `queue` in `namespace`. */
 export function queueKey(namespace: string, queue: string): string {
-  const q = normalizeQueue(queue);
-  return namespace === DEFAULT_NAMESPACE ? q : `${namespace}${QUEUE_KEY_SEPARATOR}${q}`;
+  return namespacedKey(namespace, normalizeQueue(queue));
 }
 
-/** A key's namespace and queue name ("" for the default queue). */
-export function splitQueueKey(key: string): { namespace: string; queue: string } {
-  const i = key.indexOf(QUEUE_KEY_SEPARATOR);
-  return i < 0 ? { namespace: DEFAULT_NAMESPACE, queue: key } : { namespace: key.slice(0, i), queue: key.slice(i + 1) };
-}
-
-/** A key as people read it (logs, metric labels): "default", "email", or "team-a/email" for another namespace's queue. */
+/** A queue's key as people read it (logs, metric labels): "default", "email", or "team-a/email" for another namespace's queue. */
 export function queueLabel(key: string): string {
-  const { namespace, queue } = splitQueueKey(key);
-  return namespace === DEFAULT_NAMESPACE ? queue || "default" : `${namespace}/${queue || "default"}`;
+  const { namespace, name } = splitNamespacedKey(key);
+  return namespace === DEFAULT_NAMESPACE ? name || "default" : `${namespace}/${name || "default"}`;
+}
+
+/** A task's key (its circuit breaker) as people read it: "send_email", or "team-a/send_email" for another namespace's. */
+export function taskLabel(key: string): string {
+  const { namespace, name } = splitNamespacedKey(key);
+  return namespace === DEFAULT_NAMESPACE ? name : `${namespace}/${name}`;
 }

@@ -1,6 +1,6 @@
 // pipewright.v1.AdminService: the server's own counters and its circuit breakers.
 
-import { splitQueueKey } from "@pipewright/protocol";
+import { splitNamespacedKey } from "@pipewright/protocol";
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
@@ -58,7 +58,7 @@ export function adminService(
           name: s.hello.workerName,
           taskNames: [...s.tasks].sort(),
           namespace: s.namespace,
-          queues: [...s.queues].map((q) => splitQueueKey(q).queue).sort(),
+          queues: [...s.queues].map((q) => splitNamespacedKey(q).name).sort(),
           slots: s.slots,
           slotsUsed: s.held.size,
           connectTime: timestampFromMs(s.connectedAt),
@@ -77,7 +77,8 @@ export function adminService(
         .sort((a, b) => a.task.localeCompare(b.task))
         .map((c) =>
           create(CircuitBreakerSchema, {
-            task: c.task,
+            task: splitNamespacedKey(c.task).name,
+            namespace: splitNamespacedKey(c.task).namespace,
             state: STATE[c.state],
             consecutiveFailures: c.failures,
             openedTime: c.openedAt !== undefined ? timestampFromMs(c.openedAt) : undefined,

@@ -61,7 +61,7 @@ export class AttemptTimeouts {
       this.expired++;
       held.series.timedOut.inc();
       held.series.execution.observe((now - held.deliveredAt) / 1000);
-      this.circuits.record(held, "failure");
+      this.circuits.record(session.namespace, held, "failure");
       session.cancel([held], failureReason(cause));
       failed.push({ runId: held.runId, runUid: held.runUid, step: held.step, attempt: held.attempt, cause });
       this.log.warn(

@@ -2,8 +2,12 @@
 // for dispatch: outcomes of attempts go in, transitions are saved for the
 // other server processes and theirs adopted, tasks whose circuit is not
 // closed are held back from claims and reservations, and the claim loop is
-// woken when a circuit closes or its probe becomes due.
+// woken when a circuit closes or its probe becomes due. Each namespace has its
+// own breaker per task name: a breaker's key is the task's name in its
+// namespace (namespacedKey, @pipewright/protocol), which the core and the
+// circuits table hold as the "task".
 
+import { namespacedKey, taskLabel } from "@pipewright/protocol";
 import { CircuitBreakers, type Circuit, type CircuitConfig, type Verdict } from "../core/circuit-breaker.js";
 import type { DispatchPort } from "../engine/ports.js";
 import type { Sql } from "../store/database.js";
@@ -27,9 +31,9 @@ export class CircuitGate {
     return this.breakers.enabled;
   }
 
-  /** Whether attempts of `task` must wait in the queue (only a probe goes out). */
-  blocked(task: string): boolean {
-    return this.breakers.blocked(task);
+  /** Whether attempts of `task` in `namespace` must wait in the queue (only a probe goes out). */
+  blocked(namespace: string, task: string): boolean {
+    return this.breakers.blocked(namespacedKey(namespace, task));
   }
 
   /** The circuits known here (copies), for AdminService.ListCircuitBreakers. */
@@ -37,13 +41,13 @@ export class CircuitGate {
     return this.breakers.list();
   }
 
-  /** Feeds an attempt's outcome to its task's breaker. */
-  record(held: HeldAttempt, verdict: Verdict): void {
-    const changed = this.breakers.record(held.task, verdict, Date.now(), `${held.runUid}/${held.step}/${held.attempt}`);
+  /** Feeds an attempt's outcome (held by a worker of `namespace`) to its task's breaker. */
+  record(namespace: string, held: HeldAttempt, verdict: Verdict): void {
+    const changed = this.breakers.record(namespacedKey(namespace, held.task), verdict, Date.now(), `${held.runUid}/${held.step}/${held.attempt}`);
     if (changed) this.persist(changed);
   }
 
-  /** Tasks whose probe may go out now. */
+  /** Breakers (their keys) whose probe may go out now. */
   dueProbes(now: number): string[] {
     return this.breakers.dueProbes(now);
   }
@@ -72,15 +76,16 @@ export class CircuitGate {
 
   private persist(c: Circuit): void {
     // Transitions are rare (a downstream service failing or coming back) and each one changes what workers get: warn and info.
+    const task = taskLabel(c.task);
     if (c.state === "open")
-      this.log.warn({ task: c.task, failures: c.failures, circuit: "open" }, `circuit of task ${c.task} opened after ${c.failures} failures in a row`);
-    if (c.state === "closed") this.log.info({ task: c.task, circuit: "closed" }, `circuit of task ${c.task} closed`);
+      this.log.warn({ task, failures: c.failures, circuit: "open" }, `circuit of task ${task} opened after ${c.failures} failures in a row`);
+    if (c.state === "closed") this.log.info({ task, circuit: "closed" }, `circuit of task ${task} closed`);
     this.breakers.savingStarted(c.task);
     saveCircuit(this.sql, c).then(
       (updatedAt) => this.breakers.saved(c.task, updatedAt),
       (err) => {
         this.breakers.saved(c.task, undefined);
-        this.log.warn({ task: c.task, err }, `saving the circuit of ${c.task}: ${err.message}`);
+        this.log.warn({ task, err }, `saving the circuit of ${task}: ${err.message}`);
       },
     );
     if (c.state === "closed") this.wake.poke();

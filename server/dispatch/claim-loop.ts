@@ -6,6 +6,7 @@
 // what nobody poked about. Rows committed already claimed for a local worker
 // (the engine's fast path) never come through here.
 
+import { splitNamespacedKey, taskLabel } from "@pipewright/protocol";
 import { setLongTimeout, type LongTimeout } from "@pipewright/protocol";
 import type { Sql } from "../store/database.js";
 import { isUnavailable } from "../store/database-errors.js";
@@ -72,7 +73,7 @@ export class ClaimLoop {
         if (this.circuits.enabled && !this.registry.draining) await this.sendProbes();
         for (const s of [...this.registry.all()]) {
           if (this.registry.draining || s.free <= 0) continue;
-          const tasks = [...s.tasks].filter((t) => !this.circuits.blocked(t));
+          const tasks = [...s.tasks].filter((t) => !this.circuits.blocked(s.namespace, t));
           if (tasks.length === 0) continue;
           // The slots being claimed for are reserved meanwhile, so that the
           // engine's fast path cannot promise them a second time.
@@ -130,10 +131,11 @@ export class ClaimLoop {
 
   /** Hands out one probe attempt for each circuit whose cool-down is over (if this process wins it). */
   private async sendProbes(): Promise<void> {
-    for (const task of this.circuits.dueProbes(Date.now())) {
-      const s = [...this.registry.all()].find((x) => x.free > 0 && x.tasks.has(task));
+    for (const key of this.circuits.dueProbes(Date.now())) {
+      const { namespace, name: task } = splitNamespacedKey(key);
+      const s = [...this.registry.all()].find((x) => x.free > 0 && x.namespace === namespace && x.tasks.has(task));
       if (!s) continue;
-      const nextProbeAt = await this.circuits.claimProbe(task);
+      const nextProbeAt = await this.circuits.claimProbe(key);
       if (nextProbeAt === undefined) continue; // another process sends it
       s.reserved++;
       let probe: queue.ClaimedTask | undefined;
@@ -145,11 +147,11 @@ export class ClaimLoop {
       } finally {
         s.reserved--;
       }
-      this.circuits.takeProbe(task, probe ? `${probe.runUid}/${probe.step}/${probe.attempt}` : undefined, nextProbeAt);
+      this.circuits.takeProbe(key, probe ? `${probe.runUid}/${probe.step}/${probe.attempt}` : undefined, nextProbeAt);
       if (probe) {
         this.config.log.info(
-          { task, circuit: "half-open", run_id: probe.runUid, step: probe.step, attempt: probe.attempt, worker_id: s.id },
-          `circuit of task ${task}: probe sent`,
+          { task: taskLabel(key), circuit: "half-open", run_id: probe.runUid, step: probe.step, attempt: probe.attempt, worker_id: s.id },
+          `circuit of task ${taskLabel(key)}: probe sent`,
         );
         if (s.state === "closed") this.lost(await queue.requeueWorker(this.sql, s.id));
         else this.delivery.send(s, probe);

@@ -84,7 +84,7 @@ export class WorkerReports {
         raw: raw?.length === results.length ? raw[i] : undefined,
         receivedAt: now,
       });
-      this.circuits.record(held, verdictOf(r.outcome));
+      this.circuits.record(session.namespace, held, verdictOf(r.outcome));
     }
     if (out.length) this.sink.results(out);
     this.wake.poke();

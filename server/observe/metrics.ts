@@ -15,7 +15,7 @@
 //   from the sources the server wires in (MetricSources): one source of truth
 //   for each number, and nothing done between scrapes.
 
-import { queueLabel } from "@pipewright/protocol";
+import { queueLabel, taskLabel } from "@pipewright/protocol";
 import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
 import { CountFamily, HistogramFamily, type Buckets, type Count } from "./counted.js";
 
@@ -284,7 +284,7 @@ export class Metrics {
     for (const [q, n] of free) this.slotsFree.set({ queue: q }, n);
 
     this.circuitState.reset();
-    for (const c of s.circuits()) for (const state of CIRCUIT_STATES) this.circuitState.set({ task: c.task, state }, c.state === state ? 1 : 0);
+    for (const c of s.circuits()) for (const state of CIRCUIT_STATES) this.circuitState.set({ task: taskLabel(c.task), state }, c.state === state ? 1 : 0);
 
     this.poolMax.set(s.poolSize);
     const [depths, pool] = await Promise.allSettled([within(s.queueDepths(), SOURCE_TIMEOUT_MS), within(s.poolConnections(), SOURCE_TIMEOUT_MS)]);

@@ -10,6 +10,8 @@ import { createClient } from "../../proto/runtime/grpc-client.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { until } from "../support/until.js";
 import * as t from "../support/test-tasks.js";
+import { PipewrightClient } from "../../client/client.js";
+import { task } from "../../worker-sdk/task.js";
 
 let ts: TestServer;
 beforeAll(async () => {
@@ -59,5 +61,37 @@ describe("circuit breaker", () => {
     expect(status.workers).toBeGreaterThanOrEqual(1);
     expect(status.processId).toBe(ts.server.processId);
     admin.close();
+  });
+
+  it("each namespace has its own breaker per task name: one namespace's failures hold nothing of another's", async () => {
+    // The same task name in two namespaces: team-a's always fails, team-b's works.
+    await ts.worker({
+      namespace: "team-a",
+      tasks: [
+        task("shared_name", (): number => {
+          throw new Error("down for team-a");
+        }),
+      ],
+    });
+    await ts.worker({ namespace: "team-b", tasks: [task("shared_name", (): number => 7)] });
+    const [a, b] = [new PipewrightClient(ts.address, { namespace: "team-a" }), new PipewrightClient(ts.address, { namespace: "team-b" })];
+    const admin = createClient(AdminService, ts.address);
+    const ref = task("shared_name", (): number => 0);
+    try {
+      for (const r of await Promise.all([1, 2, 3].map(() => a.submit(ref.send())))) expect((await r.wait()).state).toBe(RunState.FAILED);
+      const breakers = (await admin.listCircuitBreakers({})).breakers.filter((x) => x.task === "shared_name");
+      expect(breakers.map((x) => [x.namespace, CircuitState[x.state]])).toEqual([["team-a", "OPEN"]]);
+      // team-b's attempts of the same task name go out at once and succeed.
+      expect(await Promise.all([1, 2, 3, 4].map(() => b.submitAndWait(ref.send())))).toEqual([7, 7, 7, 7]);
+      // team-a's wait in the queue.
+      const held = await a.submit(ref.send());
+      await new Promise((r) => setTimeout(r, 100));
+      expect(StepState[(await held.get(true)).steps[0].state]).toBe("QUEUED");
+      await held.cancel();
+    } finally {
+      a.close();
+      b.close();
+      admin.close();
+    }
   });
 });
