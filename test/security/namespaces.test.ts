@@ -18,6 +18,7 @@ import { createToken, parseTokensFile } from "../../server/api/tokens.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { RunState } from "@pipewright/protocol";
 import { until } from "../support/until.js";
+import { runCli, type Io } from "../../server/cli/program.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "pipewright-namespaces-"));
 const tokensFile = path.join(dir, "tokens");
@@ -181,6 +182,29 @@ describe("namespaces", () => {
     const stray = new Worker({ address: ts.address, token: tokens.aWorker.secret, namespace: "team-b", tasks: [whoami("stray")], log: () => {} });
     await expect(stray.start()).rejects.toThrow(/not allowed in the namespace team-b/);
     await stray.stop();
+  });
+
+  it("the command line: --namespace on client verbs, token create --namespaces", async () => {
+    const cli = async (args: string[]) => {
+      let out = "";
+      let err = "";
+      const io: Io = { out: (x) => (out += x), err: (x) => (err += x), stdin: () => "", isTTY: false, rows: 40 };
+      return { code: await runCli(args, io), out, err };
+    };
+    const b = client(tokens.b.secret, "team-b");
+    const mine = await b.submit(whoamiRef.send(), { name: "cli-listed" });
+    await mine.result();
+    const inB = await cli(["list", "--address", ts.address, "--token", tokens.b.secret, "--namespace", "team-b"]);
+    expect(inB.code, inB.err).toBe(0);
+    expect(inB.out).toContain(mine.id);
+    const inDefault = await cli(["list", "--address", ts.address, "--token", tokens.plain.secret]);
+    expect(inDefault.code, inDefault.err).toBe(0);
+    expect(inDefault.out).not.toContain(mine.id);
+    const denied = await cli(["get", mine.id, "--address", ts.address, "--token", tokens.b.secret]);
+    expect(denied.err).toMatch(/permission denied: this token is not allowed in the namespace default/);
+    const made = await cli(["token", "create", "--name", "t", "--scopes", "read", "--namespaces", "team-a,team-b"]);
+    expect(parseTokensFile(/^line: +(.+)$/m.exec(made.out)![1])[0].namespaces).toEqual(new Set(["team-a", "team-b"]));
+    expect((await cli(["token", "create", "--name", "t", "--scopes", "read", "--namespaces", "Team A"])).code).toBe(64);
   });
 
   it("the tokens file's namespaces field: absent is the default namespace, * is every one, a bad name is an error naming the line", () => {
