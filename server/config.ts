@@ -256,7 +256,7 @@ export const OPTIONS: Option[] = [
     flag: "--tokens-file",
     env: "PIPEWRIGHT_TOKENS_FILE",
     default: "",
-    help: "file of tokens callers must present (one a line: NAME SCOPES sha256:HASH; pipewright token create), re-read when it changes; unset, and no admin token: no auth",
+    help: "file of tokens callers must present (one a line: NAME SCOPES sha256:HASH [NAMESPACES]; pipewright token create), re-read when it changes; unset, and no admin token: no auth",
   },
   {
     key: "adminToken",
