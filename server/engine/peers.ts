@@ -56,7 +56,7 @@ export class Peers {
     return this.alive;
   }
 
-  /** Listens for inbox entries, finished runs and arriving processes; announces this one. */
+  /** Listens for inbox entries, finished and deleted runs and arriving processes; announces this one. */
   async start(): Promise<void> {
     await this.refresh();
     const inbox = await this.sql.listen(CHANNELS.inbox, (owner) => {
@@ -65,6 +65,8 @@ export class Peers {
     const finished = await this.sql.listen(CHANNELS.finished, (uids) => {
       for (const uid of uids.split(",")) for (const wake of this.remoteWaits.get(uid) ?? []) wake();
     });
+    // A run deleted through any process (DeleteRun) is no longer answered from this one's memory.
+    const deleted = await this.sql.listen(CHANNELS.deleted, (uid) => this.registry.forget(uid));
     // A process that starts says so: the others announce finished runs to it from then on (not after their next look).
     const arrivals = await this.sql.listen(CHANNELS.peers, (id) => {
       if (id !== this.config.processId) this.alive = true;
@@ -73,6 +75,7 @@ export class Peers {
     this.unlisten = async () => {
       await inbox.unlisten();
       await finished.unlisten();
+      await deleted.unlisten();
       await arrivals.unlisten();
     };
   }

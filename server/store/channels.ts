@@ -11,6 +11,8 @@ export const CHANNELS = {
   inbox: "pipewright_inbox",
   /** Runs finished (payload: their uids, comma-separated): waits on other processes wake. */
   finished: "pipewright_finished",
+  /** A run was deleted (DeleteRun; payload: its uid): processes drop what they remember of it. */
+  deleted: "pipewright_deleted",
   /** A server process started (payload: its id). */
   peers: "pipewright_peers",
 } as const;

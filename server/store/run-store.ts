@@ -5,6 +5,7 @@
 
 import { RunState } from "@pipewright/protocol";
 import { base64, code, msToTimestamp, type Fragment, type Sql, type Tx } from "./database.js";
+import { CHANNELS } from "./channels.js";
 import { liveProcessIds } from "./process-registry.js";
 
 /** Runs not finished (running, paused, cancelling), in a WHERE clause: the runs_active and runs_owner indexes say the same. */
@@ -266,11 +267,14 @@ export async function deleteFinishedRunsBefore(sql: Sql, hours: number, limit: n
 
 /**
  * DeleteRun: deletes one finished run (with its events, payloads, inbox and
- * queue rows). "deleted"; "active" when the run exists but has not finished
+ * queue rows), and tells every server process (CHANNELS.deleted). "deleted"; "active" when the run exists but has not finished
  * (nothing is deleted); "unknown" when there is no such run.
  */
 export async function deleteFinishedRun(sql: Sql, uid: string): Promise<"deleted" | "active" | "unknown"> {
-  const deleted = await sql`delete from runs where uid = ${uid}::uuid and ${finished(sql)} returning 1`;
+  // Announced on commit: every process forgets the run (its recently-finished cache would still answer GetRun).
+  const deleted = await sql`
+    with d as (delete from runs where uid = ${uid}::uuid and ${finished(sql)} returning uid)
+    select pg_notify(${CHANNELS.deleted}, uid::text) from d`;
   if (deleted.length) return "deleted";
   const [row] = await sql`select 1 from runs where uid = ${uid}::uuid`;
   return row ? "active" : "unknown";

@@ -251,10 +251,23 @@ describe("DeleteRun", () => {
     ).toBe("NOT_FOUND");
   });
 
-  it("works through a process that does not own the run", async () => {
+  it("works through a process that does not own the run; the owner then forgets it too (NOT_FOUND, not its cache)", async () => {
     const uid = await finishedRun();
+    const owner = ts.client();
+    expect((await owner.run(uid).get()).state).toBe(RunState.SUCCEEDED); // answered from the owner's memory of finished runs
     await otherClient.run(uid).delete();
     expect((await rowsOf(uid)).runs).toBe(0);
+    await until(
+      "the owner forgot the deleted run",
+      async () =>
+        statusOf(
+          await owner
+            .run(uid)
+            .get()
+            .catch((e) => e),
+        ) === "NOT_FOUND",
+      5000,
+    );
   });
 
   it("refuses an active run with FAILED_PRECONDITION (cancel it first), on the owner and elsewhere; the run goes on", async () => {
