@@ -47,7 +47,8 @@ export async function history(adminUrl: string, runs: number, label: string): Pr
     await sql`
       insert into runs (uid, namespace, name, state, spec, created_at, finished_at, task_count)
       select gen_random_uuid(), 'other', 'run-1', 4, '\\x'::bytea, now(), now(), 1 from generate_series(1, 1000)`;
-    await sql`analyze runs`;
+    // Finished runs days old have been vacuumed by autovacuum in any real database: the visibility map is set.
+    await sql`vacuum analyze runs`;
     const insertSeconds = (performance.now() - started) / 1000;
     const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
     const call = (method: string, body: unknown) => post(agent, dashboardPort, method, body);
