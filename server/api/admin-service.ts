@@ -1,6 +1,5 @@
 // pipewright.v1.AdminService: the server's own counters and its circuit breakers.
 
-import { splitNamespacedKey } from "@pipewright/protocol";
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
@@ -10,6 +9,8 @@ import {
   GetServerStatusResponseSchema,
   ListCircuitBreakersResponseSchema,
   ListWorkersResponseSchema,
+  RunningAttemptSchema,
+  splitNamespacedKey,
   WorkerInfoSchema,
   WorkerSessionState,
 } from "@pipewright/protocol";
@@ -17,6 +18,9 @@ import type { ServiceImpl } from "@pipewright/protocol";
 import type { CircuitStateName } from "../core/circuit-breaker.js";
 import type { Dispatcher } from "../dispatch/dispatcher.js";
 import type { RunEngine } from "../engine/run-engine.js";
+
+/** WorkerInfo.attempts lists at most this many per worker (slots_used counts all). */
+const MAX_ATTEMPTS_LISTED = 100;
 
 const STATE: Record<CircuitStateName, CircuitState> = { closed: CircuitState.CLOSED, open: CircuitState.OPEN, half_open: CircuitState.HALF_OPEN };
 
@@ -61,6 +65,12 @@ export function adminService(
           queues: [...s.queues].map((q) => splitNamespacedKey(q).name).sort(),
           slots: s.slots,
           slotsUsed: s.held.size,
+          attempts: [...s.held.values()]
+            .sort((a, b) => a.deliveredAt - b.deliveredAt)
+            .slice(0, MAX_ATTEMPTS_LISTED)
+            .map((h) =>
+              create(RunningAttemptSchema, { runId: h.runUid, step: h.step, attempt: h.attempt, task: h.task, startTime: timestampFromMs(h.deliveredAt) }),
+            ),
           connectTime: timestampFromMs(s.connectedAt),
           lastSeenTime: timestampFromMs(s.lastSeen),
           processId,

@@ -106,6 +106,19 @@ describe("watching a run", () => {
       expect(WorkerSessionState[w.state]).toBe("ACTIVE");
       expect(w.processId).toBe(ts.server.processId);
       expect(Number(w.connectTime!.seconds) * 1000).toBeLessThanOrEqual(Date.now());
+      // What it holds now: a running attempt, with its run, step, attempt, task and start.
+      const run = await ts.client().submit(slow.send("listed"));
+      await until("the worker lists the attempt it holds", async () =>
+        (await admin.listWorkers({})).workers.some((x) => x.attempts.some((a) => a.runId === run.id)),
+      );
+      const held = (await admin.listWorkers({})).workers.find((x) => x.name === "watch-test-worker")!.attempts.find((a) => a.runId === run.id)!;
+      expect(held).toMatchObject({ step: 1, attempt: 1, task: "slow_progress" }); // step 0 is the pipeline itself
+      expect(Number(held.startTime!.seconds) * 1000).toBeLessThanOrEqual(Date.now());
+      gates.get("listed")!();
+      await run.wait();
+      await until("the finished attempt is no longer listed", async () =>
+        (await admin.listWorkers({})).workers.every((x) => !x.attempts.some((a) => a.runId === run.id)),
+      );
     } finally {
       admin.close();
     }

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file pipewright/v1/admin_service.proto.
  */
 export const file_pipewright_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFwaXBld3JpZ2h0L3YxL2FkbWluX3NlcnZpY2UucHJvdG8SDXBpcGV3cmlnaHQudjEiFAoSTGlzdFdvcmtlcnNSZXF1ZXN0IkEKE0xpc3RXb3JrZXJzUmVzcG9uc2USKgoHd29ya2VycxgBIAMoCzIZLnBpcGV3cmlnaHQudjEuV29ya2VySW5mbyKzAgoKV29ya2VySW5mbxIRCgl3b3JrZXJfaWQYASABKAkSDAoEbmFtZRgCIAEoCRISCgp0YXNrX25hbWVzGAMgAygJEg4KBnF1ZXVlcxgEIAMoCRINCgVzbG90cxgFIAEoBRISCgpzbG90c191c2VkGAYgASgFEjAKDGNvbm5lY3RfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoObGFzdF9zZWVuX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnByb2Nlc3NfaWQYCSABKAkSMAoFc3RhdGUYCiABKA4yIS5waXBld3JpZ2h0LnYxLldvcmtlclNlc3Npb25TdGF0ZRIRCgluYW1lc3BhY2UYCyABKAkiGAoWR2V0U2VydmVyU3RhdHVzUmVxdWVzdCKhAgoXR2V0U2VydmVyU3RhdHVzUmVzcG9uc2USEgoKcHJvY2Vzc19pZBgBIAEoCRIPCgd3b3JrZXJzGAIgASgFEhMKC2FjdGl2ZV9ydW5zGAMgASgFEhUKDXN0YWxlX3Jlc3VsdHMYBCABKAMSGQoRcmVxdWV1ZWRfYXR0ZW1wdHMYBSABKAMSGgoSdGltZWRfb3V0X2F0dGVtcHRzGAYgASgDEi4KCnN0YXJ0X3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjcKFGV2ZW50X2xvb3BfbWF4X2RlbGF5GAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhUKDWJ1c3lfcmVmdXNhbHMYCSABKAMiHAoaTGlzdENpcmN1aXRCcmVha2Vyc1JlcXVlc3QiTgobTGlzdENpcmN1aXRCcmVha2Vyc1Jlc3BvbnNlEi8KCGJyZWFrZXJzGAEgAygLMh0ucGlwZXdyaWdodC52MS5DaXJjdWl0QnJlYWtlciLcAQoOQ2lyY3VpdEJyZWFrZXISDAoEdGFzaxgBIAEoCRIqCgVzdGF0ZRgCIAEoDjIbLnBpcGV3cmlnaHQudjEuQ2lyY3VpdFN0YXRlEhwKFGNvbnNlY3V0aXZlX2ZhaWx1cmVzGAMgASgFEi8KC29wZW5lZF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpwcm9iZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCgluYW1lc3BhY2UYBiABKAkqfgoSV29ya2VyU2Vzc2lvblN0YXRlEiQKIFdPUktFUl9TRVNTSU9OX1NUQVRFX1VOU1BFQ0lGSUVEEAASHwobV09SS0VSX1NFU1NJT05fU1RBVEVfQUNUSVZFEAESIQodV09SS0VSX1NFU1NJT05fU1RBVEVfRFJBSU5JTkcQAip8CgxDaXJjdWl0U3RhdGUSHQoZQ0lSQ1VJVF9TVEFURV9VTlNQRUNJRklFRBAAEhgKFENJUkNVSVRfU1RBVEVfQ0xPU0VEEAESFgoSQ0lSQ1VJVF9TVEFURV9PUEVOEAISGwoXQ0lSQ1VJVF9TVEFURV9IQUxGX09QRU4QAzK0AgoMQWRtaW5TZXJ2aWNlEmAKD0dldFNlcnZlclN0YXR1cxIlLnBpcGV3cmlnaHQudjEuR2V0U2VydmVyU3RhdHVzUmVxdWVzdBomLnBpcGV3cmlnaHQudjEuR2V0U2VydmVyU3RhdHVzUmVzcG9uc2USbAoTTGlzdENpcmN1aXRCcmVha2VycxIpLnBpcGV3cmlnaHQudjEuTGlzdENpcmN1aXRCcmVha2Vyc1JlcXVlc3QaKi5waXBld3JpZ2h0LnYxLkxpc3RDaXJjdWl0QnJlYWtlcnNSZXNwb25zZRJUCgtMaXN0V29ya2VycxIhLnBpcGV3cmlnaHQudjEuTGlzdFdvcmtlcnNSZXF1ZXN0GiIucGlwZXdyaWdodC52MS5MaXN0V29ya2Vyc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("CiFwaXBld3JpZ2h0L3YxL2FkbWluX3NlcnZpY2UucHJvdG8SDXBpcGV3cmlnaHQudjEiFAoSTGlzdFdvcmtlcnNSZXF1ZXN0IkEKE0xpc3RXb3JrZXJzUmVzcG9uc2USKgoHd29ya2VycxgBIAMoCzIZLnBpcGV3cmlnaHQudjEuV29ya2VySW5mbyLkAgoKV29ya2VySW5mbxIRCgl3b3JrZXJfaWQYASABKAkSDAoEbmFtZRgCIAEoCRISCgp0YXNrX25hbWVzGAMgAygJEg4KBnF1ZXVlcxgEIAMoCRINCgVzbG90cxgFIAEoBRISCgpzbG90c191c2VkGAYgASgFEjAKDGNvbm5lY3RfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoObGFzdF9zZWVuX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnByb2Nlc3NfaWQYCSABKAkSMAoFc3RhdGUYCiABKA4yIS5waXBld3JpZ2h0LnYxLldvcmtlclNlc3Npb25TdGF0ZRIRCgluYW1lc3BhY2UYCyABKAkSLwoIYXR0ZW1wdHMYDCADKAsyHS5waXBld3JpZ2h0LnYxLlJ1bm5pbmdBdHRlbXB0In0KDlJ1bm5pbmdBdHRlbXB0Eg4KBnJ1bl9pZBgBIAEoCRIMCgRzdGVwGAIgASgFEg8KB2F0dGVtcHQYAyABKAUSDAoEdGFzaxgEIAEoCRIuCgpzdGFydF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIYChZHZXRTZXJ2ZXJTdGF0dXNSZXF1ZXN0IqECChdHZXRTZXJ2ZXJTdGF0dXNSZXNwb25zZRISCgpwcm9jZXNzX2lkGAEgASgJEg8KB3dvcmtlcnMYAiABKAUSEwoLYWN0aXZlX3J1bnMYAyABKAUSFQoNc3RhbGVfcmVzdWx0cxgEIAEoAxIZChFyZXF1ZXVlZF9hdHRlbXB0cxgFIAEoAxIaChJ0aW1lZF9vdXRfYXR0ZW1wdHMYBiABKAMSLgoKc3RhcnRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNwoUZXZlbnRfbG9vcF9tYXhfZGVsYXkYCCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFQoNYnVzeV9yZWZ1c2FscxgJIAEoAyIcChpMaXN0Q2lyY3VpdEJyZWFrZXJzUmVxdWVzdCJOChtMaXN0Q2lyY3VpdEJyZWFrZXJzUmVzcG9uc2USLwoIYnJlYWtlcnMYASADKAsyHS5waXBld3JpZ2h0LnYxLkNpcmN1aXRCcmVha2VyItwBCg5DaXJjdWl0QnJlYWtlchIMCgR0YXNrGAEgASgJEioKBXN0YXRlGAIgASgOMhsucGlwZXdyaWdodC52MS5DaXJjdWl0U3RhdGUSHAoUY29uc2VjdXRpdmVfZmFpbHVyZXMYAyABKAUSLwoLb3BlbmVkX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnByb2JlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCW5hbWVzcGFjZRgGIAEoCSp+ChJXb3JrZXJTZXNzaW9uU3RhdGUSJAogV09SS0VSX1NFU1NJT05fU1RBVEVfVU5TUEVDSUZJRUQQABIfChtXT1JLRVJfU0VTU0lPTl9TVEFURV9BQ1RJVkUQARIhCh1XT1JLRVJfU0VTU0lPTl9TVEFURV9EUkFJTklORxACKnwKDENpcmN1aXRTdGF0ZRIdChlDSVJDVUlUX1NUQVRFX1VOU1BFQ0lGSUVEEAASGAoUQ0lSQ1VJVF9TVEFURV9DTE9TRUQQARIWChJDSVJDVUlUX1NUQVRFX09QRU4QAhIbChdDSVJDVUlUX1NUQVRFX0hBTEZfT1BFThADMrQCCgxBZG1pblNlcnZpY2USYAoPR2V0U2VydmVyU3RhdHVzEiUucGlwZXdyaWdodC52MS5HZXRTZXJ2ZXJTdGF0dXNSZXF1ZXN0GiYucGlwZXdyaWdodC52MS5HZXRTZXJ2ZXJTdGF0dXNSZXNwb25zZRJsChNMaXN0Q2lyY3VpdEJyZWFrZXJzEikucGlwZXdyaWdodC52MS5MaXN0Q2lyY3VpdEJyZWFrZXJzUmVxdWVzdBoqLnBpcGV3cmlnaHQudjEuTGlzdENpcmN1aXRCcmVha2Vyc1Jlc3BvbnNlElQKC0xpc3RXb3JrZXJzEiEucGlwZXdyaWdodC52MS5MaXN0V29ya2Vyc1JlcXVlc3QaIi5waXBld3JpZ2h0LnYxLkxpc3RXb3JrZXJzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * ListWorkersRequest asks for the answering process's workers.
@@ -133,6 +133,14 @@ export type WorkerInfo = Message<"pipewright.v1.WorkerInfo"> & {
    * @generated from field: string namespace = 11;
    */
   namespace: string;
+
+  /**
+   * The attempts it holds now, longest-running first, at most 100 (slots_used
+   * counts them all).
+   *
+   * @generated from field: repeated pipewright.v1.RunningAttempt attempts = 12;
+   */
+  attempts: RunningAttempt[];
 };
 
 /**
@@ -141,6 +149,55 @@ export type WorkerInfo = Message<"pipewright.v1.WorkerInfo"> & {
  */
 export const WorkerInfoSchema: GenMessage<WorkerInfo> = /*@__PURE__*/
   messageDesc(file_pipewright_v1_admin_service, 2);
+
+/**
+ * RunningAttempt is one attempt a worker is running.
+ *
+ * @generated from message pipewright.v1.RunningAttempt
+ */
+export type RunningAttempt = Message<"pipewright.v1.RunningAttempt"> & {
+  /**
+   * The run.
+   *
+   * @generated from field: string run_id = 1;
+   */
+  runId: string;
+
+  /**
+   * The step within the run.
+   *
+   * @generated from field: int32 step = 2;
+   */
+  step: number;
+
+  /**
+   * The attempt number (1 for the first try).
+   *
+   * @generated from field: int32 attempt = 3;
+   */
+  attempt: number;
+
+  /**
+   * The task name.
+   *
+   * @generated from field: string task = 4;
+   */
+  task: string;
+
+  /**
+   * When the worker was handed it.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 5;
+   */
+  startTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message pipewright.v1.RunningAttempt.
+ * Use `create(RunningAttemptSchema)` to create a new message.
+ */
+export const RunningAttemptSchema: GenMessage<RunningAttempt> = /*@__PURE__*/
+  messageDesc(file_pipewright_v1_admin_service, 3);
 
 /**
  * GetServerStatusRequest asks for the answering process's status.
@@ -155,7 +212,7 @@ export type GetServerStatusRequest = Message<"pipewright.v1.GetServerStatusReque
  * Use `create(GetServerStatusRequestSchema)` to create a new message.
  */
 export const GetServerStatusRequestSchema: GenMessage<GetServerStatusRequest> = /*@__PURE__*/
-  messageDesc(file_pipewright_v1_admin_service, 3);
+  messageDesc(file_pipewright_v1_admin_service, 4);
 
 /**
  * GetServerStatusResponse is a snapshot of one server process.
@@ -237,7 +294,7 @@ export type GetServerStatusResponse = Message<"pipewright.v1.GetServerStatusResp
  * Use `create(GetServerStatusResponseSchema)` to create a new message.
  */
 export const GetServerStatusResponseSchema: GenMessage<GetServerStatusResponse> = /*@__PURE__*/
-  messageDesc(file_pipewright_v1_admin_service, 4);
+  messageDesc(file_pipewright_v1_admin_service, 5);
 
 /**
  * ListCircuitBreakersRequest lists circuit breakers.
@@ -252,7 +309,7 @@ export type ListCircuitBreakersRequest = Message<"pipewright.v1.ListCircuitBreak
  * Use `create(ListCircuitBreakersRequestSchema)` to create a new message.
  */
 export const ListCircuitBreakersRequestSchema: GenMessage<ListCircuitBreakersRequest> = /*@__PURE__*/
-  messageDesc(file_pipewright_v1_admin_service, 5);
+  messageDesc(file_pipewright_v1_admin_service, 6);
 
 /**
  * ListCircuitBreakersResponse holds every known circuit breaker.
@@ -273,7 +330,7 @@ export type ListCircuitBreakersResponse = Message<"pipewright.v1.ListCircuitBrea
  * Use `create(ListCircuitBreakersResponseSchema)` to create a new message.
  */
 export const ListCircuitBreakersResponseSchema: GenMessage<ListCircuitBreakersResponse> = /*@__PURE__*/
-  messageDesc(file_pipewright_v1_admin_service, 6);
+  messageDesc(file_pipewright_v1_admin_service, 7);
 
 /**
  * CircuitBreaker is the breaker of one task name.
@@ -330,7 +387,7 @@ export type CircuitBreaker = Message<"pipewright.v1.CircuitBreaker"> & {
  * Use `create(CircuitBreakerSchema)` to create a new message.
  */
 export const CircuitBreakerSchema: GenMessage<CircuitBreaker> = /*@__PURE__*/
-  messageDesc(file_pipewright_v1_admin_service, 7);
+  messageDesc(file_pipewright_v1_admin_service, 8);
 
 /**
  * WorkerSessionState is where a worker session is in its life.
