@@ -238,6 +238,7 @@ function buildProgram(io: Io, exit: (code: number) => void): Command {
                 connectTime: formatTime(w.connectTime),
                 lastSeenTime: formatTime(w.lastSeenTime),
                 state: WorkerSessionState[w.state].toLowerCase(),
+                attempts: w.attempts.map((a) => ({ runId: a.runId, step: a.step, attempt: a.attempt, task: a.task, startTime: formatTime(a.startTime) })),
               })),
               null,
               2,

@@ -215,8 +215,11 @@ export class CommitLoop {
     registry.inFlight.delete(batch);
     if (batch.newRuns.length) this.p.metrics.runsSubmitted.inc(batch.newRuns.length);
     if (batch.deferred.length) this.p.committer.addAll(batch.deferred);
-    this.act(batch);
+    // Watchers hear of the batch's events before its attempts go out: a worker's "running"
+    // (a live event) then never reaches a watcher ahead of the "queued" it follows.
     this.publish(batch);
+    this.act(batch);
+    this.settle(batch);
     return "ok";
   }
 
@@ -293,10 +296,20 @@ export class CommitLoop {
     if (plan.pokeAt !== undefined) dispatch.pokeAt(plan.pokeAt);
   }
 
-  /** After the commit: wake waiters and watchers, forget finished runs. */
+  /** After the commit, first: what is committed moves on, and watchers get the batch's events. */
   private publish(batch: Batch): void {
     for (const run of batch.changed) run.committedSeq = run.nextSeq - 1;
     for (const [run, events] of batch.liveEvents) for (const l of run.listeners) l(events);
+    for (const run of batch.changed) {
+      if (!run.heldLive) continue;
+      const held = run.heldLive;
+      run.heldLive = undefined;
+      for (const l of run.listeners) l(held);
+    }
+  }
+
+  /** After the commit, last: finished runs wake their waiters and go to the recently-finished cache. */
+  private settle(batch: Batch): void {
     for (const run of batch.changed) if (run.machine.result) this.p.registry.finished(run);
   }
 }

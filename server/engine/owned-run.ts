@@ -23,6 +23,8 @@ export interface OwnedRun {
   /** Called with the finished run, or with nothing when the run moved to another process. */
   waiters: Set<(run: Run | undefined) => void>;
   listeners: Set<(events: RunEvent[]) => void>;
+  /** Live step events (a worker took an attempt) heard while a batch of the run is being committed: sent after its events. */
+  heldLive: RunEvent[] | undefined;
   timer?: LongTimeout;
   /** Hashes (hex) of the big payloads stored for this run (see core/payload-refs.ts). */
   storedBlobs: Set<string>;
@@ -50,6 +52,7 @@ export function ownedRun(
     committedSeq: fields.lastSeq,
     waiters: new Set(),
     listeners: new Set(),
+    heldLive: undefined,
     timer: undefined,
     storedBlobs: new Set(),
     trace: undefined, // set once the run's spans start (observe/run-spans.ts): the slot is in the literal, so the class stays one

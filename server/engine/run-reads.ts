@@ -104,7 +104,15 @@ export class RunReads {
     const status = stepStatusOf(run.machine.graph, step, { running: new Set([step]), progress: progress ? new Map([[step, progress]]) : undefined });
     // seq 0: not an event of the log (see WatchRunRequest.after_seq).
     const event = create(RunEventSchema, { runId: run.uid, seq: 0n, time: timestampFromMs(Date.now()), kind: { case: "step", value: status } });
-    for (const l of run.listeners) l([event]);
+    // A batch of the run is being committed (the one that queued this attempt, say): its events
+    // go to watchers first, when it commits (commit-loop.ts), then this one.
+    if (run.committedSeq < run.nextSeq - 1) (run.heldLive ??= []).push(event);
+    else for (const l of run.listeners) l([event]);
+  }
+
+  /** Resolves once no batch of the run is being built or committed (at most ~1 s: a busy run is not waited for forever). */
+  private async uncommittedSettled(run: OwnedRun, signal?: AbortSignal): Promise<void> {
+    for (let waited = 0; run.committedSeq < run.nextSeq - 1 && waited < 1000 && !signal?.aborted; waited += 5) await new Promise((r) => setTimeout(r, 5));
   }
 
   /** Waits until the run finishes or `timeoutMs` passes; returns it either way. */
@@ -244,8 +252,26 @@ export class RunReads {
       }
       if (row.state >= RunState.SUCCEEDED) return;
       run ??= subscribe();
-      // What runs right now, with its progress: the log cannot say (a task handed to a worker is not an event of it).
-      if (run) for (const e of await this.runningNow(run)) yield e;
+      // What runs right now, with its progress: the log cannot say (a task handed to a worker is
+      // not an event of it). The snapshot must come after every logged event it reflects, or a
+      // watcher sees a step running before the "queued" that led to it, or running again after
+      // the history finished it. So: wait until no batch of the run is being committed, send the
+      // logged events heard meanwhile, take the snapshot, and take it again if more were logged
+      // while it was read. Live events (seq 0) heard before it are older than it: dropped.
+      for (let tries = 0; run && tries < 5; tries++) {
+        await this.uncommittedSettled(run, signal);
+        for (const e of takeLogged(buffered, last)) {
+          yield e;
+          last = Math.max(last, Number(e.seq));
+          if (e.kind.case === "run" && e.kind.value.state >= RunState.SUCCEEDED) return;
+        }
+        const heardBefore = buffered.length;
+        const now = await this.runningNow(run);
+        if (buffered.slice(heardBefore).some((e) => e.seq !== 0n) || run.committedSeq < run.nextSeq - 1) continue; // moved on meanwhile
+        dropLiveEvents(buffered, heardBefore);
+        for (const e of now) yield e;
+        break;
+      }
       for (;;) {
         while (buffered.length) {
           const e = buffered.shift()!;
@@ -282,4 +308,22 @@ export class RunReads {
       run?.listeners.delete(listener);
     }
   }
+}
+
+/** Removes the live step events (seq 0) among the first `count` buffered events; the logged ones stay, in order. */
+function dropLiveEvents(buffered: RunEvent[], count: number): void {
+  const rest = buffered.splice(count);
+  const kept = buffered.filter((e) => e.seq !== 0n);
+  buffered.length = 0;
+  pushAll(buffered, kept);
+  pushAll(buffered, rest);
+}
+
+/** Takes the logged events (seq > 0) out of `buffered`, those after `last`, in order; live ones (seq 0) stay. */
+function takeLogged(buffered: RunEvent[], last: number): RunEvent[] {
+  const logged = buffered.filter((e) => e.seq !== 0n && Number(e.seq) > last);
+  const live = buffered.filter((e) => e.seq === 0n);
+  buffered.length = 0;
+  pushAll(buffered, live);
+  return logged;
 }

@@ -21,11 +21,16 @@ const slow = task("slow_progress", async (name: string) => {
   return name;
 });
 const quick = task("quick", (x: number) => x + 1);
+/** Fails its first two tries, then returns its argument. */
+const flakyTwice = task("flaky_twice", (x: number) => {
+  if (currentTask().retryNumber <= 2) throw new Error(`try ${currentTask().retryNumber}`);
+  return x;
+});
 
 let ts: TestServer;
 beforeAll(async () => {
   ts = await startTestServer({ heartbeatIntervalMs: 200 });
-  await ts.worker({ tasks: [slow, quick], slots: 4, name: "watch-test-worker" });
+  await ts.worker({ tasks: [slow, quick, flakyTwice], slots: 4, name: "watch-test-worker" });
 });
 afterAll(async () => {
   for (const open of gates.values()) open();
@@ -69,6 +74,35 @@ describe("watching a run", () => {
     expect(statesOf(stepEvents(w.events), "steps[1]")).toContain("SUCCEEDED");
   });
 
+  it("a watch's step events never go back: a step's attempts never decrease, and a finished attempt is not shown running again", async () => {
+    // Retries (a failed attempt queued again, then handed out at once) and watches started while
+    // steps run: the orders where a live "running" could overtake the "queued" it follows, or a
+    // snapshot of running steps could come after the history finished one.
+    const retrying = flakyTwice.withOptions({ retry: { maxAttempts: 3, initialDelayMs: 0 } });
+    const runs = await Promise.all(Array.from({ length: 30 }, (_, i) => ts.client().submit(retrying.send(i).continueWith(quick))));
+    const watches = await Promise.all(
+      runs.map(async (r, i) => {
+        await new Promise((resolve) => setTimeout(resolve, i % 5)); // some attach mid-run
+        return watch(r.id);
+      }),
+    );
+    await Promise.all(watches.map((w) => w.done));
+    const finished = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
+    for (const w of watches) {
+      const byPath = new Map<string, { attempts: number; state: string }>();
+      for (const s of stepEvents(w.events)) {
+        const before = byPath.get(s.path);
+        const now = { attempts: s.attempts, state: StepState[s.state] };
+        if (before) {
+          expect(now.attempts, `${s.path}: ${JSON.stringify(before)} then ${JSON.stringify(now)}`).toBeGreaterThanOrEqual(before.attempts);
+          if (finished.has(before.state) && now.attempts === before.attempts) expect(now.state, `${s.path} went back`).toBe(before.state);
+        }
+        byPath.set(s.path, now);
+      }
+      expect(byPath.get("steps[0]")).toEqual({ attempts: 3, state: "SUCCEEDED" });
+    }
+  });
+
   it("a task no connected worker serves: GetRun says so, counts no attempt and shows no start; a worker arriving runs it", async () => {
     const lonely = taskRef<[number], number>("nobody_serves_this");
     const run = await ts.client().submit(lonely.send(1));
@@ -100,7 +134,7 @@ describe("watching a run", () => {
       const { workers } = await admin.listWorkers({});
       const w = workers.find((x) => x.name === "watch-test-worker")!;
       expect(w).toBeDefined();
-      expect(w.taskNames).toEqual(["quick", "slow_progress"]);
+      expect(w.taskNames).toEqual(["flaky_twice", "quick", "slow_progress"]);
       expect(w.queues).toEqual([""]);
       expect(w.slots).toBe(4);
       expect(WorkerSessionState[w.state]).toBe("ACTIVE");
