@@ -1,0 +1,110 @@
+// A run kept live: GetRun (full view) for the first picture, then WatchRun's events. The watch
+// replays the run's history from the start, so steps a truncated full view left out
+// (steps_truncated) arrive too; replaying an event already applied is harmless because each
+// step event carries the step's whole status.
+//
+// Events come in bursts (a 10,000-branch group sends tens of thousands): they are applied to a
+// Map at once and the page re-renders at most every RENDER_EVERY_MS, not once per event.
+
+import { useEffect, useState } from "preact/hooks";
+import type { Run, StepStatus } from "../../../proto/gen/pipewright/v1/run_pb.js";
+import { RunView } from "../../../proto/gen/pipewright/v1/run_service_pb.js";
+import { callStream, callUnary } from "../api/gateway.js";
+import type { Connection } from "../api/connection.js";
+import { rpc } from "../api/rpc.js";
+import { isFinished } from "../format/states.js";
+import { mergeStep } from "./step-tree-model.js";
+
+const RENDER_EVERY_MS = 150;
+/** Wait before watching again after the stream broke while the run was still going. */
+const REWATCH_DELAY_MS = 1000;
+
+export interface LiveRun {
+  run: Run | undefined;
+  steps: Map<number, StepStatus>;
+  /** Bumped on every applied batch, so views memoised on it recompute. */
+  version: number;
+  error: unknown;
+  /** Replace the run after an action (cancel, pause, resume answer the run). */
+  setRun: (run: Run) => void;
+}
+
+export function useRunWatch(connection: Connection, runId: string): LiveRun {
+  const [run, setRunState] = useState<Run>();
+  const [steps] = useState(() => new Map<number, StepStatus>());
+  const [version, setVersion] = useState(0);
+  const [error, setError] = useState<unknown>();
+
+  useEffect(() => {
+    const controller = new AbortController();
+    const { signal } = controller;
+    let current: Run | undefined;
+    let renderTimer: ReturnType<typeof setTimeout> | undefined;
+    const scheduleRender = () => {
+      renderTimer ??= setTimeout(() => {
+        renderTimer = undefined;
+        if (current) setRunState({ ...current } as Run);
+        setVersion((v) => v + 1);
+      }, RENDER_EVERY_MS);
+    };
+
+    const follow = async () => {
+      const { run: first } = await callUnary(connection, rpc.getRun, { runId, view: RunView.FULL }, signal);
+      if (!first) return;
+      current = first;
+      for (const s of first.steps) steps.set(s.stepId, s);
+      first.steps = [];
+      setRunState({ ...first } as Run);
+      setVersion((v) => v + 1);
+      let afterSeq = 0n;
+      // A finished run needs no watch, unless its full view left steps out.
+      let watchOnce = first.stepsTruncated;
+      while (!signal.aborted && current && (watchOnce || !isFinished(current.state))) {
+        watchOnce = false;
+        try {
+          await callStream(
+            connection,
+            rpc.watchRun,
+            { runId, afterSeq },
+            ({ event }) => {
+              if (!event || !current) return;
+              // Events sharing a seq may be cut apart by a broken stream: resume one seq back.
+              afterSeq = event.seq > 0n ? event.seq - 1n : 0n;
+              if (event.kind.case === "step") {
+                const s = event.kind.value;
+                steps.set(s.stepId, mergeStep(steps.get(s.stepId), s));
+              } else if (event.kind.case === "run") {
+                current.state = event.kind.value.state;
+                if (event.kind.value.outcome) current.outcome = event.kind.value.outcome;
+                if (isFinished(current.state) && event.time) current.finishTime = event.time;
+              }
+              scheduleRender();
+            },
+            signal,
+          );
+          setError(undefined);
+        } catch (err) {
+          if (signal.aborted) return;
+          setError(err);
+        }
+        if (current && !isFinished(current.state)) await new Promise((r) => setTimeout(r, REWATCH_DELAY_MS));
+      }
+    };
+    follow().catch((err: unknown) => {
+      if (!signal.aborted) setError(err);
+    });
+    return () => {
+      controller.abort();
+      clearTimeout(renderTimer);
+    };
+  }, [connection, runId]);
+
+  return {
+    run,
+    steps,
+    version,
+    error,
+    // An action's answer has no steps: the watched ones stay in `steps`.
+    setRun: (next) => setRunState({ ...next, steps: [] } as Run),
+  };
+}
