@@ -2,14 +2,7 @@
 
 import { RunState, StepState } from "../../../proto/gen/pipewright/v1/run_pb.js";
 
-export const RUN_STATES: RunState[] = [
-  RunState.RUNNING,
-  RunState.PAUSED,
-  RunState.CANCELLING,
-  RunState.SUCCEEDED,
-  RunState.FAILED,
-  RunState.CANCELLED,
-];
+export const RUN_STATES: RunState[] = [RunState.RUNNING, RunState.PAUSED, RunState.CANCELLING, RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED];
 
 /** "RUNNING" for RunState.RUNNING: the name the CLI prints and the tests read in the DOM. */
 export function runStateName(s: RunState): string {

@@ -1,5 +1,6 @@
 // One run: its state, times and outcome, the actions, and the live step tree.
 
+import { h } from "preact";
 import { useEffect, useMemo, useState } from "preact/hooks";
 import type { Run } from "../../../proto/gen/pipewright/v1/run_pb.js";
 import { ErrorLine, StateBadge } from "../components.js";
@@ -21,56 +22,43 @@ export function RunPage({ runId }: { runId: string }) {
   // `version` changes when events were applied to the (mutable) steps map.
   const index = useMemo(() => indexChildren(live.steps.values()), [live.version]);
 
-  return (
-    <section class="run-page">
-      <p>
-        <a href="#/runs">← Runs</a>
-      </p>
-      <ErrorLine error={live.error} />
-      {run ? (
-        <>
-          <RunHeader run={run} now={now} />
-          <RunActions run={run} onRun={live.setRun} />
-          <h2>Steps</h2>
-          {run.stepsTruncated ? <p class="note">A very large run: its steps arrive from the watch stream.</p> : null}
-          <div class="tree">
-            <StepList steps={index.get(0) ?? []} index={index} now={now} />
-          </div>
-        </>
-      ) : live.error ? null : (
-        <p class="empty">Loading…</p>
-      )}
-    </section>
+  return h(
+    "section",
+    { class: "run-page" },
+    h("p", null, h("a", { href: "#/runs" }, "← Runs")),
+    h(ErrorLine, { error: live.error }),
+    run
+      ? [
+          h(RunHeader, { run, now }),
+          h(RunActions, { run, onRun: live.setRun }),
+          h("h2", null, "Steps"),
+          run.stepsTruncated ? h("p", { class: "note" }, "A very large run: its steps arrive from the watch stream.") : null,
+          h("div", { class: "tree" }, h(StepList, { steps: index.get(0) ?? [], index, now })),
+        ]
+      : live.error
+        ? null
+        : h("p", { class: "empty" }, "Loading…"),
   );
 }
 
 function RunHeader({ run, now }: { run: Run; now: number }) {
   const outcome = run.outcome?.kind;
-  return (
-    <div class="run-header" data-run-id={run.id}>
-      <h1>
-        {run.name || "(no name)"} <StateBadge name={runStateName(run.state)} tone={toneOfRun(run.state)} />
-      </h1>
-      <dl>
-        <dt>Id</dt>
-        <dd class="mono">{run.id}</dd>
-        <dt>Namespace</dt>
-        <dd>{run.namespace || "default"}</dd>
-        <dt>Started</dt>
-        <dd>{formatTime(run.createTime)}</dd>
-        <dt>Duration</dt>
-        <dd>{durationOf(run.createTime, run.finishTime, now)}</dd>
-        <dt>Tasks</dt>
-        <dd>{run.taskCount.toLocaleString("en")}</dd>
-        {outcome?.case === "value" ? (
-          <>
-            <dt>Result</dt>
-            <dd class="mono">{valueText(outcome.value, 500)}</dd>
-          </>
-        ) : null}
-      </dl>
-      {outcome?.case === "error" ? <ErrorView error={outcome.value} /> : null}
-    </div>
+  const field = (term: string, value: string, cls = "") => [h("dt", null, term), h("dd", { class: cls }, value)];
+  return h(
+    "div",
+    { class: "run-header", "data-run-id": run.id },
+    h("h1", null, `${run.name || "(no name)"} `, h(StateBadge, { name: runStateName(run.state), tone: toneOfRun(run.state) })),
+    h(
+      "dl",
+      null,
+      field("Id", run.id, "mono"),
+      field("Namespace", run.namespace || "default"),
+      field("Started", formatTime(run.createTime)),
+      field("Duration", durationOf(run.createTime, run.finishTime, now)),
+      field("Tasks", run.taskCount.toLocaleString("en")),
+      outcome?.case === "value" ? field("Result", valueText(outcome.value, 500), "mono") : null,
+    ),
+    outcome?.case === "error" ? h(ErrorView, { error: outcome.value }) : null,
   );
 }
 
