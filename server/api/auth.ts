@@ -28,6 +28,8 @@ export const METHOD_SCOPES: Readonly<Record<string, Scope>> = {
   "pipewright.v1.RunService/WaitRuns": "read",
   "pipewright.v1.RunService/WatchRun": "read",
   "pipewright.v1.RunService/ListRuns": "read",
+  "pipewright.v1.RunService/CountRuns": "read",
+  "pipewright.v1.RunService/ResubmitRun": "submit",
   "pipewright.v1.RunService/CancelRun": "control",
   "pipewright.v1.RunService/PauseRun": "control",
   "pipewright.v1.RunService/ResumeRun": "control",

@@ -1,13 +1,19 @@
 // pipewright.v1.RunService: decode, validate, call the engine or the store,
 // encode. No orchestration logic lives here.
 
-import { create } from "@bufbuild/protobuf";
+import { create, fromBinary } from "@bufbuild/protobuf";
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import type * as grpc from "@grpc/grpc-js";
 import { trace, type Tracer } from "@opentelemetry/api";
 import {
   BatchSubmitRunsResponseSchema,
   BatchSubmitRunsRequestSchema,
   CancelRunResponseSchema,
+  CountRunsResponseSchema,
+  PipelineSchema,
+  ResubmitRunResponseSchema,
+  RunStateCountSchema,
+  SubmitRunRequestSchema,
   DeleteRunResponseSchema,
   GetRunResponseSchema,
   ListRunsResponseSchema,
@@ -30,12 +36,14 @@ import type { RunEngine } from "../engine/run-engine.js";
 import { endSubmitSpan, startSubmitSpan, TRACER_NAME } from "../observe/tracing.js";
 import { runFromRow } from "../engine/run-views.js";
 import type { Sql } from "../store/database.js";
-import { listRuns, type RunRow } from "../store/run-store.js";
+import { countRunsByState, listRuns, loadRunByUid, type RunRow } from "../store/run-store.js";
 import { callNamespace } from "./namespace.js";
 import { prepareSubmits, type SubmitLimits } from "./prepare-submit.js";
 import { optionalMs } from "@pipewright/protocol";
 
 const MAX_BATCH = 1000;
+/** CountRuns counts each state up to this: "10,000 or more" is all a summary needs, and it keeps the count cheap with millions of runs. */
+const COUNT_LIMIT = 10_000;
 const DEFAULT_WAIT_MS = 60_000;
 const MAX_WAIT_MS = 3600_000;
 const KNOWN_RUN_STATES = new Set(Object.values(RunState).filter((v): v is number => typeof v === "number" && v !== RunState.UNSPECIFIED));
@@ -138,6 +146,41 @@ export function runService(engine: RunEngine, sql: Sql, limits: SubmitLimits, tr
       await checkRunIds(engine, [request.runId], call);
       await engine.deleteRun(request.runId);
       return create(DeleteRunResponseSchema, {});
+    },
+
+    async countRuns(_request, call) {
+      const states = [...KNOWN_RUN_STATES].sort((a, b) => a - b);
+      const counts = await countRunsByState(sql, callNamespace(call?.metadata), states, COUNT_LIMIT);
+      return create(CountRunsResponseSchema, {
+        limit: BigInt(COUNT_LIMIT),
+        counts: states.map((state) => {
+          const count = counts.get(state) ?? 0;
+          return create(RunStateCountSchema, { state, count: BigInt(count), capped: count >= COUNT_LIMIT });
+        }),
+      });
+    },
+
+    async resubmitRun(request, call) {
+      const { span, context } = startSubmitSpan(tracer, "ResubmitRun", call?.metadata);
+      try {
+        await checkRunIds(engine, [request.runId], call);
+        const row = await loadRunByUid(sql, request.runId);
+        if (!row) throw new PipewrightError("NOT_FOUND", `no run with id ${request.runId}`);
+        const again = create(SubmitRunRequestSchema, {
+          requestId: request.requestId,
+          pipeline: fromBinary(PipelineSchema, row.spec),
+          name: row.name,
+          runTimeout: row.deadline ? durationFromMs(row.deadline.getTime() - row.created_at.getTime()) : undefined,
+        });
+        const [prepared] = await prepareSubmits([again], limits, () => "", undefined, callNamespace(call?.metadata));
+        prepared.traceParent = context;
+        const [outcome] = await engine.submit([prepared]);
+        endSubmitSpan(span, { runIds: [outcome.run.id] });
+        return create(ResubmitRunResponseSchema, outcome);
+      } catch (error) {
+        endSubmitSpan(span, { error });
+        throw error;
+      }
     },
 
     async listRuns(request, call) {

@@ -138,6 +138,17 @@ export interface ListFilter {
   limit: number;
 }
 
+/**
+ * How many runs of `namespace` are in each of `states`, each counted up to
+ * `limit` (one walk of runs_namespace_state per state, stopping at the cap).
+ */
+export async function countRunsByState(sql: Sql, namespace: string, states: number[], limit: number): Promise<Map<number, number>> {
+  const rows = await sql<{ state: number; count: number }[]>`
+    select s.state, (select count(*) from (select 1 from runs where namespace = ${namespace} and state = s.state limit ${limit}) x)::int as count
+    from unnest(${states}::smallint[]) as s(state)`;
+  return new Map(rows.map((r) => [r.state, r.count]));
+}
+
 export async function listRuns(sql: Sql, f: ListFilter): Promise<RunRow[]> {
   const cols = sql.unsafe(RUN_COLUMNS.replace("spec, ", ""));
   const states = f.states.length ? sql`and state = any(${f.states}::smallint[])` : sql``;

@@ -115,8 +115,8 @@ describe("the scope table", () => {
         .map(([m]) => m.split(".v1.")[1])
         .sort();
     expect(Object.fromEntries(SCOPES.map((s) => [s, byScope(s)]))).toEqual({
-      submit: ["RunService/BatchSubmitRuns", "RunService/SubmitRun"],
-      read: ["RunService/GetRun", "RunService/ListRuns", "RunService/WaitRun", "RunService/WaitRuns", "RunService/WatchRun"],
+      submit: ["RunService/BatchSubmitRuns", "RunService/ResubmitRun", "RunService/SubmitRun"],
+      read: ["RunService/CountRuns", "RunService/GetRun", "RunService/ListRuns", "RunService/WaitRun", "RunService/WaitRuns", "RunService/WatchRun"],
       control: ["RunService/CancelRun", "RunService/DeleteRun", "RunService/PauseRun", "RunService/ResumeRun"],
       worker: ["WorkerService/Connect"],
       admin: ["AdminService/GetServerStatus", "AdminService/ListCircuitBreakers", "AdminService/ListWorkers"],

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file pipewright/v1/run_service.proto.
  */
 export const file_pipewright_v1_run_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9waXBld3JpZ2h0L3YxL3J1bl9zZXJ2aWNlLnByb3RvEg1waXBld3JpZ2h0LnYxIo8BChBTdWJtaXRSdW5SZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSKQoIcGlwZWxpbmUYAiABKAsyFy5waXBld3JpZ2h0LnYxLlBpcGVsaW5lEgwKBG5hbWUYAyABKAkSLgoLcnVuX3RpbWVvdXQYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iRgoRU3VibWl0UnVuUmVzcG9uc2USHwoDcnVuGAEgASgLMhIucGlwZXdyaWdodC52MS5SdW4SEAoIZXhpc3RpbmcYAiABKAgiSwoWQmF0Y2hTdWJtaXRSdW5zUmVxdWVzdBIxCghyZXF1ZXN0cxgBIAMoCzIfLnBpcGV3cmlnaHQudjEuU3VibWl0UnVuUmVxdWVzdCJOChdCYXRjaFN1Ym1pdFJ1bnNSZXNwb25zZRIzCglyZXNwb25zZXMYASADKAsyIC5waXBld3JpZ2h0LnYxLlN1Ym1pdFJ1blJlc3BvbnNlIkUKDUdldFJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEiQKBHZpZXcYAiABKA4yFi5waXBld3JpZ2h0LnYxLlJ1blZpZXciMQoOR2V0UnVuUmVzcG9uc2USHwoDcnVuGAEgASgLMhIucGlwZXdyaWdodC52MS5SdW4iTAoOV2FpdFJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEioKB3RpbWVvdXQYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iQAoPV2FpdFJ1blJlc3BvbnNlEh8KA3J1bhgBIAEoCzISLnBpcGV3cmlnaHQudjEuUnVuEgwKBGRvbmUYAiABKAgiTgoPV2FpdFJ1bnNSZXF1ZXN0Eg8KB3J1bl9pZHMYASADKAkSKgoHdGltZW91dBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJCChBXYWl0UnVuc1Jlc3BvbnNlEiAKBHJ1bnMYASADKAsyEi5waXBld3JpZ2h0LnYxLlJ1bhIMCgRkb25lGAIgASgIIjQKD1dhdGNoUnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkSEQoJYWZ0ZXJfc2VxGAIgASgDIjoKEFdhdGNoUnVuUmVzcG9uc2USJgoFZXZlbnQYASABKAsyFy5waXBld3JpZ2h0LnYxLlJ1bkV2ZW50IjIKEENhbmNlbFJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSI0ChFDYW5jZWxSdW5SZXNwb25zZRIfCgNydW4YASABKAsyEi5waXBld3JpZ2h0LnYxLlJ1biIhCg9QYXVzZVJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJIjMKEFBhdXNlUnVuUmVzcG9uc2USHwoDcnVuGAEgASgLMhIucGlwZXdyaWdodC52MS5SdW4iIgoQUmVzdW1lUnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkiNAoRUmVzdW1lUnVuUmVzcG9uc2USHwoDcnVuGAEgASgLMhIucGlwZXdyaWdodC52MS5SdW4iIgoQRGVsZXRlUnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkiEwoRRGVsZXRlUnVuUmVzcG9uc2UibwoPTGlzdFJ1bnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEicKBnN0YXRlcxgDIAMoDjIXLnBpcGV3cmlnaHQudjEuUnVuU3RhdGUSDAoEbmFtZRgEIAEoCSJNChBMaXN0UnVuc1Jlc3BvbnNlEiAKBHJ1bnMYASADKAsyEi5waXBld3JpZ2h0LnYxLlJ1bhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkqSgoHUnVuVmlldxIYChRSVU5fVklFV19VTlNQRUNJRklFRBAAEhIKDlJVTl9WSUVXX0JBU0lDEAESEQoNUlVOX1ZJRVdfRlVMTBACMvUGCgpSdW5TZXJ2aWNlEk4KCVN1Ym1pdFJ1bhIfLnBpcGV3cmlnaHQudjEuU3VibWl0UnVuUmVxdWVzdBogLnBpcGV3cmlnaHQudjEuU3VibWl0UnVuUmVzcG9uc2USYAoPQmF0Y2hTdWJtaXRSdW5zEiUucGlwZXdyaWdodC52MS5CYXRjaFN1Ym1pdFJ1bnNSZXF1ZXN0GiYucGlwZXdyaWdodC52MS5CYXRjaFN1Ym1pdFJ1bnNSZXNwb25zZRJFCgZHZXRSdW4SHC5waXBld3JpZ2h0LnYxLkdldFJ1blJlcXVlc3QaHS5waXBld3JpZ2h0LnYxLkdldFJ1blJlc3BvbnNlEkgKB1dhaXRSdW4SHS5waXBld3JpZ2h0LnYxLldhaXRSdW5SZXF1ZXN0Gh4ucGlwZXdyaWdodC52MS5XYWl0UnVuUmVzcG9uc2USSwoIV2FpdFJ1bnMSHi5waXBld3JpZ2h0LnYxLldhaXRSdW5zUmVxdWVzdBofLnBpcGV3cmlnaHQudjEuV2FpdFJ1bnNSZXNwb25zZRJNCghXYXRjaFJ1bhIeLnBpcGV3cmlnaHQudjEuV2F0Y2hSdW5SZXF1ZXN0Gh8ucGlwZXdyaWdodC52MS5XYXRjaFJ1blJlc3BvbnNlMAESTgoJQ2FuY2VsUnVuEh8ucGlwZXdyaWdodC52MS5DYW5jZWxSdW5SZXF1ZXN0GiAucGlwZXdyaWdodC52MS5DYW5jZWxSdW5SZXNwb25zZRJLCghQYXVzZVJ1bhIeLnBpcGV3cmlnaHQudjEuUGF1c2VSdW5SZXF1ZXN0Gh8ucGlwZXdyaWdodC52MS5QYXVzZVJ1blJlc3BvbnNlEk4KCVJlc3VtZVJ1bhIfLnBpcGV3cmlnaHQudjEuUmVzdW1lUnVuUmVxdWVzdBogLnBpcGV3cmlnaHQudjEuUmVzdW1lUnVuUmVzcG9uc2USSwoITGlzdFJ1bnMSHi5waXBld3JpZ2h0LnYxLkxpc3RSdW5zUmVxdWVzdBofLnBpcGV3cmlnaHQudjEuTGlzdFJ1bnNSZXNwb25zZRJOCglEZWxldGVSdW4SHy5waXBld3JpZ2h0LnYxLkRlbGV0ZVJ1blJlcXVlc3QaIC5waXBld3JpZ2h0LnYxLkRlbGV0ZVJ1blJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_pipewright_v1_pipeline, file_pipewright_v1_run]);
+  fileDesc("Ch9waXBld3JpZ2h0L3YxL3J1bl9zZXJ2aWNlLnByb3RvEg1waXBld3JpZ2h0LnYxIo8BChBTdWJtaXRSdW5SZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSKQoIcGlwZWxpbmUYAiABKAsyFy5waXBld3JpZ2h0LnYxLlBpcGVsaW5lEgwKBG5hbWUYAyABKAkSLgoLcnVuX3RpbWVvdXQYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iRgoRU3VibWl0UnVuUmVzcG9uc2USHwoDcnVuGAEgASgLMhIucGlwZXdyaWdodC52MS5SdW4SEAoIZXhpc3RpbmcYAiABKAgiSwoWQmF0Y2hTdWJtaXRSdW5zUmVxdWVzdBIxCghyZXF1ZXN0cxgBIAMoCzIfLnBpcGV3cmlnaHQudjEuU3VibWl0UnVuUmVxdWVzdCJOChdCYXRjaFN1Ym1pdFJ1bnNSZXNwb25zZRIzCglyZXNwb25zZXMYASADKAsyIC5waXBld3JpZ2h0LnYxLlN1Ym1pdFJ1blJlc3BvbnNlIkUKDUdldFJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEiQKBHZpZXcYAiABKA4yFi5waXBld3JpZ2h0LnYxLlJ1blZpZXciMQoOR2V0UnVuUmVzcG9uc2USHwoDcnVuGAEgASgLMhIucGlwZXdyaWdodC52MS5SdW4iTAoOV2FpdFJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEioKB3RpbWVvdXQYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iQAoPV2FpdFJ1blJlc3BvbnNlEh8KA3J1bhgBIAEoCzISLnBpcGV3cmlnaHQudjEuUnVuEgwKBGRvbmUYAiABKAgiTgoPV2FpdFJ1bnNSZXF1ZXN0Eg8KB3J1bl9pZHMYASADKAkSKgoHdGltZW91dBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJCChBXYWl0UnVuc1Jlc3BvbnNlEiAKBHJ1bnMYASADKAsyEi5waXBld3JpZ2h0LnYxLlJ1bhIMCgRkb25lGAIgASgIIjQKD1dhdGNoUnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkSEQoJYWZ0ZXJfc2VxGAIgASgDIjoKEFdhdGNoUnVuUmVzcG9uc2USJgoFZXZlbnQYASABKAsyFy5waXBld3JpZ2h0LnYxLlJ1bkV2ZW50IjIKEENhbmNlbFJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSI0ChFDYW5jZWxSdW5SZXNwb25zZRIfCgNydW4YASABKAsyEi5waXBld3JpZ2h0LnYxLlJ1biIhCg9QYXVzZVJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJIjMKEFBhdXNlUnVuUmVzcG9uc2USHwoDcnVuGAEgASgLMhIucGlwZXdyaWdodC52MS5SdW4iIgoQUmVzdW1lUnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkiNAoRUmVzdW1lUnVuUmVzcG9uc2USHwoDcnVuGAEgASgLMhIucGlwZXdyaWdodC52MS5SdW4iIgoQRGVsZXRlUnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkiEwoRRGVsZXRlUnVuUmVzcG9uc2UibwoPTGlzdFJ1bnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEicKBnN0YXRlcxgDIAMoDjIXLnBpcGV3cmlnaHQudjEuUnVuU3RhdGUSDAoEbmFtZRgEIAEoCSJNChBMaXN0UnVuc1Jlc3BvbnNlEiAKBHJ1bnMYASADKAsyEi5waXBld3JpZ2h0LnYxLlJ1bhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiEgoQQ291bnRSdW5zUmVxdWVzdCJQChFDb3VudFJ1bnNSZXNwb25zZRIsCgZjb3VudHMYASADKAsyHC5waXBld3JpZ2h0LnYxLlJ1blN0YXRlQ291bnQSDQoFbGltaXQYAiABKAMiVgoNUnVuU3RhdGVDb3VudBImCgVzdGF0ZRgBIAEoDjIXLnBpcGV3cmlnaHQudjEuUnVuU3RhdGUSDQoFY291bnQYAiABKAMSDgoGY2FwcGVkGAMgASgIIjgKElJlc3VibWl0UnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCSJIChNSZXN1Ym1pdFJ1blJlc3BvbnNlEh8KA3J1bhgBIAEoCzISLnBpcGV3cmlnaHQudjEuUnVuEhAKCGV4aXN0aW5nGAIgASgIKkoKB1J1blZpZXcSGAoUUlVOX1ZJRVdfVU5TUEVDSUZJRUQQABISCg5SVU5fVklFV19CQVNJQxABEhEKDVJVTl9WSUVXX0ZVTEwQAjKbCAoKUnVuU2VydmljZRJOCglTdWJtaXRSdW4SHy5waXBld3JpZ2h0LnYxLlN1Ym1pdFJ1blJlcXVlc3QaIC5waXBld3JpZ2h0LnYxLlN1Ym1pdFJ1blJlc3BvbnNlEmAKD0JhdGNoU3VibWl0UnVucxIlLnBpcGV3cmlnaHQudjEuQmF0Y2hTdWJtaXRSdW5zUmVxdWVzdBomLnBpcGV3cmlnaHQudjEuQmF0Y2hTdWJtaXRSdW5zUmVzcG9uc2USRQoGR2V0UnVuEhwucGlwZXdyaWdodC52MS5HZXRSdW5SZXF1ZXN0Gh0ucGlwZXdyaWdodC52MS5HZXRSdW5SZXNwb25zZRJICgdXYWl0UnVuEh0ucGlwZXdyaWdodC52MS5XYWl0UnVuUmVxdWVzdBoeLnBpcGV3cmlnaHQudjEuV2FpdFJ1blJlc3BvbnNlEksKCFdhaXRSdW5zEh4ucGlwZXdyaWdodC52MS5XYWl0UnVuc1JlcXVlc3QaHy5waXBld3JpZ2h0LnYxLldhaXRSdW5zUmVzcG9uc2USTQoIV2F0Y2hSdW4SHi5waXBld3JpZ2h0LnYxLldhdGNoUnVuUmVxdWVzdBofLnBpcGV3cmlnaHQudjEuV2F0Y2hSdW5SZXNwb25zZTABEk4KCUNhbmNlbFJ1bhIfLnBpcGV3cmlnaHQudjEuQ2FuY2VsUnVuUmVxdWVzdBogLnBpcGV3cmlnaHQudjEuQ2FuY2VsUnVuUmVzcG9uc2USSwoIUGF1c2VSdW4SHi5waXBld3JpZ2h0LnYxLlBhdXNlUnVuUmVxdWVzdBofLnBpcGV3cmlnaHQudjEuUGF1c2VSdW5SZXNwb25zZRJOCglSZXN1bWVSdW4SHy5waXBld3JpZ2h0LnYxLlJlc3VtZVJ1blJlcXVlc3QaIC5waXBld3JpZ2h0LnYxLlJlc3VtZVJ1blJlc3BvbnNlEksKCExpc3RSdW5zEh4ucGlwZXdyaWdodC52MS5MaXN0UnVuc1JlcXVlc3QaHy5waXBld3JpZ2h0LnYxLkxpc3RSdW5zUmVzcG9uc2USTgoJRGVsZXRlUnVuEh8ucGlwZXdyaWdodC52MS5EZWxldGVSdW5SZXF1ZXN0GiAucGlwZXdyaWdodC52MS5EZWxldGVSdW5SZXNwb25zZRJOCglDb3VudFJ1bnMSHy5waXBld3JpZ2h0LnYxLkNvdW50UnVuc1JlcXVlc3QaIC5waXBld3JpZ2h0LnYxLkNvdW50UnVuc1Jlc3BvbnNlElQKC1Jlc3VibWl0UnVuEiEucGlwZXdyaWdodC52MS5SZXN1Ym1pdFJ1blJlcXVlc3QaIi5waXBld3JpZ2h0LnYxLlJlc3VibWl0UnVuUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_pipewright_v1_pipeline, file_pipewright_v1_run]);
 
 /**
  * SubmitRunRequest asks to run a pipeline.
@@ -585,6 +585,141 @@ export const ListRunsResponseSchema: GenMessage<ListRunsResponse> = /*@__PURE__*
   messageDesc(file_pipewright_v1_run_service, 21);
 
 /**
+ * CountRunsRequest counts the runs of the caller's namespace.
+ *
+ * @generated from message pipewright.v1.CountRunsRequest
+ */
+export type CountRunsRequest = Message<"pipewright.v1.CountRunsRequest"> & {
+};
+
+/**
+ * Describes the message pipewright.v1.CountRunsRequest.
+ * Use `create(CountRunsRequestSchema)` to create a new message.
+ */
+export const CountRunsRequestSchema: GenMessage<CountRunsRequest> = /*@__PURE__*/
+  messageDesc(file_pipewright_v1_run_service, 22);
+
+/**
+ * CountRunsResponse gives one count per run state (RUNNING, PAUSED,
+ * CANCELLING, SUCCEEDED, FAILED, CANCELLED), each at most `limit`.
+ *
+ * @generated from message pipewright.v1.CountRunsResponse
+ */
+export type CountRunsResponse = Message<"pipewright.v1.CountRunsResponse"> & {
+  /**
+   * The counts, in state order.
+   *
+   * @generated from field: repeated pipewright.v1.RunStateCount counts = 1;
+   */
+  counts: RunStateCount[];
+
+  /**
+   * The cap of each count (10,000).
+   *
+   * @generated from field: int64 limit = 2;
+   */
+  limit: bigint;
+};
+
+/**
+ * Describes the message pipewright.v1.CountRunsResponse.
+ * Use `create(CountRunsResponseSchema)` to create a new message.
+ */
+export const CountRunsResponseSchema: GenMessage<CountRunsResponse> = /*@__PURE__*/
+  messageDesc(file_pipewright_v1_run_service, 23);
+
+/**
+ * RunStateCount is how many runs are in one state.
+ *
+ * @generated from message pipewright.v1.RunStateCount
+ */
+export type RunStateCount = Message<"pipewright.v1.RunStateCount"> & {
+  /**
+   * The state.
+   *
+   * @generated from field: pipewright.v1.RunState state = 1;
+   */
+  state: RunState;
+
+  /**
+   * How many runs are in it, at most the response's limit.
+   *
+   * @generated from field: int64 count = 2;
+   */
+  count: bigint;
+
+  /**
+   * True when there are at least `limit` (the count stopped there).
+   *
+   * @generated from field: bool capped = 3;
+   */
+  capped: boolean;
+};
+
+/**
+ * Describes the message pipewright.v1.RunStateCount.
+ * Use `create(RunStateCountSchema)` to create a new message.
+ */
+export const RunStateCountSchema: GenMessage<RunStateCount> = /*@__PURE__*/
+  messageDesc(file_pipewright_v1_run_service, 24);
+
+/**
+ * ResubmitRunRequest names the run whose pipeline to run again.
+ *
+ * @generated from message pipewright.v1.ResubmitRunRequest
+ */
+export type ResubmitRunRequest = Message<"pipewright.v1.ResubmitRunRequest"> & {
+  /**
+   * The run id. Required.
+   *
+   * @generated from field: string run_id = 1;
+   */
+  runId: string;
+
+  /**
+   * Idempotency key of the new run, as in SubmitRunRequest. Empty: none.
+   *
+   * @generated from field: string request_id = 2;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message pipewright.v1.ResubmitRunRequest.
+ * Use `create(ResubmitRunRequestSchema)` to create a new message.
+ */
+export const ResubmitRunRequestSchema: GenMessage<ResubmitRunRequest> = /*@__PURE__*/
+  messageDesc(file_pipewright_v1_run_service, 25);
+
+/**
+ * ResubmitRunResponse returns the new run.
+ *
+ * @generated from message pipewright.v1.ResubmitRunResponse
+ */
+export type ResubmitRunResponse = Message<"pipewright.v1.ResubmitRunResponse"> & {
+  /**
+   * The new run, as persisted.
+   *
+   * @generated from field: pipewright.v1.Run run = 1;
+   */
+  run?: Run | undefined;
+
+  /**
+   * True when request_id matched an existing run and no new run was created.
+   *
+   * @generated from field: bool existing = 2;
+   */
+  existing: boolean;
+};
+
+/**
+ * Describes the message pipewright.v1.ResubmitRunResponse.
+ * Use `create(ResubmitRunResponseSchema)` to create a new message.
+ */
+export const ResubmitRunResponseSchema: GenMessage<ResubmitRunResponse> = /*@__PURE__*/
+  messageDesc(file_pipewright_v1_run_service, 26);
+
+/**
  * RunView selects how much of a run GetRun returns.
  *
  * @generated from enum pipewright.v1.RunView
@@ -749,6 +884,28 @@ export const RunService: GenService<{
     methodKind: "unary";
     input: typeof DeleteRunRequestSchema;
     output: typeof DeleteRunResponseSchema;
+  },
+  /**
+   * Counts the caller's namespace's runs per state, each count capped (a
+   * dashboard's summary: never a count over every run ever kept).
+   *
+   * @generated from rpc pipewright.v1.RunService.CountRuns
+   */
+  countRuns: {
+    methodKind: "unary";
+    input: typeof CountRunsRequestSchema;
+    output: typeof CountRunsResponseSchema;
+  },
+  /**
+   * Starts a new run with the pipeline, name and run timeout of an existing
+   * run of the caller's namespace ("run it again"). Needs the submit scope.
+   *
+   * @generated from rpc pipewright.v1.RunService.ResubmitRun
+   */
+  resubmitRun: {
+    methodKind: "unary";
+    input: typeof ResubmitRunRequestSchema;
+    output: typeof ResubmitRunResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_pipewright_v1_run_service, 0);
