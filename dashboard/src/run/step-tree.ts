@@ -44,7 +44,8 @@ function StepNode({ step, index, now }: { step: StepStatus } & TreeProps): JSX.E
   const children = index.get(step.stepId) ?? [];
   const started = step.state !== StepState.PENDING && step.state !== StepState.QUEUED;
   const failed = step.state === StepState.FAILED || step.state === StepState.CANCELLED;
-  const taskLike = step.kind === StepKind.TASK || step.kind === StepKind.DAG_NODE;
+  // A task-like step with children returned a pipeline: its steps are listed under it.
+  const returnedPipeline = step.kind !== StepKind.GROUP && step.kind !== StepKind.DAG && children.length > 0;
   return h(
     "li",
     { class: `step kind-${kindName(step.kind).replace(" ", "-")}`, "data-step-path": step.path, "data-state": state },
@@ -53,7 +54,7 @@ function StepNode({ step, index, now }: { step: StepStatus } & TreeProps): JSX.E
       { class: "step-row" },
       h(StateBadge, { name: state, tone: toneOfStep(step.state) }),
       h("span", { class: "label" }, stepLabel(step)),
-      taskLike ? null : h("span", { class: "kind" }, kindName(step.kind)),
+      returnedPipeline ? h("span", { class: "kind" }, "→ child pipeline") : null,
       step.attempts > 1 ? h("span", { class: "attempts" }, `attempt ${step.attempts}`) : null,
       started ? h("span", { class: "duration" }, durationOf(step.startTime, step.finishTime, now)) : null,
       step.progress && step.state === StepState.RUNNING ? h(ProgressBar, { value: step.progress }) : null,
