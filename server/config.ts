@@ -9,6 +9,7 @@ export interface ServerConfig {
   address: string;
   /** host:port of the Prometheus metrics endpoint (GET /metrics); empty: none. */
   metricsAddress: string;
+  dashboardAddress: string;
   /** PEM file of the server's certificate (chain); with tlsKey: TLS on the gRPC and metrics ports. */
   tlsCert: string;
   /** PEM file of the private key of tlsCert. */
@@ -92,6 +93,14 @@ export const OPTIONS: Option[] = [
     env: "PIPEWRIGHT_METRICS_ADDRESS",
     default: "",
     help: "host:port of the Prometheus metrics endpoint, GET /metrics (port 0: any free port); unset: no endpoint",
+  },
+  {
+    key: "dashboardAddress",
+    kind: "string",
+    flag: "--dashboard-address",
+    env: "PIPEWRIGHT_DASHBOARD_ADDRESS",
+    default: "",
+    help: "host:port of the web dashboard and its JSON API (port 0: any free port); unset: no dashboard",
   },
   {
     key: "tlsCert",

@@ -19,6 +19,8 @@ import { Admission } from "./api/admission.js";
 import { errorMapper } from "./api/error-mapping.js";
 import { createHealth, healthFileDescriptor } from "./api/health.js";
 import { startMetricsEndpoint, type MetricsEndpoint } from "./api/metrics-endpoint.js";
+import { startDashboardEndpoint, type DashboardEndpoint } from "./api/dashboard-endpoint.js";
+import { GATEWAY_MAX_BODY, jsonGateway } from "./api/json-gateway.js";
 import { addReflection } from "./api/reflection.js";
 import { guardDatabase } from "./api/database-guard.js";
 import { runService } from "./api/run-service.js";
@@ -41,12 +43,18 @@ import { migrate } from "./store/migrate.js";
 import { registerProcess, unregisterProcess } from "./store/process-registry.js";
 import { queueDepths, reclaimPredecessors } from "./store/task-queue.js";
 
+/** What the dashboard's JSON API serves: reads, controls, counts and resubmit (submitting stays on gRPC, behind admission control). */
+const DASHBOARD_RUN_METHODS = ["GetRun", "WatchRun", "ListRuns", "CountRuns", "CancelRun", "PauseRun", "ResumeRun", "ResubmitRun", "DeleteRun"];
+const DASHBOARD_ADMIN_METHODS = ["GetServerStatus", "ListWorkers", "ListCircuitBreakers"];
+
 export interface RunningServer {
   /** host:port actually bound. */
   address: string;
   port: number;
   /** host:port the metrics endpoint is bound to (GET /metrics); undefined when --metrics-address is unset. */
   metricsAddress?: string;
+  /** host:port of the dashboard and its JSON API, when --dashboard-address is set. */
+  dashboardAddress?: string;
   /** This process's metrics (served at metricsAddress, when set). */
   metrics: Metrics;
   /** Which database, for humans. */
@@ -135,6 +143,7 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
   // One registry per server process; process metrics (CPU, memory, GC) only when they are served.
   const metrics = new Metrics({ processMetrics: config.metricsAddress !== "" });
   let metricsEndpoint: MetricsEndpoint | undefined;
+  let dashboardEndpoint: DashboardEndpoint | undefined;
   try {
     await migrate(sql as never);
     const machine = {
@@ -186,22 +195,17 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
       maxMessagesPerRequest: config.maxRequestMessages,
       maxMessagesInFlight: config.maxMessagesInFlight,
     });
-    server.addService(
-      serviceDefinition(RunService, admission.inspectorsFor(RunService)),
-      implement(RunService, guardDatabase(runService(engine, sql, { maxTasks: config.maxTasksPerRun }, tracing.tracer), monitor), onError),
-    );
+    const runs = guardDatabase(runService(engine, sql, { maxTasks: config.maxTasksPerRun }, tracing.tracer), monitor);
+    server.addService(serviceDefinition(RunService, admission.inspectorsFor(RunService)), implement(RunService, runs, onError));
     server.addService(
       serviceDefinition(WorkerService, admission.inspectorsFor(WorkerService)),
       implement(WorkerService, { connect: (call) => dispatcher.connect(call, callNamespace(call.metadata)) }, onError),
     );
-    server.addService(
-      serviceDefinition(AdminService, admission.inspectorsFor(AdminService)),
-      implement(
-        AdminService,
-        adminService(engine, dispatcher, processId, Date.now(), { eventLoopMaxDelayMs: () => loopDelay.max / 1e6, busyRefusals: () => admission.busyRefusals }),
-        onError,
-      ),
-    );
+    const admin = adminService(engine, dispatcher, processId, Date.now(), {
+      eventLoopMaxDelayMs: () => loopDelay.max / 1e6,
+      busyRefusals: () => admission.busyRefusals,
+    });
+    server.addService(serviceDefinition(AdminService, admission.inspectorsFor(AdminService)), implement(AdminService, admin, onError));
     server.addService(health.definition, health.implementation);
     addReflection(server, [RunService, WorkerService, AdminService], [healthFileDescriptor]);
     const port = await new Promise<number>((resolve, reject) =>
@@ -228,6 +232,16 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
         tls,
         auth && ((header) => auth.checkMetrics(header)),
       );
+    if (config.dashboardAddress) {
+      const gateway = jsonGateway(
+        [
+          { service: RunService, impl: runs, methods: DASHBOARD_RUN_METHODS },
+          { service: AdminService, impl: admin, methods: DASHBOARD_ADMIN_METHODS },
+        ],
+        { onError, auth, maxBodyBytes: GATEWAY_MAX_BODY },
+      );
+      dashboardEndpoint = await startDashboardEndpoint(config.dashboardAddress, gateway, componentLogger(root, "api"), tls);
+    }
     const host = config.address.slice(0, config.address.lastIndexOf(":"));
     const identity = `${os.hostname()}/${host}:${port}`;
     await registerProcess(sql, processId, identity);
@@ -272,6 +286,7 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
       address: `${host}:${port}`,
       port,
       metricsAddress: metricsEndpoint?.address,
+      dashboardAddress: dashboardEndpoint?.address,
       metrics,
       database,
       processId,
@@ -303,6 +318,7 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
           reaper.stop();
           auth?.close();
           await metricsEndpoint?.close();
+          await dashboardEndpoint?.close();
           tls?.close();
           server.forceShutdown();
           await new Promise((r) => setTimeout(r, 50)); // let closing sessions re-queue what they held
@@ -320,6 +336,7 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
   } catch (err) {
     auth?.close();
     await metricsEndpoint?.close();
+    await dashboardEndpoint?.close();
     tls?.close();
     server.forceShutdown();
     await tracing.shutdown();

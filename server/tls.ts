@@ -136,7 +136,8 @@ export function hostOf(address: string): string {
 /**
  * Refuses to listen beyond loopback unless the port is safe there, or --insecure says
  * so: the gRPC port needs TLS and authenticated callers (tokens, `authenticated`, or
- * client certificates, --tls-client-ca); the metrics port, which has no tokens, TLS.
+ * client certificates, --tls-client-ca), and so does the dashboard's (its API is the same);
+ * the metrics port TLS.
  */
 export function checkExposure(config: ServerConfig, authenticated: boolean): void {
   if (config.insecure) return;
@@ -148,6 +149,7 @@ export function checkExposure(config: ServerConfig, authenticated: boolean): voi
   for (const [flag, address, needs] of [
     ["--address", config.address, missing],
     ["--metrics-address", config.metricsAddress, missing.filter((m) => m.startsWith("TLS"))],
+    ["--dashboard-address", config.dashboardAddress, missing],
   ] as const) {
     if (!exposed(address) || needs.length === 0) continue;
     throw new Error(

@@ -73,7 +73,7 @@ export class Auth {
   /** Calls refused since start, by status (for tests and the curious); `revoked`: calls ended when their token went. */
   readonly refused = { unauthenticated: 0, permissionDenied: 0, revoked: 0 };
   /** Calls let through and not ended yet, with what let them through: a reload ends those it no longer allows. */
-  private readonly live = new Map<object, { method: string; metadata: grpc.Metadata; end: () => void }>();
+  private readonly live = new Map<object, { method: string; metadata: grpc.Metadata; end: (refusal: grpc.StatusObject) => void }>();
 
   /** Reads the tokens file; throws (a start error) when it is missing or malformed. */
   constructor(private readonly options: AuthOptions) {
@@ -178,32 +178,40 @@ export class Auth {
    */
   private endRevoked(): void {
     for (const [key, c] of this.live) {
-      if (!this.verdict(c.method, c.metadata)) continue;
+      const refusal = this.verdict(c.method, c.metadata);
+      if (!refusal) continue;
       this.live.delete(key);
       this.refused.revoked++;
       this.options.log.warn({ method: c.method.slice(1) }, `ended a ${c.method.slice(1)} call: its token was revoked or narrowed`);
-      c.end();
+      c.end(refusal);
     }
+  }
+
+  /**
+   * Keeps a call let through in view until `forget` is called: if its token
+   * goes (or no longer allows it) while it runs, `end` is called with the
+   * status a new call would get. The gRPC interceptor and the JSON gateway's
+   * streams use it.
+   */
+  track(method: string, metadata: grpc.Metadata, end: (refusal: grpc.StatusObject) => void): () => void {
+    const key = {};
+    this.live.set(key, { method, metadata, end });
+    return () => this.live.delete(key);
   }
 
   /** The server interceptor: refuses a call as its headers arrive, before the handler starts or any request is decoded. */
   readonly interceptor: grpc.ServerInterceptor = (descriptor, call) => {
-    const key = {};
-    const forget = () => this.live.delete(key);
+    let forget = () => {};
     return new grpc.ServerInterceptingCall(call, {
       start: (next) =>
         next({
           onReceiveMetadata: (metadata, pass) => {
             const refusal = this.check(descriptor.path, metadata);
             if (refusal) return call.sendStatus(refusal);
-            if (descriptor.path.startsWith(GUARDED_PREFIX)) {
-              const end = () =>
-                call.sendStatus(this.verdict(descriptor.path, metadata) ?? { code: grpc.status.UNAUTHENTICATED, details: UNAUTHENTICATED_DETAILS });
-              this.live.set(key, { method: descriptor.path, metadata, end });
-            }
+            if (descriptor.path.startsWith(GUARDED_PREFIX)) forget = this.track(descriptor.path, metadata, (status) => call.sendStatus(status));
             pass(metadata);
           },
-          onCancel: forget,
+          onCancel: () => forget(),
         }),
       sendStatus: (status, next) => {
         forget();

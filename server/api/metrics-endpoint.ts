@@ -33,7 +33,9 @@ export async function startMetricsEndpoint(
     // With tokens on, a scrape presents one with the metrics scope (Prometheus: `authorization: { credentials: ... }`).
     const allowed = authorize ? authorize(req.headers.authorization) : "ok";
     if (allowed === 401) {
-      res.writeHead(401, { "content-type": "text/plain; charset=utf-8", "www-authenticate": 'Bearer realm="pipewright metrics"' }).end("missing or invalid token\n");
+      res
+        .writeHead(401, { "content-type": "text/plain; charset=utf-8", "www-authenticate": 'Bearer realm="pipewright metrics"' })
+        .end("missing or invalid token\n");
       return;
     }
     if (allowed === 403) {

@@ -44,13 +44,20 @@ async function serve(config: ReturnType<typeof parseConfig>, io: Io): Promise<nu
   const log = componentLogger(logger, "cli");
   guardProcess(componentLogger(logger, "process"));
   const server = await startServer(config, logger);
+  const scheme = config.tlsCert ? "https" : "http";
   // Always written, whatever the level: it says where the server listens (scripts and tests wait for it).
-  log
-    .child({}, { level: "info" })
-    .info(
-      { address: server.address, database: server.database, process_id: server.processId, metrics_address: server.metricsAddress },
-      `pipewright listening on ${server.address}, database: ${server.database}${server.metricsAddress ? `, metrics: ${config.tlsCert ? "https" : "http"}://${server.metricsAddress}/metrics` : ""}`,
-    );
+  log.child({}, { level: "info" }).info(
+    {
+      address: server.address,
+      database: server.database,
+      process_id: server.processId,
+      metrics_address: server.metricsAddress,
+      dashboard_address: server.dashboardAddress,
+    },
+    `pipewright listening on ${server.address}, database: ${server.database}` +
+      (server.metricsAddress ? `, metrics: ${scheme}://${server.metricsAddress}/metrics` : "") +
+      (server.dashboardAddress ? `, dashboard: ${scheme}://${server.dashboardAddress}/` : ""),
+  );
   return new Promise<number>((resolve) => {
     let signals = 0;
     const shutdown = (signal: string) => {
