@@ -93,8 +93,16 @@ export function stepLabel(s: StepStatus): string {
   }
 }
 
-/** Applies a step event: a step event without progress keeps the known one (heartbeats send it only when it changes). */
+/**
+ * The step after a step event. WatchRun sends two kinds of step events: logged ones (seq > 0,
+ * committed with the run) and live ones (seq 0: an attempt handed to a worker, its progress),
+ * sent the moment they happen. So "attempt 1 RUNNING" (live) can arrive before "QUEUED, 0
+ * attempts" (logged, but older): an event with fewer attempts than the step is known to have
+ * started is stale, and is dropped. A retry is not: it comes back QUEUED with the same count.
+ * An event without progress keeps the known progress (heartbeats send it only when it changes).
+ */
 export function mergeStep(known: StepStatus | undefined, next: StepStatus): StepStatus {
+  if (known && next.attempts < known.attempts) return known;
   if (known?.progress && !next.progress && next.state === StepState.RUNNING) next.progress = known.progress;
   return next;
 }

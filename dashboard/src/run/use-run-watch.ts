@@ -69,7 +69,8 @@ export function useRunWatch(connection: Connection, runId: string): LiveRun {
             ({ event }) => {
               if (!event || !current) return;
               // Events sharing a seq may be cut apart by a broken stream: resume one seq back.
-              afterSeq = event.seq > 0n ? event.seq - 1n : 0n;
+              // Live-only events (progress) have seq 0 and do not move the position.
+              if (event.seq > 0n) afterSeq = event.seq - 1n;
               if (event.kind.case === "step") {
                 const s = event.kind.value;
                 steps.set(s.stepId, mergeStep(steps.get(s.stepId), s));
