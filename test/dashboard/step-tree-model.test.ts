@@ -17,6 +17,11 @@ describe("mergeStep", () => {
     expect(mergeStep(running, step(1, "steps[1]", StepState.QUEUED, 0)).state).toBe(StepState.RUNNING);
   });
 
+  it("keeps SUCCEEDED when a watch's snapshot of running steps arrives after it", () => {
+    const done = step(1, "steps[0]", StepState.SUCCEEDED, 1);
+    expect(mergeStep(done, step(1, "steps[0]", StepState.RUNNING, 1)).state).toBe(StepState.SUCCEEDED);
+  });
+
   it("takes a retry's QUEUED (same attempts) and the next attempt's RUNNING", () => {
     const failedFirst = mergeStep(step(1, "steps[0]", StepState.RUNNING, 1), step(1, "steps[0]", StepState.QUEUED, 1));
     expect(failedFirst.state).toBe(StepState.QUEUED);

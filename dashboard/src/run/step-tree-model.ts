@@ -93,16 +93,22 @@ export function stepLabel(s: StepStatus): string {
   }
 }
 
+const FINISHED = new Set([StepState.SUCCEEDED, StepState.FAILED, StepState.SKIPPED, StepState.CANCELLED]);
+
 /**
  * The step after a step event. WatchRun sends two kinds of step events: logged ones (seq > 0,
- * committed with the run) and live ones (seq 0: an attempt handed to a worker, its progress),
- * sent the moment they happen. So "attempt 1 RUNNING" (live) can arrive before "QUEUED, 0
- * attempts" (logged, but older): an event with fewer attempts than the step is known to have
- * started is stale, and is dropped. A retry is not: it comes back QUEUED with the same count.
- * An event without progress keeps the known progress (heartbeats send it only when it changes).
+ * committed with the run) and live ones (seq 0: an attempt handed to a worker, its progress;
+ * and at the start of a watch, the steps workers hold then), sent when they happen, outside
+ * the log's order. So "attempt 1 RUNNING" (live) can arrive before "QUEUED, 0 attempts"
+ * (logged, older), and a watch's snapshot "RUNNING" after the logged "SUCCEEDED" of the same
+ * attempt. Hence: an event with fewer attempts than known is stale, and a finished step only
+ * changes for a later attempt. A retry still shows: it comes back QUEUED with the same count
+ * from RUNNING, not from a finished state. An event without progress keeps the known progress
+ * (heartbeats send it only when it changes).
  */
 export function mergeStep(known: StepStatus | undefined, next: StepStatus): StepStatus {
   if (known && next.attempts < known.attempts) return known;
+  if (known && FINISHED.has(known.state) && !FINISHED.has(next.state) && next.attempts <= known.attempts) return known;
   if (known?.progress && !next.progress && next.state === StepState.RUNNING) next.progress = known.progress;
   return next;
 }

@@ -59,8 +59,10 @@ export function useRunWatch(connection: Connection, runId: string): LiveRun {
       let afterSeq = 0n;
       // A finished run needs no watch, unless its full view left steps out.
       let watchOnce = first.stepsTruncated;
+      let watched = false;
       while (!signal.aborted && current && (watchOnce || !isFinished(current.state))) {
         watchOnce = false;
+        watched = true;
         try {
           await callStream(
             connection,
@@ -89,6 +91,17 @@ export function useRunWatch(connection: Connection, runId: string): LiveRun {
           setError(err);
         }
         if (current && !isFinished(current.state)) await new Promise((r) => setTimeout(r, REWATCH_DELAY_MS));
+      }
+      // Finished while watched: the full view is final, and puts right anything the events left
+      // out of order.
+      if (watched && !signal.aborted && current && isFinished(current.state)) {
+        const { run: last } = await callUnary(connection, rpc.getRun, { runId, view: RunView.FULL }, signal);
+        if (last && !last.stepsTruncated) {
+          for (const s of last.steps) steps.set(s.stepId, s);
+          last.steps = [];
+          current = last;
+          scheduleRender();
+        }
       }
     };
     follow().catch((err: unknown) => {
