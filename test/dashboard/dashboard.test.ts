@@ -237,6 +237,7 @@ describe(`the dashboard, against a real server and worker${skipNote}`, () => {
   );
 
   it.skipIf(!!missing)("the counts per state are the server's, and a count filters the list", async () => {
+    await client.submit(gate.si("counts-running"), { name: "still-running" });
     const page = await openPage(contexts);
     await page.goto(base);
     const expected: Record<string, number> = {};
@@ -253,6 +254,7 @@ describe(`the dashboard, against a real server and worker${skipNote}`, () => {
     };
     await until("the counts match ListRuns", async () => JSON.stringify(await shown()) === JSON.stringify(expected));
     expect(expected.FAILED).toBeGreaterThan(0);
+    expect(expected.RUNNING).toBeGreaterThan(0);
     await page.locator('.state-counts [data-count-state="FAILED"]').click();
     await until(
       "the list shows the failed runs only",
@@ -263,6 +265,31 @@ describe(`the dashboard, against a real server and worker${skipNote}`, () => {
     await page.locator('.state-counts [data-count-state="FAILED"]').click(); // again: every state
     await until("the list shows every run", async () => (await page.locator("table.runs tbody tr").count()) > expected.FAILED);
     if (screenshots) await page.screenshot({ path: path.join(root, "docs", "dashboard-runs.png") });
+    t.openGate("counts-running");
+  });
+
+  it.skipIf(!!missing)("pages through runs with ListRuns' next_page_token, forward and back", async () => {
+    const handles = await client.submitMany(
+      Array.from({ length: 55 }, (_, i) => t.echo.send(i)),
+      { name: "paged" },
+    );
+    await client.waitAll(handles.map((h) => h.id));
+    const page = await openPage(contexts);
+    await page.goto(base);
+    await page.locator('form.filters input[name="name"]').fill("paged");
+    await page.locator("form.filters button").click();
+    const rows = page.locator("table.runs tbody tr");
+    const ids = async () => rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-run-id")));
+    await until("the first page holds 50 runs", async () => (await rows.count()) === 50);
+    const first = await ids();
+    await page.locator('.pager button[name="next"]').click();
+    await until("the second page holds the other 5", async () => (await rows.count()) === 5);
+    const second = await ids();
+    expect(new Set([...first, ...second])).toEqual(new Set(handles.map((h) => h.id))); // every run once, none twice
+    expect(await page.locator('.pager button[name="next"]').isDisabled()).toBe(true);
+    await page.locator('.pager button[name="previous"]').click();
+    await until("back on the first page", async () => (await rows.count()) === 50);
+    expect(await ids()).toEqual(first);
   });
 });
 
