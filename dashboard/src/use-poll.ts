@@ -7,8 +7,6 @@ import { useEffect, useRef, useState } from "preact/hooks";
 export interface Polled<T> {
   data: T | undefined;
   error: unknown;
-  /** Fetch again now (after an action). */
-  refresh: () => void;
 }
 
 export const POLL_INTERVAL_MS = 2000;
@@ -16,7 +14,6 @@ export const POLL_INTERVAL_MS = 2000;
 export function usePoll<T>(load: (signal: AbortSignal) => Promise<T>, deps: unknown[], intervalMs = POLL_INTERVAL_MS): Polled<T> {
   const [data, setData] = useState<T>();
   const [error, setError] = useState<unknown>();
-  const [tick, setTick] = useState(0);
   const loadRef = useRef(load);
   loadRef.current = load;
 
@@ -40,8 +37,8 @@ export function usePoll<T>(load: (signal: AbortSignal) => Promise<T>, deps: unkn
       controller.abort();
       clearTimeout(timer);
     };
-    // `deps` is the caller's list of what the load reads; `tick` forces a reload.
-  }, [...deps, tick, intervalMs]);
+    // `deps` is the caller's list of what the load reads: a change starts over at once.
+  }, [...deps, intervalMs]);
 
-  return { data, error, refresh: () => setTick((t) => t + 1) };
+  return { data, error };
 }

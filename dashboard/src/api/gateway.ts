@@ -85,12 +85,10 @@ export async function callStream<I extends DescMessage, O extends DescMessage>(
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;
-    buffered += value;
-    let newline: number;
-    while ((newline = buffered.indexOf("\n")) >= 0) {
-      handleLine(buffered.slice(0, newline));
-      buffered = buffered.slice(newline + 1);
-    }
+    // One split per chunk: a chunk of the history can hold thousands of lines.
+    const lines = (buffered + value).split("\n");
+    buffered = lines.pop() ?? "";
+    for (const line of lines) handleLine(line);
   }
   handleLine(buffered);
 }
