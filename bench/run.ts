@@ -1,4 +1,4 @@
-// `npm run bench [-- --json] [--quick] [--only throughput,latency,...] [--no-metrics]`
+// `npm run bench [-- --json] [--quick] [--only throughput,latency,...,history] [--no-metrics]`
 //
 // Runs Pipewright's benchmark on this machine, each scenario against a fresh
 // cluster (database, server and worker processes), several times, and the
@@ -16,6 +16,7 @@ import postgres from "postgres";
 import { startEmbeddedPostgres } from "../server/store/embedded-postgres.js";
 import { freshDatabase } from "./processes.js";
 import { chain, fanout, latency, startCluster, throughput, type Cluster, type ClusterOptions } from "./scenarios.js";
+import { history } from "./history.js";
 import { median, round } from "./stats.js";
 
 const exec = promisify(execFile);
@@ -32,8 +33,8 @@ const only = argv
 const log = (line: string) => (json ? process.stderr : process.stdout).write(line + "\n");
 
 const N = quick
-  ? { throughput: 4000, latency: 100, chain: 50, fan1: 2000, fan2: 20000, repeat: 1, peerRepeat: 1 }
-  : { throughput: 20000, latency: 500, chain: 200, fan1: 10000, fan2: 100000, repeat: 3, peerRepeat: 3 };
+  ? { throughput: 4000, latency: 100, chain: 50, fan1: 2000, fan2: 20000, repeat: 1, peerRepeat: 1, history: 100_000 }
+  : { throughput: 20000, latency: 500, chain: 200, fan1: 10000, fan2: 100000, repeat: 3, peerRepeat: 3, history: 1_000_000 };
 const WORKER = { servers: 1, workers: 1, slots: 256 } satisfies ClusterOptions;
 
 type Figures = Record<string, number>;
@@ -111,6 +112,14 @@ async function main(): Promise<void> {
     const single = await scenario("replicas_1", { servers: 1, workers: 2, slots: 128 }, N.repeat, (c) => throughput(c, N.throughput));
     const three = await scenario("replicas_3", { servers: 3, workers: 2, slots: 128 }, N.repeat, (c) => throughput(c, N.throughput));
     results.replicas_ratio = { ratio: round(three.median.tasksPerSecond / single.median.tasksPerSecond, 2) };
+  }
+  if (want("history")) {
+    // The dashboard's runs page with N.history finished runs kept, beside the same page with 1,000.
+    const few = await history(adminUrl, 1000, "few");
+    log(`  history with ${few.runs} runs: ${JSON.stringify(few)}`);
+    const many = await history(adminUrl, N.history, "many");
+    log(`  history with ${many.runs} runs: ${JSON.stringify(many)}`);
+    results.history = { few, many, ratio: round(many.pageLoadMs / few.pageLoadMs, 2) };
   }
   await stopPg();
 

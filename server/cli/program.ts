@@ -11,6 +11,7 @@ import { Command, CommanderError, Option } from "commander";
 import {
   AdminService,
   CircuitState,
+  CountRunsResponseSchema,
   RunSchema,
   RunState,
   RunView,
@@ -161,6 +162,38 @@ function buildProgram(io: Io, exit: (code: number) => void): Command {
       }),
     );
   }
+
+  program
+    .command("resubmit")
+    .description("start a new run with the pipeline, name and run timeout of an existing run")
+    .argument("<run>", "the run id")
+    .option("--request-id <id>", "idempotency key of the new run (default: a new one)")
+    .addOption(address())
+    .addOption(output())
+    .action((runId: string, opts) =>
+      withClient(opts, async (client) => {
+        const { run } = await client.rpc.resubmitRun({ runId, requestId: opts.requestId ?? randomUUID() });
+        io.out(opts.output === "json" ? `${JSON.stringify(toJson(RunSchema, run!))}\n` : `${run!.id}\n`);
+      }),
+    );
+
+  program
+    .command("counts")
+    .description("how many runs are in each state (each count stops at 10,000)")
+    .addOption(address())
+    .addOption(output())
+    .action((opts) =>
+      withClient(opts, async (client) => {
+        const res = await client.rpc.countRuns({});
+        if (opts.output === "json") return io.out(`${JSON.stringify(toJson(CountRunsResponseSchema, res))}\n`);
+        io.out(
+          `${table(
+            ["STATE", "RUNS"],
+            res.counts.map((c) => [runStateName(c.state), `${c.count}${c.capped ? "+" : ""}`]),
+          )}\n`,
+        );
+      }),
+    );
 
   program
     .command("delete")

@@ -140,13 +140,20 @@ export interface ListFilter {
 
 /**
  * How many runs of `namespace` are in each of `states`, each counted up to
- * `limit` (one walk of runs_namespace_state per state, stopping at the cap).
+ * `limit`. One subquery per state with the state written as a literal: the
+ * planner then sees how many runs each state holds and walks
+ * runs_namespace_state for a rare one (stopping at the cap), where with the
+ * state as a parameter it scanned the whole table for each (460 ms with a
+ * million runs, against 3 ms).
  */
 export async function countRunsByState(sql: Sql, namespace: string, states: number[], limit: number): Promise<Map<number, number>> {
-  const rows = await sql<{ state: number; count: number }[]>`
-    select s.state, (select count(*) from (select 1 from runs where namespace = ${namespace} and state = s.state limit ${limit}) x)::int as count
-    from unnest(${states}::smallint[]) as s(state)`;
-  return new Map(rows.map((r) => [r.state, r.count]));
+  if (states.length === 0) return new Map();
+  const counts = states.map((state, i) => {
+    const count = sql`(select count(*) from (select 1 from runs where namespace = ${namespace} and state = ${code(sql, state)} limit ${limit}) x)::int`;
+    return i === 0 ? sql`${count} as ${sql(`s${state}`)}` : sql`, ${count} as ${sql(`s${state}`)}`;
+  });
+  const [row] = await sql<Record<string, number>[]>`select ${counts}`;
+  return new Map(states.map((state) => [state, row[`s${state}`]]));
 }
 
 export async function listRuns(sql: Sql, f: ListFilter): Promise<RunRow[]> {

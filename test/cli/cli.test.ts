@@ -150,6 +150,24 @@ describe("pipewright delete", () => {
   });
 });
 
+describe("pipewright resubmit and counts", () => {
+  it("resubmit starts a new run of the same pipeline and prints its id; counts shows each state", async () => {
+    const first = (await cli(["submit", file(PIPELINE), "--name", "twice"])).out.trim();
+    await ts.client().rpc.waitRun({ runId: first });
+    const second = (await cli(["resubmit", first])).out.trim();
+    expect(second).toMatch(/^[0-9a-f-]{36}$/);
+    expect(second).not.toBe(first);
+    const [a, b] = await Promise.all([first, second].map(async (runId) => (await ts.client().rpc.waitRun({ runId })).run!));
+    expect(b.name).toBe("twice");
+    expect(b.outcome).toEqual(a.outcome);
+    const counts = await cli(["counts"]);
+    expect(counts.out).toMatch(/^STATE\s+RUNS\n/);
+    expect(counts.out).toMatch(/\nsucceeded\s+\d+\n/);
+    expect(JSON.parse((await cli(["counts", "-o", "json"])).out).limit).toBe("10000");
+    expect((await cli(["resubmit", "00000000-0000-4000-8000-000000000000"])).code).toBe(EXIT.refused);
+  });
+});
+
 describe("pipewright workers, status, breakers", () => {
   it("workers lists the worker with its slots; status and breakers answer in table and JSON", async () => {
     const table = await cli(["workers"]);
