@@ -6,7 +6,7 @@
 // Events come in bursts (a 10,000-branch group sends tens of thousands): they are applied to a
 // Map at once and the page re-renders at most every RENDER_EVERY_MS, not once per event.
 
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import type { Run, StepStatus } from "../../../proto/gen/pipewright/v1/run_pb.js";
 import { RunView } from "../../../proto/gen/pipewright/v1/run_service_pb.js";
 import { callStream, callUnary } from "../api/gateway.js";
@@ -34,16 +34,18 @@ export function useRunWatch(connection: Connection, runId: string): LiveRun {
   const [steps] = useState(() => new Map<number, StepStatus>());
   const [version, setVersion] = useState(0);
   const [error, setError] = useState<unknown>();
+  // The run as last known, from the reads, the events and the actions' answers alike: one
+  // object, so an action's answer and a later event never show two different states.
+  const known = useRef<Run | undefined>(undefined);
 
   useEffect(() => {
     const controller = new AbortController();
     const { signal } = controller;
-    let current: Run | undefined;
     let renderTimer: ReturnType<typeof setTimeout> | undefined;
     const scheduleRender = () => {
       renderTimer ??= setTimeout(() => {
         renderTimer = undefined;
-        if (current) setRunState({ ...current } as Run);
+        if (known.current) setRunState({ ...known.current } as Run);
         setVersion((v) => v + 1);
       }, RENDER_EVERY_MS);
     };
@@ -51,7 +53,7 @@ export function useRunWatch(connection: Connection, runId: string): LiveRun {
     const follow = async () => {
       const { run: first } = await callUnary(connection, rpc.getRun, { runId, view: RunView.FULL }, signal);
       if (!first) return;
-      current = first;
+      known.current = first;
       for (const s of first.steps) steps.set(s.stepId, s);
       first.steps = [];
       setRunState({ ...first } as Run);
@@ -60,7 +62,7 @@ export function useRunWatch(connection: Connection, runId: string): LiveRun {
       // A finished run needs no watch, unless its full view left steps out.
       let watchOnce = first.stepsTruncated;
       let watched = false;
-      while (!signal.aborted && current && (watchOnce || !isFinished(current.state))) {
+      while (!signal.aborted && known.current && (watchOnce || !isFinished(known.current.state))) {
         watchOnce = false;
         watched = true;
         try {
@@ -69,7 +71,7 @@ export function useRunWatch(connection: Connection, runId: string): LiveRun {
             rpc.watchRun,
             { runId, afterSeq },
             ({ event }) => {
-              if (!event || !current) return;
+              if (!event || !known.current) return;
               // Events sharing a seq may be cut apart by a broken stream: resume one seq back.
               // Live-only events (progress) have seq 0 and do not move the position.
               if (event.seq > 0n) afterSeq = event.seq - 1n;
@@ -77,9 +79,9 @@ export function useRunWatch(connection: Connection, runId: string): LiveRun {
                 const s = event.kind.value;
                 steps.set(s.stepId, mergeStep(steps.get(s.stepId), s));
               } else if (event.kind.case === "run") {
-                current.state = event.kind.value.state;
-                if (event.kind.value.outcome) current.outcome = event.kind.value.outcome;
-                if (isFinished(current.state) && event.time) current.finishTime = event.time;
+                known.current.state = event.kind.value.state;
+                if (event.kind.value.outcome) known.current.outcome = event.kind.value.outcome;
+                if (isFinished(known.current.state) && event.time) known.current.finishTime = event.time;
               }
               scheduleRender();
             },
@@ -90,16 +92,16 @@ export function useRunWatch(connection: Connection, runId: string): LiveRun {
           if (signal.aborted) return;
           setError(err);
         }
-        if (current && !isFinished(current.state)) await new Promise((r) => setTimeout(r, REWATCH_DELAY_MS));
+        if (known.current && !isFinished(known.current.state)) await new Promise((r) => setTimeout(r, REWATCH_DELAY_MS));
       }
       // Finished while watched: the full view is final, and puts right anything the events left
       // out of order.
-      if (watched && !signal.aborted && current && isFinished(current.state)) {
+      if (watched && !signal.aborted && known.current && isFinished(known.current.state)) {
         const { run: last } = await callUnary(connection, rpc.getRun, { runId, view: RunView.FULL }, signal);
         if (last && !last.stepsTruncated) {
           for (const s of last.steps) steps.set(s.stepId, s);
           last.steps = [];
-          current = last;
+          known.current = last;
           scheduleRender();
         }
       }
@@ -118,7 +120,12 @@ export function useRunWatch(connection: Connection, runId: string): LiveRun {
     steps,
     version,
     error,
-    // An action's answer has no steps: the watched ones stay in `steps`.
-    setRun: (next) => setRunState({ ...next, steps: [] } as Run),
+    // An action's answer has no steps: the watched ones stay in `steps`. A late answer
+    // (CANCELLING) does not take back a state the events already finished (CANCELLED).
+    setRun: (next) => {
+      if (known.current && isFinished(known.current.state) && !isFinished(next.state)) return;
+      known.current = { ...next, steps: [] } as Run;
+      setRunState({ ...known.current } as Run);
+    },
   };
 }
