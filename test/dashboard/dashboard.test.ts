@@ -67,7 +67,7 @@ afterAll(async () => {
   await browser?.close();
 });
 
-/** Uncaught errors of the pages a test opened: each test ends asserting there were none. */
+/** Uncaught errors and CSP refusals of the pages a test opened: each test ends asserting there were none. */
 const pageErrors: string[] = [];
 afterEach(() => {
   const errors = pageErrors.splice(0);
@@ -80,6 +80,11 @@ async function openPage(contexts: BrowserContext[]): Promise<Page> {
   contexts.push(context);
   const page = await context.newPage();
   page.on("pageerror", (err) => pageErrors.push(err.message));
+  // The server sends a strict Content-Security-Policy: anything of the page it blocks is a bug.
+  // (Other console errors are expected: Chromium logs every 401 and 403 the tests provoke.)
+  page.on("console", (m) => {
+    if (m.type() === "error" && /Content Security Policy/i.test(m.text())) pageErrors.push(m.text());
+  });
   return page;
 }
 
