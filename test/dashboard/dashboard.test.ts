@@ -261,6 +261,20 @@ describe(`the dashboard, against a real server and worker${skipNote}`, () => {
     }
   });
 
+  it.skipIf(!!missing)("child pipelines 100 deep: drawn 40 levels down, the rest counted", async () => {
+    // deep(n) returns a child pipeline deep(n - 1) then add1: 100 levels, 201 task steps.
+    const run = await client.submit(t.deep.send(100), { name: "deep-children" });
+    expect((await run.wait()).state).toBe(RunState.SUCCEEDED);
+    const page = await openPage(contexts);
+    await page.goto(`${base}#/runs/${run.id}`);
+    const note = page.locator(".too-deep");
+    await note.waitFor({ timeout: 10_000 });
+    const drawn = await page.locator("li.step").count();
+    // Every step is either drawn or counted in the note.
+    expect(await note.textContent()).toBe(`… ${201 - drawn} more steps nested deeper than 40 levels: ${201 - drawn} SUCCEEDED`);
+    expect(drawn).toBeGreaterThan(40);
+  });
+
   it.skipIf(!!missing)(
     "a group of 10,000 branches renders collapsed with counts, and expands a window at a time without freezing the page",
     async () => {

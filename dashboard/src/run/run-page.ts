@@ -33,7 +33,7 @@ export function RunPage({ runId }: { runId: string }) {
           h(RunActions, { run, onRun: live.setRun }),
           h("h2", null, "Steps"),
           run.stepsTruncated ? h("p", { class: "note" }, "A very large run: its steps arrive from the watch stream.") : null,
-          h("div", { class: "tree" }, h(StepList, { steps: index.get(0) ?? [], index, now })),
+          h("div", { class: "tree" }, h(StepList, { steps: index.get(0) ?? [], index, now, depth: 0 })),
         ]
       : live.error
         ? null

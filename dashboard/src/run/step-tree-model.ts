@@ -23,6 +23,18 @@ export function indexChildren(steps: Iterable<StepStatus>): ChildIndex {
   return index;
 }
 
+/** `steps` and every step under them, walked without recursion (child pipelines nest thousands deep). */
+export function descendants(index: ChildIndex, steps: StepStatus[]): StepStatus[] {
+  const out: StepStatus[] = [];
+  const stack = [...steps];
+  while (stack.length) {
+    const s = stack.pop()!;
+    out.push(s);
+    for (const child of index.get(s.stepId) ?? []) stack.push(child);
+  }
+  return out;
+}
+
 /** One branch of a group: its index in the group and its (top-level) steps in order. */
 export interface Branch {
   index: number;

@@ -18,28 +18,46 @@ import { durationOf } from "../format/durations.js";
 import { STEP_STATE_ORDER, stepStateName, toneOfStep } from "../format/states.js";
 import { ErrorView } from "./error-view.js";
 import { ProgressBar } from "./progress-bar.js";
-import { branchesOf, branchState, countStates, isStage, stepLabel, type ChildIndex } from "./step-tree-model.js";
+import { branchesOf, branchState, countStates, descendants, isStage, stepLabel, type ChildIndex } from "./step-tree-model.js";
 
 /** Groups with up to this many branches open by themselves. */
 const OPEN_UP_TO = 10;
 /** Branches rendered per "show more". */
 const SHOWN_STEP = 100;
+/** Levels of nesting drawn; deeper steps are counted (40 levels already indent 800 px). */
+const MAX_DRAWN_DEPTH = 40;
 
 export interface TreeProps {
   index: ChildIndex;
+  /** How many containers (groups, DAGs, tasks with a child pipeline) the steps are inside. */
+  depth: number;
   /** The clock the durations of running steps are measured against (ticks while the run runs). */
   now: number;
 }
 
-export function StepList({ steps, index, now }: { steps: StepStatus[] } & TreeProps): JSX.Element {
+export function StepList({ steps, index, now, depth }: { steps: StepStatus[] } & TreeProps): JSX.Element {
+  // A recursion thousands of child pipelines deep would be as many nested components (and
+  // overflow the stack): past MAX_DRAWN_DEPTH the rest is counted, not drawn.
+  if (depth > MAX_DRAWN_DEPTH) {
+    const below = descendants(index, steps);
+    const byState = countStates(below, (x) => x.state);
+    return h(
+      "p",
+      { class: "note too-deep" },
+      `… ${below.length.toLocaleString("en")} more steps nested deeper than ${MAX_DRAWN_DEPTH} levels: `,
+      STEP_STATE_ORDER.filter((st) => byState.has(st))
+        .map((st) => `${byState.get(st)!.toLocaleString("en")} ${stepStateName(st)}`)
+        .join(", "),
+    );
+  }
   return h(
     "ul",
     { class: "steps" },
-    steps.map((step) => h(StepNode, { key: step.stepId, step, index, now })),
+    steps.map((step) => h(StepNode, { key: step.stepId, step, index, now, depth })),
   );
 }
 
-function StepNode({ step, index, now }: { step: StepStatus } & TreeProps): JSX.Element {
+function StepNode({ step, index, now, depth }: { step: StepStatus } & TreeProps): JSX.Element {
   const state = stepStateName(step.state);
   const children = index.get(step.stepId) ?? [];
   const started = step.state !== StepState.PENDING && step.state !== StepState.QUEUED;
@@ -62,7 +80,11 @@ function StepNode({ step, index, now }: { step: StepStatus } & TreeProps): JSX.E
       h("span", { class: "path mono" }, step.path),
     ),
     failed && step.error ? h(ErrorView, { error: step.error }) : null,
-    step.kind === StepKind.GROUP ? h(GroupBody, { group: step, children, index, now }) : children.length ? h(StepList, { steps: children, index, now }) : null,
+    step.kind === StepKind.GROUP
+      ? h(GroupBody, { group: step, children, index, now, depth: depth + 1 })
+      : children.length
+        ? h(StepList, { steps: children, index, now, depth: depth + 1 })
+        : null,
   );
 }
 
@@ -70,13 +92,13 @@ function kindName(kind: StepKind): string {
   return (StepKind[kind] ?? "step").toLowerCase().replace("_", " ");
 }
 
-function GroupBody({ group, children, index, now }: { group: StepStatus; children: StepStatus[] } & TreeProps): JSX.Element {
+function GroupBody({ group, children, index, now, depth }: { group: StepStatus; children: StepStatus[] } & TreeProps): JSX.Element {
   // A group split in stages (num_stages) has its stages as children, each a group of its own.
-  if (children.length && children.every(isStage)) return h(StepList, { steps: children, index, now });
-  return h(Branches, { key: group.stepId, children, index, now });
+  if (children.length && children.every(isStage)) return h(StepList, { steps: children, index, now, depth });
+  return h(Branches, { key: group.stepId, children, index, now, depth });
 }
 
-function Branches({ children, index, now }: { children: StepStatus[] } & TreeProps): JSX.Element {
+function Branches({ children, index, now, depth }: { children: StepStatus[] } & TreeProps): JSX.Element {
   const branches = branchesOf(children);
   const [expanded, setExpanded] = useState<boolean>(branches.length <= OPEN_UP_TO);
   const [shown, setShown] = useState(SHOWN_STEP);
@@ -114,7 +136,7 @@ function Branches({ children, index, now }: { children: StepStatus[] } & TreePro
                 "li",
                 { key: b.index, class: "branch", "data-branch": b.index },
                 h("span", { class: "branch-name" }, `branch ${b.index}`),
-                h(StepList, { steps: b.steps, index, now }),
+                h(StepList, { steps: b.steps, index, now, depth }),
               ),
             ),
         )
