@@ -104,13 +104,38 @@ module.exports = {
       to: { path: "^server/" },
     },
     {
+      name: "dashboard-depends-only-on-protocol",
+      comment:
+        "dashboard/ is the web page the server serves: it talks to the server through the same " +
+        "API as any client (the JSON gateway) and may import only the protocol package (the " +
+        "generated messages) and npm packages. Server, client or worker code in the bundle " +
+        "would ship Node-only code to the browser and tie the page to internals.",
+      severity: "error",
+      from: { path: "^dashboard/" },
+      to: {
+        pathNot: `^(dashboard|proto)/|${NODE_MODULES}`,
+        dependencyTypesNot: ["core"],
+        couldNotResolve: false, // reported by no-unresolvable
+      },
+    },
+    {
+      name: "dashboard-runs-in-the-browser",
+      comment:
+        "dashboard/src/ runs in the browser, where node builtins do not exist: an import of " +
+        "one would break the page at load (only the build's vite.config.ts, outside src/, runs " +
+        "on Node).",
+      severity: "error",
+      from: { path: "^dashboard/src/" },
+      to: { dependencyTypes: ["core"] },
+    },
+    {
       name: "no-cycles",
       comment:
         "No circular imports in the packages, type-only ones included (see the header): a cycle " +
         "means modules that cannot be loaded, tested or moved one without the other, and ES " +
         "module cycles give `undefined` bindings depending on which module loads first.",
       severity: "error",
-      from: { path: "^(proto|client|worker-sdk|server)/" },
+      from: { path: "^(proto|client|worker-sdk|server|dashboard)/" },
       to: { circular: true },
     },
     {
@@ -120,7 +145,7 @@ module.exports = {
         "accident: an import that resolves to nothing (a misspelt path, a broken tsconfig " +
         "paths mapping) is matched by none of them.",
       severity: "error",
-      from: { path: "^(proto|client|worker-sdk|server)/" },
+      from: { path: "^(proto|client|worker-sdk|server|dashboard)/" },
       to: { couldNotResolve: true },
     },
   ],

@@ -2,7 +2,7 @@
 //
 // Why it exists: CI reads the closing line of a run to know how many tests passed and failed,
 // and vitest prints no such line of its own. This script runs every check in order (proto lint,
-// proto breaking changes, generated-code freshness, typecheck, vitest), keeps going after a
+// proto breaking changes, generated-code freshness, typecheck, dashboard build, vitest), keeps going after a
 // failed stage so one run shows everything, and ends with exactly one line `N passed, N failed`.
 // A failed stage counts as one failed test. Exit code 0 only when nothing failed and at least
 // one test ran. Extra arguments go to vitest: `npm test -- test/core`.
@@ -87,6 +87,11 @@ const stages = [
   ["buf breaking --against proto/baseline.binpb", async () => (await run(bin("buf"), ["breaking", "--against", "proto/baseline.binpb"])) === 0],
   ["generated code is fresh (buf generate vs proto/gen)", checkGenerated],
   ["tsc --noEmit -p tsconfig.json", async () => (await run(bin("tsc"), ["--noEmit", "-p", "tsconfig.json"])) === 0],
+  // The dashboard runs in the browser (DOM types, no Node types): its own tsconfig.
+  ["tsc --noEmit -p dashboard/tsconfig.json", async () => (await run(bin("tsc"), ["--noEmit", "-p", "dashboard/tsconfig.json"])) === 0],
+  // Builds dashboard/dist/ (not committed), which the server serves on --dashboard-address and
+  // test/dashboard/ drives in a browser: before the tests, so they see the sources of this tree.
+  ["dashboard build (npm run dashboard:build)", async () => (await run("npm", ["run", "--silent", "dashboard:build"])) === 0],
   // The rules and the folders cruised are in .dependency-cruiser.cjs and the lint:deps script;
   // each violation is printed with the rule's reason, and depcruise exits non-zero on any.
   ["import boundaries (npm run lint:deps)", async () => (await run("npm", ["run", "--silent", "lint:deps"])) === 0],

@@ -12,7 +12,7 @@ import extractDepcruiseOptions from "dependency-cruiser/config-utl/extract-depcr
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const root = path.resolve(import.meta.dirname, "../..");
-const PACKAGE_FOLDERS = ["proto", "client", "worker-sdk", "server"];
+const PACKAGE_FOLDERS = ["proto", "client", "worker-sdk", "server", "dashboard"];
 
 let config: ICruiseOptions;
 beforeAll(async () => {
@@ -71,6 +71,7 @@ const ENTRY_POINTS: Tree = {
   "worker-sdk/index.ts": EMPTY,
   "worker-sdk/testing.ts": EMPTY,
   "server/index.ts": EMPTY,
+  "dashboard/src/main.ts": EMPTY,
   // An npm package, so that "npm packages are allowed" is checked too.
   "node_modules/some-npm-package/package.json": JSON.stringify({ name: "some-npm-package", version: "1.0.0", main: "index.js" }),
   "node_modules/some-npm-package/index.js": "exports.x = 1;\n",
@@ -120,6 +121,14 @@ const cases: { rule: string; tree: Tree }[] = [
     tree: { "worker-sdk/a.ts": `import { x } from "../server/index.js";\nexport const a = x;\n` },
   },
   {
+    rule: "dashboard-depends-only-on-protocol",
+    tree: { "dashboard/src/a.ts": `import { x } from "@pipewright/client";\nexport const a = x;\n` },
+  },
+  {
+    rule: "dashboard-runs-in-the-browser",
+    tree: { "dashboard/src/a.ts": `import { readFileSync } from "node:fs";\nexport const a = readFileSync;\n` },
+  },
+  {
     // Type-only on one side: type-only imports count.
     rule: "no-cycles",
     tree: {
@@ -144,6 +153,8 @@ const ALLOWED: Tree = {
   "server/observe/a.ts": `import { x } from "@pipewright/protocol";\nimport { x as y } from "some-npm-package";\nimport { hrtime } from "node:process";\nexport const o = [x, y, hrtime];\n`,
   "client/a.ts": `import { x } from "@pipewright/protocol";\nimport { x as y } from "some-npm-package";\nexport const c = [x, y];\n`,
   "worker-sdk/a.ts": `import { x } from "@pipewright/client";\nimport { x as y } from "@pipewright/protocol";\nexport const w = [x, y];\n`,
+  "dashboard/src/a.ts": `import { x } from "../../proto/index.js";\nimport { x as y } from "some-npm-package";\nexport const d = [x, y];\n`,
+  "dashboard/vite.config.ts": `import { fileURLToPath } from "node:url";\nexport const v = fileURLToPath;\n`,
 };
 
 describe("each rule fires on a tree that breaks it, and only that rule", () => {

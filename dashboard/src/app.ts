@@ -1,0 +1,49 @@
+// The page: header (navigation, token, namespace) and the view the hash names.
+
+import { h } from "preact";
+import { useState } from "preact/hooks";
+import { loadConnection, saveConnection, type Connection } from "./api/connection.js";
+import { ConnectionBar } from "./connection-bar.js";
+import { ConnectionContext } from "./connection-context.js";
+import { RunPage } from "./run/run-page.js";
+import { RunsPage } from "./runs/runs-page.js";
+import { useRoute, type Route } from "./use-route.js";
+import { WorkersPage } from "./workers/workers-page.js";
+
+export function App() {
+  const route = useRoute();
+  const [connection, setConnection] = useState<Connection>(loadConnection);
+  const change = (c: Connection) => {
+    saveConnection(c);
+    setConnection(c);
+  };
+  return h(
+    ConnectionContext.Provider,
+    { value: connection },
+    h(
+      "header",
+      null,
+      h("strong", { class: "brand" }, "Pipewright"),
+      h(
+        "nav",
+        null,
+        h("a", { href: "#/runs", class: route.view !== "workers" ? "current" : "" }, "Runs"),
+        h("a", { href: "#/workers", class: route.view === "workers" ? "current" : "" }, "Workers"),
+      ),
+      h(ConnectionBar, { connection, onChange: change }),
+    ),
+    h("main", null, view(route, connection)),
+  );
+}
+
+function view(route: Route, connection: Connection) {
+  switch (route.view) {
+    case "run":
+      // Keyed by what it watches with: a new token or namespace starts a new watch.
+      return h(RunPage, { key: `${route.runId} ${connection.token} ${connection.namespace}`, runId: route.runId });
+    case "workers":
+      return h(WorkersPage, null);
+    case "runs":
+      return h(RunsPage, null);
+  }
+}
