@@ -3,6 +3,7 @@
 // (json-gateway.ts). One process, no CDN: the page and the API come from the
 // same origin, under the same TLS and tokens as the gRPC port.
 
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import type http from "node:http";
 import path from "node:path";
@@ -13,8 +14,15 @@ import type { ServerTls } from "../tls.js";
 
 export type DashboardEndpoint = HttpPort;
 
-/** Where `npm run dashboard:build` writes the page (the repository's dashboard/dist). */
-export const DASHBOARD_DIR = fileURLToPath(new URL("../../dashboard/dist/", import.meta.url));
+/**
+ * Where the built page is: beside the compiled server in the installed package
+ * (dist/dashboard, copied there by the package's build), or where `npm run
+ * dashboard:build` writes it in the repository (dashboard/dist).
+ */
+export const DASHBOARD_DIR =
+  [new URL("../dashboard/", import.meta.url), new URL("../../dashboard/dist/", import.meta.url)]
+    .map((u) => fileURLToPath(u))
+    .find((dir) => existsSync(path.join(dir, "index.html"))) ?? fileURLToPath(new URL("../../dashboard/dist/", import.meta.url));
 
 const TYPES: Record<string, string> = {
   ".html": "text/html; charset=utf-8",

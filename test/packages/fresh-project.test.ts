@@ -96,6 +96,7 @@ describe("the packages, installed from their tarballs into new projects", () => 
       const entries = stdout.trim().split("\n");
       expect(entries, name).toContain("package/dist/index.js");
       expect(entries, name).toContain("package/dist/index.d.ts");
+      if (name === "@pipewright/server") expect(entries, name).toContain("package/dist/dashboard/index.html");
       expect(
         entries.filter((e) => /\.test\.|\/test\/|\/bench\/|\.ts$/.test(e) && !e.endsWith(".d.ts")),
         name,
@@ -123,15 +124,23 @@ describe("the packages, installed from their tarballs into new projects", () => 
 
   it("pipewright server, a worker, a client, the local runner and the CLI all work with plain node", async () => {
     address = `127.0.0.1:${await freePort()}`;
+    const dashboard = `127.0.0.1:${await freePort()}`;
     const server = spawn(
       process.execPath,
-      [path.join("node_modules", ".bin", "pipewright"), "server", "--address", address, "--data-dir", path.join(dir, "db")],
+      [path.join("node_modules", ".bin", "pipewright"), "server", "--address", address, "--data-dir", path.join(dir, "db"), "--dashboard-address", dashboard],
       { cwd: app, stdio: ["ignore", "pipe", "pipe"] },
     );
     children.push(server);
     server.stdout!.on("data", (d) => (serverOutput += d));
     server.stderr!.on("data", (d) => (serverOutput += d));
     await until("the server listens", () => /pipewright listening on/.test(serverOutput), 90_000);
+    // The dashboard ships inside the server package: its page and the assets the page names.
+    const page = await fetch(`http://${dashboard}/`);
+    expect(page.status, serverOutput).toBe(200);
+    const html = await page.text();
+    const assets = [...html.matchAll(/(?:src|href)="\.?\/?(assets\/[^"]+)"/g)].map((m) => m[1]);
+    expect(assets.length).toBeGreaterThan(0);
+    for (const a of assets) expect((await fetch(`http://${dashboard}/${a}`)).status, a).toBe(200);
 
     // The README's Quick start files, exactly as written there.
     for (const [file, text] of readmeFiles()) writeFileSync(path.join(app, file), text);
