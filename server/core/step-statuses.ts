@@ -57,6 +57,7 @@ export function stepStatuses(graph: RunGraph, live: LiveState = { running: new S
     // Past a quarter of the budget, errors are listed compact (type, message cut; no stack, details or causes).
     if (s.error && used > budget / 4) s.error = compactError(s.error);
     used += 48 + s.path.length + s.task.length + s.displayName.length + s.dagNodeId.length + (s.error ? valueStats(s.error).bytes : 0);
+    for (const d of s.dagDependsOn) used += 2 + d.length;
     if (used > budget) return { steps, truncated: true };
     steps.push(s);
   }
@@ -80,6 +81,7 @@ export function stepStatusOf(graph: RunGraph, id: number, live: LiveState = { ru
   // A queued attempt has not started: it is not counted, and a step none of whose attempts started has no start time.
   const attempts = isTask ? step.attempts - (state === StepState.QUEUED ? 1 : 0) : 0;
   const started = step.startedAt !== undefined && !(isTask && attempts === 0 && state === StepState.QUEUED);
+  const dagNode = isTask && step.role === "dag_node" ? (graph.steps[step.dag!] as DagStep).spec.nodes[step.index] : undefined;
   return create(StepStatusSchema, {
     stepId: id,
     path: graph.pathOf(step),
@@ -92,7 +94,8 @@ export function stepStatusOf(graph: RunGraph, id: number, live: LiveState = { ru
     finishTime: step.finishedAt !== undefined ? timestampFromMs(step.finishedAt) : undefined,
     error: step.error && (step.status === "failed" || step.status === "cancelled") ? step.error : undefined,
     parentStepId: step.parentStep,
-    dagNodeId: isTask && step.role === "dag_node" ? (graph.steps[step.dag!] as DagStep).spec.nodes[step.index].id : "",
+    dagNodeId: dagNode?.id ?? "",
+    dagDependsOn: dagNode?.dependsOn ?? [],
     progress: state === StepState.RUNNING ? live.progress?.get(id) : undefined,
     waitingReason: isTask && state === StepState.QUEUED ? (live.waitingReason?.(step) ?? "") : "",
   });

@@ -4,7 +4,7 @@
 
 import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
-import { branchesOf, branchState, mergeStep } from "../../dashboard/src/run/step-tree-model.js";
+import { branchesOf, branchState, mergeStep, stepLabel } from "../../dashboard/src/run/step-tree-model.js";
 import { StepKind, StepState, StepStatusSchema, type StepStatus } from "../../proto/gen/pipewright/v1/run_pb.js";
 import { ValueSchema } from "../../proto/gen/pipewright/v1/value_pb.js";
 
@@ -58,5 +58,14 @@ describe("branchesOf and branchState", () => {
     expect(of(StepState.SUCCEEDED, StepState.SKIPPED)).toBe(StepState.SUCCEEDED);
     expect(of(StepState.PENDING, StepState.PENDING)).toBe(StepState.PENDING);
     expect(of(StepState.SKIPPED)).toBe(StepState.SKIPPED);
+  });
+});
+
+describe("stepLabel", () => {
+  it("names a DAG node by its id and task, and the nodes it waits for", () => {
+    const node = (dagNodeId: string, dagDependsOn: string[]) =>
+      create(StepStatusSchema, { stepId: 3, path: "steps[0].dag.nodes[1]", kind: StepKind.DAG_NODE, task: "echo", dagNodeId, dagDependsOn });
+    expect(stepLabel(node("load", []))).toBe("load: echo");
+    expect(stepLabel(node("report", ["load", "clean"]))).toBe("report: echo ← load, clean");
   });
 });

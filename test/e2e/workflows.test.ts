@@ -39,6 +39,13 @@ describe("DAG monitoring", () => {
       good: ["SUCCEEDED", 1],
       "downstream-of-good": ["SUCCEEDED", 1],
     });
+    // Each node names what it waits for: the graph can be drawn from the run's status alone.
+    expect(Object.fromEntries(Object.entries(nodes).map(([id, s]) => [id, s.dagDependsOn]))).toEqual({
+      "flaky-then-fails": [],
+      "downstream-of-bad": ["flaky-then-fails"],
+      good: [],
+      "downstream-of-good": ["good"],
+    });
     expect(nodes["flaky-then-fails"].error?.type).toBe("Flaky");
     expect(nodes.good.startTime).toBeDefined();
     expect(nodes.good.finishTime).toBeDefined();

@@ -95,7 +95,7 @@ export function stepLabel(s: StepStatus): string {
     case StepKind.DAG:
       return "dag";
     case StepKind.DAG_NODE:
-      return `${s.dagNodeId}: ${s.displayName || s.task}`;
+      return `${s.dagNodeId}: ${s.displayName || s.task}${s.dagDependsOn.length ? ` ← ${s.dagDependsOn.join(", ")}` : ""}`;
     case StepKind.EXCEPTIONALLY:
       return `${s.displayName || s.task} (exceptionally)`;
     case StepKind.FINALLY:
