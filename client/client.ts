@@ -2,7 +2,7 @@
 // control runs.
 
 import { randomUUID } from "node:crypto";
-import { durationFromMs } from "@bufbuild/protobuf/wkt";
+import { durationFromMs, timestampFromDate, type Duration, type Timestamp } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
 import { context, SpanKind, SpanStatusCode, trace, type Span } from "@opentelemetry/api";
 import { RunState, type Run, type RunEvent } from "@pipewright/protocol";
@@ -20,8 +20,20 @@ export interface SubmitOptions {
   requestId?: string;
   /** Display name of the run. */
   name?: string;
-  /** Fail the run if it has not finished this long after submission. */
+  /** Fail the run if it has not finished this long after it started. */
   runTimeoutMs?: number;
+  /** Delayed start: nothing of the run is dispatched before this time (at most 366 days ahead). */
+  startAt?: Date;
+  /** Delayed start: this many milliseconds after submission. Give startAt or startDelayMs, not both. */
+  startDelayMs?: number;
+}
+
+/** The start fields of a submit request from its options. */
+function startFields(o: SubmitOptions): { startTime?: Timestamp; startDelay?: Duration } {
+  return {
+    startTime: o.startAt ? timestampFromDate(o.startAt) : undefined,
+    startDelay: o.startDelayMs !== undefined ? durationFromMs(o.startDelayMs) : undefined,
+  };
 }
 
 export interface ClientOptions {
@@ -91,6 +103,7 @@ export class PipewrightClient {
             pipeline: pipeline.toProto(),
             name: options.name ?? "",
             runTimeout: options.runTimeoutMs ? durationFromMs(options.runTimeoutMs) : undefined,
+            ...startFields(options),
           },
           { metadata },
         ),
@@ -111,6 +124,7 @@ export class PipewrightClient {
               pipeline: p.toProto(),
               name: options.name ?? "",
               runTimeout: options.runTimeoutMs ? durationFromMs(options.runTimeoutMs) : undefined,
+              ...startFields(options),
             })),
           },
           { metadata },

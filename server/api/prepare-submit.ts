@@ -1,6 +1,7 @@
 // Checks a SubmitRunRequest and turns it into what the engine persists.
 // Every problem is reported at once, each with its field path.
 
+import { durationMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { DEFAULT_NAMESPACE } from "@pipewright/protocol";
 import { createHash } from "node:crypto";
 import { toBinary } from "@bufbuild/protobuf";
@@ -58,6 +59,7 @@ export async function prepareSubmits(
       spec: (bytes && fieldBytes(bytes, PIPELINE_FIELD)[0]) || toBinary(PipelineSchema, pipeline),
       taskCount,
       runTimeoutMs: optionalMs(r.runTimeout) ?? 0,
+      startAt: startAtOf(r, Date.now()),
     };
   });
 }
@@ -67,11 +69,39 @@ async function checkRequest(r: SubmitRunRequest, prefix: string, out: Violation[
     out.push({ field: `${prefix}request_id`, description: `must be at most ${MAX_ID_LENGTH} characters, got ${r.requestId.length}` });
   if (r.name.length > MAX_ID_LENGTH) out.push({ field: `${prefix}name`, description: `must be at most ${MAX_ID_LENGTH} characters, got ${r.name.length}` });
   checkDuration(r.runTimeout, `${prefix}run_timeout`, out);
+  checkStart(r, prefix, out);
   if (!r.pipeline) {
     out.push({ field: `${prefix}pipeline`, description: "must be set: the pipeline to run" });
     return;
   }
   pushAll(out, await validatePipelineInSlices(r.pipeline, "root", `${prefix}pipeline`, pauseForOthers));
+}
+
+/** How far ahead a run may be started (start_time, start_delay): a year and a day. */
+export const MAX_START_AHEAD_MS = 366 * 24 * 3600_000;
+
+function checkStart(r: SubmitRunRequest, prefix: string, out: Violation[]): void {
+  if (r.startTime && r.startDelay) {
+    out.push({ field: `${prefix}start_time`, description: "set start_time or start_delay, not both" });
+    return;
+  }
+  if (r.startDelay) {
+    const before = out.length;
+    checkDuration(r.startDelay, `${prefix}start_delay`, out);
+    if (out.length === before && durationMs(r.startDelay) > MAX_START_AHEAD_MS)
+      out.push({ field: `${prefix}start_delay`, description: `must be at most 366 days, got ${r.startDelay.seconds}s` });
+  }
+  if (r.startTime) {
+    const t = r.startTime;
+    if (t.nanos < 0 || t.nanos > 999_999_999 || t.seconds < 0n) out.push({ field: `${prefix}start_time`, description: "must be a valid time after 1970" });
+    else if (timestampMs(t) > Date.now() + MAX_START_AHEAD_MS) out.push({ field: `${prefix}start_time`, description: "must be at most 366 days ahead" });
+  }
+}
+
+/** When a valid request's run starts (ms since the epoch); undefined: at once. A time already past starts it at once. */
+export function startAtOf(r: SubmitRunRequest, now: number): number | undefined {
+  const at = r.startTime ? timestampMs(r.startTime) : r.startDelay ? now + durationMs(r.startDelay) : undefined;
+  return at !== undefined && at > now ? at : undefined;
 }
 
 // Field numbers of the received bytes this file reads without decoding them again (from the schema, never by hand).

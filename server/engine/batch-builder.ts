@@ -100,7 +100,9 @@ export class BatchBuilder {
           requestId: p.requestId,
           name: p.name,
           createdAt,
-          deadline: p.runTimeoutMs > 0 ? createdAt + p.runTimeoutMs : undefined,
+          startAt: startOf(p, createdAt),
+          // The run timeout counts from the start (a delayed run is not timed out while it waits to begin).
+          deadline: p.runTimeoutMs > 0 ? startOf(p, createdAt) + p.runTimeoutMs : undefined,
           machine,
           lastSeq: 0,
         });
@@ -120,8 +122,8 @@ export class BatchBuilder {
         run.trace = startRunTrace(this.tracer, p.traceParent, { uid: run.uid, name: p.name, taskCount: p.taskCount }, run.createdAt);
         this.registry.creating(run);
         batch.lock(`uid:${run.uid}`); // a control for it waits for this batch (see orderKey)
-        if (p.started) await this.recordInSlices(run, p.started.effects, batch, run.createdAt);
-        else this.apply(run, { type: "start", at: run.createdAt }, batch, 0);
+        if (p.started) await this.recordInSlices(run, p.started.effects, batch, run.startAt);
+        else this.apply(run, { type: "start", at: run.startAt }, batch, 0);
         const m = run.machine;
         const r = m.result;
         batch.newRuns.push({
@@ -129,6 +131,7 @@ export class BatchBuilder {
           row: {
             uid: run.uid,
             namespace: run.namespace,
+            startAt: run.startAt > run.createdAt ? new Date(run.startAt) : null,
             requestId: p.requestId || null,
             requestHash: p.requestHash,
             name: p.name,
@@ -391,4 +394,9 @@ function finishedInput(res: TaskResult, step: number, at: number): RunInput {
 function sameBytes(a: Uint8Array | null, b: Uint8Array | null): boolean {
   if (!a || !b) return a === b || (!a?.length && !b?.length);
   return Buffer.from(a).equals(Buffer.from(b));
+}
+
+/** When a submitted run starts: its creation, or its delayed start when that is later. */
+export function startOf(p: Pick<PreparedSubmit, "startAt">, createdAt: number): number {
+  return p.startAt !== undefined && p.startAt > createdAt ? p.startAt : createdAt;
 }

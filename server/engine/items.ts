@@ -19,6 +19,8 @@ export interface PreparedSubmit {
   spec: Uint8Array;
   taskCount: number;
   runTimeoutMs: number;
+  /** Delayed start (ms since the epoch): nothing of the run is dispatched before. Unset: at once. */
+  startAt?: number;
   /** The submit's span context: the run's span is its child (observe/tracing.ts). */
   traceParent?: Context;
   /** A big run's machine, built and started before its batch (see RunEngine.submit). */

@@ -15,6 +15,8 @@ export interface OwnedRun {
   requestId: string;
   name: string;
   createdAt: number;
+  /** When it starts: its creation, or later for a delayed start (SubmitRunRequest.start_time). */
+  startAt: number;
   deadline?: number;
   machine: RunMachine;
   nextSeq: number;
@@ -34,7 +36,7 @@ export interface OwnedRun {
 
 /** A run as its row and log say (`lastSeq`: its last event's seq; 0 for a new run). */
 export function ownedRun(
-  fields: Pick<OwnedRun, "id" | "uid" | "namespace" | "requestId" | "name" | "createdAt" | "deadline" | "machine"> & { lastSeq: number },
+  fields: Pick<OwnedRun, "id" | "uid" | "namespace" | "requestId" | "name" | "createdAt" | "startAt" | "deadline" | "machine"> & { lastSeq: number },
 ): OwnedRun {
   // A literal with every field, in one order: all runs share one hidden class. Built with
   // rest and spread instead, runs came out in V8's slow dictionary mode, and every access to
@@ -46,6 +48,7 @@ export function ownedRun(
     requestId: fields.requestId,
     name: fields.name,
     createdAt: fields.createdAt,
+    startAt: fields.startAt,
     deadline: fields.deadline,
     machine: fields.machine,
     nextSeq: fields.lastSeq + 1,

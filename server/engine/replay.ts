@@ -13,7 +13,7 @@ import { eventsOf, runFromRow } from "./run-views.js";
 /** Rebuilds a run's machine from its row and stored events. */
 export function replay(row: RunRow, events: StoredEvent[], config: MachineConfig): RunMachine {
   const machine = new RunMachine(fromBinary(PipelineSchema, row.spec), config);
-  machine.apply({ type: "start", at: row.created_at.getTime() });
+  machine.apply({ type: "start", at: startedAt(row) });
   for (const e of events) machine.apply(decodeEvent(e));
   return machine;
 }
@@ -29,8 +29,8 @@ export function historyEvents(row: RunRow, events: StoredEvent[], config: Machin
   let seq = 0;
   try {
     const machine = new RunMachine(fromBinary(PipelineSchema, row.spec), config);
-    machine.apply({ type: "start", at: row.created_at.getTime() });
-    pushAll(out, eventsOf(row.uid, machine, 0, row.created_at.getTime(), before));
+    machine.apply({ type: "start", at: startedAt(row) });
+    pushAll(out, eventsOf(row.uid, machine, 0, startedAt(row), before));
     before = machine.runState;
     for (const e of events) {
       const input = decodeEvent(e);
@@ -47,4 +47,9 @@ export function historyEvents(row: RunRow, events: StoredEvent[], config: Machin
     out.push(create(RunEventSchema, { runId: row.uid, seq: BigInt(seq + 1), kind: { case: "run", value: { state: view.state, outcome: view.outcome } } }));
   }
   return out;
+}
+
+/** When the run started: its creation, or its delayed start. */
+export function startedAt(row: Pick<RunRow, "created_at" | "start_at">): number {
+  return (row.start_at ?? row.created_at).getTime();
 }

@@ -19,6 +19,7 @@
 //   deadlines.ts      run deadlines and waits for a worker
 //   ports.ts          what the engine and the dispatcher exchange
 
+import { startOf } from "./batch-builder.js";
 import type { Tracer } from "@opentelemetry/api";
 import type { Run, RunEvent } from "@pipewright/protocol";
 import type { TimeoutDefaults } from "../core/assignment-codec.js";
@@ -217,7 +218,7 @@ export class RunEngine {
     for (const p of batch) {
       if (p.taskCount < START_APART_TASKS || p.started) continue;
       const createdAt = Date.now();
-      p.started = { ...(await RunMachine.start(p.pipeline, this.config.machine, createdAt, pauseForOthers)), createdAt };
+      p.started = { ...(await RunMachine.start(p.pipeline, this.config.machine, startOf(p, createdAt), pauseForOthers)), createdAt };
     }
     return new Promise((resolve, reject) => this.committer.add({ kind: "submit", batch, resolve, reject }));
   }

@@ -15,7 +15,7 @@ import * as queue from "../store/task-queue.js";
 import { armRunDeadline } from "./deadlines.js";
 import { internalError } from "./internal-error.js";
 import { ownedRun, type OwnedRun } from "./owned-run.js";
-import { replay } from "./replay.js";
+import { replay, startedAt } from "./replay.js";
 import { encodeOutcome, runFromMachine, runFromRow } from "./run-views.js";
 import { UnsureCommits } from "./unsure-commits.js";
 import { loadEvents, type StoredEvent } from "../store/run-events.js";
@@ -217,6 +217,7 @@ export class RunRegistry {
         requestId: row.request_id ?? "",
         name: row.name,
         createdAt: row.created_at.getTime(),
+        startAt: startedAt(row),
         deadline: row.deadline?.getTime(),
         machine,
         lastSeq,

@@ -22,6 +22,7 @@ import type { RunRow } from "../store/run-store.js";
 export interface RunIdentity {
   uid: string;
   namespace: string;
+  startAt: number;
   requestId: string;
   name: string;
   createdAt: number;
@@ -57,6 +58,7 @@ export function runFromMachine(id: RunIdentity, machine: RunMachine, steps?: Ste
     outcome: r ? outcomeMessage(r.outcome) : undefined,
     finalState: r?.finalState,
     createTime: timestampFromMs(id.createdAt),
+    startTime: id.startAt > id.createdAt ? timestampFromMs(id.startAt) : undefined,
     finishTime: machine.finishedAt !== undefined ? timestampFromMs(machine.finishedAt) : undefined,
     steps: steps?.steps ?? [],
     stepsTruncated: steps?.truncated ?? false,
@@ -75,6 +77,7 @@ export function runFromRow(row: RunRow, steps?: StepList): Run {
     outcome: row.outcome?.length ? fromBinary(OutcomeSchema, row.outcome) : undefined,
     finalState: row.final_state?.length ? fromBinary(ValueSchema, row.final_state) : undefined,
     createTime: timestampFromMs(row.created_at.getTime()),
+    startTime: row.start_at ? timestampFromMs(row.start_at.getTime()) : undefined,
     finishTime: row.finished_at ? timestampFromMs(row.finished_at.getTime()) : undefined,
     steps: steps?.steps ?? [],
     stepsTruncated: steps?.truncated ?? false,

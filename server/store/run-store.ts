@@ -16,6 +16,8 @@ function active(sql: Sql | Tx): Fragment {
 export interface NewRun {
   uid: string;
   namespace: string;
+  /** A delayed start; null: it started when created. */
+  startAt: Date | null;
   requestId: string | null;
   requestHash: Uint8Array | null;
   name: string;
@@ -48,6 +50,7 @@ export interface RunRow {
   id: number;
   uid: string;
   namespace: string;
+  start_at: Date | null;
   request_id: string | null;
   name: string;
   state: number;
@@ -64,7 +67,7 @@ export interface RunRow {
 }
 
 const RUN_COLUMNS =
-  "id, uid, namespace, request_id, name, state, spec, created_at, deadline, finished_at, outcome, final_state, task_count, owner_id, traceparent, tracestate";
+  "id, uid, namespace, start_at, request_id, name, state, spec, created_at, deadline, finished_at, outcome, final_state, task_count, owner_id, traceparent, tracestate";
 
 /** The runs that already hold these request ids, each in its namespace. */
 export async function findByRequestIds(sql: Sql | Tx, keys: { namespace: string; requestId: string }[]): Promise<ExistingRun[]> {
@@ -216,6 +219,7 @@ export function insertRuns(sql: Sql | Tx, runs: NewRunRow[], owner: string): Fra
     runs.map((r) => ({
       u: r.uid,
       ns: r.namespace,
+      sa: r.startAt?.getTime() ?? null,
       rq: r.requestId,
       rh: base64(r.requestHash),
       n: r.name,
@@ -233,10 +237,10 @@ export function insertRuns(sql: Sql | Tx, runs: NewRunRow[], owner: string): Fra
   );
   const ms = (column: string) => msToTimestamp(sql, column);
   return sql`
-    insert into runs (uid, namespace, request_id, request_hash, name, state, spec, created_at, deadline, finished_at, outcome, final_state, task_count, owner_id, traceparent, tracestate)
-    select n.u, n.ns, n.rq, decode(n.rh, 'base64'), n.n, n.st, decode(n.sp, 'base64'), ${ms("n.ca")}, ${ms("n.dl")}, ${ms("n.fa")},
+    insert into runs (uid, namespace, start_at, request_id, request_hash, name, state, spec, created_at, deadline, finished_at, outcome, final_state, task_count, owner_id, traceparent, tracestate)
+    select n.u, n.ns, ${ms("n.sa")}, n.rq, decode(n.rh, 'base64'), n.n, n.st, decode(n.sp, 'base64'), ${ms("n.ca")}, ${ms("n.dl")}, ${ms("n.fa")},
            decode(n.o, 'base64'), decode(n.fs, 'base64'), n.tc, ${owner}::uuid, n.tp, n.ts
-    from json_to_recordset(${json}::text::json) as n(u uuid, ns text, rq text, rh text, n text, st smallint, sp text, ca float8, dl float8, fa float8, o text, fs text, tc integer, tp text, ts text)
+    from json_to_recordset(${json}::text::json) as n(u uuid, ns text, sa float8, rq text, rh text, n text, st smallint, sp text, ca float8, dl float8, fa float8, o text, fs text, tc integer, tp text, ts text)
     on conflict (namespace, request_id) do nothing
     returning id, uid`;
 }

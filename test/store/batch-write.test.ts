@@ -60,6 +60,7 @@ function newRun(parts: Partial<NewRunRow> = {}): NewRunRow {
   return {
     uid: randomUUID(),
     namespace: "default",
+    startAt: null,
     requestId: null,
     requestHash: null,
     name: "batch-write-test",
