@@ -36,7 +36,7 @@ import type { RunEngine } from "../engine/run-engine.js";
 import { endSubmitSpan, startSubmitSpan, TRACER_NAME } from "../observe/tracing.js";
 import { runFromRow } from "../engine/run-views.js";
 import type { Sql } from "../store/database.js";
-import { countRunsByState, listRuns, loadRunByUid, type RunRow } from "../store/run-store.js";
+import { countRunsByState, countScheduledRuns, listRuns, loadRunByUid, type RunRow } from "../store/run-store.js";
 import { callNamespace } from "./namespace.js";
 import { prepareSubmits, type SubmitLimits } from "./prepare-submit.js";
 import { optionalMs } from "@pipewright/protocol";
@@ -150,9 +150,12 @@ export function runService(engine: RunEngine, sql: Sql, limits: SubmitLimits, tr
 
     async countRuns(_request, call) {
       const states = [...KNOWN_RUN_STATES].sort((a, b) => a - b);
-      const counts = await countRunsByState(sql, callNamespace(call?.metadata), states, COUNT_LIMIT);
+      const namespace = callNamespace(call?.metadata);
+      const [counts, scheduled] = await Promise.all([countRunsByState(sql, namespace, states, COUNT_LIMIT), countScheduledRuns(sql, namespace, COUNT_LIMIT)]);
       return create(CountRunsResponseSchema, {
         limit: BigInt(COUNT_LIMIT),
+        scheduled: BigInt(scheduled),
+        scheduledCapped: scheduled >= COUNT_LIMIT,
         counts: states.map((state) => {
           const count = counts.get(state) ?? 0;
           return create(RunStateCountSchema, { state, count: BigInt(count), capped: count >= COUNT_LIMIT });
@@ -196,7 +199,14 @@ export function runService(engine: RunEngine, sql: Sql, limits: SubmitLimits, tr
       if (request.name.length > MAX_NAME_LENGTH)
         throw invalidRequest([{ field: "name", description: `must be at most ${MAX_NAME_LENGTH} characters, got ${request.name.length}` }]);
       const before = request.pageToken ? decodePageToken(request.pageToken) : undefined;
-      const rows = await listRuns(sql, { namespace: callNamespace(call?.metadata), states: request.states, name: request.name, before, limit: size + 1 });
+      const rows = await listRuns(sql, {
+        namespace: callNamespace(call?.metadata),
+        scheduled: request.scheduled,
+        states: request.states,
+        name: request.name,
+        before,
+        limit: size + 1,
+      });
       const page = firstRowsWithinBudget(rows.slice(0, size));
       const last = page.at(-1);
       const next = rows.length > page.length && last ? encodePageToken({ createdAt: last.created_at, id: last.id }) : "";

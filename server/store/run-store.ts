@@ -134,6 +134,8 @@ export async function loadRunsByIds(sql: Sql, ids: number[]): Promise<RunRow[]> 
 export interface ListFilter {
   /** Only this namespace's runs; unset: every namespace. */
   namespace?: string;
+  /** Only runs whose delayed start is still ahead. */
+  scheduled?: boolean;
   states: number[];
   name: string;
   /** Keyset cursor: runs strictly older than (createdAt, id). */
@@ -159,15 +161,23 @@ export async function countRunsByState(sql: Sql, namespace: string, states: numb
   return new Map(states.map((state) => [state, row[`s${state}`]]));
 }
 
+/** How many active runs of `namespace` have their delayed start still ahead, up to `limit` (runs_scheduled). */
+export async function countScheduledRuns(sql: Sql, namespace: string, limit: number): Promise<number> {
+  const [row] = await sql<{ count: number }[]>`
+    select count(*)::int as count from (select 1 from runs where namespace = ${namespace} and start_at > now() and ${active(sql)} limit ${limit}) x`;
+  return row.count;
+}
+
 export async function listRuns(sql: Sql, f: ListFilter): Promise<RunRow[]> {
   const cols = sql.unsafe(RUN_COLUMNS.replace("spec, ", ""));
   const states = f.states.length ? sql`and state = any(${f.states}::smallint[])` : sql``;
   const name = f.name ? sql`and name = ${f.name}` : sql``;
   const namespace = f.namespace !== undefined ? sql`and namespace = ${f.namespace}` : sql``;
+  const scheduled = f.scheduled ? sql`and start_at > now() and ${active(sql)}` : sql``;
   const before = f.before ? sql`and (created_at, id) < (${f.before.createdAt.toISOString()}::timestamptz, ${f.before.id})` : sql``;
   return sql<RunRow[]>`
     select ${cols}, ''::bytea as spec from runs
-    where true ${namespace} ${states} ${name} ${before}
+    where true ${namespace} ${scheduled} ${states} ${name} ${before}
     order by created_at desc, id desc
     limit ${f.limit}`;
 }
