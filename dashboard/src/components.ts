@@ -8,8 +8,8 @@ import { h } from "preact";
 import { describeError } from "./api/api-error.js";
 
 /** A state name in a coloured badge; `data-state` is what the browser test reads. */
-export function StateBadge({ name, tone }: { name: string; tone: string }) {
-  return h("span", { class: `badge ${tone}`, "data-state": name }, name);
+export function StateBadge({ name, tone, title }: { name: string; tone: string; title?: string }) {
+  return h("span", { class: `badge ${tone}`, "data-state": name, title }, name);
 }
 
 /** An error as the page shows it: "Token needed" for a 401, the server's message otherwise. */

@@ -4,6 +4,7 @@
 // `-o table|json`; `--address` (or PIPEWRIGHT_ADDRESS) names the server; an
 // error is one line and an exit code (output.ts, README "Command line").
 
+import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
@@ -71,6 +72,8 @@ function buildProgram(io: Io, exit: (code: number) => void): Command {
     .argument("<file>", "the JSON file, or - for standard input")
     .option("--name <name>", "the run's name")
     .option("--request-id <id>", "idempotency key: the same id gives the same run (default: a new one)")
+    .option("--start-at <time>", "start it at this time (ISO 8601, e.g. 2026-12-01T09:00:00Z): nothing runs before")
+    .option("--delay <ms>", "start it this many milliseconds after submission")
     .option("--wait", "wait for the run to end: print its result, exit with its outcome")
     .addOption(address())
     .addOption(output())
@@ -79,6 +82,12 @@ function buildProgram(io: Io, exit: (code: number) => void): Command {
         const request = readSubmission(file === "-" ? io.stdin() : readInput(file));
         if (opts.name) request.name = opts.name;
         request.requestId = opts.requestId ?? (request.requestId || randomUUID());
+        if (opts.startAt !== undefined) {
+          const at = new Date(opts.startAt);
+          if (Number.isNaN(at.getTime())) throw new CliError(`error: --start-at: not a time: ${JSON.stringify(opts.startAt)} (use ISO 8601)`, EXIT.usage);
+          request.startTime = timestampFromDate(at);
+        }
+        if (opts.delay !== undefined) request.startDelay = durationFromMs(positive(opts.delay, "--delay"));
         const { run } = await client.rpc.submitRun(request);
         if (!opts.wait) {
           io.out(opts.output === "json" ? `${JSON.stringify(toJson(RunSchema, run!))}\n` : `${run!.id}\n`);

@@ -150,6 +150,20 @@ describe("pipewright delete", () => {
   });
 });
 
+describe("pipewright submit with a delayed start", () => {
+  it("--delay and --start-at set the run's start; a time that is not one is exit 64", async () => {
+    const delayed = (await cli(["submit", file(PIPELINE), "--delay", "60000"])).out.trim();
+    const run = (await ts.client().rpc.getRun({ runId: delayed })).run!;
+    expect(Number(run.startTime!.seconds) - Number(run.createTime!.seconds)).toBeGreaterThanOrEqual(59);
+    const at = new Date(Date.now() + 3600_000);
+    const timed = (await cli(["submit", file(PIPELINE), "--start-at", at.toISOString()])).out.trim();
+    expect(Number((await ts.client().rpc.getRun({ runId: timed })).run!.startTime!.seconds)).toBe(Math.floor(at.getTime() / 1000));
+    const bad = await cli(["submit", file(PIPELINE), "--start-at", "tomorrow-ish"]);
+    expect([bad.code, bad.err]).toEqual([EXIT.usage, expect.stringMatching(/^error: --start-at: not a time/)]);
+    for (const id of [delayed, timed]) await ts.client().rpc.cancelRun({ runId: id });
+  });
+});
+
 describe("pipewright resubmit and counts", () => {
   it("resubmit starts a new run of the same pipeline and prints its id; counts shows each state", async () => {
     const first = (await cli(["submit", file(PIPELINE), "--name", "twice"])).out.trim();

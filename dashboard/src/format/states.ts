@@ -1,6 +1,7 @@
 // Names and colours of run and step states, shared by every view.
 
-import { RunState, StepState } from "../../../proto/gen/pipewright/v1/run_pb.js";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
+import { RunState, StepState, type Run } from "../../../proto/gen/pipewright/v1/run_pb.js";
 
 export const RUN_STATES: RunState[] = [RunState.RUNNING, RunState.PAUSED, RunState.CANCELLING, RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED];
 
@@ -11,6 +12,16 @@ export function runStateName(s: RunState): string {
 
 export function stepStateName(s: StepState): string {
   return StepState[s] ?? `STATE_${s}`;
+}
+
+/**
+ * A run's badge: its state, or SCHEDULED for a running run whose delayed start
+ * (Run.start_time) is still ahead of `now`.
+ */
+export function runBadge(run: Pick<Run, "state" | "startTime">, now = Date.now()): { name: string; tone: string; title?: string } {
+  if (run.state === RunState.RUNNING && run.startTime && timestampMs(run.startTime) > now)
+    return { name: "SCHEDULED", tone: "warn", title: `starts at ${new Date(timestampMs(run.startTime)).toISOString()}` };
+  return { name: runStateName(run.state), tone: toneOfRun(run.state) };
 }
 
 /** A run that will not change any more. */

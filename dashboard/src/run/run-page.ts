@@ -6,7 +6,7 @@ import type { Run } from "../../../proto/gen/pipewright/v1/run_pb.js";
 import { ErrorLine, StateBadge } from "../components.js";
 import { useConnection } from "../connection-context.js";
 import { durationOf, formatTime } from "../format/durations.js";
-import { isFinished, runStateName, toneOfRun } from "../format/states.js";
+import { isFinished, runBadge } from "../format/states.js";
 import { valueText } from "../format/values.js";
 import { ErrorView } from "./error-view.js";
 import { RunActions } from "./run-actions.js";
@@ -47,7 +47,7 @@ function RunHeader({ run, now }: { run: Run; now: number }) {
   return h(
     "div",
     { class: "run-header", "data-run-id": run.id },
-    h("h1", null, `${run.name || "(no name)"} `, h(StateBadge, { name: runStateName(run.state), tone: toneOfRun(run.state) })),
+    h("h1", null, `${run.name || "(no name)"} `, h(StateBadge, runBadge(run))),
     h(
       "dl",
       null,

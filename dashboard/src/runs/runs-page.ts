@@ -10,7 +10,7 @@ import { rpc } from "../api/rpc.js";
 import { ErrorLine, StateBadge, valueOf } from "../components.js";
 import { useConnection } from "../connection-context.js";
 import { durationOf, formatTime } from "../format/durations.js";
-import { RUN_STATES, runStateName, toneOfRun } from "../format/states.js";
+import { RUN_STATES, runBadge, runStateName } from "../format/states.js";
 import { usePoll } from "../use-poll.js";
 import { runHref } from "../use-route.js";
 import { StateCounts } from "./state-counts.js";
@@ -102,7 +102,7 @@ function runRow(run: Run) {
   return h(
     "tr",
     { key: run.id, "data-run-id": run.id },
-    h("td", null, h(StateBadge, { name: runStateName(run.state), tone: toneOfRun(run.state) })),
+    h("td", null, h(StateBadge, runBadge(run))),
     h("td", null, h("a", { href: runHref(run.id) }, run.name || "(no name)")),
     h("td", null, formatTime(run.createTime)),
     h("td", null, durationOf(run.createTime, run.finishTime)),
