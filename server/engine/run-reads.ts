@@ -296,12 +296,20 @@ export class RunReads {
           if (!run) await new Promise((r) => setTimeout(r, 250));
           continue;
         }
+        // One listener per wait, removed after it: a watch lasting hours must not pile them up on its signal.
+        let stop = () => {};
         await new Promise<void>((resolve) => {
           wake = resolve;
           const t = setTimeout(resolve, 1000);
           t.unref();
-          signal?.addEventListener("abort", () => resolve(), { once: true });
+          const aborted = () => resolve();
+          signal?.addEventListener("abort", aborted, { once: true });
+          stop = () => {
+            clearTimeout(t);
+            signal?.removeEventListener("abort", aborted);
+          };
         });
+        stop();
         wake = undefined;
       }
     } finally {
