@@ -28,3 +28,4 @@ export * from "./runtime/decode-in-slices.js";
 export * from "./runtime/durations.js";
 export * from "./runtime/tls.js";
 export * from "./runtime/namespaces.js";
+export * from "./runtime/step-labels.js";

@@ -4,6 +4,7 @@
 // error. A group of thousands of branches shows a dozen (those failing or at
 // work first) and counts the rest by state, so the tree stays readable.
 
+import { stepLabel } from "@pipewright/protocol";
 import { decodeValue, StepKind, StepState, type StepStatus, type Value } from "@pipewright/protocol";
 import { formatError, runDuration, stepStateName } from "./output.js";
 
@@ -97,7 +98,7 @@ function countByState(steps: StepStatus[]): string {
 
 /** One step: symbol, what it is, state, attempt, duration, progress, error. */
 export function stepLine(s: StepStatus, now = Date.now()): string {
-  const parts = [symbolOf(s.state), label(s), stepStateName(s.state)];
+  const parts = [symbolOf(s.state), stepLabel(s), stepStateName(s.state)];
   if (s.attempts > 1) parts.push(`attempt ${s.attempts}`);
   const took = runDuration(s.startTime, s.finishTime, now);
   if (took && s.state !== StepState.PENDING && s.state !== StepState.QUEUED) parts.push(took);
@@ -105,23 +106,6 @@ export function stepLine(s: StepStatus, now = Date.now()): string {
   if (s.waitingReason) parts.push(`(${s.waitingReason})`);
   if (s.error && (s.state === StepState.FAILED || s.state === StepState.CANCELLED)) parts.push(`— ${formatError(s.error)}`);
   return parts.join(" ");
-}
-
-function label(s: StepStatus): string {
-  switch (s.kind) {
-    case StepKind.GROUP:
-      return /\.stages\[\d+\]$/.test(s.path) ? `stage ${s.path.slice(s.path.lastIndexOf("[") + 1, -1)}` : "group";
-    case StepKind.DAG:
-      return "dag";
-    case StepKind.DAG_NODE:
-      return `${s.dagNodeId}: ${s.displayName || s.task}`;
-    case StepKind.EXCEPTIONALLY:
-      return `${s.displayName || s.task} (exceptionally)`;
-    case StepKind.FINALLY:
-      return `${s.displayName || s.task} (finally)`;
-    default:
-      return s.displayName || s.task;
-  }
 }
 
 /** A bar when the progress says how far (a fraction, or {done, total}), else the progress as JSON. */

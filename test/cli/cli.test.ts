@@ -7,6 +7,7 @@ import { writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { until } from "../support/until.js";
 import { runCli, type Io } from "../../server/cli/program.js";
 import { EXIT } from "../../server/cli/output.js";
 import * as ex from "../../examples/tasks.js";
@@ -31,10 +32,23 @@ afterAll(async () => {
 });
 
 /** Runs `pipewright ...args` against the test server; returns its exit code and output. */
-async function cli(args: string[], options: { stdin?: string; tty?: boolean } = {}): Promise<{ code: number; out: string; err: string }> {
+/** `live`: filled with the output as it is written (to wait on a verb that is still running). */
+async function cli(
+  args: string[],
+  options: { stdin?: string; tty?: boolean; live?: { out: string } } = {},
+): Promise<{ code: number; out: string; err: string }> {
   let out = "";
   let err = "";
-  const io: Io = { out: (t) => (out += t), err: (t) => (err += t), stdin: () => options.stdin ?? "", isTTY: options.tty ?? false, rows: 40 };
+  const io: Io = {
+    out: (t) => {
+      out += t;
+      if (options.live) options.live.out = out;
+    },
+    err: (t) => (err += t),
+    stdin: () => options.stdin ?? "",
+    isTTY: options.tty ?? false,
+    rows: 40,
+  };
   const code = await runCli([...args, ...(args[0] === "server" ? [] : ["--address", ts.address])], io);
   return { code, out, err };
 }
@@ -93,8 +107,10 @@ describe("pipewright submit, get, list, watch", () => {
     const id = (
       await cli(["submit", file({ steps: [{ task: { task: "stepping", args: [{ payload: { data: Buffer.from('"w1"').toString("base64") } }] } }] })])
     ).out.trim();
-    const watching = cli(["watch", id]);
-    await new Promise((r) => setTimeout(r, 400));
+    const live = { out: "" };
+    const watching = cli(["watch", id], { live });
+    // The gate opens once the watch has shown the task running with its progress (not after a guessed wait).
+    await until("the watch shows the progress", () => live.out.includes("1/4"), 20_000);
     gates.get("w1")?.();
     const w = await watching;
     expect(w.code).toBe(EXIT.ok);
@@ -108,8 +124,9 @@ describe("pipewright submit, get, list, watch", () => {
     const id = (
       await cli(["submit", file({ steps: [{ task: { task: "stepping", args: [{ payload: { data: Buffer.from('"w2"').toString("base64") } }] } }] })])
     ).out.trim();
-    const watching = cli(["watch", id], { tty: true });
-    await new Promise((r) => setTimeout(r, 400));
+    const live = { out: "" };
+    const watching = cli(["watch", id], { tty: true, live });
+    await until("the watch shows the progress", () => live.out.includes("1/4"), 20_000);
     gates.get("w2")?.();
     const w = await watching;
     expect(w.code).toBe(EXIT.ok);

@@ -59,11 +59,6 @@ export function branchesOf(children: StepStatus[]): Branch[] {
   return [...byIndex.values()].sort((a, b) => a.index - b.index);
 }
 
-/** A group's stages (num_stages > 1) are GROUP steps whose path ends with `.stages[k]`. */
-export function isStage(s: StepStatus): boolean {
-  return s.kind === StepKind.GROUP && /\.stages\[\d+\]$/.test(s.path);
-}
-
 /** Where a branch is as a whole: a failure first, then work under way, then how it ended. */
 export function branchState(branch: Branch): StepState {
   const seen = new Set(branch.steps.map((s) => s.state));
@@ -87,24 +82,6 @@ export function countStates<T>(items: T[], stateOf: (item: T) => StepState): Map
   return counts;
 }
 
-/** What a step row calls a step, as the CLI does. */
-export function stepLabel(s: StepStatus): string {
-  switch (s.kind) {
-    case StepKind.GROUP:
-      return isStage(s) ? `stage ${s.path.slice(s.path.lastIndexOf("[") + 1, -1)}` : "group";
-    case StepKind.DAG:
-      return "dag";
-    case StepKind.DAG_NODE:
-      return `${s.dagNodeId}: ${s.displayName || s.task}${s.dagDependsOn.length ? ` ← ${s.dagDependsOn.join(", ")}` : ""}`;
-    case StepKind.EXCEPTIONALLY:
-      return `${s.displayName || s.task} (exceptionally)`;
-    case StepKind.FINALLY:
-      return `${s.displayName || s.task} (finally)`;
-    default:
-      return s.displayName || s.task;
-  }
-}
-
 const FINISHED = new Set([StepState.SUCCEEDED, StepState.FAILED, StepState.SKIPPED, StepState.CANCELLED]);
 
 /**
@@ -124,3 +101,5 @@ export function mergeStep(known: StepStatus | undefined, next: StepStatus): Step
   if (known?.progress && !next.progress && next.state === StepState.RUNNING) next.progress = known.progress;
   return next;
 }
+
+export { isStage, stepLabel } from "../../../proto/runtime/step-labels.js";
