@@ -164,15 +164,16 @@ describe("the packages, installed from their tarballs into new projects", () => 
     // watch draws the run live (one line per change off a terminal), progress included, and exits with its outcome.
     writeFileSync(
       path.join(app, "slow.json"),
-      JSON.stringify({ steps: [{ task: { task: "slow", args: [{ payload: { data: Buffer.from("4").toString("base64") } }] } }] }),
+      // 20 steps of 150 ms: 3 s, so that a loaded machine starting the CLI still attaches while it runs.
+      JSON.stringify({ steps: [{ task: { task: "slow", args: [{ payload: { data: Buffer.from("20").toString("base64") } }] } }] }),
     );
     const id = (await pipewright(["submit", "slow.json", "--name", "slow-one"])).stdout.trim();
     expect(id).toMatch(/^[0-9a-f-]{36}$/);
     const watched = await pipewright(["watch", id]);
     expect(watched.code).toBe(0);
     expect(watched.stdout).toMatch(/▶ slow running/);
-    expect(watched.stdout).toMatch(/\] \d+% \d\/4/);
-    expect(watched.stdout).toMatch(/run succeeded: 4/);
+    expect(watched.stdout).toMatch(/\] \d+% \d+\/20/);
+    expect(watched.stdout).toMatch(/run succeeded: 20/);
 
     const workers = await pipewright(["workers"]);
     expect(workers.stdout).toMatch(/quickstart-worker\s+divide,multiply,slow\s+default\s+\d+\/4/);
