@@ -370,6 +370,28 @@ describe(`the dashboard, against a real server and worker${skipNote}`, () => {
     await until("back on the first page", async () => (await rows.count()) === 50);
     expect(await ids()).toEqual(first);
   });
+
+  it.skipIf(!!missing)("a run with a delayed start shows SCHEDULED with its start, is counted and filtered as scheduled, then runs", async () => {
+    const run = await client.submit(t.echo.send("later"), { name: "scheduled-run", startDelayMs: 2500 });
+    const startsAt = new Date(Number((await run.get()).startTime!.seconds) * 1000).toISOString().slice(0, 19);
+    const page = await openPage(contexts);
+    await page.goto(base);
+    const row = page.locator(`table.runs tbody tr[data-run-id="${run.id}"]`);
+    await until("the run is listed as scheduled", async () => (await row.locator('.badge[data-state="SCHEDULED"]').count()) === 1);
+    expect(await row.locator(".badge").getAttribute("title")).toContain(startsAt);
+    const count = page.locator('.state-counts [data-count-state="SCHEDULED"]');
+    await until("the scheduled count says 1", async () => ((await count.locator(".n").textContent()) ?? "") === "1");
+    await count.click();
+    await until("the list shows the scheduled run only", async () => {
+      const ids = await page.locator("table.runs tbody tr").evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-run-id")));
+      return ids.length === 1 && ids[0] === run.id;
+    });
+    expect(await run.result(10_000)).toEqual(["later"]);
+    await until("once started and done, it shows its state", async () => {
+      await page.goto(base);
+      return (await page.locator(`table.runs tbody tr[data-run-id="${run.id}"] .badge[data-state="SUCCEEDED"]`).count()) === 1;
+    });
+  });
 });
 
 describe(`the dashboard with tokens on${skipNote}`, () => {

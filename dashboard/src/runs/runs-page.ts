@@ -20,14 +20,16 @@ const PAGE_SIZE = 50;
 export function RunsPage() {
   const connection = useConnection();
   const [state, setState] = useState<RunState>(RunState.UNSPECIFIED);
+  const [scheduled, setScheduled] = useState(false);
   const [name, setName] = useState("");
   const [nameDraft, setNameDraft] = useState("");
   // pageTokens[i] is the token of page i; the first page's is "".
   const [pageTokens, setPageTokens] = useState<string[]>([""]);
   const page = pageTokens.length - 1;
 
-  const filterBy = (next: { state?: RunState; name?: string }) => {
+  const filterBy = (next: { state?: RunState; name?: string; scheduled?: boolean }) => {
     if (next.state !== undefined) setState(next.state);
+    if (next.scheduled !== undefined) setScheduled(next.scheduled);
     if (next.name !== undefined) setName(next.name);
     setPageTokens([""]);
   };
@@ -36,10 +38,10 @@ export function RunsPage() {
       callUnary(
         connection,
         rpc.listRuns,
-        { pageSize: PAGE_SIZE, pageToken: pageTokens[page], states: state === RunState.UNSPECIFIED ? [] : [state], name },
+        { pageSize: PAGE_SIZE, pageToken: pageTokens[page], states: state === RunState.UNSPECIFIED ? [] : [state], name, scheduled },
         signal,
       ),
-    [connection, state, name, pageTokens],
+    [connection, state, name, scheduled, pageTokens],
   );
   const counts = usePoll((signal) => callUnary(connection, rpc.countRuns, {}, signal), [connection]);
   const nextToken = runs.data?.nextPageToken ?? "";
@@ -48,7 +50,15 @@ export function RunsPage() {
     "section",
     { class: "runs-page" },
     h("h1", null, "Runs"),
-    h(StateCounts, { counts: counts.data?.counts, error: counts.error, selected: state, onSelect: (s: RunState) => filterBy({ state: s }) }),
+    h(StateCounts, {
+      counts: counts.data?.counts,
+      scheduled: counts.data ? { count: counts.data.scheduled, capped: counts.data.scheduledCapped } : undefined,
+      error: counts.error,
+      selected: state,
+      scheduledSelected: scheduled,
+      onSelect: (s: RunState) => filterBy({ state: s, scheduled: false }),
+      onScheduled: (on: boolean) => filterBy({ scheduled: on, state: RunState.UNSPECIFIED }),
+    }),
     h(
       "form",
       {
@@ -87,7 +97,7 @@ export function RunsPage() {
       ),
       h("tbody", null, (runs.data?.runs ?? []).map(runRow)),
     ),
-    runs.data && runs.data.runs.length === 0 ? h("p", { class: "empty" }, `No runs${state || name ? " match the filters" : ""}.`) : null,
+    runs.data && runs.data.runs.length === 0 ? h("p", { class: "empty" }, `No runs${state || name || scheduled ? " match the filters" : ""}.`) : null,
     h(
       "div",
       { class: "pager" },

@@ -7,7 +7,16 @@ import type { RunStateCount } from "../../../proto/gen/pipewright/v1/run_service
 import { ErrorLine } from "../components.js";
 import { RUN_STATES, runStateName, toneOfRun } from "../format/states.js";
 
-export function StateCounts(props: { counts: RunStateCount[] | undefined; error: unknown; selected: RunState; onSelect: (s: RunState) => void }) {
+export function StateCounts(props: {
+  counts: RunStateCount[] | undefined;
+  /** Runs whose delayed start is still ahead (CountRunsResponse.scheduled): a button of its own, filtering on it. */
+  scheduled?: { count: bigint; capped: boolean };
+  error: unknown;
+  selected: RunState;
+  scheduledSelected: boolean;
+  onSelect: (s: RunState) => void;
+  onScheduled: (on: boolean) => void;
+}) {
   if (props.error !== undefined) return h(ErrorLine, { error: props.error });
   const byState = new Map((props.counts ?? []).map((c) => [c.state, c]));
   return h(
@@ -31,5 +40,19 @@ export function StateCounts(props: { counts: RunStateCount[] | undefined; error:
         ` ${name}`,
       );
     }),
+    props.scheduled && props.scheduled.count > 0n
+      ? h(
+          "button",
+          {
+            type: "button",
+            class: `count warn${props.scheduledSelected ? " chosen" : ""}`,
+            "data-count-state": "SCHEDULED",
+            title: props.scheduledSelected ? "show every run" : "show the runs whose delayed start is still ahead",
+            onClick: () => props.onScheduled(!props.scheduledSelected),
+          },
+          h("span", { class: "n" }, `${Number(props.scheduled.count).toLocaleString("en")}${props.scheduled.capped ? "+" : ""}`),
+          " SCHEDULED",
+        )
+      : null,
   );
 }
