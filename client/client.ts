@@ -5,15 +5,18 @@ import { randomUUID } from "node:crypto";
 import { durationFromMs, timestampFromDate, type Duration, type Timestamp } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
 import { context, SpanKind, SpanStatusCode, trace, type Span } from "@opentelemetry/api";
-import { RunState, type Run, type RunEvent } from "@pipewright/protocol";
+import { RunState, type Run, type RunEvent, type WaitRunResponse } from "@pipewright/protocol";
 import { RunService, RunView } from "@pipewright/protocol";
 import { createClient, type Client, type TlsOptions } from "@pipewright/protocol";
 import type { Pipeline } from "./pipeline-builder.js";
 import { decodeError, decodeValue, type RemoteError } from "@pipewright/protocol";
-import { withCallErrors } from "./call-errors.js";
+import { CallError, withCallErrors } from "./call-errors.js";
 import { injectTraceContext } from "./trace-context.js";
 
 const tracer = trace.getTracer("@pipewright/client", "0.1.0");
+
+/** How long RunHandle.wait keeps trying while the server cannot be reached, in a row. */
+export const UNREACHABLE_GIVE_UP_MS = 5 * 60_000;
 
 export interface SubmitOptions {
   /** Idempotency key: resubmitting it returns the same run. Default: a fresh UUID. */
@@ -187,12 +190,33 @@ export class RunHandle<R> {
     throw new Error(`run ${this.id} finished without an outcome`);
   }
 
-  /** Waits until the run finishes or `timeoutMs` passes; returns the run. */
+  /**
+   * Waits until the run finishes or `timeoutMs` passes; returns the run. The
+   * run is stored by the server, so a server restarting (or failing over to
+   * another process) does not end the wait: while the server cannot be
+   * reached, or ends the call as it stops, the wait tries again, backing off from 100 ms to 2 s, for at most
+   * UNREACHABLE_GIVE_UP_MS in a row (then it throws the ServerUnavailableError).
+   */
   async wait(timeoutMs = Infinity): Promise<Run> {
     const until = Date.now() + timeoutMs;
-    for (;;) {
+    let unreachableSince: number | undefined;
+    for (let backoff = 100; ;) {
       const left = Math.min(until - Date.now(), 60_000);
-      const response = await this.client.calls.waitRun({ runId: this.id, timeout: durationFromMs(Math.max(1, left)) });
+      let response: WaitRunResponse;
+      try {
+        response = await this.client.calls.waitRun({ runId: this.id, timeout: durationFromMs(Math.max(1, left)) });
+      } catch (err) {
+        // UNAVAILABLE: not reachable, or shutting down; CANCELLED: the server went away mid-call
+        // (this call takes no signal of the caller's, so nobody here cancelled it).
+        if (!(err instanceof CallError) || (err.code !== grpc.status.UNAVAILABLE && err.code !== grpc.status.CANCELLED)) throw err;
+        unreachableSince ??= Date.now();
+        if (Date.now() - unreachableSince > UNREACHABLE_GIVE_UP_MS || Date.now() + backoff >= until) throw err;
+        await new Promise((r) => setTimeout(r, backoff));
+        backoff = Math.min(2000, backoff * 2);
+        continue;
+      }
+      unreachableSince = undefined;
+      backoff = 100;
       if (response.done || Date.now() >= until) return response.run!;
     }
   }

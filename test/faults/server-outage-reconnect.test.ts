@@ -7,6 +7,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { PipewrightClient } from "../../client/client.js";
 import * as ex from "../../examples/tasks.js";
+import { gate, openGate, testTasks } from "../support/test-tasks.js";
 import { Worker } from "../../worker-sdk/worker.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { until } from "../support/until.js";
@@ -60,5 +61,28 @@ describe("reconnecting after a server outage", () => {
     expect(workerMs).toBeLessThan(2000);
     expect(clientMs).toBeLessThan(2000);
     expect(await client.submitAndWait(ex.multiply.send(6, 7))).toBe(42);
+  });
+
+  it("a run's wait goes on through a server restart: result() called before the outage returns the run's outcome after it", async () => {
+    const own = await startTestServer();
+    const w = new Worker({ address: own.address, tasks: testTasks, log: () => {}, reconnectDelayMs: { initial: 50, max: 500 } });
+    const c = new PipewrightClient(own.address);
+    try {
+      await w.start();
+      const run = await c.submit(gate.send("through-outage"));
+      let settled = false;
+      const waiting = run.result(60_000).finally(() => (settled = true));
+      await own.stopServer();
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(settled).toBe(false); // still waiting, not failed with "cannot reach"
+      await own.restartServer();
+      await until("the worker is back", () => own.server.dispatcher.workerCount > 0, 30_000);
+      openGate("through-outage");
+      expect(await waiting).toBe("through-outage");
+    } finally {
+      c.close();
+      await Promise.race([w.stop(), new Promise((r) => setTimeout(r, 2000))]);
+      await own.stop();
+    }
   });
 });
