@@ -29,8 +29,14 @@ export interface LocalRunOptions {
   maxDepth?: number;
   /** Most task steps in the run (default 500,000, as the server). */
   maxTasks?: number;
-  /** Waits out retry delays; default real timers. `() => Promise.resolve()` skips them. */
+  /** Waits out retry delays and a delayed start; default real timers. `() => Promise.resolve()` skips them. */
   sleep?: (ms: number) => Promise<void>;
+  /** The clock a `startAt` is measured against (ms since the epoch); default Date.now. With `sleep`, a test's clock. */
+  now?: () => number;
+  /** Delayed start, as SubmitOptions.startDelayMs: the run waits this long (through `sleep`) before its first step. */
+  startDelayMs?: number;
+  /** Delayed start, as SubmitOptions.startAt: the run waits until then (through `sleep`); a time past starts it at once. */
+  startAt?: Date;
 }
 
 /** How a local run ended, with values decoded. */
@@ -56,9 +62,18 @@ export async function runLocally(pipeline: Pipeline<any> | PipelineMessage, opti
   const problems = validatePipeline(message);
   if (problems.length) throw new Error(`invalid pipeline: ${formatViolations(problems)}`);
   runner.taskCount = countTasks(message);
+  const wait = startWaitMs(options);
+  if (wait > 0) await runner.sleepFor(wait);
   const flow = await runner.pipeline(message, { args: [], kwargs: {} }, "", 0);
   const state = flow.state ? decodeValue(flow.state) : null;
   return flow.error ? { ok: false, error: decodeError(flow.error), state } : { ok: true, value: decodeValue(single(flow)), state };
+}
+
+/** How long a local run waits before it starts (its delayed start, as the server counts it). */
+function startWaitMs(o: Pick<LocalRunOptions, "startAt" | "startDelayMs" | "now">): number {
+  if (o.startAt && o.startDelayMs !== undefined) throw new Error("give startAt or startDelayMs, not both");
+  if (o.startDelayMs !== undefined) return Math.max(0, o.startDelayMs);
+  return o.startAt ? Math.max(0, o.startAt.getTime() - (o.now ?? Date.now)()) : 0;
 }
 
 class LocalRunner {
@@ -67,6 +82,11 @@ class LocalRunner {
   private readonly maxTasks: number;
   private readonly sleep: (ms: number) => Promise<void>;
   taskCount = 0;
+
+  /** Waits through the runner's `sleep` (real timers, or a test's clock). */
+  sleepFor(ms: number): Promise<void> {
+    return this.sleep(ms);
+  }
 
   constructor(options: LocalRunOptions) {
     for (const t of options.tasks) this.tasks.set(t.name, t);
