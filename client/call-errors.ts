@@ -65,3 +65,23 @@ export function withCallErrors<C extends object>(rpc: C, address: string): C {
     },
   });
 }
+
+/**
+ * Calls `call`, trying again (up to 4 more times, 100 ms doubling) while the
+ * server answers UNAVAILABLE: it was reached and said "retry later" (its
+ * database is briefly away, a commit failed, it is shutting down). Only for
+ * calls that are safe to repeat: submits carry a request id, so a repeated
+ * one makes one run. A server that cannot be reached at all fails at once
+ * (ServerUnavailableError).
+ */
+export async function retryLater<T>(call: () => Promise<T>): Promise<T> {
+  for (let attempt = 0, delay = 100; ; attempt++, delay *= 2) {
+    try {
+      return await call();
+    } catch (err) {
+      const later = err instanceof CallError && !(err instanceof ServerUnavailableError) && err.code === grpc.status.UNAVAILABLE;
+      if (!later || attempt >= 4) throw err;
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}

@@ -10,7 +10,7 @@ import { RunService, RunView } from "@pipewright/protocol";
 import { createClient, type Client, type TlsOptions } from "@pipewright/protocol";
 import type { Pipeline } from "./pipeline-builder.js";
 import { decodeError, decodeValue, type RemoteError } from "@pipewright/protocol";
-import { CallError, withCallErrors } from "./call-errors.js";
+import { CallError, retryLater, withCallErrors } from "./call-errors.js";
 import { injectTraceContext } from "./trace-context.js";
 
 const tracer = trace.getTracer("@pipewright/client", "0.1.0");
@@ -97,19 +97,17 @@ export class PipewrightClient {
    * the run, its attempts and the workers' task spans join that trace.
    */
   async submit<R>(pipeline: Pipeline<R>, options: SubmitOptions = {}): Promise<RunHandle<R>> {
+    // Built once: a try again after "retry later" sends the same request id, so it makes one run.
+    const request = {
+      requestId: options.requestId ?? randomUUID(),
+      pipeline: pipeline.toProto(),
+      name: options.name ?? "",
+      runTimeout: options.runTimeoutMs ? durationFromMs(options.runTimeoutMs) : undefined,
+      ...startFields(options),
+    };
     const { run } = await traced(
       "SubmitRun",
-      (metadata) =>
-        this.calls.submitRun(
-          {
-            requestId: options.requestId ?? randomUUID(),
-            pipeline: pipeline.toProto(),
-            name: options.name ?? "",
-            runTimeout: options.runTimeoutMs ? durationFromMs(options.runTimeoutMs) : undefined,
-            ...startFields(options),
-          },
-          { metadata },
-        ),
+      (metadata) => retryLater(() => this.calls.submitRun(request, { metadata })),
       (r, span) => span.setAttribute("pipewright.run.id", r.run!.id),
     );
     return new RunHandle<R>(this, run!.id);
@@ -117,21 +115,18 @@ export class PipewrightClient {
 
   /** Submits many pipelines in one call (all or none); traced as `submit` is. */
   async submitMany<R>(pipelines: Pipeline<R>[], options: Omit<SubmitOptions, "requestId"> = {}): Promise<RunHandle<R>[]> {
+    const request = {
+      requests: pipelines.map((p) => ({
+        requestId: randomUUID(),
+        pipeline: p.toProto(),
+        name: options.name ?? "",
+        runTimeout: options.runTimeoutMs ? durationFromMs(options.runTimeoutMs) : undefined,
+        ...startFields(options),
+      })),
+    };
     const response = await traced(
       "BatchSubmitRuns",
-      (metadata) =>
-        this.calls.batchSubmitRuns(
-          {
-            requests: pipelines.map((p) => ({
-              requestId: randomUUID(),
-              pipeline: p.toProto(),
-              name: options.name ?? "",
-              runTimeout: options.runTimeoutMs ? durationFromMs(options.runTimeoutMs) : undefined,
-              ...startFields(options),
-            })),
-          },
-          { metadata },
-        ),
+      (metadata) => retryLater(() => this.calls.batchSubmitRuns(request, { metadata })),
       (r, span) => span.setAttribute("pipewright.runs", r.responses.length),
     );
     return response.responses.map((r) => new RunHandle<R>(this, r.run!.id));
