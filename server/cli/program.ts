@@ -1,27 +1,15 @@
 // The `pipewright` command: the server, and a client for people and scripts
-// (submit, get, list, watch, cancel, pause, resume, delete, workers, status,
-// breakers). Argument parsing is commander's; every verb that reads takes
+// (submit, get, list, watch, cancel, pause, resume, delete, resubmit, counts;
+// workers, status and breakers are in admin-verbs.ts). Argument parsing is commander's; every verb that reads takes
 // `-o table|json`; `--address` (or PIPEWRIGHT_ADDRESS) names the server; an
 // error is one line and an exit code (output.ts, README "Command line").
 
-import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { durationFromMs, timestampFromDate, timestampMs } from "@bufbuild/protobuf/wkt";
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
 import { Command, CommanderError, Option } from "commander";
-import {
-  AdminService,
-  CircuitState,
-  CountRunsResponseSchema,
-  RunSchema,
-  RunState,
-  RunView,
-  SubmitRunRequestSchema,
-  WorkerSessionState,
-  createClient,
-  type Run,
-  type SubmitRunRequest,
-} from "@pipewright/protocol";
+import { CountRunsResponseSchema, RunSchema, RunState, RunView, SubmitRunRequestSchema, type Run, type SubmitRunRequest } from "@pipewright/protocol";
 import { PipewrightClient } from "@pipewright/client";
 import { CliError, EXIT, callError, exitCodeOf, formatTime, keyValues, outcomeLine, parseRunStates, runDuration, runStateName, table } from "./output.js";
 import { processIo, type Io } from "./io.js";
@@ -30,6 +18,7 @@ import { addServerCommand } from "./serve.js";
 import { addTokenCommand, addTokenOptions } from "./token.js";
 import { StepTree } from "./step-tree.js";
 import { watchRun } from "./watch.js";
+import { addAdminCommands } from "./admin-verbs.js";
 
 const DEFAULT_ADDRESS = "127.0.0.1:50051";
 
@@ -125,6 +114,7 @@ function buildProgram(io: Io, exit: (code: number) => void): Command {
     .description("list runs, newest first")
     .option("--state <states...>", "only runs in these states (running, paused, cancelling, succeeded, failed, cancelled)")
     .option("--name <name>", "only runs of this name")
+    .option("--scheduled", "only runs whose delayed start is still ahead")
     .option("--limit <n>", "at most this many runs", "20")
     .addOption(address())
     .addOption(output())
@@ -134,7 +124,13 @@ function buildProgram(io: Io, exit: (code: number) => void): Command {
         const states = parseRunStates(opts.state ?? []);
         const found: Run[] = [];
         for (let token = "", first = true; (first || token) && found.length < limit; first = false) {
-          const page = await client.rpc.listRuns({ states, name: opts.name ?? "", pageSize: Math.min(1000, limit - found.length), pageToken: token });
+          const page = await client.rpc.listRuns({
+            states,
+            name: opts.name ?? "",
+            scheduled: opts.scheduled === true,
+            pageSize: Math.min(1000, limit - found.length),
+            pageToken: token,
+          });
           found.push(...page.runs);
           token = page.nextPageToken;
         }
@@ -149,7 +145,7 @@ function buildProgram(io: Io, exit: (code: number) => void): Command {
         io.out(
           `${table(
             ["ID", "NAME", "STATE", "CREATED", "DURATION"],
-            found.map((r) => [r.id, r.name, runStateName(r.state), formatTime(r.createTime), runDuration(r.createTime, r.finishTime)]),
+            found.map((r) => [r.id, r.name, listedState(r), formatTime(r.createTime), runDuration(r.createTime, r.finishTime)]),
           )}\n`,
         );
       }),
@@ -229,102 +225,18 @@ function buildProgram(io: Io, exit: (code: number) => void): Command {
       }),
     );
 
-  // ---- the server's own state -----------------------------------------------------
-  program
-    .command("workers")
-    .description("the workers connected to the server")
-    .addOption(address())
-    .addOption(output())
-    .action((opts) =>
-      withAdmin(opts, async (admin) => {
-        const { workers } = await admin.listWorkers({});
-        if (opts.output === "json")
-          return io.out(
-            `${JSON.stringify(
-              workers.map((w) => ({
-                ...w,
-                $typeName: undefined,
-                connectTime: formatTime(w.connectTime),
-                lastSeenTime: formatTime(w.lastSeenTime),
-                state: WorkerSessionState[w.state].toLowerCase(),
-                attempts: w.attempts.map((a) => ({ runId: a.runId, step: a.step, attempt: a.attempt, task: a.task, startTime: formatTime(a.startTime) })),
-              })),
-              null,
-              2,
-            )}\n`,
-          );
-        const now = Date.now();
-        io.out(
-          `${table(
-            ["ID", "NAME", "TASKS", "QUEUES", "SLOTS", "CONNECTED", "LAST SEEN", "STATE", "PROCESS"],
-            workers.map((w) => [
-              w.workerId,
-              w.name,
-              w.taskNames.length > 4 ? `${w.taskNames.slice(0, 4).join(",")} +${w.taskNames.length - 4}` : w.taskNames.join(","),
-              w.queues.map((q) => q || "default").join(","),
-              `${w.slotsUsed}/${w.slots}`,
-              runDuration(w.connectTime, undefined, now) + " ago",
-              runDuration(w.lastSeenTime, undefined, now) + " ago",
-              WorkerSessionState[w.state].toLowerCase(),
-              w.processId.slice(0, 8),
-            ]),
-          )}\n`,
-        );
-      }),
-    );
-
-  program
-    .command("status")
-    .description("the server process's status")
-    .addOption(address())
-    .addOption(output())
-    .action((opts) =>
-      withAdmin(opts, async (admin) => {
-        const s = await admin.getServerStatus({});
-        const pairs: [string, string][] = [
-          ["process", s.processId],
-          ["started", formatTime(s.startTime)],
-          ["workers", String(s.workers)],
-          ["active runs", String(s.activeRuns)],
-          ["stale results", String(s.staleResults)],
-          ["requeued attempts", String(s.requeuedAttempts)],
-          ["timed out attempts", String(s.timedOutAttempts)],
-          ["event loop max delay", `${Number(s.eventLoopMaxDelay?.seconds ?? 0n) * 1000 + Math.round((s.eventLoopMaxDelay?.nanos ?? 0) / 1e6)} ms`],
-          ["busy refusals", String(s.busyRefusals)],
-        ];
-        io.out(opts.output === "json" ? `${JSON.stringify(Object.fromEntries(pairs), null, 2)}\n` : `${keyValues(pairs)}\n`);
-      }),
-    );
-
-  program
-    .command("breakers")
-    .description("the circuit breakers of task names")
-    .addOption(address())
-    .addOption(output())
-    .action((opts) =>
-      withAdmin(opts, async (admin) => {
-        const { breakers } = await admin.listCircuitBreakers({});
-        const rows = breakers.map((b) => ({
-          task: b.task,
-          state: CircuitState[b.state].toLowerCase(),
-          failures: b.consecutiveFailures,
-          opened: formatTime(b.openedTime),
-          probe: formatTime(b.probeTime),
-        }));
-        if (opts.output === "json") return io.out(`${JSON.stringify(rows, null, 2)}\n`);
-        io.out(
-          `${table(
-            ["TASK", "STATE", "FAILURES", "OPENED", "NEXT PROBE"],
-            rows.map((r) => [r.task, r.state, String(r.failures), r.opened, r.probe]),
-          )}\n`,
-        );
-      }),
-    );
+  addAdminCommands(program, io, address, output);
 
   addTokenCommand(program, io);
   addTokenOptions(program);
   addTlsOptions(program);
   return program;
+}
+
+/** A run's state as `list` shows it: "scheduled (starts …)" for a running run whose delayed start is ahead. */
+function listedState(r: Run): string {
+  if (r.state === RunState.RUNNING && r.startTime && timestampMs(r.startTime) > Date.now()) return `scheduled (starts ${formatTime(r.startTime)})`;
+  return runStateName(r.state);
 }
 
 function positive(text: string, name: string): number {
@@ -389,19 +301,5 @@ async function withClient({ address, token, namespace, ...tls }: ConnectionOptio
     throw err instanceof CliError ? err : callError(err, address);
   } finally {
     client.close();
-  }
-}
-
-async function withAdmin(
-  { address, token, namespace, ...tls }: ConnectionOptions,
-  body: (admin: ReturnType<typeof createClient<typeof AdminService>>) => Promise<void>,
-): Promise<void> {
-  const admin = createClient(AdminService, address, { token: token ?? process.env.PIPEWRIGHT_TOKEN, namespace, tls: tlsOf(tls) });
-  try {
-    await body(admin);
-  } catch (err) {
-    throw err instanceof CliError ? err : callError(err, address);
-  } finally {
-    admin.close();
   }
 }

@@ -175,6 +175,9 @@ describe("pipewright submit with a delayed start", () => {
     const at = new Date(Date.now() + 3600_000);
     const timed = (await cli(["submit", file(PIPELINE), "--start-at", at.toISOString()])).out.trim();
     expect(Number((await ts.client().rpc.getRun({ runId: timed })).run!.startTime!.seconds)).toBe(Math.floor(at.getTime() / 1000));
+    const listed = await cli(["list", "--scheduled"]);
+    expect(listed.out).toContain(delayed);
+    expect(listed.out).toMatch(new RegExp(`${delayed}.*scheduled \\(starts `));
     const bad = await cli(["submit", file(PIPELINE), "--start-at", "tomorrow-ish"]);
     expect([bad.code, bad.err]).toEqual([EXIT.usage, expect.stringMatching(/^error: --start-at: not a time/)]);
     for (const id of [delayed, timed]) await ts.client().rpc.cancelRun({ runId: id });
