@@ -41,6 +41,12 @@ export function namespacedKey(namespace: string, name: string): string {
   return namespace === DEFAULT_NAMESPACE ? name : `${namespace}${KEY_SEPARATOR}${name}`;
 }
 
+/** The key of `name` in the namespace of `key` (a task's breaker from its queue's key), without splitting it. */
+export function keyBeside(key: string, name: string): string {
+  const i = key.indexOf(KEY_SEPARATOR);
+  return i < 0 ? name : key.slice(0, i + 1) + name;
+}
+
 /** A key's namespace and name. */
 export function splitNamespacedKey(key: string): { namespace: string; name: string } {
   const i = key.indexOf(KEY_SEPARATOR);

@@ -7,7 +7,7 @@
 // namespace (namespacedKey, @pipewright/protocol), which the core and the
 // circuits table hold as the "task".
 
-import { namespacedKey, taskLabel } from "@pipewright/protocol";
+import { keyBeside, namespacedKey, taskLabel } from "@pipewright/protocol";
 import { CircuitBreakers, type Circuit, type CircuitConfig, type Verdict } from "../core/circuit-breaker.js";
 import type { DispatchPort } from "../engine/ports.js";
 import type { Sql } from "../store/database.js";
@@ -34,6 +34,11 @@ export class CircuitGate {
   /** Whether attempts of `task` in `namespace` must wait in the queue (only a probe goes out). */
   blocked(namespace: string, task: string): boolean {
     return this.breakers.blocked(namespacedKey(namespace, task));
+  }
+
+  /** The same for `task` on the queue of this key (its namespace's breaker): one string operation on the dispatch path. */
+  blockedOn(queueKey: string, task: string): boolean {
+    return this.breakers.blocked(keyBeside(queueKey, task));
   }
 
   /** The circuits known here (copies), for AdminService.ListCircuitBreakers. */

@@ -4,7 +4,6 @@
 // assignment is queued on the session (which packs what is queued in one
 // tick into few messages: worker-session.ts).
 
-import { splitNamespacedKey } from "@pipewright/protocol";
 import { fromBinary } from "@bufbuild/protobuf";
 import { optionalMs, TaskAssignmentSchema, type TaskAssignment } from "@pipewright/protocol";
 import { assignmentSize } from "../core/assignment-codec.js";
@@ -41,7 +40,7 @@ export class Delivery {
 
   /** Holds a free slot of the local session serving `task` on `queueName` with the most free slots. */
   reserve(task: string, queueName: string): Reservation | undefined {
-    if (this.registry.draining || this.circuits.blocked(splitNamespacedKey(queueName).namespace, task)) return undefined;
+    if (this.registry.draining || this.circuits.blockedOn(queueName, task)) return undefined;
     let best: WorkerSession | undefined;
     for (const s of this.registry.all()) {
       if (s.free > 0 && s.serves(task, queueName) && (!best || s.free > best.free)) best = s;

@@ -23,7 +23,7 @@ import type { Batch } from "./batch.js";
 import { waitDeadline } from "./deadlines.js";
 import { encodeEvent } from "./event-codec.js";
 import { internalError } from "./internal-error.js";
-import { requestKey, type Item, type PreparedSubmit } from "./items.js";
+import { requestKey, startOf, type Item, type PreparedSubmit } from "./items.js";
 import { queueKey, queueLabel } from "@pipewright/protocol";
 import { ownedRun, stepKey, type OwnedRun } from "./owned-run.js";
 import { pauseForOthers } from "./pause-for-others.js";
@@ -394,9 +394,4 @@ function finishedInput(res: TaskResult, step: number, at: number): RunInput {
 function sameBytes(a: Uint8Array | null, b: Uint8Array | null): boolean {
   if (!a || !b) return a === b || (!a?.length && !b?.length);
   return Buffer.from(a).equals(Buffer.from(b));
-}
-
-/** When a submitted run starts: its creation, or its delayed start when that is later. */
-export function startOf(p: Pick<PreparedSubmit, "startAt">, createdAt: number): number {
-  return p.startAt !== undefined && p.startAt > createdAt ? p.startAt : createdAt;
 }

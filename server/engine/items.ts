@@ -27,9 +27,19 @@ export interface PreparedSubmit {
   started?: { machine: RunMachine; effects: Effect[]; createdAt: number };
 }
 
-/** A request id as the batch keys it: request ids are unique within a namespace. */
+/**
+ * A request id as the batch keys it: request ids are unique within a namespace.
+ * Always prefixed (unlike namespacedKey, which leaves the default namespace's
+ * names bare): a request id may hold any character, so a bare one could look
+ * like another namespace's key.
+ */
 export function requestKey(namespace: string, requestId: string): string {
   return `${namespace}\u001f${requestId}`;
+}
+
+/** When a submitted run starts: its creation, or its delayed start when that is later. */
+export function startOf(p: Pick<PreparedSubmit, "startAt">, createdAt: number): number {
+  return p.startAt !== undefined && p.startAt > createdAt ? p.startAt : createdAt;
 }
 
 export interface SubmitOutcome {

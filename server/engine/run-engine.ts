@@ -19,7 +19,6 @@
 //   deadlines.ts      run deadlines and waits for a worker
 //   ports.ts          what the engine and the dispatcher exchange
 
-import { startOf } from "./batch-builder.js";
 import type { Tracer } from "@opentelemetry/api";
 import type { Run, RunEvent } from "@pipewright/protocol";
 import type { TimeoutDefaults } from "../core/assignment-codec.js";
@@ -35,7 +34,7 @@ import { CommitLoop } from "./commit-loop.js";
 import { expiredWaits } from "./deadlines.js";
 import { attemptAssigned } from "../observe/run-spans.js";
 import { GroupCommitter } from "./group-committer.js";
-import { orderKey, type Item, type PreparedSubmit, type SubmitOutcome } from "./items.js";
+import { orderKey, startOf, type Item, type PreparedSubmit, type SubmitOutcome } from "./items.js";
 import { pauseForOthers } from "./pause-for-others.js";
 import { Peers } from "./peers.js";
 import type { DispatchPort, IncomingResult, ResultSink } from "./ports.js";

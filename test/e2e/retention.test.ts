@@ -84,6 +84,8 @@ async function finishedRun(client: PipewrightClient = ts.client()): Promise<stri
 }
 
 const statusOf = (err: unknown) => grpc.status[(err as grpc.ServiceError).code];
+/** How a call ends: "OK", or the name of its gRPC status. */
+const callStatus = (call: Promise<unknown>) => call.then(() => "OK", statusOf);
 
 describe("the retention sweep", () => {
   it("deletes finished runs past the retention with every row of theirs; keeps recent finished runs and old active runs", async () => {
@@ -107,16 +109,7 @@ describe("the retention sweep", () => {
     for (const uid of recent) expect((await rowsOf(uid)).runs + (await rowsOf(uid)).events).toBe(1 + 2);
     expect(await rowsOf(active.id)).toEqual(activeBefore);
     // Not answered from memory either (old[0] finished in this process, which cached it).
-    for (const uid of old)
-      expect(
-        statusOf(
-          await ts
-            .client()
-            .run(uid)
-            .get()
-            .catch((e) => e),
-        ),
-      ).toBe("NOT_FOUND");
+    for (const uid of old) expect(await callStatus(ts.client().run(uid).get())).toBe("NOT_FOUND");
     for (const uid of recent) expect((await ts.client().run(uid).get()).state).toBe(RunState.SUCCEEDED);
     // Counted and logged.
     expect(ts.server.metrics.runsDeleted.value - deletedBefore).toBe(3);
@@ -221,34 +214,10 @@ describe("DeleteRun", () => {
     const before = ts.server.metrics.runsDeleted.value;
     await ts.client().run(uid).delete();
     expect(await rowsOf(uid)).toEqual({ runs: 0, events: 0, blobs: 0, inbox: 0, queue: 0 });
-    expect(
-      statusOf(
-        await ts
-          .client()
-          .run(uid)
-          .get()
-          .catch((e) => e),
-      ),
-    ).toBe("NOT_FOUND"); // not from the finished-run cache either
+    expect(await callStatus(ts.client().run(uid).get())).toBe("NOT_FOUND"); // not from the finished-run cache either
     expect(ts.server.metrics.runsDeleted.value - before).toBe(1);
-    expect(
-      statusOf(
-        await ts
-          .client()
-          .run(uid)
-          .delete()
-          .catch((e) => e),
-      ),
-    ).toBe("NOT_FOUND");
-    expect(
-      statusOf(
-        await ts
-          .client()
-          .run(randomUUID())
-          .delete()
-          .catch((e) => e),
-      ),
-    ).toBe("NOT_FOUND");
+    expect(await callStatus(ts.client().run(uid).delete())).toBe("NOT_FOUND");
+    expect(await callStatus(ts.client().run(randomUUID()).delete())).toBe("NOT_FOUND");
   });
 
   it("works through a process that does not own the run; the owner then forgets it too (NOT_FOUND, not its cache)", async () => {
@@ -257,17 +226,7 @@ describe("DeleteRun", () => {
     expect((await owner.run(uid).get()).state).toBe(RunState.SUCCEEDED); // answered from the owner's memory of finished runs
     await otherClient.run(uid).delete();
     expect((await rowsOf(uid)).runs).toBe(0);
-    await until(
-      "the owner forgot the deleted run",
-      async () =>
-        statusOf(
-          await owner
-            .run(uid)
-            .get()
-            .catch((e) => e),
-        ) === "NOT_FOUND",
-      5000,
-    );
+    await until("the owner forgot the deleted run", async () => (await callStatus(owner.run(uid).get())) === "NOT_FOUND", 5000);
   });
 
   it("refuses an active run with FAILED_PRECONDITION (cancel it first), on the owner and elsewhere; the run goes on", async () => {
@@ -284,16 +243,7 @@ describe("DeleteRun", () => {
     expect((await rowsOf(run.id)).runs).toBe(1);
     await run.cancel("to delete it");
     expect((await run.wait()).state).toBe(RunState.CANCELLED);
-    await until(
-      "let go by its owner",
-      async () =>
-        (await ts
-          .client()
-          .run(run.id)
-          .delete()
-          .then(() => true)
-          .catch(() => false)) === true,
-    );
+    await until("let go by its owner", async () => (await callStatus(ts.client().run(run.id).delete())) === "OK");
     expect((await rowsOf(run.id)).runs).toBe(0);
   });
 
