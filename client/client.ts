@@ -9,7 +9,7 @@ import { RunState, type Run, type RunEvent, type WaitRunResponse } from "@pipewr
 import { RunService, RunView } from "@pipewright/protocol";
 import { createClient, type Client, type TlsOptions } from "@pipewright/protocol";
 import type { Pipeline } from "./pipeline-builder.js";
-import { decodeError, decodeValue, type RemoteError } from "@pipewright/protocol";
+import { decodeError, decodeValue, encodeValue, type RemoteError } from "@pipewright/protocol";
 import { CallError, retryLater, withCallErrors } from "./call-errors.js";
 import { injectTraceContext } from "./trace-context.js";
 
@@ -239,6 +239,23 @@ export class RunHandle<R> {
 
   async resume(): Promise<Run> {
     return (await this.client.calls.resumeRun({ runId: this.id })).run!;
+  }
+
+  /**
+   * Sends signal `name` to the run: the first of its steps waiting for it
+   * (`waitForSignal(name)`) gets `payload` as its result; if none waits yet,
+   * the signal is kept until one does. `signalId` makes a repeat (a webhook
+   * delivered twice) count once. A finished run refuses it
+   * (FAILED_PRECONDITION).
+   */
+  async signal(name: string, payload?: unknown, options: { signalId?: string } = {}): Promise<{ run: Run; delivered: boolean; duplicate: boolean }> {
+    const r = await this.client.calls.signalRun({
+      runId: this.id,
+      name,
+      payload: payload === undefined ? undefined : encodeValue(payload),
+      signalId: options.signalId ?? "",
+    });
+    return { run: r.run!, delivered: r.delivered, duplicate: r.duplicate };
   }
 
   /** Deletes the run with its events and stored payloads: finished runs only (an active one: FAILED_PRECONDITION, cancel it first). */

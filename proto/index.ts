@@ -17,6 +17,7 @@ export * from "./runtime/limits.js";
 export * from "./runtime/error-types.js";
 export * from "./runtime/values.js";
 export * from "./runtime/validate-pipeline.js";
+export * from "./runtime/wait-names.js";
 export * from "./runtime/step-paths.js";
 export * from "./runtime/value-size.js";
 export * from "./runtime/long-timeout.js";

@@ -31,6 +31,7 @@ export const METHOD_SCOPES: Readonly<Record<string, Scope>> = {
   "pipewright.v1.RunService/CountRuns": "read",
   "pipewright.v1.RunService/ResubmitRun": "submit",
   "pipewright.v1.RunService/CancelRun": "control",
+  "pipewright.v1.RunService/SignalRun": "control", // like cancel, pause and resume: it changes how a run goes on
   "pipewright.v1.RunService/PauseRun": "control",
   "pipewright.v1.RunService/ResumeRun": "control",
   "pipewright.v1.RunService/DeleteRun": "control",

@@ -255,7 +255,7 @@ export class CommitLoop {
             break;
           }
           case "controlled":
-            answer.item.resolve(runFromMachine(answer.run, answer.run.machine));
+            answer.item.resolve(runFromMachine(answer.run, answer.run.machine), answer.signal);
             break;
           case "notHeld":
             this.p.peers.controlRefusal(answer.item.uid, answer.item.action).then(answer.item.reject, answer.item.reject);
@@ -310,7 +310,10 @@ export class CommitLoop {
 
   /** After the commit, last: finished runs wake their waiters and go to the recently-finished cache. */
   private settle(batch: Batch): void {
-    for (const run of batch.changed) if (run.machine.result) this.p.registry.finished(run);
+    for (const run of batch.changed) {
+      if (run.machine.result) this.p.registry.finished(run);
+      else this.p.registry.armWake(run);
+    }
   }
 }
 

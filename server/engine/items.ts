@@ -3,9 +3,9 @@
 // the next one.
 
 import type { Context } from "@opentelemetry/api";
-import type { Pipeline, Run, TaskError } from "@pipewright/protocol";
+import type { Pipeline, Run, TaskError, Value } from "@pipewright/protocol";
 import type { RunControl } from "../core/run-control.js";
-import type { Effect, RunMachine } from "../core/run-machine.js";
+import type { Effect, RunMachine, SignalOutcome } from "../core/run-machine.js";
 import type { IncomingResult } from "./ports.js";
 
 /** A submission checked by the API layer, ready to persist. */
@@ -48,7 +48,25 @@ export interface SubmitOutcome {
 }
 
 export type SubmitItem = { kind: "submit"; batch: PreparedSubmit[]; resolve: (r: SubmitOutcome[]) => void; reject: (e: unknown) => void };
-export type ControlItem = { kind: "control"; uid: string; action: RunControl; reason: string; resolve: (run: Run) => void; reject: (e: unknown) => void };
+/** A signal's content (RunService.SignalRun). */
+export interface SignalSent {
+  name: string;
+  payload: Value;
+  /** SignalRunRequest.signal_id: a repeat is applied once. */
+  id?: string;
+}
+
+export type ControlItem = {
+  kind: "control";
+  uid: string;
+  action: RunControl;
+  reason: string;
+  /** For action "signal". */
+  signal?: SignalSent;
+  /** `signal`: what a signal did, for action "signal" applied here. */
+  resolve: (run: Run, signal?: SignalOutcome) => void;
+  reject: (e: unknown) => void;
+};
 
 export type Item =
   | SubmitItem

@@ -23,8 +23,7 @@ import type { Tracer } from "@opentelemetry/api";
 import type { Run, RunEvent } from "@pipewright/protocol";
 import type { TimeoutDefaults } from "../core/assignment-codec.js";
 import { PipewrightError } from "../core/errors.js";
-import type { RunControl } from "../core/run-control.js";
-import { RunMachine, type MachineConfig } from "../core/run-machine.js";
+import { RunMachine, type MachineConfig, type SignalOutcome } from "../core/run-machine.js";
 import { Metrics } from "../observe/metrics.js";
 import type { Sql } from "../store/database.js";
 import { deleteFinishedRun, namespacesOf } from "../store/run-store.js";
@@ -34,7 +33,7 @@ import { CommitLoop } from "./commit-loop.js";
 import { expiredWaits } from "./deadlines.js";
 import { attemptAssigned } from "../observe/run-spans.js";
 import { GroupCommitter } from "./group-committer.js";
-import { orderKey, startOf, type Item, type PreparedSubmit, type SubmitOutcome } from "./items.js";
+import { orderKey, startOf, type Item, type PreparedSubmit, type SignalSent, type SubmitOutcome } from "./items.js";
 import { pauseForOthers } from "./pause-for-others.js";
 import { Peers } from "./peers.js";
 import type { DispatchPort, IncomingResult, ResultSink } from "./ports.js";
@@ -106,6 +105,7 @@ export class RunEngine {
       { machine: config.machine, processId, log, metrics },
       {
         deadline: (run) => this.committer.add({ kind: "control", uid: run.uid, action: "timeout", reason: "", resolve: () => {}, reject: () => {} }),
+        wake: (run) => this.committer.add({ kind: "control", uid: run.uid, action: "wake", reason: "", resolve: () => {}, reject: () => {} }),
         poke: () => dispatch.poke(),
       },
     );
@@ -226,10 +226,23 @@ export class RunEngine {
     this.committer.addAll(results.map((result) => ({ kind: "result" as const, result })));
   }
 
-  async control(uid: string, action: Exclude<RunControl, "timeout">, reason = ""): Promise<Run> {
+  async control(uid: string, action: "cancel" | "pause" | "resume", reason = ""): Promise<Run> {
     if (this.closed) throw new PipewrightError("UNAVAILABLE", "the server is shutting down");
     if (!this.registry.knows(uid)) return this.peers.forwardControl(uid, action, reason);
     return new Promise((resolve, reject) => this.committer.add({ kind: "control", uid, action, reason, resolve, reject }));
+  }
+
+  /**
+   * RunService.SignalRun. `outcome` is known when this process owns the run;
+   * a signal for a run another process owns goes through its inbox, and is
+   * answered once applied there.
+   */
+  async signal(uid: string, signal: SignalSent): Promise<{ run: Run; outcome?: SignalOutcome }> {
+    if (this.closed) throw new PipewrightError("UNAVAILABLE", "the server is shutting down");
+    if (!this.registry.knows(uid)) return { run: await this.peers.forwardControl(uid, "signal", "", signal) };
+    return new Promise((resolve, reject) =>
+      this.committer.add({ kind: "control", uid, action: "signal", reason: "", signal, resolve: (run, outcome) => resolve({ run, outcome }), reject }),
+    );
   }
 
   // ---- deletion ------------------------------------------------------------
