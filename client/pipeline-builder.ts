@@ -8,7 +8,16 @@
 
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { GroupSchema, PipelineSchema, StepSchema, WaitSchema, type Pipeline as PipelineMessage, type Step, type TaskCall, type Wait } from "@pipewright/protocol";
+import {
+  GroupSchema,
+  PipelineSchema,
+  StepSchema,
+  WaitSchema,
+  type Pipeline as PipelineMessage,
+  type Step,
+  type TaskCall,
+  type Wait,
+} from "@pipewright/protocol";
 import type { Value } from "@pipewright/protocol";
 import { formatViolations, validatePipeline, type PipelineRole, type Violation } from "@pipewright/protocol";
 import { encodeState, encodeValue, type RemoteError } from "@pipewright/protocol";

@@ -215,7 +215,8 @@ function checkWait(w: Wait, path: string, out: Violation[]): void {
     default:
       out.push({ field: path, description: "no condition set: expected one of duration, time, signal, event" });
   }
-  if (w.timeout && (c.case === "duration" || c.case === "time")) out.push({ field: `${path}.timeout`, description: "only a signal or event wait takes a timeout" });
+  if (w.timeout && (c.case === "duration" || c.case === "time"))
+    out.push({ field: `${path}.timeout`, description: "only a signal or event wait takes a timeout" });
   else checkDuration(w.timeout, `${path}.timeout`, out);
   if (w.displayName.length > MAX_NAME_LENGTH)
     out.push({ field: `${path}.display_name`, description: `must be at most ${MAX_NAME_LENGTH} characters, got ${w.displayName.length}` });

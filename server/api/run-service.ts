@@ -266,11 +266,13 @@ function signalViolations(r: SignalRunRequest): Violation[] {
   if (!UUID.test(r.runId)) out.push({ field: "run_id", description: `must be a run id (a UUID), got ${JSON.stringify(r.runId.slice(0, 60))}` });
   const name = waitNameProblem(r.name);
   if (name) out.push({ field: "name", description: name });
-  if (r.signalId.length > MAX_NAME_LENGTH) out.push({ field: "signal_id", description: `must be at most ${MAX_NAME_LENGTH} characters, got ${r.signalId.length}` });
+  if (r.signalId.length > MAX_NAME_LENGTH)
+    out.push({ field: "signal_id", description: `must be at most ${MAX_NAME_LENGTH} characters, got ${r.signalId.length}` });
   if (r.payload) {
     const s = valueStats(r.payload);
     if (s.bytes > MAX_VALUE_BYTES) out.push({ field: "payload", description: `is about ${s.bytes} bytes, over the limit of ${MAX_VALUE_BYTES}` });
-    else if (s.depth > MAX_VALUE_DEPTH) out.push({ field: "payload", description: `nests values ${s.depth} levels deep, over the limit of ${MAX_VALUE_DEPTH}` });
+    else if (s.depth > MAX_VALUE_DEPTH)
+      out.push({ field: "payload", description: `nests values ${s.depth} levels deep, over the limit of ${MAX_VALUE_DEPTH}` });
   }
   return out;
 }

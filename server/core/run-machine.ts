@@ -23,7 +23,18 @@ import { pushAll } from "./arrays.js";
 import { mergeBranchStates } from "./merge-states.js";
 import { DEFAULT_RETRY, effectiveRetry, retryDelay, type EffectiveRetry } from "./retry-policy.js";
 import { childScopePath } from "@pipewright/protocol";
-import { RunGraph, type DagStep, type Flow, type GroupStep, type Scope, type StageStep, type Step, type TaskInput, type TaskStep, type WaitStep } from "./run-graph.js";
+import {
+  RunGraph,
+  type DagStep,
+  type Flow,
+  type GroupStep,
+  type Scope,
+  type StageStep,
+  type Step,
+  type TaskInput,
+  type TaskStep,
+  type WaitStep,
+} from "./run-graph.js";
 import { Waits } from "./waits.js";
 import { durationMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { countTasks, formatViolations, validatePipeline } from "@pipewright/protocol";
@@ -195,6 +206,8 @@ export class RunMachine {
         this.signal(input);
         break;
       case "event":
+        // The same event delivered twice (its publisher retried after a crash) ends only the waits it found the first time.
+        if (input.id !== undefined && !this.waits.firstSight(`event:${input.id}`)) break;
         for (const id of this.waits.waitingForEvent(input.name)) this.endWait(this.graph.step(id) as WaitStep, input.payload);
         break;
       case "resume":

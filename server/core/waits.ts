@@ -118,10 +118,15 @@ export class Waits {
     return this.keptCount;
   }
 
-  /** Records a signal id; false when it was seen before (a repeat). */
+  /**
+   * Records a signal's (or event's) id; false when it was seen before (a
+   * repeat). Past MAX_SIGNAL_IDS ids nothing more is recorded: SignalRun
+   * refuses signals with ids before that (signalRefusal), and an event
+   * delivered twice is then applied twice.
+   */
   firstSight(id: string): boolean {
     if (this.signalIds.has(id)) return false;
-    this.signalIds.add(id);
+    if (this.signalIds.size < MAX_SIGNAL_IDS) this.signalIds.add(id);
     return true;
   }
 

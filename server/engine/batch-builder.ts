@@ -182,7 +182,10 @@ export class BatchBuilder {
       if (!input || (input.type !== "event" && !accepts(m.runState, input.type as RunControl))) continue;
       // A signal past the run's bounds is dropped here (its sender checked them, but the run may have filled since).
       if (input.type === "signal" && m.waits.signalRefusal(input.id !== undefined)) {
-        this.config.log.warn({ run_id: run.uid, signal: input.name }, `signal ${input.name} to run ${run.uid} dropped: ${m.waits.signalRefusal(input.id !== undefined)}`);
+        this.config.log.warn(
+          { run_id: run.uid, signal: input.name },
+          `signal ${input.name} to run ${run.uid} dropped: ${m.waits.signalRefusal(input.id !== undefined)}`,
+        );
         continue;
       }
       this.apply(run, input, batch);
@@ -376,6 +379,9 @@ export class BatchBuilder {
         return;
       case "holdQueued":
         batch.holds.push({ run, held: e.held });
+        return;
+      case "eventWait":
+        batch.eventWaits.push({ run, step: e.step, name: e.name, on: e.on });
         return;
       case "finished":
         return; // written with the run's row

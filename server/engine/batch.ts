@@ -85,6 +85,8 @@ export class Batch {
   inboxDone: number[] = [];
   /** Big payloads the written rows refer to, by `${run uid}/${hash}`. */
   blobs = new Map<string, BlobData & { run: OwnedRun }>();
+  /** Event waits begun or ended (store/event-waits.ts), written in the batch's transaction. */
+  eventWaits: { run: OwnedRun; step: number; name: string; on: boolean }[] = [];
   /** Steps whose result came through the inbox: their queue row is already gone. */
   preFenced = new Set<string>();
 

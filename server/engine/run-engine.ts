@@ -20,13 +20,15 @@
 //   ports.ts          what the engine and the dispatcher exchange
 
 import type { Tracer } from "@opentelemetry/api";
-import type { Run, RunEvent } from "@pipewright/protocol";
+import type { Run, RunEvent, Value } from "@pipewright/protocol";
 import type { TimeoutDefaults } from "../core/assignment-codec.js";
 import { PipewrightError } from "../core/errors.js";
 import { RunMachine, type MachineConfig, type SignalOutcome } from "../core/run-machine.js";
 import { Metrics } from "../observe/metrics.js";
 import type { Sql } from "../store/database.js";
 import { deleteFinishedRun, namespacesOf } from "../store/run-store.js";
+import { sendEventToWaiters } from "../store/event-waits.js";
+import { encodeArrival } from "./event-codec.js";
 import { BatchBuilder } from "./batch-builder.js";
 import { BatchWriter } from "./batch-writer.js";
 import { CommitLoop } from "./commit-loop.js";
@@ -243,6 +245,16 @@ export class RunEngine {
     return new Promise((resolve, reject) =>
       this.committer.add({ kind: "control", uid, action: "signal", reason: "", signal, resolve: (run, outcome) => resolve({ run, outcome }), reject }),
     );
+  }
+
+  /**
+   * An event was published in `namespace`: every run with a step waiting for
+   * its name hears of it, through its owner's inbox (whichever process owns
+   * it). Idempotent by event id: delivered again, it ends no more waits.
+   * Returns how many runs were told.
+   */
+  deliverEvent(namespace: string, event: { id: string; name: string; payload: Value }): Promise<number> {
+    return sendEventToWaiters(this.sql, namespace, event.name, encodeArrival(event));
   }
 
   // ---- deletion ------------------------------------------------------------

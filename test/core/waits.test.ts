@@ -4,7 +4,7 @@
 
 import { encodeValue, decodeValue, RunState, type Value } from "@pipewright/protocol";
 import { describe, expect, it } from "vitest";
-import { inParallel, sleep, waitForSignal } from "../../client/pipeline-builder.js";
+import { inParallel, sleep, waitForSignal, type Pipeline } from "../../client/pipeline-builder.js";
 import { taskRef } from "../../client/task-ref.js";
 import { RunMachine, type Effect, type RunInput } from "../../server/core/run-machine.js";
 import { stepStatuses } from "../../server/core/step-statuses.js";
@@ -26,7 +26,7 @@ class Driven {
   }
 }
 
-function start(p: ReturnType<typeof a.send>, at = 0): { d: Driven; first: Effect[] } {
+function start(p: Pipeline<any>, at = 0): { d: Driven; first: Effect[] } {
   const d = new Driven(new RunMachine(p.toProto()));
   return { d, first: d.apply({ type: "start", at }) };
 }
