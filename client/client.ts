@@ -5,7 +5,7 @@ import { randomUUID } from "node:crypto";
 import { durationFromMs, timestampFromDate, type Duration, type Timestamp } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
 import { context, SpanKind, SpanStatusCode, trace, type Span } from "@opentelemetry/api";
-import { RunState, type Run, type RunEvent, type WaitRunResponse } from "@pipewright/protocol";
+import { RunState, SignalDelivery, type Run, type RunEvent, type WaitRunResponse } from "@pipewright/protocol";
 import { RunService, RunView } from "@pipewright/protocol";
 import { createClient, type Client, type TlsOptions } from "@pipewright/protocol";
 import type { Pipeline } from "./pipeline-builder.js";
@@ -246,16 +246,24 @@ export class RunHandle<R> {
    * (`waitForSignal(name)`) gets `payload` as its result; if none waits yet,
    * the signal is kept until one does. `signalId` makes a repeat (a webhook
    * delivered twice) count once. A finished run refuses it
-   * (FAILED_PRECONDITION).
+   * (FAILED_PRECONDITION). `delivery`: what it did, when the server that
+   * answered owns the run ("unknown" when another server process applied it).
    */
-  async signal(name: string, payload?: unknown, options: { signalId?: string } = {}): Promise<{ run: Run; delivered: boolean; duplicate: boolean }> {
+  async signal(
+    name: string,
+    payload?: unknown,
+    options: { signalId?: string } = {},
+  ): Promise<{ run: Run; delivery: "delivered" | "kept" | "duplicate" | "unknown" }> {
     const r = await this.client.calls.signalRun({
       runId: this.id,
       name,
       payload: payload === undefined ? undefined : encodeValue(payload),
       signalId: options.signalId ?? "",
     });
-    return { run: r.run!, delivered: r.delivered, duplicate: r.duplicate };
+    const delivery = ({ [SignalDelivery.DELIVERED]: "delivered", [SignalDelivery.KEPT]: "kept", [SignalDelivery.DUPLICATE]: "duplicate" } as const)[
+      r.delivery as 1 | 2 | 3
+    ];
+    return { run: r.run!, delivery: delivery ?? "unknown" };
   }
 
   /** Deletes the run with its events and stored payloads: finished runs only (an active one: FAILED_PRECONDITION, cancel it first). */

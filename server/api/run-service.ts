@@ -21,6 +21,7 @@ import {
   ResumeRunResponseSchema,
   RunService,
   RunView,
+  SignalDelivery,
   SignalRunResponseSchema,
   SubmitRunResponseSchema,
   WaitRunResponseSchema,
@@ -156,7 +157,10 @@ export function runService(engine: RunEngine, sql: Sql, limits: SubmitLimits, tr
         payload: request.payload ?? noneValue(),
         id: request.signalId || undefined,
       });
-      return create(SignalRunResponseSchema, { run, delivered: outcome === "delivered", duplicate: outcome === "duplicate" });
+      const delivery = outcome
+        ? { delivered: SignalDelivery.DELIVERED, kept: SignalDelivery.KEPT, duplicate: SignalDelivery.DUPLICATE }[outcome]
+        : SignalDelivery.UNSPECIFIED;
+      return create(SignalRunResponseSchema, { run, delivery });
     },
 
     async deleteRun(request, call) {

@@ -81,7 +81,7 @@ describe("signals", () => {
     await until("the wait step waiting", async () => (await stepOf(run.id)).state === StepState.WAITING, 5000);
     expect((await stepOf(run.id)).waitingFor).toBe("signal approve");
     const sent = await run.signal("approve", "approved-by-ann");
-    expect([sent.delivered, sent.duplicate]).toEqual([true, false]);
+    expect(sent.delivery).toBe("delivered");
     expect(await run.result(5000)).toBe("approved-by-ann");
   });
 
@@ -89,7 +89,7 @@ describe("signals", () => {
     const run = await client.submit(sleep(700).waitForSignal("go").continueWith(stamp).waitForSignal("go").continueWith(stamp));
     const first = await run.signal("go", "first", { signalId: "webhook-1" });
     const again = await run.signal("go", "first-again", { signalId: "webhook-1" });
-    expect([first.delivered, again.duplicate]).toEqual([false, true]);
+    expect([first.delivery, again.delivery]).toEqual(["kept", "duplicate"]);
     await until("the first signal taken", () => ranAt.has("first"), 5000); // kept through the sleep, then taken by the first wait
     expect(StepState[(await client.rpc.getRun({ runId: run.id, view: RunView.FULL })).run!.steps[3].state]).toBe("WAITING"); // the repeat was not kept
     await run.signal("go", "second");
