@@ -43,8 +43,11 @@ import { migrate } from "./store/migrate.js";
 import { registerProcess, unregisterProcess } from "./store/process-registry.js";
 import { queueDepths, reclaimPredecessors } from "./store/task-queue.js";
 
-/** What the dashboard's JSON API serves: reads, controls, counts and resubmit (submitting stays on gRPC, behind admission control). */
-const DASHBOARD_RUN_METHODS = ["GetRun", "WatchRun", "ListRuns", "CountRuns", "CancelRun", "PauseRun", "ResumeRun", "ResubmitRun", "DeleteRun"];
+/**
+ * What the dashboard's JSON API serves: reads, controls (signals too: a webhook sender speaks
+ * JSON over HTTP), counts and resubmit (submitting stays on gRPC, behind admission control).
+ */
+const DASHBOARD_RUN_METHODS = ["GetRun", "WatchRun", "ListRuns", "CountRuns", "CancelRun", "PauseRun", "ResumeRun", "SignalRun", "ResubmitRun", "DeleteRun"];
 const DASHBOARD_ADMIN_METHODS = ["GetServerStatus", "ListWorkers", "ListCircuitBreakers"];
 
 export interface RunningServer {
