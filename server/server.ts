@@ -184,6 +184,7 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
       timeouts,
       processTimeoutMs: config.processTimeoutMs,
       remoteWaitPollMs: config.remoteWaitPollMs,
+      parkWaitsOverMs: config.parkWaitsOverMs,
       log: componentLogger(root, "engine"),
       metrics,
       tracer: tracing.tracer,

@@ -814,6 +814,11 @@ export class RunMachine {
     this.waits.clear();
   }
 
+  /** True when the run only waits: some wait step waiting, no task queued, running or held by a pause (see engine/parking.ts). */
+  isOnlyWaiting(): boolean {
+    return !this.result && !this.stopping && this.active.size === 0 && this.heldDispatches.length === 0 && this.waits.waiting.size > 0;
+  }
+
   /** When a wait of this run next ends by itself or times out, if any will. */
   nextWakeAt(): number | undefined {
     return this.result ? undefined : this.waits.nextWakeAt();

@@ -7,6 +7,7 @@ import type { Pipeline, Run, TaskError, Value } from "@pipewright/protocol";
 import type { RunControl } from "../core/run-control.js";
 import type { Effect, RunMachine, SignalOutcome } from "../core/run-machine.js";
 import type { IncomingResult } from "./ports.js";
+import type { OwnedRun } from "./owned-run.js";
 
 /** A submission checked by the API layer, ready to persist. */
 export interface PreparedSubmit {
@@ -75,7 +76,9 @@ export type Item =
   /** Look at this process's inbox (a notification came, or the periodic check). */
   | { kind: "inbox" }
   /** End a run FAILED with this error (it cannot go on: see RunMachine.abandon). */
-  | { kind: "abandon"; runId: number; error: TaskError };
+  | { kind: "abandon"; runId: number; error: TaskError }
+  /** Park a run that only waits (engine/parking.ts). */
+  | { kind: "park"; run: OwnedRun };
 
 /** Items of one run are committed in order: one batch in flight per run. `idOf`: a held run's id by uid. */
 export function orderKey(item: Item, idOf: (uid: string) => number | undefined): string | undefined {
@@ -92,5 +95,7 @@ export function orderKey(item: Item, idOf: (uid: string) => number | undefined):
       return "inbox";
     case "abandon":
       return `run:${item.runId}`;
+    case "park":
+      return `run:${item.run.id}`;
   }
 }

@@ -95,16 +95,18 @@ export class Peers {
    * is the first start) and rebuilds them from their event log.
    */
   async adoptOrphans(): Promise<number> {
-    const ids = await runs.adoptOrphanRuns(this.sql, this.config.processId, this.config.processTimeoutMs, 1000);
-    if (ids.length === 0) return 0;
+    const adopted = await runs.adoptOrphanRuns(this.sql, this.config.processId, this.config.processTimeoutMs, 1000);
+    if (adopted.length === 0) return 0;
+    // Parked runs stay parked, ours now: loaded when due or when something arrives for them (engine/parking.ts).
+    const ids = adopted.filter((r) => !r.parked).map((r) => r.id);
     try {
-      await this.registry.load(await runs.loadRunsByIds(this.sql, ids));
+      if (ids.length) await this.registry.load(await runs.loadRunsByIds(this.sql, ids));
     } catch (err) {
       this.registry.unsure.noteAdopted(ids); // they are ours now: nobody else will take them
       throw err;
     }
     this.lookAtInbox();
-    return ids.length;
+    return adopted.length;
   }
 
   /**

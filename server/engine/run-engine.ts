@@ -37,6 +37,7 @@ import { attemptAssigned } from "../observe/run-spans.js";
 import { GroupCommitter } from "./group-committer.js";
 import { orderKey, startOf, type Item, type PreparedSubmit, type SignalSent, type SubmitOutcome } from "./items.js";
 import { pauseForOthers } from "./pause-for-others.js";
+import { Parking } from "./parking.js";
 import { Peers } from "./peers.js";
 import type { DispatchPort, IncomingResult, ResultSink } from "./ports.js";
 import { RunReads } from "./run-reads.js";
@@ -61,7 +62,11 @@ export interface EngineConfig {
   metrics?: Metrics;
   /** Records the spans of runs and attempts (observe/run-spans.ts; default: the global tracer provider's). */
   tracer?: Tracer;
+  /** A run that only waits, with nothing due for this long (ms), leaves memory until then (engine/parking.ts); 0: never. Default 30 s. */
+  parkWaitsOverMs?: number;
 }
+
+export const DEFAULT_PARK_WAITS_OVER_MS = 30_000;
 
 /** What the engine counts, for GetServerStatus. */
 export interface EngineStats {
@@ -70,6 +75,9 @@ export interface EngineStats {
   readonly staleResults: number;
   /** Attempts failed by a wait timeout since start (the dispatcher counts the others). */
   readonly timedOut: number;
+  /** Runs parked (they only wait) and loaded again, since start (engine/parking.ts). */
+  readonly parked: number;
+  readonly unparked: number;
 }
 
 /** Runs with at least this many tasks are built and started before their batch, with pauses. */
@@ -82,6 +90,7 @@ export class RunEngine {
   private readonly builder: BatchBuilder;
   private readonly loop: CommitLoop;
   private readonly committer: GroupCommitter<Item>;
+  private readonly parking: Parking;
   private closed = false;
   private timedOut = 0;
   private sweepTimer?: NodeJS.Timeout;
@@ -108,6 +117,7 @@ export class RunEngine {
       {
         deadline: (run) => this.committer.add({ kind: "control", uid: run.uid, action: "timeout", reason: "", resolve: () => {}, reject: () => {} }),
         wake: (run) => this.committer.add({ kind: "control", uid: run.uid, action: "wake", reason: "", resolve: () => {}, reject: () => {} }),
+        loaded: (run) => this.parking.consider(run, false),
         poke: () => dispatch.poke(),
       },
     );
@@ -115,6 +125,13 @@ export class RunEngine {
       sql,
       this.registry,
       { processId, processTimeoutMs: config.processTimeoutMs, remoteWaitPollMs: config.remoteWaitPollMs ?? 1000, log },
+      lookAtInbox,
+    );
+    this.parking = new Parking(
+      sql,
+      this.registry,
+      { processId, parkWaitsOverMs: config.parkWaitsOverMs ?? DEFAULT_PARK_WAITS_OVER_MS, log },
+      (run) => this.committer.add({ kind: "park", run }),
       lookAtInbox,
     );
     this.reads = new RunReads(sql, this.registry, this.peers, dispatch, { machine: config.machine, log }, () => this.committer.idle());
@@ -129,6 +146,7 @@ export class RunEngine {
       reads: this.reads,
       dispatch,
       committer: this.committer,
+      parking: this.parking,
       metrics,
       log,
     });
@@ -173,6 +191,7 @@ export class RunEngine {
       this.sweepWaits().catch((err) => this.config.log.warn({ err }, `wait-timeout sweep: ${err.message}`));
       if (++ticks % 2 === 0) {
         this.committer.add({ kind: "inbox" });
+        this.parking.loadDue().catch((err) => this.config.log.warn({ err }, `loading parked runs due: ${err.message}`));
         this.adoptOrphans().catch((err) => this.config.log.warn({ err }, `adopting runs: ${err.message}`));
         this.peers.refresh().catch((err) => this.config.log.warn({ err }, `looking for other processes: ${err.message}`));
       }
@@ -197,7 +216,13 @@ export class RunEngine {
   }
 
   stats(): EngineStats {
-    return Object.freeze({ activeRuns: this.registry.size, staleResults: this.builder.staleResults, timedOut: this.timedOut });
+    return Object.freeze({
+      activeRuns: this.registry.size,
+      staleResults: this.builder.staleResults,
+      timedOut: this.timedOut,
+      parked: this.parking.parked,
+      unparked: this.parking.unparked,
+    });
   }
 
   /** Fails the attempts that waited too long for a worker (pipewright.Timeout, fenced as any result). */

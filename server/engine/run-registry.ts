@@ -36,6 +36,8 @@ export interface RegistryHooks {
   wake(run: OwnedRun): void;
   /** Attempts went back to the queue (after a commit in doubt): look for workers. */
   poke(): void;
+  /** A run was loaded (a restart, an adoption, a parked run back): it may be parked again. */
+  loaded(run: OwnedRun): void;
 }
 
 /** What a batch being committed has changed (its runs are ahead of the database until it commits). */
@@ -193,6 +195,12 @@ export class RunRegistry {
     for (const w of run.waiters) w(undefined);
   }
 
+  /** A run parked (engine/parking.ts): it leaves memory, its row says when it must be back. */
+  park(run: OwnedRun): void {
+    endRunTrace(run.trace, "parked"); // it goes on in the same trace once loaded again (the runs row's context)
+    this.disown(run);
+  }
+
   /** Stops the deadline timers (shutdown). */
   clearTimers(): void {
     for (const run of this.owned.values()) {
@@ -261,6 +269,7 @@ export class RunRegistry {
         run.listeners = old.listeners;
         run.trace = old.trace; // its span goes on
         old.timer?.clear();
+        old.wakeTimer?.clear();
       } else run.trace = resumeRunTrace(row.traceparent, row.tracestate);
       if (machine.result) {
         // Its end was committed after its row was read (the log says more than the row
@@ -273,6 +282,7 @@ export class RunRegistry {
         continue;
       }
       this.own(run);
+      this.hooks.loaded(run);
     }
   }
 

@@ -153,6 +153,58 @@ describe("event waits", () => {
   });
 });
 
+describe("parked runs: a run that only waits leaves memory and comes back", () => {
+  let parking: TestServer;
+  let pc: PipewrightClient;
+  beforeAll(async () => {
+    parking = await startTestServer({ parkWaitsOverMs: 300 });
+    await parking.worker({ tasks: [stamp], slots: 2 });
+    pc = parking.client();
+  });
+  afterAll(() => parking?.stop());
+
+  const parkedRow = async (id: string) =>
+    (await parking.server.sql<{ parked: boolean; wake_at: Date | null }[]>`select parked, wake_at from runs where uid = ${id}`)[0];
+  const held = () => parking.server.engine.stats().activeRuns;
+
+  it("a run waiting for a signal is parked (out of memory), shown as waiting, and a signal brings it back and resumes it", async () => {
+    const run = await pc.submit(waitForSignal("wake-up").continueWith(stamp));
+    await until("the run parked", async () => (await parkedRow(run.id)).parked, 5000);
+    expect(held()).toBe(0);
+    expect((await parkedRow(run.id)).wake_at).toBeNull(); // nothing but a signal brings it back
+    const seen = (await pc.rpc.getRun({ runId: run.id, view: RunView.FULL })).run!;
+    expect([RunState[seen.state], StepState[seen.steps[0].state], seen.steps[0].waitingFor]).toEqual(["RUNNING", "WAITING", "signal wake-up"]);
+    const sent = await run.signal("wake-up", "parked-and-back");
+    expect(sent.delivery).toBe("unknown"); // it went through the inbox to the run, loaded again
+    expect(await run.result(10_000)).toBe("parked-and-back");
+    expect((await parkedRow(run.id)).parked).toBe(false);
+    expect(parking.server.engine.stats()).toMatchObject({ parked: expect.any(Number), unparked: expect.any(Number) });
+    expect(parking.server.engine.stats().unparked).toBeGreaterThanOrEqual(1);
+  });
+
+  it("a parked sleep is loaded before its time and ends on time; a parked run's deadline still fails it", async () => {
+    const sleeper = await pc.submit(stamp.send("parked-sleep").sleep(4000).continueWith(stamp));
+    await until("the sleeper parked", async () => (await parkedRow(sleeper.id)).parked, 5000);
+    const wakeAt = (await parkedRow(sleeper.id)).wake_at!.getTime();
+    expect(await sleeper.result(15_000)).toBe("parked-sleep");
+    expect(ranAt.get("parked-sleep")!).toBeGreaterThanOrEqual(wakeAt - 5);
+    const timed = await pc.submit(waitForSignal("never-comes"), { runTimeoutMs: 2500 });
+    await until("the timed run parked", async () => (await parkedRow(timed.id)).parked, 5000);
+    expect((await parkedRow(timed.id)).wake_at).not.toBeNull(); // its deadline
+    const err = await timed.result(15_000).catch((e) => e);
+    expect((err as RunFailedError).error.type).toBe("pipewright.Timeout");
+  });
+
+  it("a parked run is cancelled at once, and a WaitRun on it returns when it ends", async () => {
+    const run = await pc.submit(sleep(3600_000).continueWith(stamp.send("never-after-parked-sleep")));
+    await until("the run parked", async () => (await parkedRow(run.id)).parked, 5000);
+    const waiting = run.wait(10_000);
+    await run.cancel("parked, then cancelled");
+    expect((await waiting).state).toBe(RunState.CANCELLED);
+    expect(ranAt.has("never-after-parked-sleep")).toBe(false);
+  });
+});
+
 describe("waits through a server process killed with SIGKILL", () => {
   let db: TestDatabase;
   const servers: ServerProcess[] = [];

@@ -21,3 +21,12 @@ create table run_event_waits (
   primary key (run_id, step)
 );
 create index run_event_waits_by_name on run_event_waits (namespace, name);
+
+-- Parked runs: a run whose only activity is waiting (a sleep, a signal, an
+-- event) with nothing due soon leaves its owner's memory. `wake_at` is when
+-- it must be back (its next wait's end or timeout, or its run deadline; null:
+-- only a signal, an event or a control brings it back, through the inbox).
+-- Its owner reads this index for the runs due.
+alter table runs add column parked boolean not null default false;
+alter table runs add column wake_at timestamptz;
+create index runs_parked_wake on runs (owner_id, wake_at) where parked;
