@@ -44,7 +44,7 @@ export interface ServerConfig {
   processTimeoutMs: number;
   /** A wait on a run another process owns also reads the database this often, should that process's announcement of its end be missed. */
   remoteWaitPollMs: number;
-  /** A run that only waits (sleep, signal, event) with nothing due for this long leaves memory until then; 0: never. */
+  /** A run that has only waited (sleep, signal, event) this long, with nothing due sooner, leaves memory (engine/parking.ts); 0: never. */
   parkWaitsOverMs: number;
   /** How long a shutdown waits for workers to finish what they hold. */
   drainGraceMs: number;
@@ -235,7 +235,7 @@ export const OPTIONS: Option[] = [
     flag: "--park-waits-over-ms",
     env: "PIPEWRIGHT_PARK_WAITS_OVER_MS",
     default: "30000",
-    help: "a run that only waits (a sleep, a signal, an event) with nothing due for this long leaves memory until then, and comes back from the database (0: never)",
+    help: "a run that has only waited (a sleep, a signal, an event) this long, with nothing due sooner, leaves memory, and comes back from the database when due or signalled (0: never)",
   },
   {
     key: "drainGraceMs",

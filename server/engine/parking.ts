@@ -1,5 +1,6 @@
-// Parking: a run that only waits (a sleep, a signal, an event; no task queued
-// or running) with nothing due soon leaves this process's memory, so 100,000
+// Parking: a run that has only waited (a sleep, a signal, an event; no task
+// queued or running) for a while, with nothing due soon, leaves this
+// process's memory, so 100,000
 // sleeping runs cost rows in PostgreSQL, not gigabytes here. Its row says it
 // is parked and when it must be back (wake_at: its next wait's end or
 // timeout, or its run deadline). It comes back, rebuilt from its log like any
@@ -20,7 +21,11 @@ import type { RunRegistry } from "./run-registry.js";
 
 export interface ParkingConfig {
   processId: string;
-  /** Park a waiting run when nothing of it is due for at least this long (ms); 0: never park. */
+  /**
+   * Park a run that has only waited for this long (ms), with nothing of it due
+   * sooner; 0: never park. A wait that ends soon (a webhook answering in a
+   * second) then costs no write and no reload.
+   */
   parkWaitsOverMs: number;
   log: Logger;
 }
@@ -37,6 +42,8 @@ export class Parking {
   private unparking = false;
   /** Runs loaded for what their inbox holds: not parked again before it is applied (their next commit). */
   private readonly loadedForInbox = new Set<number>();
+  /** Runs that only wait, by when they last changed: parked once that is parkWaitsOverMs ago (see sweep). */
+  private readonly idleSince = new Map<OwnedRun, number>();
 
   constructor(
     private readonly sql: Sql,
@@ -57,9 +64,23 @@ export class Parking {
       if (!committed) return;
       this.loadedForInbox.delete(run.id);
     }
-    if (!this.config.parkWaitsOverMs || run.parking || !this.parkable(run)) return;
-    run.parking = true;
-    this.requestPark(run);
+    if (!this.config.parkWaitsOverMs) return;
+    if (this.parkable(run)) this.idleSince.set(run, Date.now());
+    else this.idleSince.delete(run);
+  }
+
+  /** Every second or so: the runs that have only waited for parkWaitsOverMs, and still do, are parked. */
+  sweep(now = Date.now()): void {
+    for (const [run, since] of this.idleSince) {
+      if (this.registry.byId(run.id) !== run || !this.parkable(run, now)) {
+        this.idleSince.delete(run);
+        continue;
+      }
+      if (now - since < this.config.parkWaitsOverMs || run.parking) continue;
+      this.idleSince.delete(run);
+      run.parking = true;
+      this.requestPark(run);
+    }
   }
 
   /** The committer's park items: the runs still parkable are parked (one statement), then let go. */

@@ -62,7 +62,7 @@ export interface EngineConfig {
   metrics?: Metrics;
   /** Records the spans of runs and attempts (observe/run-spans.ts; default: the global tracer provider's). */
   tracer?: Tracer;
-  /** A run that only waits, with nothing due for this long (ms), leaves memory until then (engine/parking.ts); 0: never. Default 30 s. */
+  /** A run that has only waited this long (ms), with nothing due sooner, leaves memory (engine/parking.ts); 0: never. Default 30 s. */
   parkWaitsOverMs?: number;
 }
 
@@ -192,6 +192,7 @@ export class RunEngine {
       if (++ticks % 2 === 0) {
         this.committer.add({ kind: "inbox" });
         this.parking.loadDue().catch((err) => this.config.log.warn({ err }, `loading parked runs due: ${err.message}`));
+        this.parking.sweep();
         this.adoptOrphans().catch((err) => this.config.log.warn({ err }, `adopting runs: ${err.message}`));
         this.peers.refresh().catch((err) => this.config.log.warn({ err }, `looking for other processes: ${err.message}`));
       }

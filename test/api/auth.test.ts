@@ -117,7 +117,7 @@ describe("the scope table", () => {
     expect(Object.fromEntries(SCOPES.map((s) => [s, byScope(s)]))).toEqual({
       submit: ["RunService/BatchSubmitRuns", "RunService/ResubmitRun", "RunService/SubmitRun"],
       read: ["RunService/CountRuns", "RunService/GetRun", "RunService/ListRuns", "RunService/WaitRun", "RunService/WaitRuns", "RunService/WatchRun"],
-      control: ["RunService/CancelRun", "RunService/DeleteRun", "RunService/PauseRun", "RunService/ResumeRun"],
+      control: ["RunService/CancelRun", "RunService/DeleteRun", "RunService/PauseRun", "RunService/ResumeRun", "RunService/SignalRun"],
       worker: ["WorkerService/Connect"],
       admin: ["AdminService/GetServerStatus", "AdminService/ListCircuitBreakers", "AdminService/ListWorkers"],
       metrics: [], // GET /metrics on the HTTP port, no gRPC method

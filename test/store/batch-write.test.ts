@@ -330,7 +330,7 @@ describe("writeBatch", () => {
     const [runId] = await createRuns(1, presumedDead);
     await insertQueueRows(sql, [queueRow(runId, 0)]);
     const adopted = await adoptOrphanRuns(sql, randomUUID(), 600_000, 1000);
-    expect(adopted).toContain(runId);
+    expect(adopted.map((a) => a.id)).toContain(runId);
     const [stillMine] = await createRuns(1, presumedDead);
     const before = await snapshot();
 
