@@ -128,8 +128,8 @@ async function main(): Promise<void> {
     log(`  waiting, parking on: ${JSON.stringify(parked)}`);
     const held = await waiting(adminUrl, N.waiting, false);
     log(`  waiting, parking off: ${JSON.stringify(held)}`);
-    const grown = (w: typeof parked) => w.serverRssMB - w.serverRssIdleMB;
-    results.waiting = { parked, held, memoryGrowthRatio: round(grown(parked) / Math.max(1, grown(held)), 2) };
+    const grown = (w: typeof parked) => w.heapUsedMB - w.heapUsedIdleMB;
+    results.waiting = { parked, held, heapGrowthRatio: round(grown(parked) / Math.max(1, grown(held)), 2) };
   }
   await stopPg();
 

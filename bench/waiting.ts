@@ -21,6 +21,11 @@ export interface WaitingFigures {
   serverRssMB: number;
   /** Server resident memory before the runs were submitted, MB. */
   serverRssIdleMB: number;
+  /** The server's V8 heap in use (its metrics' nodejs_heap_size_used_bytes) before the runs were submitted, and once they all wait, MB. RSS keeps what the heap once took; this says what it holds. */
+  heapUsedIdleMB: number;
+  heapUsedMB: number;
+  /** Server CPU over 10 s before the runs were submitted (its periodic sweeps), ms per second: the floor of cpuMsPerSecondWaiting. */
+  cpuMsPerSecondIdle: number;
   /** Runs parked (out of memory) once settled. */
   parkedRuns: number;
   /** Server CPU over 10 s while every run waits, ms per second. */
@@ -36,14 +41,22 @@ const stamp = taskRef<[x: unknown], unknown>("stamp");
 /** Submits `runs` waiting runs to a fresh server and measures it while they wait. */
 export async function waiting(adminUrl: string, runs: number, parking: boolean): Promise<WaitingFigures> {
   const db = await freshDatabase(adminUrl, `bench_waiting_${parking ? "parked" : "held"}_${process.pid}`);
-  const port = await freePort();
-  const server = await startServerProcess(db, port, ["--park-waits-over-ms", parking ? "30000" : "0"]);
+  const [port, metricsPort] = [await freePort(), await freePort()];
+  const server = await startServerProcess(db, port, ["--park-waits-over-ms", parking ? "30000" : "0", "--metrics-address", `127.0.0.1:${metricsPort}`]);
+  const heapMB = async () => {
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    return round(Number(/^nodejs_heap_size_used_bytes (\S+)/m.exec(text)![1]) / 2 ** 20, 0);
+  };
   const pid = server.child.pid!;
   const sql = postgres(db, { max: 1, onnotice: () => {} });
   const client = new PipewrightClient(`127.0.0.1:${port}`);
   try {
     await new Promise((r) => setTimeout(r, 1000));
     const rssIdle = rssBytes(pid);
+    const heapIdle = await heapMB();
+    const idle0 = cpuMs(pid);
+    await new Promise((r) => setTimeout(r, 10_000));
+    const cpuIdle = (cpuMs(pid) - idle0) / 10;
     const started = performance.now();
     const signalled: string[] = [];
     for (let i = 0; i < runs; i += 1000) {
@@ -63,6 +76,7 @@ export async function waiting(adminUrl: string, runs: number, parking: boolean):
     await new Promise((r) => setTimeout(r, 3000));
     const [{ parked }] = await sql<{ parked: number }[]>`select count(*)::int as parked from runs where parked`;
     const rss = rssBytes(pid);
+    const heap = await heapMB();
     const cpu0 = cpuMs(pid);
     await new Promise((r) => setTimeout(r, 10_000));
     const cpuPerSecond = (cpuMs(pid) - cpu0) / 10;
@@ -79,6 +93,9 @@ export async function waiting(adminUrl: string, runs: number, parking: boolean):
       submitSeconds: round(submitSeconds, 1),
       serverRssMB: round(rss / 2 ** 20, 0),
       serverRssIdleMB: round(rssIdle / 2 ** 20, 0),
+      heapUsedIdleMB: heapIdle,
+      heapUsedMB: heap,
+      cpuMsPerSecondIdle: round(cpuIdle, 1),
       parkedRuns: parked,
       cpuMsPerSecondWaiting: round(cpuPerSecond, 1),
       signalToEndP50Ms: round(median(latencies), 1),
