@@ -110,13 +110,13 @@ function lookup(value: Value | undefined, parts: readonly string[], parsed: Map<
 function valueJson(v: Value | undefined, parsed: Map<Value, Json | undefined>): Json | undefined {
   const kind = v?.kind;
   if (kind?.case === "map") {
-    const out: { [key: string]: Json } = {};
+    const out: [string, Json][] = [];
     for (const [k, item] of Object.entries(kind.value.entries)) {
       const j = valueJson(item, parsed);
       if (j === undefined) return undefined;
-      out[k] = j;
+      out.push([k, j]);
     }
-    return out;
+    return Object.fromEntries(out); // own properties, "__proto__" included (an assignment would set the prototype)
   }
   if (kind?.case === "list") {
     const out: Json[] = [];
