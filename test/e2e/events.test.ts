@@ -12,6 +12,9 @@ import { CallError } from "../../client/call-errors.js";
 import { task } from "../../worker-sdk/task.js";
 import { currentTask } from "../../worker-sdk/task-context.js";
 import { taskEventId } from "../../worker-sdk/task-events.js";
+import { EventPublisher } from "../../server/events/event-publisher.js";
+import { EventSweeper } from "../../server/events/event-sweeper.js";
+import { silentLogger } from "../../server/observe/logger.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 
 /** Returns what it was given, with its extra initial arguments. */
@@ -160,5 +163,25 @@ describe("events and triggers", () => {
     } finally {
       ns.close();
     }
+  });
+
+  it("events past the retention are deleted (a week when runs are kept forever); newer ones stay", async () => {
+    const sql = ts.server.sql;
+    await sql`
+      insert into events (namespace, event_id, name, payload, published_at, triggered_at)
+      values ('retention', 'old', 'r', '', now() - interval '200 hours', now()), ('retention', 'recent', 'r', '', now() - interval '100 hours', null)`;
+    const publisher = new EventPublisher({
+      sql,
+      engine: ts.server.engine,
+      prepare: () => Promise.reject(new Error("unused")),
+      waiters: { deliver: async () => {} },
+      log: silentLogger(),
+    });
+    const ids = async () =>
+      (await sql<{ event_id: string }[]>`select event_id from events where namespace = 'retention' order by event_id`).map((r) => r.event_id);
+    await new EventSweeper(sql, publisher, { retentionHours: 0, log: silentLogger() }).deleteOld();
+    expect(await ids()).toEqual(["recent"]);
+    await new EventSweeper(sql, publisher, { retentionHours: 1, log: silentLogger() }).deleteOld();
+    expect(await ids()).toEqual([]);
   });
 });
