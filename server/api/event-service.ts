@@ -21,6 +21,7 @@ import {
   ValueSchema,
   checkDuration,
   valueStats,
+  MAX_MESSAGE_BYTES,
   MAX_NAME_LENGTH,
   MAX_VALUE_BYTES,
   MAX_VALUE_DEPTH,
@@ -40,6 +41,10 @@ import { prepareSubmits, type SubmitLimits } from "./prepare-submit.js";
 
 /** Triggers one namespace may hold: each event of a name reads all of its name's, so the count is bounded. */
 export const MAX_TRIGGERS_PER_NAMESPACE = 10_000;
+/** A trigger's encoded size (its pipeline, mostly): every event of its name reads it. A pipeline that big belongs in a task that returns it. */
+export const MAX_TRIGGER_BYTES = 1024 * 1024;
+/** Payload or trigger bytes in one list response: half a message. */
+const RESPONSE_BUDGET = MAX_MESSAGE_BYTES / 2;
 const MAX_PAGE = 1000;
 const DEFAULT_PAGE = 100;
 
@@ -82,19 +87,25 @@ export function eventService(publisher: EventPublisher, sql: Sql, limits: Submit
         if (problem) throw invalidRequest([{ field: "name", description: problem }]);
       }
       const before = request.pageToken ? eventCursor(request.pageToken) : 0;
-      const rows = await listEvents(sql, callNamespace(call?.metadata), request.name, before, size + 1);
-      const page = rows.slice(0, size);
+      const rows = await listEvents(sql, {
+        namespace: callNamespace(call?.metadata),
+        name: request.name,
+        beforeId: before,
+        limit: size + 1,
+        budgetBytes: RESPONSE_BUDGET,
+      });
+      const page = withinBudget(rows, size, (r) => r.payload);
       const events = page.map((r) =>
         create(EventSchema, {
           eventId: r.eventId,
           name: r.name,
-          payload: fromBinary(ValueSchema, r.payload),
+          payload: fromBinary(ValueSchema, r.payload!),
           publishTime: timestampFromDate(r.publishedAt),
           triggerTime: r.triggeredAt ? timestampFromDate(r.triggeredAt) : undefined,
           runs: r.runs.map(triggeredRun),
         }),
       );
-      const next = rows.length > size ? Buffer.from(String(page.at(-1)!.id)).toString("base64url") : "";
+      const next = rows.length > page.length ? Buffer.from(String(page.at(-1)!.id)).toString("base64url") : "";
       return create(ListEventsResponseSchema, { events, nextPageToken: next });
     },
 
@@ -119,6 +130,11 @@ export function eventService(publisher: EventPublisher, sql: Sql, limits: Submit
       });
       if (violations.length) throw invalidRequest(violations);
       const spec = toBinary(TriggerSchema, create(TriggerSchema, { ...t, paused: false, createTime: undefined }));
+      if (spec.length > MAX_TRIGGER_BYTES)
+        throw new PipewrightError(
+          "RESOURCE_EXHAUSTED",
+          `the trigger is ${spec.length} bytes encoded, over the limit of ${MAX_TRIGGER_BYTES} bytes per trigger`,
+        );
       const row = await insertTrigger(sql, namespace, { triggerId: t.triggerId, eventName: t.eventName, spec }, MAX_TRIGGERS_PER_NAMESPACE);
       if (row === "exists") throw new PipewrightError("ALREADY_EXISTS", `trigger ${JSON.stringify(t.triggerId)} already exists in this namespace`);
       if (row === "full")
@@ -136,10 +152,10 @@ export function eventService(publisher: EventPublisher, sql: Sql, limits: Submit
     async listTriggers(request, call) {
       const size = pageSize(request.pageSize);
       const after = request.pageToken ? triggerCursor(request.pageToken) : "";
-      const rows = await listTriggers(sql, callNamespace(call?.metadata), after, size + 1);
-      const page = rows.slice(0, size);
-      const next = rows.length > size ? Buffer.from(page.at(-1)!.triggerId).toString("base64url") : "";
-      return create(ListTriggersResponseSchema, { triggers: page.map(triggerOf), nextPageToken: next });
+      const rows = await listTriggers(sql, { namespace: callNamespace(call?.metadata), after, limit: size + 1, budgetBytes: RESPONSE_BUDGET });
+      const page = withinBudget(rows, size, (r) => r.spec);
+      const next = rows.length > page.length ? Buffer.from(page.at(-1)!.triggerId).toString("base64url") : "";
+      return create(ListTriggersResponseSchema, { triggers: page.map((r) => triggerOf({ ...r, spec: r.spec! })), nextPageToken: next });
     },
 
     async deleteTrigger(request, call) {
@@ -157,6 +173,13 @@ export function eventService(publisher: EventPublisher, sql: Sql, limits: Submit
       return create(ResumeTriggerResponseSchema, { trigger: await pausedOrNotFound(callNamespace(call?.metadata), request.triggerId, false) });
     },
   };
+}
+
+/** The page: at most `size` rows, ending before the first whose big column the store left out (past the bytes budget). */
+function withinBudget<T>(rows: T[], size: number, big: (row: T) => Uint8Array | null): T[] {
+  const page = rows.slice(0, size);
+  const cut = page.findIndex((r) => big(r) === null);
+  return cut < 0 ? page : page.slice(0, Math.max(1, cut));
 }
 
 function checkTriggerId(id: string): void {

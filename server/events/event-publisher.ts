@@ -13,7 +13,7 @@
 // completes it a few seconds later.
 
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { SubmitRunRequestSchema, TriggerSchema, ValueSchema, type Value } from "@pipewright/protocol";
+import { SubmitRunRequestSchema, TriggerSchema, ValueSchema, type Trigger, type Value } from "@pipewright/protocol";
 import { randomUUID } from "node:crypto";
 import { compileFilter, matchesFilter } from "../core/event-filter.js";
 import { triggeredRequestId } from "../core/event-names.js";
@@ -32,6 +32,9 @@ import type { EventWaiters, PrepareSubmit } from "./ports.js";
  * crash must not lose the event's triggering.
  */
 export const KILL_AFTER_EVENT_INSERT_ENV = "PIPEWRIGHT_TEST_KILL_AFTER_EVENT_INSERT";
+
+/** Triggers read and started at once. */
+const TRIGGER_BATCH = 50;
 
 /** Errors that starting one trigger's run will always meet again: recorded with the event, not retried. */
 const PERMANENT = new Set(["INVALID_ARGUMENT", "RESOURCE_EXHAUSTED", "ALREADY_EXISTS", "FAILED_PRECONDITION", "NOT_FOUND"]);
@@ -82,15 +85,21 @@ export class EventPublisher {
   async trigger(row: EventRow, tx?: Tx): Promise<StoredTriggeredRun[]> {
     const { sql, log } = this.deps;
     const payload = fromBinary(ValueSchema, row.payload);
-    const triggers = await activeTriggersFor(sql, row.namespace, row.name);
-    const started = await Promise.all(
-      triggers.map(async (t) => {
-        const spec = fromBinary(TriggerSchema, t.spec);
-        if (!matchesFilter(compileFilter(spec.filter), payload)) return undefined;
-        return this.startRun(row, t.triggerId, spec, payload);
-      }),
-    );
-    const runs = started.filter((r): r is StoredTriggeredRun => r !== undefined);
+    const runs: StoredTriggeredRun[] = [];
+    // A batch of triggers at a time: a trigger is at most 1 MiB, a namespace may hold 10,000 of them.
+    for (let after = ""; ;) {
+      const triggers = await activeTriggersFor(sql, row.namespace, row.name, after, TRIGGER_BATCH);
+      const started = await Promise.all(
+        triggers.map(async (t) => {
+          const spec = fromBinary(TriggerSchema, t.spec);
+          if (!matchesFilter(compileFilter(spec.filter), payload)) return undefined;
+          return this.startRun(row, t.triggerId, spec, payload);
+        }),
+      );
+      for (const r of started) if (r) runs.push(r);
+      if (triggers.length < TRIGGER_BATCH) break;
+      after = triggers.at(-1)!.triggerId;
+    }
     await this.deps.waiters.deliver(row.namespace, { eventId: row.eventId, name: row.name, payload, publishedAt: row.publishedAt });
     const marked = await markTriggered(tx ?? sql, row.id, runs);
     if (marked) {
@@ -102,12 +111,7 @@ export class EventPublisher {
   }
 
   /** One trigger's run; a permanent refusal is recorded as the trigger's error, anything else thrown (the event stays untriggered). */
-  private async startRun(
-    row: EventRow,
-    triggerId: string,
-    spec: ReturnType<typeof fromBinary<typeof TriggerSchema>>,
-    payload: Value,
-  ): Promise<StoredTriggeredRun> {
+  private async startRun(row: EventRow, triggerId: string, spec: Trigger, payload: Value): Promise<StoredTriggeredRun> {
     const pipeline = spec.pipeline!;
     const request = create(SubmitRunRequestSchema, {
       requestId: triggeredRequestId(triggerId, row.eventId),

@@ -88,11 +88,14 @@ export class EventSweeper {
       const rows = await claimUntriggered(tx, threshold, BATCH);
       for (const row of rows) {
         if (this.stopped) break;
-        await this.publisher.trigger(row, tx);
-        this.config.log.warn(
-          { namespace: row.namespace, event_id: row.eventId, event: row.name },
-          `completed event ${row.eventId}, left untriggered by its publisher`,
-        );
+        const fields = { namespace: row.namespace, event_id: row.eventId, event: row.name };
+        try {
+          await this.publisher.trigger(row, tx);
+          this.config.log.warn(fields, `completed event ${row.eventId}, left untriggered by its publisher`);
+        } catch (err) {
+          // One event failing (the next sweep tries it again) does not hold back the others.
+          this.config.log.warn({ ...fields, err }, `event ${row.eventId} not completed yet: ${(err as Error).message}`);
+        }
       }
       return rows.length;
     });

@@ -97,13 +97,27 @@ export async function claimUntriggered(tx: Tx, olderThanMs: number, limit: numbe
   return rows.map(fromRow);
 }
 
-/** A page of a namespace's events, newest first, with internal ids below `beforeId` (0: the first page). */
-export async function listEvents(sql: Sql, namespace: string, name: string, beforeId: number, limit: number): Promise<EventRow[]> {
-  const rows = await sql<Row[]>`
-    select ${sql.unsafe(COLUMNS)} from events
-    where namespace = ${namespace} ${beforeId > 0 ? sql`and id < ${beforeId}` : sql``} ${name ? sql`and name = ${name}` : sql``}
-    order by id desc limit ${limit}`;
-  return rows.map(fromRow);
+/**
+ * A page of a namespace's events, newest first, with internal ids below
+ * `beforeId` (0: the first page). Payloads (up to 32 MiB each) are read only
+ * while the page's total stays under `budgetBytes`: the rows past it come back
+ * with a null payload, for the caller to end the page before them (the first
+ * row always has its payload, whatever its size). Sizes come from octet_length, which reads no
+ * TOASTed payload.
+ */
+export async function listEvents(
+  sql: Sql,
+  f: { namespace: string; name: string; beforeId: number; limit: number; budgetBytes: number },
+): Promise<(Omit<EventRow, "payload"> & { payload: Uint8Array | null })[]> {
+  const rows = await sql<(Omit<Row, "payload"> & { payload: Uint8Array | null })[]>`
+    select id, namespace, event_id, name, case when upto <= ${f.budgetBytes} or upto = size then payload end as payload, published_at, triggered_at, runs
+    from (
+      select *, octet_length(payload) as size, sum(octet_length(payload)) over (order by id desc) as upto from events
+      where namespace = ${f.namespace} ${f.beforeId > 0 ? sql`and id < ${f.beforeId}` : sql``} ${f.name ? sql`and name = ${f.name}` : sql``}
+      order by id desc limit ${f.limit}
+    ) page
+    order by id desc`;
+  return rows.map((r) => ({ ...fromRow(r as Row), payload: r.payload }));
 }
 
 /** Deletes up to `limit` events published more than `hours` ago; returns how many went. */

@@ -55,21 +55,38 @@ export async function loadTrigger(sql: Sql, namespace: string, triggerId: string
   return rows.length ? fromRow(rows[0]) : undefined;
 }
 
-/** A page of the namespace's triggers by trigger_id, after `after` (exclusive; "" for the first page). */
-export async function listTriggers(sql: Sql, namespace: string, after: string, limit: number): Promise<TriggerRow[]> {
-  const rows = await sql<Row[]>`
-    select trigger_id, event_name, spec, paused, created_at from triggers
-    where namespace = ${namespace} and trigger_id collate "C" > ${after}
-    order by trigger_id collate "C" limit ${limit}`;
-  return rows.map(fromRow);
+/**
+ * A page of the namespace's triggers by trigger_id, after `after` (exclusive;
+ * "" for the first page). Specs are read only while the page's total stays
+ * under `budgetBytes`; the rows past it come back with a null spec, for the
+ * caller to end the page before them (the first row always has its spec).
+ */
+export async function listTriggers(
+  sql: Sql,
+  f: { namespace: string; after: string; limit: number; budgetBytes: number },
+): Promise<(Omit<TriggerRow, "spec"> & { spec: Uint8Array | null })[]> {
+  const rows = await sql<(Omit<Row, "spec"> & { spec: Uint8Array | null })[]>`
+    select trigger_id, event_name, case when upto <= ${f.budgetBytes} or upto = size then spec end as spec, paused, created_at
+    from (
+      select *, octet_length(spec) as size, sum(octet_length(spec)) over (order by trigger_id collate "C") as upto from triggers
+      where namespace = ${f.namespace} and trigger_id collate "C" > ${f.after}
+      order by trigger_id collate "C" limit ${f.limit}
+    ) page
+    order by trigger_id collate "C"`;
+  return rows.map((r) => ({ ...fromRow(r as Row), spec: r.spec }));
 }
 
-/** The unpaused triggers of an event name in a namespace (the ones an event of that name starts). */
-export async function activeTriggersFor(sql: Sql, namespace: string, eventName: string): Promise<TriggerRow[]> {
+/**
+ * The unpaused triggers of an event name in a namespace (the ones an event of
+ * that name starts), by trigger_id after `after`, at most `limit`: callers
+ * take them a batch at a time, so that memory stays bounded however many
+ * triggers a name has.
+ */
+export async function activeTriggersFor(sql: Sql, namespace: string, eventName: string, after: string, limit: number): Promise<TriggerRow[]> {
   const rows = await sql<Row[]>`
     select trigger_id, event_name, spec, paused, created_at from triggers
-    where namespace = ${namespace} and event_name = ${eventName} and not paused
-    order by trigger_id collate "C"`;
+    where namespace = ${namespace} and event_name = ${eventName} and not paused and trigger_id collate "C" > ${after}
+    order by trigger_id collate "C" limit ${limit}`;
   return rows.map(fromRow);
 }
 

@@ -8,7 +8,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient, EventService, TriggerSchema, ValueSchema, type Client, type Value } from "@pipewright/protocol";
 import { taskRef } from "../../client/task-ref.js";
-import { MAX_TRIGGERS_PER_NAMESPACE } from "../../server/api/event-service.js";
+import { MAX_TRIGGER_BYTES, MAX_TRIGGERS_PER_NAMESPACE } from "../../server/api/event-service.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { badRequestViolations } from "../support/wire.js";
 
@@ -147,6 +147,34 @@ describe("triggers", () => {
       crowded.close();
     }
     await events.createTrigger({ trigger: trigger({ triggerId: "elsewhere" }) });
+  });
+});
+
+describe("list responses stay within a message", () => {
+  it("ListEvents ends a page early past 32 MiB of payloads, and the token goes on from there", async () => {
+    const ns = createClient(EventService, ts.address, { namespace: "big-events" });
+    try {
+      const big = (c: string) =>
+        create(ValueSchema, { kind: { case: "payload", value: { data: new TextEncoder().encode(JSON.stringify(c.repeat(17 * 1024 * 1024))) } } });
+      await ns.publishEvent({ name: "big", eventId: "a", payload: big("a") });
+      await ns.publishEvent({ name: "big", eventId: "b", payload: big("b") });
+      const first = await ns.listEvents({ pageSize: 10 });
+      expect(first.events.map((e) => e.eventId)).toEqual(["b"]);
+      const second = await ns.listEvents({ pageSize: 10, pageToken: first.nextPageToken });
+      expect([second.events.map((e) => e.eventId), second.nextPageToken]).toEqual([["a"], ""]);
+      expect(second.events[0].payload?.kind.case === "payload" && second.events[0].payload.kind.value.data.length).toBe(17 * 1024 * 1024 + 2);
+      const paged = await ns.listEvents({ pageSize: 1 });
+      expect(paged.events.map((e) => e.eventId)).toEqual(["b"]);
+    } finally {
+      ns.close();
+    }
+  }, 60_000);
+
+  it("a trigger over 1 MiB encoded is RESOURCE_EXHAUSTED naming the limit", async () => {
+    const arg = create(ValueSchema, { kind: { case: "payload", value: { data: new Uint8Array(1024 * 1024) } } });
+    const r = await refusal(events.createTrigger({ trigger: trigger({ triggerId: "huge", pipeline: { ...pipeline, initialArgs: [arg] } }) }));
+    expect(r.code).toBe("RESOURCE_EXHAUSTED");
+    expect(r.details).toContain(`limit of ${MAX_TRIGGER_BYTES} bytes per trigger`);
   });
 });
 
