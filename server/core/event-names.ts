@@ -5,13 +5,18 @@
 // (trigger, event) pair only.
 
 /** Longest event name and event id (characters). */
-export const MAX_EVENT_NAME_CHARS = 128;
+export const MAX_EVENT_NAME_CHARS = 200;
 export const MAX_EVENT_ID_CHARS = 128;
 /** Longest trigger id (characters). */
 export const MAX_TRIGGER_ID_CHARS = 63;
 
-/** Letters, digits and _ . : / -, starting with a letter or a digit: "order.created", "github:push". */
-const EVENT_NAME = /^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$/;
+/**
+ * Letters, digits and _ . : / -: "order.created", "github:push". The same rule
+ * as the names a wait step waits for (Wait.event, proto/runtime/wait-names.ts
+ * on main: 1 to 200 of these characters), so that every event a step can
+ * wait for can be published; once both are merged, one function should serve.
+ */
+const EVENT_NAME = /^[A-Za-z0-9_.:/-]{1,200}$/;
 /** Printable ASCII without spaces: UUIDs, hashes, "<run>/<step>/<n>" from task code. */
 const EVENT_ID = /^[\x21-\x7e]{1,128}$/;
 /** Letters, digits and _ . -, starting with a letter or a digit. */
@@ -19,9 +24,7 @@ const TRIGGER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 
 /** Why `name` is not an event name; undefined when it is one. */
 export function eventNameProblem(name: string): string | undefined {
-  return EVENT_NAME.test(name)
-    ? undefined
-    : `must be 1 to ${MAX_EVENT_NAME_CHARS} of letters, digits and _ . : / -, starting with a letter or a digit; got ${quote(name)}`;
+  return EVENT_NAME.test(name) ? undefined : `must be 1 to ${MAX_EVENT_NAME_CHARS} of letters, digits and _ . : / -; got ${quote(name)}`;
 }
 
 /** Why `id` is not an event id; undefined when it is one (the empty id is checked by the caller). */

@@ -52,8 +52,8 @@ describe("PublishEvent", () => {
     for (const [request, fields] of [
       [{ name: "" }, ["name"]],
       [{ name: "has space" }, ["name"]],
-      [{ name: "x".repeat(129) }, ["name"]],
-      [{ name: "-leading" }, ["name"]],
+      [{ name: "x".repeat(201) }, ["name"]],
+      [{ name: "é" }, ["name"]],
       [{ name: "ok", eventId: "has space" }, ["event_id"]],
       [{ name: "ok", eventId: "x".repeat(129) }, ["event_id"]],
       [{ name: "", eventId: "é" }, ["name", "event_id"]],

@@ -25,9 +25,9 @@ export const file_pipewright_v1_event_service: GenFile = /*@__PURE__*/
  */
 export type PublishEventRequest = Message<"pipewright.v1.PublishEventRequest"> & {
   /**
-   * The event's name, matched by triggers' event_name: 1 to 128 characters of
-   * letters, digits and _ . : / -, starting with a letter or a digit (e.g.
-   * "order.created"). Set by the publisher.
+   * The event's name, matched by triggers' event_name and by steps waiting
+   * for an event (Wait.event): 1 to 200 characters of letters, digits and
+   * _ . : / - (e.g. "order.created"). Set by the publisher.
    *
    * @generated from field: string name = 1;
    */
