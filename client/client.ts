@@ -6,7 +6,8 @@ import { durationFromMs, timestampFromDate, type Duration, type Timestamp } from
 import * as grpc from "@grpc/grpc-js";
 import { context, SpanKind, SpanStatusCode, trace, type Span } from "@opentelemetry/api";
 import { RunState, SignalDelivery, type Run, type RunEvent, type WaitRunResponse } from "@pipewright/protocol";
-import { RunService, RunView } from "@pipewright/protocol";
+import { EventService, RunService, RunView } from "@pipewright/protocol";
+import { Events, Triggers } from "./events.js";
 import { createClient, type Client, type TlsOptions } from "@pipewright/protocol";
 import type { Pipeline } from "./pipeline-builder.js";
 import { decodeError, decodeValue, encodeValue, type RemoteError } from "@pipewright/protocol";
@@ -70,6 +71,10 @@ export class PipewrightClient {
   readonly rpc: Client<typeof RunService>;
   /** The same calls, failing with CallError (ServerUnavailableError when the server cannot be reached). */
   readonly calls: Client<typeof RunService>;
+  /** Publish events (and list recent ones); `triggers`: what events start (README: Events and triggers). */
+  readonly events: Events;
+  readonly triggers: Triggers;
+  private readonly eventRpc: Client<typeof EventService>;
 
   /**
    * `options.token`: sent with every call (`authorization: Bearer …`) to a server that checks
@@ -88,6 +93,13 @@ export class PipewrightClient {
       tls: options.tls,
     });
     this.calls = withCallErrors(this.rpc, address);
+    this.eventRpc = createClient(EventService, address, {
+      token: options.token ?? process.env.PIPEWRIGHT_TOKEN,
+      namespace: options.namespace ?? process.env.PIPEWRIGHT_NAMESPACE,
+      tls: options.tls,
+    });
+    const eventCalls = withCallErrors(this.eventRpc, address);
+    [this.events, this.triggers] = [new Events(eventCalls), new Triggers(eventCalls)];
   }
 
   /**
@@ -166,6 +178,7 @@ export class PipewrightClient {
 
   close(): void {
     this.rpc.close();
+    this.eventRpc.close();
   }
 }
 

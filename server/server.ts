@@ -10,6 +10,7 @@ import * as grpc from "@grpc/grpc-js";
 import { RunService } from "@pipewright/protocol";
 import { WorkerService } from "@pipewright/protocol";
 import { AdminService } from "@pipewright/protocol";
+import { EventService } from "@pipewright/protocol";
 import { adminService } from "./api/admin-service.js";
 import { assertScopeTable, Auth, authEnabled } from "./api/auth.js";
 import { callNamespace, namespaceInterceptor } from "./api/namespace.js";
@@ -24,6 +25,10 @@ import { GATEWAY_MAX_BODY, jsonGateway } from "./api/json-gateway.js";
 import { addReflection } from "./api/reflection.js";
 import { guardDatabase } from "./api/database-guard.js";
 import { runService } from "./api/run-service.js";
+import { eventService } from "./api/event-service.js";
+import { prepareSubmits } from "./api/prepare-submit.js";
+import { EventPublisher } from "./events/event-publisher.js";
+import { EventSweeper } from "./events/event-sweeper.js";
 import type { ServerConfig } from "./config.js";
 import { checkExposure, serverTls } from "./tls.js";
 import { DEFAULT_MACHINE_CONFIG } from "./core/run-machine.js";
@@ -110,7 +115,7 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
   const tls = serverTls(config, log);
   // Every method has its scope (a method missing from the table fails every start), and a
   // tokens file that cannot be read fails the start before anything else is started.
-  assertScopeTable([RunService, WorkerService, AdminService]);
+  assertScopeTable([RunService, WorkerService, AdminService, EventService]);
   const auth = authEnabled(config) ? new Auth({ tokensFile: config.tokensFile, adminToken: config.adminToken, log: componentLogger(root, "api") }) : undefined;
   let embedded: EmbeddedPostgres | undefined;
   let url = config.databaseUrl;
@@ -210,8 +215,21 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
       busyRefusals: () => admission.busyRefusals,
     });
     server.addService(serviceDefinition(AdminService, admission.inspectorsFor(AdminService)), implement(AdminService, admin, onError));
+    const limits = { maxTasks: config.maxTasksPerRun };
+    const events = new EventPublisher({
+      sql,
+      engine,
+      log: componentLogger(root, "engine"),
+      prepare: async (request, namespace) => (await prepareSubmits([request], limits, () => "", undefined, namespace))[0],
+      // Steps waiting for the event (Wait.event): through their runs' owners' inboxes, idempotent by event id.
+      waiters: { deliver: (namespace, e) => engine.deliverEvent(namespace, { id: e.eventId, name: e.name, payload: e.payload }).then(() => {}) },
+    });
+    server.addService(
+      serviceDefinition(EventService, admission.inspectorsFor(EventService)),
+      implement(EventService, guardDatabase(eventService(events, sql, limits), monitor), onError),
+    );
     server.addService(health.definition, health.implementation);
-    addReflection(server, [RunService, WorkerService, AdminService], [healthFileDescriptor]);
+    addReflection(server, [RunService, WorkerService, AdminService, EventService], [healthFileDescriptor]);
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(config.address, tls?.credentials ?? grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
     );
@@ -275,6 +293,8 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
       },
     });
     retention.start();
+    const eventSweeper = new EventSweeper(sql, events, { retentionHours: config.retentionHours, log: componentLogger(root, "engine") });
+    eventSweeper.start();
     await dispatcher.start();
     await engine.start();
     dispatcher.lost(reclaimed, "the previous server at this address died");
@@ -304,6 +324,7 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
           health.shutdown();
           loopDelay.disable();
           await retention.stop();
+          await eventSweeper.stop();
           const started = Date.now();
           const committed = await within(
             (async () => {

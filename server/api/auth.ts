@@ -39,6 +39,16 @@ export const METHOD_SCOPES: Readonly<Record<string, Scope>> = {
   "pipewright.v1.AdminService/GetServerStatus": "admin",
   "pipewright.v1.AdminService/ListCircuitBreakers": "admin",
   "pipewright.v1.AdminService/ListWorkers": "admin",
+  // Publishing starts runs (the triggers'), so it needs what SubmitRun needs; so does
+  // creating, deleting, pausing and resuming a trigger: each decides which runs events start.
+  "pipewright.v1.EventService/PublishEvent": "submit",
+  "pipewright.v1.EventService/CreateTrigger": "submit",
+  "pipewright.v1.EventService/DeleteTrigger": "submit",
+  "pipewright.v1.EventService/PauseTrigger": "submit",
+  "pipewright.v1.EventService/ResumeTrigger": "submit",
+  "pipewright.v1.EventService/GetTrigger": "read",
+  "pipewright.v1.EventService/ListTriggers": "read",
+  "pipewright.v1.EventService/ListEvents": "read",
 };
 
 /** The same for a missing and an unknown token: nothing that helps guessing. */

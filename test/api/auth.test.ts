@@ -115,8 +115,27 @@ describe("the scope table", () => {
         .map(([m]) => m.split(".v1.")[1])
         .sort();
     expect(Object.fromEntries(SCOPES.map((s) => [s, byScope(s)]))).toEqual({
-      submit: ["RunService/BatchSubmitRuns", "RunService/ResubmitRun", "RunService/SubmitRun"],
-      read: ["RunService/CountRuns", "RunService/GetRun", "RunService/ListRuns", "RunService/WaitRun", "RunService/WaitRuns", "RunService/WatchRun"],
+      submit: [
+        "EventService/CreateTrigger",
+        "EventService/DeleteTrigger",
+        "EventService/PauseTrigger",
+        "EventService/PublishEvent",
+        "EventService/ResumeTrigger",
+        "RunService/BatchSubmitRuns",
+        "RunService/ResubmitRun",
+        "RunService/SubmitRun",
+      ],
+      read: [
+        "EventService/GetTrigger",
+        "EventService/ListEvents",
+        "EventService/ListTriggers",
+        "RunService/CountRuns",
+        "RunService/GetRun",
+        "RunService/ListRuns",
+        "RunService/WaitRun",
+        "RunService/WaitRuns",
+        "RunService/WatchRun",
+      ],
       control: ["RunService/CancelRun", "RunService/DeleteRun", "RunService/PauseRun", "RunService/ResumeRun", "RunService/SignalRun"],
       worker: ["WorkerService/Connect"],
       admin: ["AdminService/GetServerStatus", "AdminService/ListCircuitBreakers", "AdminService/ListWorkers"],

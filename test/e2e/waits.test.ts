@@ -10,7 +10,7 @@ import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encodeValue, RunState, RunView, StepKind, StepState } from "@pipewright/protocol";
 import { PipewrightClient, RunFailedError } from "../../client/client.js";
-import { sleep, waitForEvent, waitForSignal } from "../../client/pipeline-builder.js";
+import { inParallel, sleep, waitForEvent, waitForSignal } from "../../client/pipeline-builder.js";
 import { task } from "../../worker-sdk/task.js";
 import { Worker } from "../../worker-sdk/worker.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
@@ -136,14 +136,38 @@ describe("signals", () => {
 });
 
 describe("event waits", () => {
-  it("an event ends every step waiting for it; one published before the wait began is not kept", async () => {
-    const run = await client.submit(stamp.send("before-event").waitForEvent("order.paid").continueWith(stamp));
-    expect(await ts.server.engine.deliverEvent("default", { id: "e0", name: "order.paid", payload: encodeValue("too-early") })).toBeGreaterThanOrEqual(0);
-    await until("the wait step waiting", async () => (await stepOf(run.id)).state === StepState.WAITING, 5000);
-    expect(await ts.server.engine.deliverEvent("other-namespace", { id: "e1", name: "order.paid", payload: encodeValue("wrong-namespace") })).toBe(0);
-    expect(await ts.server.engine.deliverEvent("default", { id: "e2", name: "order.paid", payload: encodeValue("paid-42") })).toBe(1);
-    expect(await run.result(5000)).toBe("paid-42");
-    expect(await ts.server.engine.deliverEvent("default", { id: "e3", name: "order.paid", payload: encodeValue("after") })).toBe(0); // no longer waiting
+  it("a published event ends every step waiting for it (its payload their result); one published before the wait began, or in another namespace, does not", async () => {
+    const run = await client.submit(stamp.send("before-event").continueWith(inParallel([waitForEvent("order.paid"), waitForEvent("order.paid")])));
+    await client.events.publish("order.paid", "too-early", { eventId: "e0" });
+    await until("both waits begun", async () => {
+      const steps = (await client.rpc.getRun({ runId: run.id, view: RunView.FULL })).run!.steps;
+      return steps.filter((s) => s.kind === StepKind.WAIT && s.state === StepState.WAITING).length === 2;
+    });
+    const other = new PipewrightClient(ts.address, { namespace: "other-namespace" });
+    try {
+      await other.events.publish("order.paid", "wrong-namespace", { eventId: "e1" });
+    } finally {
+      other.close();
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await run.get()).state).toBe(RunState.RUNNING);
+    await client.events.publish("order.paid", "paid-42", { eventId: "e2" });
+    expect(await run.result(5000)).toEqual(["paid-42", "paid-42"]);
+  });
+
+  it("the same event delivered twice ends no more waits than once", async () => {
+    const run = await client.submit(waitForEvent("twice").waitForEvent("twice"));
+    await until("the first wait begun", async () => (await stepOf(run.id)).state === StepState.WAITING);
+    expect(await ts.server.engine.deliverEvent("default", { id: "same", name: "twice", payload: encodeValue(1) })).toBe(1);
+    await until("the second wait begun", async () => {
+      const steps = (await client.rpc.getRun({ runId: run.id, view: RunView.FULL })).run!.steps;
+      return steps[1].state === StepState.WAITING;
+    });
+    await ts.server.engine.deliverEvent("default", { id: "same", name: "twice", payload: encodeValue(2) }); // a publisher's retry
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await run.get()).state).toBe(RunState.RUNNING);
+    await client.events.publish("twice", 3, { eventId: "another" });
+    expect(await run.result(5000)).toBe(3);
   });
 
   it("an event wait times out with pipewright.Timeout", async () => {
