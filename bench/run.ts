@@ -128,8 +128,7 @@ async function main(): Promise<void> {
     log(`  waiting, parking on: ${JSON.stringify(parked)}`);
     const held = await waiting(adminUrl, N.waiting, false);
     log(`  waiting, parking off: ${JSON.stringify(held)}`);
-    const grown = (w: typeof parked) => w.heapUsedMB - w.heapUsedIdleMB;
-    results.waiting = { parked, held, heapGrowthRatio: round(grown(parked) / Math.max(1, grown(held)), 2) };
+    results.waiting = { parked, held, heapRatio: round(parked.heapBytesPerRun / Math.max(1, held.heapBytesPerRun), 3) };
   }
   await stopPg();
 

@@ -5,7 +5,9 @@
 // the same run is the same server with parking off (--park-waits-over-ms 0):
 // every waiting run held in memory.
 
+import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { promisify } from "node:util";
 import postgres from "postgres";
 import { PipewrightClient } from "../client/client.js";
 import { sleep, waitForSignal } from "../client/pipeline-builder.js";
@@ -21,9 +23,15 @@ export interface WaitingFigures {
   serverRssMB: number;
   /** Server resident memory before the runs were submitted, MB. */
   serverRssIdleMB: number;
-  /** The server's V8 heap in use (its metrics' nodejs_heap_size_used_bytes) before the runs were submitted, and once they all wait, MB. RSS keeps what the heap once took; this says what it holds. */
-  heapUsedIdleMB: number;
-  heapUsedMB: number;
+  /**
+   * The heap the waiting runs hold, after garbage collection, bytes per run (bench/waiting-heap.ts:
+   * the same runs on a server in a process run with --expose-gc). The server process's own heap
+   * figure counts garbage not yet collected (V8 collects lazily with gigabytes free), and its RSS
+   * keeps what the heap once took.
+   */
+  heapBytesPerRun: number;
+  /** Runs the server held in memory once they all waited (bench/waiting-heap.ts). */
+  heldInMemory: number;
   /** Server CPU over 10 s before the runs were submitted (its periodic sweeps), ms per second: the floor of cpuMsPerSecondWaiting. */
   cpuMsPerSecondIdle: number;
   /** Runs parked (out of memory) once settled. */
@@ -36,24 +44,21 @@ export interface WaitingFigures {
 }
 
 const SIGNALLED = 200;
+const exec = promisify(execFile);
 const stamp = taskRef<[x: unknown], unknown>("stamp");
 
 /** Submits `runs` waiting runs to a fresh server and measures it while they wait. */
 export async function waiting(adminUrl: string, runs: number, parking: boolean): Promise<WaitingFigures> {
   const db = await freshDatabase(adminUrl, `bench_waiting_${parking ? "parked" : "held"}_${process.pid}`);
-  const [port, metricsPort] = [await freePort(), await freePort()];
-  const server = await startServerProcess(db, port, ["--park-waits-over-ms", parking ? "30000" : "0", "--metrics-address", `127.0.0.1:${metricsPort}`]);
-  const heapMB = async () => {
-    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-    return round(Number(/^nodejs_heap_size_used_bytes (\S+)/m.exec(text)![1]) / 2 ** 20, 0);
-  };
+  const port = await freePort();
+  const server = await startServerProcess(db, port, ["--park-waits-over-ms", parking ? "30000" : "0"]);
+
   const pid = server.child.pid!;
   const sql = postgres(db, { max: 1, onnotice: () => {} });
   const client = new PipewrightClient(`127.0.0.1:${port}`);
   try {
     await new Promise((r) => setTimeout(r, 1000));
     const rssIdle = rssBytes(pid);
-    const heapIdle = await heapMB();
     const idle0 = cpuMs(pid);
     await new Promise((r) => setTimeout(r, 10_000));
     const cpuIdle = (cpuMs(pid) - idle0) / 10;
@@ -76,7 +81,6 @@ export async function waiting(adminUrl: string, runs: number, parking: boolean):
     await new Promise((r) => setTimeout(r, 3000));
     const [{ parked }] = await sql<{ parked: number }[]>`select count(*)::int as parked from runs where parked`;
     const rss = rssBytes(pid);
-    const heap = await heapMB();
     const cpu0 = cpuMs(pid);
     await new Promise((r) => setTimeout(r, 10_000));
     const cpuPerSecond = (cpuMs(pid) - cpu0) / 10;
@@ -93,8 +97,7 @@ export async function waiting(adminUrl: string, runs: number, parking: boolean):
       submitSeconds: round(submitSeconds, 1),
       serverRssMB: round(rss / 2 ** 20, 0),
       serverRssIdleMB: round(rssIdle / 2 ** 20, 0),
-      heapUsedIdleMB: heapIdle,
-      heapUsedMB: heap,
+      ...(await heapAfterGc(adminUrl, runs, parking)),
       cpuMsPerSecondIdle: round(cpuIdle, 1),
       parkedRuns: parked,
       cpuMsPerSecondWaiting: round(cpuPerSecond, 1),
@@ -106,6 +109,14 @@ export async function waiting(adminUrl: string, runs: number, parking: boolean):
     await sql.end();
     await server.stop();
   }
+}
+
+async function heapAfterGc(adminUrl: string, runs: number, parking: boolean): Promise<{ heapBytesPerRun: number; heldInMemory: number }> {
+  const db = await freshDatabase(adminUrl, `bench_waiting_heap_${parking ? "parked" : "held"}_${process.pid}`);
+  const args = ["--expose-gc", "--import", "tsx", "bench/waiting-heap.ts", "--database-url", db, "--runs", String(runs), ...(parking ? ["--parking"] : [])];
+  const { stdout } = await exec(process.execPath, args, { maxBuffer: 1 << 24 });
+  const r = JSON.parse(stdout.trim().split("\n").at(-1)!);
+  return { heapBytesPerRun: r.bytesPerRun, heldInMemory: r.heldInMemory };
 }
 
 function rssBytes(pid: number): number {
