@@ -33,14 +33,23 @@ try {
     const n = Math.min(1000, runs - i);
     await client.submitMany(Array.from({ length: n }, (_, k) => ((i + k) % 2 ? sleep(600_000).continueWith(stamp) : waitForSignal("go"))));
   }
-  for (const until = Date.now() + 300_000; parking && Date.now() < until; ) {
+  for (const until = Date.now() + 300_000; parking && Date.now() < until;) {
     const [{ n }] = await server.sql<{ n: number }[]>`select count(*)::int as n from runs where parked`;
     if (n >= runs) break;
     await new Promise((r) => setTimeout(r, 500));
   }
   await new Promise((r) => setTimeout(r, 2000));
   const after = heapMB();
-  console.log(JSON.stringify({ runs, parking, heapBeforeMB: Math.round(before), heapAfterMB: Math.round(after), bytesPerRun: Math.round(((after - before) * 2 ** 20) / runs), heldInMemory: server.engine.stats().activeRuns }));
+  console.log(
+    JSON.stringify({
+      runs,
+      parking,
+      heapBeforeMB: Math.round(before),
+      heapAfterMB: Math.round(after),
+      bytesPerRun: Math.round(((after - before) * 2 ** 20) / runs),
+      heldInMemory: server.engine.stats().activeRuns,
+    }),
+  );
 } finally {
   client.close();
   await server.stop();
