@@ -138,8 +138,9 @@ describe("signals", () => {
 
 describe("event waits", () => {
   it("a published event ends every step waiting for it (its payload their result); one published before the wait began, or in another namespace, does not", async () => {
-    const run = await client.submit(stamp.send("before-event").continueWith(inParallel([waitForEvent("order.paid"), waitForEvent("order.paid")])));
+    // Published before the waits begin (before the run is even submitted: no race with a fast first step).
     await client.events.publish("order.paid", "too-early", { eventId: "e0" });
+    const run = await client.submit(stamp.send("before-event").continueWith(inParallel([waitForEvent("order.paid"), waitForEvent("order.paid")])));
     await until("both waits begun", async () => {
       const steps = (await client.rpc.getRun({ runId: run.id, view: RunView.FULL })).run!.steps;
       return steps.filter((s) => s.kind === StepKind.WAIT && s.state === StepState.WAITING).length === 2;
