@@ -106,6 +106,16 @@ const cases: { rule: string; tree: Tree }[] = [
     },
   },
   {
+    rule: "schedule-uses-engine-front-door",
+    tree: {
+      // run-engine.ts is allowed; another engine file and the api are not.
+      "server/schedule/a.ts": `import { x } from "../engine/run-engine.js";\nimport { x as y } from "../engine/batch.js";\nimport { x as z } from "../api/b.js";\nexport const a = x + y + z;\n`,
+      "server/engine/run-engine.ts": EMPTY,
+      "server/engine/batch.ts": EMPTY,
+      "server/api/b.ts": EMPTY,
+    },
+  },
+  {
     rule: "observe-is-a-leaf",
     tree: {
       "server/observe/a.ts": `import { x } from "../engine/b.js";\nexport const a = x;\n`,
@@ -151,6 +161,9 @@ const ALLOWED: Tree = {
   "server/engine/ports.ts": `import { s } from "../store/a.js";\nexport const p = s;\n`,
   "server/dispatch/a.ts": `import { p } from "../engine/ports.js";\nimport { a } from "../core/a.js";\nimport { o } from "../observe/a.js";\nexport const d = [p, a, o];\n`,
   "server/observe/a.ts": `import { x } from "@pipewright/protocol";\nimport { x as y } from "some-npm-package";\nimport { hrtime } from "node:process";\nexport const o = [x, y, hrtime];\n`,
+  "server/engine/run-engine.ts": `import { s } from "../store/a.js";\nexport const r = s;\n`,
+  "server/engine/items.ts": `export type I = number;\n`,
+  "server/schedule/a.ts": `import { r } from "../engine/run-engine.js";\nimport type { I } from "../engine/items.js";\nimport { s } from "../store/a.js";\nimport { a } from "../core/a.js";\nimport { o } from "../observe/a.js";\nexport const sc: I[] = [];\nexport const x = [r, s, a, o];\n`,
   "client/a.ts": `import { x } from "@pipewright/protocol";\nimport { x as y } from "some-npm-package";\nexport const c = [x, y];\n`,
   "worker-sdk/a.ts": `import { x } from "@pipewright/client";\nimport { x as y } from "@pipewright/protocol";\nexport const w = [x, y];\n`,
   "dashboard/src/a.ts": `import { x } from "../../proto/index.js";\nimport { x as y } from "some-npm-package";\nexport const d = [x, y];\n`,
