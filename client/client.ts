@@ -12,6 +12,7 @@ import type { Pipeline } from "./pipeline-builder.js";
 import { decodeError, decodeValue, type RemoteError } from "@pipewright/protocol";
 import { CallError, retryLater, withCallErrors } from "./call-errors.js";
 import { injectTraceContext } from "./trace-context.js";
+import { Schedules } from "./schedules.js";
 
 const tracer = trace.getTracer("@pipewright/client", "0.1.0");
 
@@ -70,6 +71,8 @@ export class PipewrightClient {
   readonly rpc: Client<typeof RunService>;
   /** The same calls, failing with CallError (ServerUnavailableError when the server cannot be reached). */
   readonly calls: Client<typeof RunService>;
+  /** Schedules: pipelines started on a cron schedule (client/schedules.ts). */
+  readonly schedules: Schedules;
 
   /**
    * `options.token`: sent with every call (`authorization: Bearer …`) to a server that checks
@@ -88,6 +91,11 @@ export class PipewrightClient {
       tls: options.tls,
     });
     this.calls = withCallErrors(this.rpc, address);
+    this.schedules = new Schedules(address, {
+      token: options.token ?? process.env.PIPEWRIGHT_TOKEN,
+      namespace: options.namespace ?? process.env.PIPEWRIGHT_NAMESPACE,
+      tls: options.tls,
+    });
   }
 
   /**
@@ -166,6 +174,7 @@ export class PipewrightClient {
 
   close(): void {
     this.rpc.close();
+    this.schedules.close();
   }
 }
 

@@ -38,14 +38,15 @@ export interface NewFire {
 
 const COLUMNS = "schedule_id, fire_at, outcome, request_id, run_uid, reason, triggered, cancel_previous";
 
-/** Records fires; those already recorded (same time or request id) are left as they are. Returns the rows this call inserted. */
+/** Records fires (booleans travel as 0/1: postgres.js 3.4 sends a boolean[] parameter PostgreSQL cannot cast); those already recorded (same time or request id) are left as they are. Returns the rows this call inserted. */
 export async function recordFires(tx: Tx, schedulePk: number, fires: NewFire[]): Promise<FireRow[]> {
   if (fires.length === 0) return [];
   return tx<FireRow[]>`
     insert into schedule_fires (schedule_id, fire_at, outcome, request_id, reason, triggered, cancel_previous)
-    select ${schedulePk}, * from unnest(
+    select ${schedulePk}, at, outcome, request_id, reason, triggered = 1, cancel_previous = 1 from unnest(
       ${fires.map((f) => f.fireAt.toISOString())}::timestamptz[], ${fires.map((f) => f.outcome)}::smallint[], ${fires.map((f) => f.requestId)}::text[],
-      ${fires.map((f) => f.reason)}::text[], ${fires.map((f) => f.triggered)}::boolean[], ${fires.map((f) => f.cancelPrevious)}::boolean[])
+      ${fires.map((f) => f.reason)}::text[], ${fires.map((f) => Number(f.triggered))}::int[], ${fires.map((f) => Number(f.cancelPrevious))}::int[])
+      as f (at, outcome, request_id, reason, triggered, cancel_previous)
     on conflict do nothing
     returning ${tx.unsafe(COLUMNS)}`;
 }
