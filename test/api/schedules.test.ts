@@ -17,7 +17,7 @@ let ts: TestServer;
 let client: PipewrightClient;
 let other: PipewrightClient;
 beforeAll(async () => {
-  ts = await startTestServer();
+  ts = await startTestServer({ dashboardAddress: "127.0.0.1:0" });
   client = ts.client();
   other = new PipewrightClient(ts.address, { namespace: "elsewhere" });
 });
@@ -173,6 +173,22 @@ describe("ScheduleService across namespaces and ids", () => {
     } finally {
       ns.close();
     }
+  });
+
+  it("the dashboard's JSON API serves the read-only methods, and not the others", async () => {
+    await client.schedules.create({ id: "json", cron: "0 0 3 * * *", pipeline: echo.send("x") });
+    const post = (method: string, body: unknown) =>
+      fetch(`http://${ts.server.dashboardAddress}/api/pipewright.v1.ScheduleService/${method}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    const got = await post("GetSchedule", { scheduleId: "json" });
+    expect(got.status).toBe(200);
+    expect((await got.json()).schedule).toMatchObject({ scheduleId: "json", cron: "0 0 3 * * *", overlap: "SCHEDULE_OVERLAP_POLICY_SKIP" });
+    expect((await post("ListSchedules", {})).status).toBe(200);
+    expect((await post("DeleteSchedule", { scheduleId: "json" })).status).toBe(501);
+    await client.schedules.delete("json");
   });
 
   it("the overlap enum round-trips", async () => {
