@@ -63,6 +63,8 @@ const KNOWN_OVERLAPS = new Set([
   ScheduleOverlapPolicy.ALLOW,
   ScheduleOverlapPolicy.CANCEL_PREVIOUS,
 ]);
+/** A fire time in a page token, as toISOString writes it. */
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 /** Bytes of pipelines one list response carries, at most (a page ends early past it; the next token goes on). */
 const RESPONSE_BUDGET = MAX_MESSAGE_BYTES / 2;
 
@@ -88,6 +90,7 @@ export function scheduleService(sql: Sql, scheduler: Scheduler, limits: SubmitLi
     async listSchedules(request, call) {
       const size = pageSize(request.pageSize);
       const after = request.pageToken ? decodeToken(request.pageToken, "ListSchedules") : "";
+      if (after && !SCHEDULE_ID.test(after)) throw badToken("ListSchedules");
       const rows = await listSchedules(sql, callNamespace(call?.metadata), after, size + 1);
       const page = withinBudget(rows.slice(0, size));
       const next = rows.length > page.length ? encodeToken(page.at(-1)!.schedule_id) : "";
@@ -144,7 +147,8 @@ export function scheduleService(sql: Sql, scheduler: Scheduler, limits: SubmitLi
     async listScheduleFires(request, call) {
       const size = pageSize(request.pageSize);
       const schedule = await found(sql, call, request.scheduleId);
-      const before = request.pageToken ? new Date(decodeToken(request.pageToken, "ListScheduleFires")) : undefined;
+      const token = request.pageToken ? decodeToken(request.pageToken, "ListScheduleFires") : undefined;
+      const before = token !== undefined ? new Date(ISO_TIME.test(token) ? token : NaN) : undefined;
       // Whatever reaches SQL must be a timestamp PostgreSQL can read.
       if (before && !(before.getUTCFullYear() >= 1970 && before.getUTCFullYear() <= 9999)) throw badToken("ListScheduleFires");
       const rows = await listFires(sql, schedule.id, before, size + 1);

@@ -115,9 +115,34 @@ describe("the scope table", () => {
         .map(([m]) => m.split(".v1.")[1])
         .sort();
     expect(Object.fromEntries(SCOPES.map((s) => [s, byScope(s)]))).toEqual({
-      submit: ["RunService/BatchSubmitRuns", "RunService/ResubmitRun", "RunService/SubmitRun"],
-      read: ["RunService/CountRuns", "RunService/GetRun", "RunService/ListRuns", "RunService/WaitRun", "RunService/WaitRuns", "RunService/WatchRun"],
-      control: ["RunService/CancelRun", "RunService/DeleteRun", "RunService/PauseRun", "RunService/ResumeRun"],
+      submit: [
+        "RunService/BatchSubmitRuns",
+        "RunService/ResubmitRun",
+        "RunService/SubmitRun",
+        "ScheduleService/CreateSchedule",
+        "ScheduleService/TriggerSchedule",
+        "ScheduleService/UpdateSchedule",
+      ],
+      read: [
+        "RunService/CountRuns",
+        "RunService/GetRun",
+        "RunService/ListRuns",
+        "RunService/WaitRun",
+        "RunService/WaitRuns",
+        "RunService/WatchRun",
+        "ScheduleService/GetSchedule",
+        "ScheduleService/ListScheduleFires",
+        "ScheduleService/ListSchedules",
+      ],
+      control: [
+        "RunService/CancelRun",
+        "RunService/DeleteRun",
+        "RunService/PauseRun",
+        "RunService/ResumeRun",
+        "ScheduleService/DeleteSchedule",
+        "ScheduleService/PauseSchedule",
+        "ScheduleService/ResumeSchedule",
+      ],
       worker: ["WorkerService/Connect"],
       admin: ["AdminService/GetServerStatus", "AdminService/ListCircuitBreakers", "AdminService/ListWorkers"],
       metrics: [], // GET /metrics on the HTTP port, no gRPC method

@@ -75,6 +75,14 @@ describe("ScheduleService validation", () => {
     expect(overlap.details).toContain("schedule.overlap");
     expect((await refusal(client.schedules.list({ pageSize: 5000 }))).details).toContain("page_size");
     expect((await refusal(client.schedules.list({ pageToken: "!!!" }))).details).toContain("page_token");
+    // Tokens that decode to what SQL cannot take (a NUL, a time out of range) are refused, not passed on.
+    expect((await refusal(client.schedules.list({ pageToken: Buffer.from("a\u0000b").toString("base64url") }))).details).toContain("page_token");
+    await client.schedules.create({ id: "tokens", cron: "0 0 3 * * *", pipeline: echo.send("x") });
+    for (const t of ["a\u0000b", "99999-01-01T00:00:00.000Z", "yesterday"])
+      expect((await refusal(client.schedules.fires("tokens", { pageToken: Buffer.from(t).toString("base64url") }))).details).toContain("page_token");
+    await client.schedules.delete("tokens");
+    const nul = await refusal(client.schedules.create({ ...base, id: "nul", runName: "a\u0000b" }));
+    expect([nul.code, nul.details]).toEqual(["INVALID_ARGUMENT", expect.stringContaining("run_name")]);
     expect((await refusal(client.schedules.trigger("some-id", { requestId: "bad id with spaces" }))).details).toContain("request_id");
     expect((await refusal(client.schedules.get("bad id"))).code).toBe("INVALID_ARGUMENT");
   });
@@ -185,7 +193,11 @@ describe("ScheduleService across namespaces and ids", () => {
       });
     const got = await post("GetSchedule", { scheduleId: "json" });
     expect(got.status).toBe(200);
-    expect((await got.json()).schedule).toMatchObject({ scheduleId: "json", cron: "0 0 3 * * *", overlap: "SCHEDULE_OVERLAP_POLICY_SKIP" });
+    expect(((await got.json()) as { schedule: unknown }).schedule).toMatchObject({
+      scheduleId: "json",
+      cron: "0 0 3 * * *",
+      overlap: "SCHEDULE_OVERLAP_POLICY_SKIP",
+    });
     expect((await post("ListSchedules", {})).status).toBe(200);
     expect((await post("DeleteSchedule", { scheduleId: "json" })).status).toBe(501);
     await client.schedules.delete("json");
