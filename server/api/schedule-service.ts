@@ -104,7 +104,7 @@ export function scheduleService(sql: Sql, scheduler: Scheduler, limits: SubmitLi
       if (!current) throw notFound(id);
       // The same cron in the same zone keeps its next fire; a new one counts from now.
       const same = current.cron === settings.cron && current.time_zone === settings.timeZone;
-      const row = await updateSchedule(sql, namespace, id, settings, () => (same ? undefined : nextFrom(cron, Date.now())));
+      const row = await updateSchedule(sql, namespace, id, settings, same ? undefined : nextFrom(cron, Date.now()));
       if (!row) throw notFound(id);
       return create(UpdateScheduleResponseSchema, { schedule: scheduleOf(row) });
     },

@@ -3,7 +3,7 @@
 // schedule at a time) and moves next_fire_at on in the same transaction as
 // the fires it records (schedule-fires.ts).
 
-import type { Sql, Tx } from "./database.js";
+import { inTransaction, type Sql, type Tx } from "./database.js";
 import { CHANNELS } from "./channels.js";
 
 export interface ScheduleRow {
@@ -48,9 +48,9 @@ async function announce(sql: Sql | Tx): Promise<void> {
 }
 
 /**
- * Creates a schedule unless the namespace holds `limit` schedules already or
- * the id is taken; the count and the insert under one advisory lock per
- * namespace, so two creates cannot both pass the limit.
+ * Creates a schedule unless the id is taken or the namespace holds `limit`
+ * schedules already: the checks and the insert under one advisory lock per
+ * namespace, so two creates cannot both pass the limit (or take one id).
  */
 export async function insertSchedule(
   sql: Sql,
@@ -60,30 +60,20 @@ export async function insertSchedule(
   nextFireAt: Date | null,
   limit: number,
 ): Promise<ScheduleRow | "exists" | "full"> {
-  return sql
-    .begin(async (tx) => {
-      await tx`select pg_advisory_xact_lock(hashtext('pipewright schedules ' || ${namespace}))`;
-      const [{ count }] = await tx<
-        { count: number }[]
-      >`select count(*)::int as count from (select 1 from schedules where namespace = ${namespace} limit ${limit}) x`;
-      const [row] = await tx<ScheduleRow[]>`
+  return inTransaction(sql, async (tx) => {
+    await tx`select pg_advisory_xact_lock(hashtext('pipewright schedules ' || ${namespace}))`;
+    if (await getSchedule(tx, namespace, scheduleId)) return "exists" as const;
+    const [{ count }] = await tx<{ count: number }[]>`
+      select count(*)::int as count from (select 1 from schedules where namespace = ${namespace} limit ${limit}) x`;
+    if (count >= limit) return "full" as const;
+    const [row] = await tx<ScheduleRow[]>`
       insert into schedules (namespace, schedule_id, cron, time_zone, overlap, catchup_window_ms, pipeline, run_name, run_timeout_ms, next_fire_at)
       values (${namespace}, ${scheduleId}, ${s.cron}, ${s.timeZone}, ${s.overlap}, ${s.catchupWindowMs}, ${bytes(s.pipeline)}, ${s.runName}, ${s.runTimeoutMs}, ${nextFireAt})
-      on conflict (namespace, schedule_id) do nothing
       returning ${tx.unsafe(COLUMNS)}`;
-      if (!row) return "exists";
-      if (count >= limit) throw new FullError();
-      await announce(tx);
-      return row;
-    })
-    .catch((err) => {
-      if (err instanceof FullError) return "full" as const;
-      throw err;
-    }) as Promise<ScheduleRow | "exists" | "full">;
+    await announce(tx);
+    return row;
+  });
 }
-
-/** Rolls the insert back: the namespace was full. */
-class FullError extends Error {}
 
 export async function getSchedule(sql: Sql | Tx, namespace: string, scheduleId: string, lock = false): Promise<ScheduleRow | undefined> {
   const [row] = await sql<ScheduleRow[]>`
@@ -102,18 +92,21 @@ export async function listSchedules(sql: Sql, namespace: string, after: string, 
     select ${sql.unsafe(COLUMNS)} from schedules where namespace = ${namespace} and schedule_id > ${after} order by schedule_id limit ${limit}`;
 }
 
-/** Replaces the settings; `nextFireAt` undefined keeps the next fire time. Undefined: no such schedule. */
+/**
+ * Replaces the settings; `nextFireAt` undefined keeps the next fire time (and
+ * a paused schedule keeps none: resuming counts it). Undefined: no such schedule.
+ */
 export async function updateSchedule(
   sql: Sql,
   namespace: string,
   scheduleId: string,
   s: ScheduleSettings,
-  nextFireAt: (paused: boolean) => Date | null | undefined,
+  nextFireAt: Date | null | undefined,
 ): Promise<ScheduleRow | undefined> {
-  return sql.begin(async (tx) => {
+  return inTransaction(sql, async (tx) => {
     const current = await getSchedule(tx, namespace, scheduleId, true);
     if (!current) return undefined;
-    const next = current.paused ? current.next_fire_at : (nextFireAt(current.paused) ?? current.next_fire_at);
+    const next = current.paused || nextFireAt === undefined ? current.next_fire_at : nextFireAt;
     const [row] = await tx<ScheduleRow[]>`
       update schedules set cron = ${s.cron}, time_zone = ${s.timeZone}, overlap = ${s.overlap}, catchup_window_ms = ${s.catchupWindowMs},
         pipeline = ${bytes(s.pipeline)}, run_name = ${s.runName}, run_timeout_ms = ${s.runTimeoutMs}, next_fire_at = ${next}, updated_at = now()
@@ -121,7 +114,7 @@ export async function updateSchedule(
       returning ${tx.unsafe(COLUMNS)}`;
     await announce(tx);
     return row;
-  }) as Promise<ScheduleRow | undefined>;
+  });
 }
 
 /** Deletes a schedule (its fires go with it). False: no such schedule. */
@@ -132,14 +125,14 @@ export async function deleteSchedule(sql: Sql, namespace: string, scheduleId: st
 
 /** Pauses (next fire cleared) or resumes (next fire as given). Undefined: no such schedule. */
 export async function setPaused(sql: Sql, namespace: string, scheduleId: string, paused: boolean, nextFireAt: Date | null): Promise<ScheduleRow | undefined> {
-  return sql.begin(async (tx) => {
+  return inTransaction(sql, async (tx) => {
     const [row] = await tx<ScheduleRow[]>`
       update schedules set paused = ${paused}, next_fire_at = ${nextFireAt}, updated_at = now()
       where namespace = ${namespace} and schedule_id = ${scheduleId}
       returning ${tx.unsafe(COLUMNS)}`;
     if (row) await announce(tx);
     return row;
-  }) as Promise<ScheduleRow | undefined>;
+  });
 }
 
 /** Due schedules (next fire at or before `now`, not paused), locked for the caller's transaction; those another process holds are passed over. */
