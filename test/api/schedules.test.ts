@@ -6,7 +6,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { create } from "@bufbuild/protobuf";
-import { PipelineSchema, ScheduleOverlapPolicy } from "@pipewright/protocol";
+import { PipelineSchema, RunState, ScheduleOverlapPolicy } from "@pipewright/protocol";
 import { PipewrightClient } from "../../client/client.js";
 import { CallError } from "../../client/call-errors.js";
 import { taskRef } from "../../client/task-ref.js";
@@ -161,6 +161,26 @@ describe("ScheduleService across namespaces and ids", () => {
     expect((await client.schedules.get("trig")).lastFireAt).toEqual(plain.fireAt);
     await client.schedules.delete("trig");
     expect((await client.run(fire.runId!).get()).id).toBe(fire.runId); // its runs stay
+  });
+
+  it("a trigger follows the overlap policy: SKIP while its run is active, CANCEL_PREVIOUS cancels it (no worker here: runs stay active)", async () => {
+    await client.schedules.create({ id: "trig-skip", cron: "0 0 3 1 1 *", pipeline: echo.send("s") });
+    const first = await client.schedules.trigger("trig-skip");
+    expect(first.outcome).toBe("started");
+    const second = await client.schedules.trigger("trig-skip");
+    expect([second.outcome, second.runId, second.reason]).toEqual(["skipped", undefined, `overlap SKIP: run ${first.runId} of this schedule is still active`]);
+    await client.run(first.runId!).cancel("done");
+    await client.run(first.runId!).wait();
+    expect((await client.schedules.trigger("trig-skip")).outcome).toBe("started"); // none active any more
+
+    await client.schedules.create({ id: "trig-cancel", cron: "0 0 3 1 1 *", overlap: "cancel_previous", pipeline: echo.send("c") });
+    const a = await client.schedules.trigger("trig-cancel");
+    const b = await client.schedules.trigger("trig-cancel");
+    expect([a.outcome, b.outcome]).toEqual(["started", "started"]);
+    const cancelled = await client.run(a.runId!).wait();
+    expect(cancelled.state).toBe(RunState.CANCELLED);
+    expect(JSON.stringify(cancelled.outcome)).toContain("replaced by its fire at");
+    expect((await client.run(b.runId!).get()).state).toBe(RunState.RUNNING);
   });
 
   it("refuses a schedule past the per-namespace limit with RESOURCE_EXHAUSTED naming it", async () => {

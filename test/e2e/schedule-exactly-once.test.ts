@@ -56,11 +56,13 @@ describe("a schedule every second on two server processes", () => {
     sql = connect(db.url, { max: 2 });
     const a = await start();
     const b = await start();
+    const createdAt = Date.now();
     await a.client.schedules.create({ id: "every-second", cron: "* * * * * *", pipeline: echo.send("tick"), overlap: "allow" });
     await sleep(8000);
     await killProcess(a.server.child, "SIGKILL");
     const killedAt = Date.now();
     await sleep(8000);
+    const pausingAt = Date.now();
     await resilient("pausing through B", () => b.client.schedules.pause("every-second"), 20_000);
     // Fires the kill left pending are started by B within its retry (3 s) and poll (2 s).
     await until("no fire pending", async () => (await firesOf("every-second")).every((f) => f.outcome !== 1), 15_000);
@@ -73,6 +75,9 @@ describe("a schedule every second on two server processes", () => {
     const expected: number[] = [];
     for (let t: number | undefined = first; t !== undefined && t <= last; t = cron.nextAfter(t)) expected.push(t);
     expect(fires.map((f) => f.fire_at.getTime())).toEqual(expected);
+    // ... and the window is the whole time it ran: from the first second after the create to the pause.
+    expect(first).toBeLessThanOrEqual(createdAt + 2000);
+    expect(last).toBeGreaterThanOrEqual(pausingAt - 1000);
     expect(expected.length).toBeGreaterThanOrEqual(12); // ~16 s of fires, some after the kill
     expect(last).toBeGreaterThan(killedAt + 3000);
     expect(fires.every((f) => f.outcome === 2 && f.run_uid)).toBe(true);
