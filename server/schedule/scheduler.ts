@@ -73,7 +73,10 @@ export class Scheduler {
   }
 
   async start(): Promise<void> {
-    const listener = await this.sql.listen(CHANNELS.schedules, () => this.wake());
+    const listener = await this.sql.listen(CHANNELS.schedules, () => {
+      this.config.log.debug("a schedule was created or changed: looking now");
+      this.wake();
+    });
     this.unlisten = () => listener.unlisten();
     this.wake();
   }

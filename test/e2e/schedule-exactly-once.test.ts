@@ -30,7 +30,7 @@ afterAll(async () => {
 });
 
 async function start(): Promise<{ server: ServerProcess; client: PipewrightClient }> {
-  const server = await spawnServer(["--address", `127.0.0.1:${await freePort()}`], { DATABASE_URL: db.url });
+  const server = await spawnServer(["--address", `127.0.0.1:${await freePort()}`, "--log-level", "debug"], { DATABASE_URL: db.url });
   processes.push(server);
   const client = new PipewrightClient(server.address);
   clients.push(client);
@@ -58,6 +58,8 @@ describe("a schedule every second on two server processes", () => {
     const b = await start();
     const createdAt = Date.now();
     await a.client.schedules.create({ id: "every-second", cron: "* * * * * *", pipeline: echo.send("tick"), overlap: "allow" });
+    // B hears of the schedule A created (NOTIFY: the line only its listener writes), not only at its next periodic look.
+    await until("B told of the new schedule", () => /a schedule was created or changed: looking now/.test(b.server.output()), 5000);
     await sleep(8000);
     await killProcess(a.server.child, "SIGKILL");
     const killedAt = Date.now();
