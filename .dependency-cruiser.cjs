@@ -92,6 +92,22 @@ module.exports = {
       },
     },
     {
+      name: "events-use-the-engine-front-door",
+      comment:
+        "server/events/ (publishing events, starting triggers' runs, the sweeper) starts runs " +
+        "like any caller, through the engine's front door (run-engine.ts and the types of " +
+        "items.ts), and uses core, store and observe. It may not reach into the engine's rooms, " +
+        "nor the api, cli or dispatch layers: what it needs from the api (checking a submit) " +
+        "comes in through events/ports.ts, filled in by server/server.ts.",
+      severity: "error",
+      from: { path: "^server/events/" },
+      to: {
+        pathNot: `^(server/(events|core|store|observe)|proto)/|^server/engine/(run-engine|items)\\.ts$|${NODE_MODULES}`,
+        dependencyTypesNot: ["core"],
+        couldNotResolve: false, // reported by no-unresolvable
+      },
+    },
+    {
       name: "client-depends-only-on-protocol",
       comment:
         "@pipewright/client may import only @pipewright/protocol (besides node builtins and npm " +

@@ -1,4 +1,4 @@
-// `npm run bench [-- --json] [--quick] [--only throughput,latency,...,history] [--no-metrics]`
+// `npm run bench [-- --json] [--quick] [--only throughput,latency,...,history,waiting] [--no-metrics]`
 //
 // Runs Pipewright's benchmark on this machine, each scenario against a fresh
 // cluster (database, server and worker processes), several times, and the
@@ -17,6 +17,7 @@ import { startEmbeddedPostgres } from "../server/store/embedded-postgres.js";
 import { freshDatabase } from "./processes.js";
 import { chain, fanout, latency, startCluster, throughput, type Cluster, type ClusterOptions } from "./scenarios.js";
 import { history } from "./history.js";
+import { waiting } from "./waiting.js";
 import { median, round } from "./stats.js";
 
 const exec = promisify(execFile);
@@ -33,8 +34,8 @@ const only = argv
 const log = (line: string) => (json ? process.stderr : process.stdout).write(line + "\n");
 
 const N = quick
-  ? { throughput: 4000, latency: 100, chain: 50, fan1: 2000, fan2: 20000, repeat: 1, peerRepeat: 1, history: 100_000 }
-  : { throughput: 20000, latency: 500, chain: 200, fan1: 10000, fan2: 100000, repeat: 3, peerRepeat: 3, history: 1_000_000 };
+  ? { throughput: 4000, latency: 100, chain: 50, fan1: 2000, fan2: 20000, repeat: 1, peerRepeat: 1, history: 100_000, waiting: 10_000 }
+  : { throughput: 20000, latency: 500, chain: 200, fan1: 10000, fan2: 100000, repeat: 3, peerRepeat: 3, history: 1_000_000, waiting: 100_000 };
 const WORKER = { servers: 1, workers: 1, slots: 256 } satisfies ClusterOptions;
 
 type Figures = Record<string, number>;
@@ -120,6 +121,14 @@ async function main(): Promise<void> {
     const many = await history(adminUrl, N.history, "many");
     log(`  history with ${many.runs} runs: ${JSON.stringify(many)}`);
     results.history = { few, many, ratio: round(many.pageLoadMs / few.pageLoadMs, 2) };
+  }
+  if (want("waiting")) {
+    // N.waiting runs sleeping or waiting for a signal, parked, beside the same runs all held in memory.
+    const parked = await waiting(adminUrl, N.waiting, true);
+    log(`  waiting, parking on: ${JSON.stringify(parked)}`);
+    const held = await waiting(adminUrl, N.waiting, false);
+    log(`  waiting, parking off: ${JSON.stringify(held)}`);
+    results.waiting = { parked, held, heapRatio: round(parked.heapBytesPerRun / Math.max(1, held.heapBytesPerRun), 3) };
   }
   await stopPg();
 

@@ -5,11 +5,12 @@ import { randomUUID } from "node:crypto";
 import { durationFromMs, timestampFromDate, type Duration, type Timestamp } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
 import { context, SpanKind, SpanStatusCode, trace, type Span } from "@opentelemetry/api";
-import { RunState, type Run, type RunEvent, type WaitRunResponse } from "@pipewright/protocol";
-import { RunService, RunView } from "@pipewright/protocol";
+import { RunState, SignalDelivery, type Run, type RunEvent, type WaitRunResponse } from "@pipewright/protocol";
+import { EventService, RunService, RunView } from "@pipewright/protocol";
+import { Events, Triggers } from "./events.js";
 import { createClient, type Client, type TlsOptions } from "@pipewright/protocol";
 import type { Pipeline } from "./pipeline-builder.js";
-import { decodeError, decodeValue, type RemoteError } from "@pipewright/protocol";
+import { decodeError, decodeValue, encodeValue, type RemoteError } from "@pipewright/protocol";
 import { CallError, retryLater, withCallErrors } from "./call-errors.js";
 import { injectTraceContext } from "./trace-context.js";
 import { Schedules } from "./schedules.js";
@@ -73,6 +74,10 @@ export class PipewrightClient {
   readonly calls: Client<typeof RunService>;
   /** Schedules: pipelines started on a cron schedule (client/schedules.ts). */
   readonly schedules: Schedules;
+  /** Publish events (and list recent ones); `triggers`: what events start (README: Events and triggers). */
+  readonly events: Events;
+  readonly triggers: Triggers;
+  private readonly eventRpc: Client<typeof EventService>;
 
   /**
    * `options.token`: sent with every call (`authorization: Bearer …`) to a server that checks
@@ -91,6 +96,13 @@ export class PipewrightClient {
       tls: options.tls,
     });
     this.calls = withCallErrors(this.rpc, address);
+    this.eventRpc = createClient(EventService, address, {
+      token: options.token ?? process.env.PIPEWRIGHT_TOKEN,
+      namespace: options.namespace ?? process.env.PIPEWRIGHT_NAMESPACE,
+      tls: options.tls,
+    });
+    const eventCalls = withCallErrors(this.eventRpc, address);
+    [this.events, this.triggers] = [new Events(eventCalls), new Triggers(eventCalls)];
     this.schedules = new Schedules(address, {
       token: options.token ?? process.env.PIPEWRIGHT_TOKEN,
       namespace: options.namespace ?? process.env.PIPEWRIGHT_NAMESPACE,
@@ -175,6 +187,7 @@ export class PipewrightClient {
   close(): void {
     this.rpc.close();
     this.schedules.close();
+    this.eventRpc.close();
   }
 }
 
@@ -248,6 +261,31 @@ export class RunHandle<R> {
 
   async resume(): Promise<Run> {
     return (await this.client.calls.resumeRun({ runId: this.id })).run!;
+  }
+
+  /**
+   * Sends signal `name` to the run: the first of its steps waiting for it
+   * (`waitForSignal(name)`) gets `payload` as its result; if none waits yet,
+   * the signal is kept until one does. `signalId` makes a repeat (a webhook
+   * delivered twice) count once. A finished run refuses it
+   * (FAILED_PRECONDITION). `delivery`: what it did, when the server that
+   * answered owns the run ("unknown" when another server process applied it).
+   */
+  async signal(
+    name: string,
+    payload?: unknown,
+    options: { signalId?: string } = {},
+  ): Promise<{ run: Run; delivery: "delivered" | "kept" | "duplicate" | "unknown" }> {
+    const r = await this.client.calls.signalRun({
+      runId: this.id,
+      name,
+      payload: payload === undefined ? undefined : encodeValue(payload),
+      signalId: options.signalId ?? "",
+    });
+    const delivery = ({ [SignalDelivery.DELIVERED]: "delivered", [SignalDelivery.KEPT]: "kept", [SignalDelivery.DUPLICATE]: "duplicate" } as const)[
+      r.delivery as 1 | 2 | 3
+    ];
+    return { run: r.run!, delivery: delivery ?? "unknown" };
   }
 
   /** Deletes the run with its events and stored payloads: finished runs only (an active one: FAILED_PRECONDITION, cancel it first). */

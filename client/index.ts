@@ -9,6 +9,7 @@
 
 export * from "./client.js";
 export * from "./schedules.js";
+export * from "./events.js";
 export { CallError, ServerUnavailableError } from "./call-errors.js";
 export { extractTraceContext, injectTraceContext, w3cTraceContext } from "./trace-context.js";
 export * from "./pipeline-builder.js";

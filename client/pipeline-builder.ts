@@ -7,7 +7,17 @@
 //   const q = inParallel([multiply.send(3, 2), multiply.send(4, 5)]).continueWith(average);
 
 import { create } from "@bufbuild/protobuf";
-import { GroupSchema, PipelineSchema, StepSchema, type Pipeline as PipelineMessage, type Step, type TaskCall } from "@pipewright/protocol";
+import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import {
+  GroupSchema,
+  PipelineSchema,
+  StepSchema,
+  WaitSchema,
+  type Pipeline as PipelineMessage,
+  type Step,
+  type TaskCall,
+  type Wait,
+} from "@pipewright/protocol";
 import type { Value } from "@pipewright/protocol";
 import { formatViolations, validatePipeline, type PipelineRole, type Violation } from "@pipewright/protocol";
 import { encodeState, encodeValue, type RemoteError } from "@pipewright/protocol";
@@ -123,6 +133,33 @@ export class Pipeline<R = unknown> {
     return this.with({ finally: task.toCall(args) });
   }
 
+  /**
+   * Sleeps, durably, holding no worker: for `ms` milliseconds, or until a
+   * time. The previous step's result passes on unchanged.
+   */
+  sleep(duration: number | { until: Date }, options: WaitOptions = {}): Pipeline<R> {
+    return this.appendWait(sleepWait(duration, options));
+  }
+
+  /**
+   * Waits for `client.signal(runId, name, payload)`, whose payload is this
+   * step's result. A signal sent earlier is kept for it. `timeoutMs`: fail
+   * with pipewright.Timeout if none arrives in time.
+   */
+  waitForSignal<T = unknown>(name: string, options: TimedWaitOptions = {}): Pipeline<T> {
+    return this.appendWait(namedWait("signal", name, options));
+  }
+
+  /** Waits for an event of this name published after the step is reached; the event's payload is the step's result. */
+  waitForEvent<T = unknown>(name: string, options: TimedWaitOptions = {}): Pipeline<T> {
+    return this.appendWait(namedWait("event", name, options));
+  }
+
+  private appendWait(wait: Wait): Pipeline<any> {
+    this.assertOpen("a wait");
+    return this.with({ steps: [...this.parts.steps, create(StepSchema, { kind: { case: "wait", value: wait } })] });
+  }
+
   /** Sets arguments, keyword arguments and state given once to the entry tasks. */
   withInitial(initial: InitialParameters): Pipeline<R> {
     return this.with({
@@ -157,6 +194,47 @@ export class Pipeline<R = unknown> {
       inline: p.inline,
     });
   }
+}
+
+export interface WaitOptions {
+  /** A name for run views. Default: derived from what it waits for ("sleep 5m", "signal approve"). */
+  displayName?: string;
+}
+
+export interface TimedWaitOptions extends WaitOptions {
+  /** Fail the step with pipewright.Timeout if nothing arrived this long after it was reached. Default: wait for ever. */
+  timeoutMs?: number;
+}
+
+function sleepWait(duration: number | { until: Date }, options: WaitOptions): Wait {
+  const condition =
+    typeof duration === "number"
+      ? { case: "duration" as const, value: durationFromMs(Math.max(0, duration)) }
+      : { case: "time" as const, value: timestampFromMs(duration.until.getTime()) };
+  return create(WaitSchema, { condition, displayName: options.displayName ?? "" });
+}
+
+function namedWait(kind: "signal" | "event", name: string, options: TimedWaitOptions): Wait {
+  return create(WaitSchema, {
+    condition: { case: kind, value: name },
+    timeout: options.timeoutMs ? durationFromMs(options.timeoutMs) : undefined,
+    displayName: options.displayName ?? "",
+  });
+}
+
+/** A pipeline that starts with a sleep (see Pipeline.sleep); its result is none, or the initial arguments it is given. */
+export function sleep(duration: number | { until: Date }, options: WaitOptions = {}): Pipeline<undefined> {
+  return Pipeline.ofStep(create(StepSchema, { kind: { case: "wait", value: sleepWait(duration, options) } }));
+}
+
+/** A pipeline that starts by waiting for a signal (see Pipeline.waitForSignal). */
+export function waitForSignal<T = unknown>(name: string, options: TimedWaitOptions = {}): Pipeline<T> {
+  return Pipeline.ofStep(create(StepSchema, { kind: { case: "wait", value: namedWait("signal", name, options) } }));
+}
+
+/** A pipeline that starts by waiting for an event (see Pipeline.waitForEvent). */
+export function waitForEvent<T = unknown>(name: string, options: TimedWaitOptions = {}): Pipeline<T> {
+  return Pipeline.ofStep(create(StepSchema, { kind: { case: "wait", value: namedWait("event", name, options) } }));
 }
 
 /**

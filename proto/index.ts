@@ -11,6 +11,7 @@ export * from "./gen/pipewright/v1/run_service_pb.js";
 export * from "./gen/pipewright/v1/worker_service_pb.js";
 export * from "./gen/pipewright/v1/admin_service_pb.js";
 export * from "./gen/pipewright/v1/schedule_service_pb.js";
+export * from "./gen/pipewright/v1/event_service_pb.js";
 
 export * from "./runtime/grpc-bridge.js";
 export * from "./runtime/grpc-client.js";
@@ -18,6 +19,7 @@ export * from "./runtime/limits.js";
 export * from "./runtime/error-types.js";
 export * from "./runtime/values.js";
 export * from "./runtime/validate-pipeline.js";
+export * from "./runtime/wait-names.js";
 export * from "./runtime/step-paths.js";
 export * from "./runtime/value-size.js";
 export * from "./runtime/long-timeout.js";

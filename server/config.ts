@@ -44,6 +44,8 @@ export interface ServerConfig {
   processTimeoutMs: number;
   /** A wait on a run another process owns also reads the database this often, should that process's announcement of its end be missed. */
   remoteWaitPollMs: number;
+  /** A run that has only waited (sleep, signal, event) this long, with nothing due sooner, leaves memory (engine/parking.ts); 0: never. */
+  parkWaitsOverMs: number;
   /** How long a shutdown waits for workers to finish what they hold. */
   drainGraceMs: number;
   /** Failures in a row that open a task's circuit (0: breakers off). */
@@ -226,6 +228,14 @@ export const OPTIONS: Option[] = [
     env: "PIPEWRIGHT_REMOTE_WAIT_POLL_MS",
     default: "1000",
     help: "a wait on a run another server process owns also looks at the database this often (the owner announces the end; this catches a missed announcement)",
+  },
+  {
+    key: "parkWaitsOverMs",
+    kind: "integer",
+    flag: "--park-waits-over-ms",
+    env: "PIPEWRIGHT_PARK_WAITS_OVER_MS",
+    default: "30000",
+    help: "a run that has only waited (a sleep, a signal, an event) this long, with nothing due sooner, leaves memory, and comes back from the database when due or signalled (0: never)",
   },
   {
     key: "drainGraceMs",

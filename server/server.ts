@@ -13,6 +13,7 @@ import { AdminService } from "@pipewright/protocol";
 import { ScheduleService } from "@pipewright/protocol";
 import { scheduleService } from "./api/schedule-service.js";
 import { Scheduler } from "./schedule/scheduler.js";
+import { EventService } from "@pipewright/protocol";
 import { adminService } from "./api/admin-service.js";
 import { assertScopeTable, Auth, authEnabled } from "./api/auth.js";
 import { callNamespace, namespaceInterceptor } from "./api/namespace.js";
@@ -27,6 +28,10 @@ import { GATEWAY_MAX_BODY, jsonGateway } from "./api/json-gateway.js";
 import { addReflection } from "./api/reflection.js";
 import { guardDatabase } from "./api/database-guard.js";
 import { runService } from "./api/run-service.js";
+import { eventService } from "./api/event-service.js";
+import { prepareSubmits } from "./api/prepare-submit.js";
+import { EventPublisher } from "./events/event-publisher.js";
+import { EventSweeper } from "./events/event-sweeper.js";
 import type { ServerConfig } from "./config.js";
 import { checkExposure, serverTls } from "./tls.js";
 import { DEFAULT_MACHINE_CONFIG } from "./core/run-machine.js";
@@ -46,8 +51,11 @@ import { migrate } from "./store/migrate.js";
 import { registerProcess, unregisterProcess } from "./store/process-registry.js";
 import { queueDepths, reclaimPredecessors } from "./store/task-queue.js";
 
-/** What the dashboard's JSON API serves: reads, controls, counts and resubmit (submitting stays on gRPC, behind admission control). */
-const DASHBOARD_RUN_METHODS = ["GetRun", "WatchRun", "ListRuns", "CountRuns", "CancelRun", "PauseRun", "ResumeRun", "ResubmitRun", "DeleteRun"];
+/**
+ * What the dashboard's JSON API serves: reads, controls (signals too: a webhook sender speaks
+ * JSON over HTTP), counts and resubmit (submitting stays on gRPC, behind admission control).
+ */
+const DASHBOARD_RUN_METHODS = ["GetRun", "WatchRun", "ListRuns", "CountRuns", "CancelRun", "PauseRun", "ResumeRun", "SignalRun", "ResubmitRun", "DeleteRun"];
 const DASHBOARD_ADMIN_METHODS = ["GetServerStatus", "ListWorkers", "ListCircuitBreakers"];
 const DASHBOARD_SCHEDULE_METHODS = ["GetSchedule", "ListSchedules", "ListScheduleFires"];
 
@@ -111,7 +119,7 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
   const tls = serverTls(config, log);
   // Every method has its scope (a method missing from the table fails every start), and a
   // tokens file that cannot be read fails the start before anything else is started.
-  assertScopeTable([RunService, WorkerService, AdminService, ScheduleService]);
+  assertScopeTable([RunService, WorkerService, AdminService, EventService, ScheduleService]);
   const auth = authEnabled(config) ? new Auth({ tokensFile: config.tokensFile, adminToken: config.adminToken, log: componentLogger(root, "api") }) : undefined;
   let embedded: EmbeddedPostgres | undefined;
   let url = config.databaseUrl;
@@ -185,6 +193,7 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
       timeouts,
       processTimeoutMs: config.processTimeoutMs,
       remoteWaitPollMs: config.remoteWaitPollMs,
+      parkWaitsOverMs: config.parkWaitsOverMs,
       log: componentLogger(root, "engine"),
       metrics,
       tracer: tracing.tracer,
@@ -210,11 +219,24 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
       busyRefusals: () => admission.busyRefusals,
     });
     server.addService(serviceDefinition(AdminService, admission.inspectorsFor(AdminService)), implement(AdminService, admin, onError));
+    const limits = { maxTasks: config.maxTasksPerRun };
+    const events = new EventPublisher({
+      sql,
+      engine,
+      log: componentLogger(root, "engine"),
+      prepare: async (request, namespace) => (await prepareSubmits([request], limits, () => "", undefined, namespace))[0],
+      // Steps waiting for the event (Wait.event): through their runs' owners' inboxes, idempotent by event id.
+      waiters: { deliver: (namespace, e) => engine.deliverEvent(namespace, { id: e.eventId, name: e.name, payload: e.payload }).then(() => {}) },
+    });
+    server.addService(
+      serviceDefinition(EventService, admission.inspectorsFor(EventService)),
+      implement(EventService, guardDatabase(eventService(events, sql, limits), monitor), onError),
+    );
     const scheduler = new Scheduler(sql, engine, { log: componentLogger(root, "schedule") });
-    const schedules = guardDatabase(scheduleService(sql, scheduler, { maxTasks: config.maxTasksPerRun }), monitor);
+    const schedules = guardDatabase(scheduleService(sql, scheduler, limits), monitor);
     server.addService(serviceDefinition(ScheduleService, admission.inspectorsFor(ScheduleService)), implement(ScheduleService, schedules, onError));
     server.addService(health.definition, health.implementation);
-    addReflection(server, [RunService, WorkerService, AdminService, ScheduleService], [healthFileDescriptor]);
+    addReflection(server, [RunService, WorkerService, AdminService, EventService, ScheduleService], [healthFileDescriptor]);
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(config.address, tls?.credentials ?? grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
     );
@@ -279,6 +301,8 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
       },
     });
     retention.start();
+    const eventSweeper = new EventSweeper(sql, events, { retentionHours: config.retentionHours, log: componentLogger(root, "engine") });
+    eventSweeper.start();
     await dispatcher.start();
     await engine.start();
     await scheduler.start();
@@ -311,6 +335,7 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
           loopDelay.disable();
           await retention.stop();
           await scheduler.stop();
+          await eventSweeper.stop();
           const started = Date.now();
           const committed = await within(
             (async () => {

@@ -8,4 +8,5 @@
 export * from "./task.js";
 export * from "./worker.js";
 export { currentTask, type TaskContext } from "./task-context.js";
+export { taskEventId, type PublishEvent, type PublishEventOptions, type PublishEventResult } from "./task-events.js";
 export { RemoteError } from "@pipewright/protocol";

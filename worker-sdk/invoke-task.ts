@@ -8,6 +8,7 @@ import { Pipeline } from "@pipewright/client";
 import { decodeValue, encodeError, encodeState, encodeValue, RemoteError } from "@pipewright/protocol";
 import { TerminalError, type TaskDefinition } from "./task.js";
 import { runWithContext } from "./task-context.js";
+import { noEvents, type PublishEvent } from "./task-events.js";
 
 export interface AttemptInput {
   args: Value[];
@@ -22,6 +23,8 @@ export interface AttemptInput {
   path: string;
   signal: AbortSignal;
   heartbeat: (progress?: unknown) => void;
+  /** The attempt's publishEvent (worker: TaskEvents.forAttempt); unset: none (the local runner). */
+  publishEvent?: PublishEvent;
 }
 
 export type AttemptOutcome = { case: "value"; value: Value } | { case: "error"; value: TaskError } | { case: "pipeline"; value: PipelineMessage };
@@ -52,6 +55,7 @@ export async function invokeTask(def: TaskDefinition, input: AttemptInput): Prom
       parentResults,
       signal: input.signal,
       heartbeat: input.heartbeat,
+      publishEvent: input.publishEvent ?? noEvents,
     };
     const state = input.state ? decodeValue(input.state) : null;
     const returned = await runWithContext(context, () => (def.withState ? def.fn(state, ...args) : def.fn(...args)));

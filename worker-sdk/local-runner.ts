@@ -7,7 +7,9 @@
 // (an event-driven state machine persisted step by step); the differential
 // property tests check that both give the same outcome and final state.
 
-import type { Dag, Group, Pipeline as PipelineMessage, TaskCall } from "@pipewright/protocol";
+import type { Dag, Group, Pipeline as PipelineMessage, TaskCall, Wait } from "@pipewright/protocol";
+import { durationMs, timestampMs } from "@bufbuild/protobuf/wkt";
+import type { VirtualClock } from "./virtual-clock.js";
 import { ParentResults } from "@pipewright/protocol";
 import type { TaskError, Value } from "@pipewright/protocol";
 import { Pipeline } from "@pipewright/client";
@@ -37,6 +39,26 @@ export interface LocalRunOptions {
   startDelayMs?: number;
   /** Delayed start, as SubmitOptions.startAt: the run waits until then (through `sleep`); a time past starts it at once. */
   startAt?: Date;
+  /**
+   * A VirtualClock (./virtual-clock.ts): sleeps, waits' timeouts, retry delays
+   * and a delayed start pass in no time, in the order real time would pass
+   * them. Takes the place of `sleep` and `now`.
+   */
+  clock?: VirtualClock;
+  /** Signals sent to the run (as client.signal), each `atMs` after it starts (0: before its first step, so kept for the first wait of its name). */
+  signals?: LocalArrival[];
+  /** Events published in the run's namespace, each `atMs` after it starts: they end the waits for their name begun by then, and are not kept. */
+  events?: LocalArrival[];
+}
+
+/** A signal or an event arriving during a local run. */
+export interface LocalArrival {
+  name: string;
+  payload?: unknown;
+  /** When, in ms after the run starts (after any delayed start). Default 0. */
+  atMs?: number;
+  /** A signal id (SignalRunRequest.signal_id): a repeat is applied once. */
+  id?: string;
 }
 
 /** How a local run ended, with values decoded. */
@@ -57,6 +79,11 @@ interface Flow {
  *   // out = { ok: true, value: 3, state: null }
  */
 export async function runLocally(pipeline: Pipeline<any> | PipelineMessage, options: LocalRunOptions): Promise<LocalOutcome> {
+  const run = runOnce(pipeline, options);
+  return options.clock ? options.clock.drive(run) : run;
+}
+
+async function runOnce(pipeline: Pipeline<any> | PipelineMessage, options: LocalRunOptions): Promise<LocalOutcome> {
   const runner = new LocalRunner(options);
   const message = pipeline instanceof Pipeline ? pipeline.toProto() : pipeline;
   const problems = validatePipeline(message);
@@ -64,16 +91,17 @@ export async function runLocally(pipeline: Pipeline<any> | PipelineMessage, opti
   runner.taskCount = countTasks(message);
   const wait = startWaitMs(options);
   if (wait > 0) await runner.sleepFor(wait);
+  runner.scheduleArrivals(options);
   const flow = await runner.pipeline(message, { args: [], kwargs: {} }, "", 0);
   const state = flow.state ? decodeValue(flow.state) : null;
   return flow.error ? { ok: false, error: decodeError(flow.error), state } : { ok: true, value: decodeValue(single(flow)), state };
 }
 
 /** How long a local run waits before it starts (its delayed start, as the server counts it). */
-function startWaitMs(o: Pick<LocalRunOptions, "startAt" | "startDelayMs" | "now">): number {
+function startWaitMs(o: Pick<LocalRunOptions, "startAt" | "startDelayMs" | "now" | "clock">): number {
   if (o.startAt && o.startDelayMs !== undefined) throw new Error("give startAt or startDelayMs, not both");
   if (o.startDelayMs !== undefined) return Math.max(0, o.startDelayMs);
-  return o.startAt ? Math.max(0, o.startAt.getTime() - (o.now ?? Date.now)()) : 0;
+  return o.startAt ? Math.max(0, o.startAt.getTime() - (o.clock?.now ?? o.now ?? Date.now)()) : 0;
 }
 
 class LocalRunner {
@@ -81,6 +109,9 @@ class LocalRunner {
   private readonly maxDepth: number;
   private readonly maxTasks: number;
   private readonly sleep: (ms: number) => Promise<void>;
+  private readonly now: () => number;
+  private readonly clock?: VirtualClock;
+  private readonly waits = new LocalWaits();
   taskCount = 0;
 
   /** Waits through the runner's `sleep` (real timers, or a test's clock). */
@@ -92,7 +123,63 @@ class LocalRunner {
     for (const t of options.tasks) this.tasks.set(t.name, t);
     this.maxDepth = options.maxDepth ?? 10_000;
     this.maxTasks = options.maxTasks ?? 500_000;
-    this.sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+    this.clock = options.clock;
+    this.sleep = options.clock?.sleep ?? options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+    this.now = options.clock?.now ?? options.now ?? Date.now;
+  }
+
+  /** Calls `fire` in `ms`, on the runner's clock; returns how to call it off. */
+  private later(ms: number, fire: () => void): () => void {
+    if (this.clock) {
+      let off = false;
+      this.clock.at(this.clock.now() + ms, () => off || fire());
+      return () => void (off = true);
+    }
+    const t = setTimeout(fire, ms);
+    return () => clearTimeout(t);
+  }
+
+  /** The run's signals and events, each at its time (those at 0 before the first step). */
+  scheduleArrivals(o: Pick<LocalRunOptions, "signals" | "events">): void {
+    for (const s of o.signals ?? []) {
+      const arrive = () => this.waits.signal(s.name, encodeValue(s.payload ?? null), s.id);
+      if (!s.atMs || s.atMs <= 0) arrive();
+      else this.later(s.atMs, arrive);
+    }
+    for (const e of o.events ?? []) {
+      const arrive = () => this.waits.event(e.name, encodeValue(e.payload ?? null));
+      if (!e.atMs || e.atMs <= 0) arrive();
+      else this.later(e.atMs, arrive);
+    }
+  }
+
+  /** A wait step: a sleep passes the flow on; a signal or event wait gives what arrived, or times out. */
+  async wait(w: Wait, flow: Flow, path: string): Promise<Flow> {
+    const c = w.condition;
+    if (c.case === "duration" || c.case === "time") {
+      const ms = c.case === "duration" ? durationMs(c.value) : timestampMs(c.value) - this.now();
+      if (ms > 0) await this.sleep(ms);
+      return flow;
+    }
+    if (c.case !== "signal" && c.case !== "event") throw new Error(`unvalidated wait at ${path}`);
+    const timeoutMs = w.timeout ? durationMs(w.timeout) : 0;
+    const arrived = await new Promise<Value | undefined>((resolve) => {
+      let ended = false;
+      let cancel = () => {};
+      const take = (payload: Value | undefined) => {
+        ended = true;
+        cancel();
+        resolve(payload);
+      };
+      const withdraw = this.waits.await(c.case as "signal" | "event", c.value, take);
+      if (timeoutMs > 0 && !ended)
+        cancel = this.later(timeoutMs, () => {
+          withdraw();
+          resolve(undefined);
+        });
+    });
+    if (arrived) return { args: [arrived], kwargs: {}, state: flow.state };
+    return { error: makeError("Timeout", `waited more than ${timeoutMs} ms for ${c.case} ${c.value}`, path), args: [], kwargs: {}, state: flow.state };
   }
 
   async pipeline(p: PipelineMessage, incoming: Flow, path: string, depth: number): Promise<Flow> {
@@ -124,6 +211,9 @@ class LocalRunner {
           break;
         case "dag":
           flow = await this.dag(kind.value, flow, at(`steps[${i}]`), depth);
+          break;
+        case "wait":
+          flow = await this.wait(kind.value, flow, at(`steps[${i}]`));
           break;
       }
     }
@@ -290,6 +380,56 @@ class LocalRunner {
     const dependedOn = new Set(nodes.flatMap((n) => n.dependsOn));
     const entries = Object.fromEntries(nodes.filter((n) => !dependedOn.has(n.id)).map((n) => [n.id, single(results.get(n.id)!)]));
     return { args: [create(ValueSchema, { kind: { case: "map", value: create(ValueMapSchema, { entries }) } })], kwargs: {}, state };
+  }
+}
+
+/**
+ * The local run's waits for signals and events, and the signals kept for
+ * waits not reached yet: each signal ends the wait for its name that began
+ * first, or is kept; an event ends every wait for its name begun by then.
+ */
+class LocalWaits {
+  private readonly forSignal = new Map<string, Set<(v: Value) => void>>();
+  private readonly forEvent = new Map<string, Set<(v: Value) => void>>();
+  private readonly kept = new Map<string, Value[]>();
+  private readonly seen = new Set<string>();
+
+  /** Begins a wait; returns how to withdraw it (its timeout). A kept signal ends it at once. */
+  await(kind: "signal" | "event", name: string, take: (v: Value) => void): () => void {
+    if (kind === "signal") {
+      const kept = this.kept.get(name);
+      if (kept?.length) {
+        take(kept.shift()!);
+        return () => {};
+      }
+    }
+    const index = kind === "signal" ? this.forSignal : this.forEvent;
+    let set = index.get(name);
+    if (!set) index.set(name, (set = new Set()));
+    set.add(take);
+    return () => set.delete(take);
+  }
+
+  signal(name: string, payload: Value, id?: string): void {
+    if (id !== undefined) {
+      if (this.seen.has(id)) return;
+      this.seen.add(id);
+    }
+    const first = this.forSignal.get(name)?.values().next().value;
+    if (first) {
+      this.forSignal.get(name)!.delete(first);
+      first(payload);
+      return;
+    }
+    const list = this.kept.get(name) ?? [];
+    list.push(payload);
+    this.kept.set(name, list);
+  }
+
+  event(name: string, payload: Value): void {
+    const waiting = [...(this.forEvent.get(name) ?? [])];
+    this.forEvent.delete(name);
+    for (const take of waiting) take(payload);
   }
 }
 

@@ -2,6 +2,7 @@
 // signature (the same approach as Temporal's Context.current()).
 
 import { AsyncLocalStorage } from "node:async_hooks";
+import type { PublishEvent } from "./task-events.js";
 
 export interface TaskContext {
   /** The task name. */
@@ -26,6 +27,15 @@ export interface TaskContext {
   readonly signal: AbortSignal;
   /** Extends the attempt's lease now, optionally reporting progress (JSON). */
   heartbeat(progress?: unknown): void;
+  /**
+   * Publishes an event from task code (the worker's server, token and namespace): every
+   * matching trigger starts one run. The default event id is derived from the run, the step's
+   * path and this call's rank within the attempt, not the attempt number: a task re-run after
+   * a crash publishes the same ids, and starts nothing twice (README: Events and triggers).
+   * @example
+   *   await currentTask().publishEvent("invoice.sent", { invoice: 42 });
+   */
+  publishEvent: PublishEvent;
 }
 
 const storage = new AsyncLocalStorage<TaskContext>();

@@ -5,4 +5,5 @@
 //   import { runLocally } from "@pipewright/worker/testing";
 //   const out = await runLocally(multiply.send(3, 2), { tasks: [multiply] }); // { ok: true, value: 6, ... }
 
-export { runLocally, runJobLocally, type LocalRunOptions, type LocalOutcome } from "./local-runner.js";
+export { runLocally, runJobLocally, type LocalRunOptions, type LocalOutcome, type LocalArrival } from "./local-runner.js";
+export { VirtualClock } from "./virtual-clock.js";

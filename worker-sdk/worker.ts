@@ -36,6 +36,7 @@ import { resultSize, sendable } from "./sendable-result.js";
 import { endTaskSpan, startTaskSpan } from "./task-span.js";
 import type { TaskDefinition } from "./task.js";
 import type { WorkerOptions } from "./worker-options.js";
+import { TaskEvents } from "./task-events.js";
 
 export type { WorkerOptions };
 import { optionalMs } from "@pipewright/protocol";
@@ -67,6 +68,8 @@ export class Worker {
   private readonly namespace?: string;
   private next = 0;
   private client: Client<typeof WorkerService>;
+  /** Task code's publishEvent calls, on the worker's current server address. */
+  private readonly events: TaskEvents;
   private readonly instanceId = randomUUID();
   private readonly log: (line: string) => void;
   private stream?: Stream;
@@ -93,6 +96,7 @@ export class Worker {
     this.token = options.token ?? process.env.PIPEWRIGHT_TOKEN;
     this.namespace = options.namespace ?? process.env.PIPEWRIGHT_NAMESPACE;
     this.client = createClient(WorkerService, this.addresses[this.next], { credentials: this.credentials, token: this.token, namespace: this.namespace });
+    this.events = new TaskEvents({ credentials: this.credentials, token: this.token, namespace: this.namespace });
     // By default, what a worker does (connected, disconnected, cannot reach the server) goes to stderr.
     this.log = options.log ?? ((line) => process.stderr.write(`${new Date().toISOString()} pipewright worker: ${line}\n`));
   }
@@ -115,6 +119,7 @@ export class Worker {
     if (this.state === "stopped" || this.state === "idle") {
       this.state = "stopped";
       this.client.close();
+      this.events.close();
       return;
     }
     this.state = "draining";
@@ -282,6 +287,7 @@ export class Worker {
             entry.progress = progress;
             this.heartbeat();
           },
+          publishEvent: this.events.forAttempt(key.runId, a.path, () => this.addresses[this.next]),
         })
       : Promise.resolve<AttemptResult>({
           outcome: { case: "error" as const, value: { type: ErrorTypes.unknownTask, message: `this worker has no task ${a.task}` } as never },
@@ -372,6 +378,7 @@ export class Worker {
       this.state = "stopped";
       clearInterval(this.heartbeatTimer);
       this.client.close();
+      this.events.close();
       this.stopped?.();
     }
   }

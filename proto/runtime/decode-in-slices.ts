@@ -46,7 +46,7 @@ type Message = Record<string, unknown>;
 
 async function decode(desc: DescMessage, bytes: Uint8Array, s: Slicing, depth: number): Promise<Message> {
   const whole = () => fromBinary(desc, bytes, { recursionLimit: Math.max(1, s.recursionLimit - depth) }) as unknown as Message;
-  if (bytes.length <= s.wholeBytes || desc.fields.some((f) => f.fieldKind === "map" && f.mapKey !== ScalarType.STRING)) return whole();
+  if (bytes.length <= s.wholeBytes || desc.fields.some((f) => f.fieldKind === "map" && f.mapKey !== ScalarType.STRING) || mixedOneof(desc)) return whole();
   // Message fields are decoded one element at a time; everything else, in one call.
   const byNumber = new Map(desc.fields.map((f) => [f.number, f]));
   const rest: Uint8Array[] = [];
@@ -102,6 +102,16 @@ async function decode(desc: DescMessage, bytes: Uint8Array, s: Slicing, depth: n
     else message[f.localName] = value;
   }
   return message;
+}
+
+/**
+ * Whether a oneof of the message has both message and other members (Wait.condition: a
+ * duration or a name). The last member on the wire wins; taken apart, the message members
+ * would be set after the others whatever their order, so such a message is decoded whole
+ * (it is small: only its message members could make it big, and they are few).
+ */
+function mixedOneof(desc: DescMessage): boolean {
+  return desc.oneofs.some((o) => o.fields.some((f) => f.fieldKind === "message") && o.fields.some((f) => f.fieldKind !== "message"));
 }
 
 /** A varint, or Infinity when malformed (the caller then lets fromBinary say what is wrong). */

@@ -21,6 +21,8 @@ export function stepLabel(s: StepStatus): string {
       return `${s.displayName || s.task} (exceptionally)`;
     case StepKind.FINALLY:
       return `${s.displayName || s.task} (finally)`;
+    case StepKind.WAIT:
+      return s.displayName || s.waitingFor || "wait";
     default:
       return s.displayName || s.task;
   }

@@ -8,7 +8,8 @@
 
 import { QUEUE_NAME_CONTROL } from "./namespaces.js";
 import type { Duration } from "@bufbuild/protobuf/wkt";
-import { ParentResults, type Dag, type Pipeline, type TaskCall, type TaskOptions } from "../gen/pipewright/v1/pipeline_pb.js";
+import { ParentResults, type Dag, type Pipeline, type TaskCall, type TaskOptions, type Wait } from "../gen/pipewright/v1/pipeline_pb.js";
+import { waitNameProblem } from "./wait-names.js";
 import type { Value } from "../gen/pipewright/v1/value_pb.js";
 import { MAX_DURATION_SECONDS, MAX_GROUP_NESTING, MAX_NAME_LENGTH } from "./limits.js";
 
@@ -128,8 +129,11 @@ function* checkPipeline(p: Pipeline, role: PipelineRole, prefix: string, out: Vi
       case "dag":
         checkDag(step.kind.value, `${path}.dag`, out);
         break;
+      case "wait":
+        checkWait(step.kind.value, `${path}.wait`, out);
+        break;
       default:
-        out.push({ field: path, description: "no step kind set: expected one of task, group, exceptionally, dag" });
+        out.push({ field: path, description: "no step kind set: expected one of task, group, exceptionally, dag, wait" });
     }
   }
   if (p.finally) checkTaskCall(p.finally, at(prefix, "finally"), out);
@@ -187,6 +191,35 @@ export function checkDuration(d: Duration | undefined, path: string, out: Violat
   } else if (d.seconds > BigInt(MAX_DURATION_SECONDS)) {
     out.push({ field: path, description: `must be at most ${MAX_DURATION_SECONDS} s (ten years), got ${d.seconds}s` });
   }
+}
+
+/** Latest Wait.time accepted: the end of the year 9999 (seconds since the epoch). */
+const MAX_WAIT_TIME_SECONDS = 253_402_300_799n;
+
+function checkWait(w: Wait, path: string, out: Violation[]): void {
+  const c = w.condition;
+  switch (c.case) {
+    case "duration":
+      checkDuration(c.value, `${path}.duration`, out);
+      break;
+    case "time":
+      if (c.value.seconds < 0n || c.value.seconds > MAX_WAIT_TIME_SECONDS || c.value.nanos < 0 || c.value.nanos > 999_999_999)
+        out.push({ field: `${path}.time`, description: `must be a time between 1970 and the year 9999, got ${c.value.seconds}s` });
+      break;
+    case "signal":
+    case "event": {
+      const problem = waitNameProblem(c.value);
+      if (problem) out.push({ field: `${path}.${c.case}`, description: problem });
+      break;
+    }
+    default:
+      out.push({ field: path, description: "no condition set: expected one of duration, time, signal, event" });
+  }
+  if (w.timeout && (c.case === "duration" || c.case === "time"))
+    out.push({ field: `${path}.timeout`, description: "only a signal or event wait takes a timeout" });
+  else checkDuration(w.timeout, `${path}.timeout`, out);
+  if (w.displayName.length > MAX_NAME_LENGTH)
+    out.push({ field: `${path}.display_name`, description: `must be at most ${MAX_NAME_LENGTH} characters, got ${w.displayName.length}` });
 }
 
 function checkValue(v: Value, path: string, out: Violation[]): void {
@@ -325,13 +358,14 @@ function findCycles(dag: Dag, index: Map<string, number>): string[][] {
   return cycles;
 }
 
-/** Counts the task steps a pipeline holds (finally and DAG nodes included). */
+/** Counts the task steps a pipeline holds (finally, DAG nodes and waits included: each is held in memory like a task). */
 export function countTasks(p: Pipeline): number {
   let n = p.finally ? 1 : 0;
   for (const step of p.steps) {
     switch (step.kind.case) {
       case "task":
       case "exceptionally":
+      case "wait":
         n += 1;
         break;
       case "group":

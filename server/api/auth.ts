@@ -31,6 +31,7 @@ export const METHOD_SCOPES: Readonly<Record<string, Scope>> = {
   "pipewright.v1.RunService/CountRuns": "read",
   "pipewright.v1.RunService/ResubmitRun": "submit",
   "pipewright.v1.RunService/CancelRun": "control",
+  "pipewright.v1.RunService/SignalRun": "control", // like cancel, pause and resume: it changes how a run goes on
   "pipewright.v1.RunService/PauseRun": "control",
   "pipewright.v1.RunService/ResumeRun": "control",
   "pipewright.v1.RunService/DeleteRun": "control",
@@ -49,6 +50,16 @@ export const METHOD_SCOPES: Readonly<Record<string, Scope>> = {
   "pipewright.v1.AdminService/GetServerStatus": "admin",
   "pipewright.v1.AdminService/ListCircuitBreakers": "admin",
   "pipewright.v1.AdminService/ListWorkers": "admin",
+  // Publishing starts runs (the triggers'), so it needs what SubmitRun needs; so does
+  // creating, deleting, pausing and resuming a trigger: each decides which runs events start.
+  "pipewright.v1.EventService/PublishEvent": "submit",
+  "pipewright.v1.EventService/CreateTrigger": "submit",
+  "pipewright.v1.EventService/DeleteTrigger": "submit",
+  "pipewright.v1.EventService/PauseTrigger": "submit",
+  "pipewright.v1.EventService/ResumeTrigger": "submit",
+  "pipewright.v1.EventService/GetTrigger": "read",
+  "pipewright.v1.EventService/ListTriggers": "read",
+  "pipewright.v1.EventService/ListEvents": "read",
 };
 
 /** The same for a missing and an unknown token: nothing that helps guessing. */

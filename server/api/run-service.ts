@@ -21,8 +21,13 @@ import {
   ResumeRunResponseSchema,
   RunService,
   RunView,
+  SignalDelivery,
+  SignalRunResponseSchema,
   SubmitRunResponseSchema,
   WaitRunResponseSchema,
+  waitNameProblem,
+  type SignalRunRequest,
+  type Violation,
   WaitRunsResponseSchema,
   WatchRunResponseSchema,
 } from "@pipewright/protocol";
@@ -30,7 +35,8 @@ import { RunSchema, RunState, type Run } from "@pipewright/protocol";
 import { valueStats } from "@pipewright/protocol";
 import { receivedBytes, type ServiceImpl } from "@pipewright/protocol";
 import { fieldBytes } from "@pipewright/protocol";
-import { MAX_MESSAGE_BYTES, MAX_NAME_LENGTH } from "@pipewright/protocol";
+import { MAX_MESSAGE_BYTES, MAX_NAME_LENGTH, MAX_VALUE_BYTES, MAX_VALUE_DEPTH } from "@pipewright/protocol";
+import { noneValue } from "../core/values.js";
 import { invalidRequest, PipewrightError } from "../core/errors.js";
 import type { RunEngine } from "../engine/run-engine.js";
 import { endSubmitSpan, startSubmitSpan, TRACER_NAME } from "../observe/tracing.js";
@@ -142,6 +148,21 @@ export function runService(engine: RunEngine, sql: Sql, limits: SubmitLimits, tr
       return create(ResumeRunResponseSchema, { run: await engine.control(request.runId, "resume") });
     },
 
+    async signalRun(request, call) {
+      const violations = signalViolations(request);
+      if (violations.length) throw invalidRequest(violations);
+      await checkRunIds(engine, [request.runId], call);
+      const { run, outcome } = await engine.signal(request.runId, {
+        name: request.name,
+        payload: request.payload ?? noneValue(),
+        id: request.signalId || undefined,
+      });
+      const delivery = outcome
+        ? { delivered: SignalDelivery.DELIVERED, kept: SignalDelivery.KEPT, duplicate: SignalDelivery.DUPLICATE }[outcome]
+        : SignalDelivery.UNSPECIFIED;
+      return create(SignalRunResponseSchema, { run, delivery });
+    },
+
     async deleteRun(request, call) {
       await checkRunIds(engine, [request.runId], call);
       await engine.deleteRun(request.runId);
@@ -241,6 +262,23 @@ function withinResponseBudget(runs: Run[]): Run[] {
     // A copy: the engine shares the run objects it answers with (recently finished runs).
     return used > RESPONSE_BUDGET ? create(RunSchema, { ...r, outcome: undefined, finalState: undefined, outcomeOmitted: true }) : r;
   });
+}
+
+/** Every problem of a SignalRunRequest, each with its field (the run id's too). */
+function signalViolations(r: SignalRunRequest): Violation[] {
+  const out: Violation[] = [];
+  if (!UUID.test(r.runId)) out.push({ field: "run_id", description: `must be a run id (a UUID), got ${JSON.stringify(r.runId.slice(0, 60))}` });
+  const name = waitNameProblem(r.name);
+  if (name) out.push({ field: "name", description: name });
+  if (r.signalId.length > MAX_NAME_LENGTH)
+    out.push({ field: "signal_id", description: `must be at most ${MAX_NAME_LENGTH} characters, got ${r.signalId.length}` });
+  if (r.payload) {
+    const s = valueStats(r.payload);
+    if (s.bytes > MAX_VALUE_BYTES) out.push({ field: "payload", description: `is about ${s.bytes} bytes, over the limit of ${MAX_VALUE_BYTES}` });
+    else if (s.depth > MAX_VALUE_DEPTH)
+      out.push({ field: "payload", description: `nests values ${s.depth} levels deep, over the limit of ${MAX_VALUE_DEPTH}` });
+  }
+  return out;
 }
 
 function checkRunId(id: string): void {

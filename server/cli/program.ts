@@ -1,5 +1,5 @@
 // The `pipewright` command: the server, and a client for people and scripts
-// (submit, get, list, watch, cancel, pause, resume, delete, resubmit, counts;
+// (submit, get, list, watch, cancel, pause, resume, signal, delete, resubmit, counts;
 // workers, status and breakers are in admin-verbs.ts). Argument parsing is commander's; every verb that reads takes
 // `-o table|json`; `--address` (or PIPEWRIGHT_ADDRESS) names the server; an
 // error is one line and an exit code (output.ts, README "Command line").
@@ -20,6 +20,7 @@ import { StepTree } from "./step-tree.js";
 import { watchRun } from "./watch.js";
 import { addAdminCommands } from "./admin-verbs.js";
 import { addScheduleCommands } from "./schedule-verbs.js";
+import { addEventCommands } from "./event-verbs.js";
 
 const DEFAULT_ADDRESS = "127.0.0.1:50051";
 
@@ -170,6 +171,35 @@ function buildProgram(io: Io, exit: (code: number) => void): Command {
   }
 
   program
+    .command("signal")
+    .description("send a signal to a run: the first step waiting for NAME takes PAYLOAD as its result (or it is kept until one waits)")
+    .argument("<run>", "the run id")
+    .argument("<name>", "the signal's name (Wait.signal)")
+    .option("--payload <json>", "the payload, as JSON (default: none)")
+    .option("--id <signal-id>", "idempotency key: a repeat with the same id is applied once")
+    .addOption(address())
+    .addOption(output())
+    .action((runId: string, name: string, opts) =>
+      withClient(opts, async (client) => {
+        let payload: unknown;
+        try {
+          payload = opts.payload === undefined ? undefined : JSON.parse(opts.payload);
+        } catch (err) {
+          throw new CliError(`error: --payload: not JSON: ${(err as Error).message}`, EXIT.usage);
+        }
+        const sent = await client.run(runId).signal(name, payload, { signalId: opts.id });
+        if (opts.output === "json") return io.out(`${JSON.stringify({ run: toJson(RunSchema, sent.run), delivery: sent.delivery })}\n`);
+        const what = {
+          delivered: "delivered to a waiting step",
+          kept: "kept until a step waits for it",
+          duplicate: "a repeat of a signal already applied: nothing changed",
+          unknown: "applied by the server process that owns the run",
+        }[sent.delivery];
+        io.out(`signal ${name} to run ${runId}: ${what}\n`);
+      }),
+    );
+
+  program
     .command("resubmit")
     .description("start a new run with the pipeline, name and run timeout of an existing run")
     .argument("<run>", "the run id")
@@ -228,6 +258,7 @@ function buildProgram(io: Io, exit: (code: number) => void): Command {
 
   addAdminCommands(program, io, address, output);
   addScheduleCommands(program, io, address, output);
+  addEventCommands(program, io, address, output);
 
   addTokenCommand(program, io);
   addTokenOptions(program);

@@ -7,7 +7,7 @@
 // Completing a step touches only that step, its scope and its container, so
 // the cost of one event does not depend on the size of the run.
 
-import type { Dag, Group, Pipeline, TaskCall } from "@pipewright/protocol";
+import type { Dag, Group, Pipeline, TaskCall, Wait } from "@pipewright/protocol";
 import type { TaskError, Value } from "@pipewright/protocol";
 
 /** What flows from one step to the next. */
@@ -108,7 +108,17 @@ export interface DagStep extends StepBase {
   swept?: boolean;
 }
 
-export type Step = TaskStep | GroupStep | StageStep | DagStep;
+/** A wait (Step.wait): a sleep, or a wait for a signal or an event. */
+export interface WaitStep extends StepBase {
+  kind: "wait";
+  spec: Wait;
+  /** What reached it (a sleep passes it on). */
+  input?: Flow;
+  /** When it wakes, once reached: the end of a sleep, or a signal or event wait's timeout. */
+  wakeAt?: number;
+}
+
+export type Step = TaskStep | GroupStep | StageStep | DagStep | WaitStep;
 
 export type ScopeParent = { type: "root" } | { type: "branch"; group: number; index: number } | { type: "child"; task: number };
 
@@ -206,6 +216,11 @@ export class RunGraph {
           break;
         case "dag":
           steps[i] = this.addDag(scope.id, i, segment, parentStep, s.kind.value);
+          break;
+        case "wait":
+          steps[i] = this.steps.length;
+          this.steps.push({ kind: "wait", id: steps[i], scope: scope.id, index: i, segment, parentStep, status: "pending", spec: s.kind.value });
+          this.taskCount++; // held like a task, and counted against the same limit (countTasks)
           break;
         default:
           throw new Error(`unvalidated pipeline: ${path || "root"} steps[${i}] has no kind`);

@@ -23,7 +23,20 @@ import { pushAll } from "./arrays.js";
 import { mergeBranchStates } from "./merge-states.js";
 import { DEFAULT_RETRY, effectiveRetry, retryDelay, type EffectiveRetry } from "./retry-policy.js";
 import { childScopePath } from "@pipewright/protocol";
-import { RunGraph, type DagStep, type Flow, type GroupStep, type Scope, type StageStep, type Step, type TaskInput, type TaskStep } from "./run-graph.js";
+import {
+  RunGraph,
+  type DagStep,
+  type Flow,
+  type GroupStep,
+  type Scope,
+  type StageStep,
+  type Step,
+  type TaskInput,
+  type TaskStep,
+  type WaitStep,
+} from "./run-graph.js";
+import { Waits } from "./waits.js";
+import { durationMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { countTasks, formatViolations, validatePipeline } from "@pipewright/protocol";
 import { ErrorTypes, errorValue, listValue, mapValue, noneValue, serverError } from "./values.js";
 import { addStats, boundError, valuesStats, type ValueStats } from "@pipewright/protocol";
@@ -59,7 +72,16 @@ export type RunInput =
   | { type: "cancel"; at: number; reason: string }
   | { type: "timeout"; at: number }
   | { type: "pause"; at: number }
-  | { type: "resume"; at: number };
+  | { type: "resume"; at: number }
+  /** Time passed: every wait whose time has come ends (a sleep) or times out. */
+  | { type: "wake"; at: number }
+  /** RunService.SignalRun: ends the wait for `name` that began first, or is kept until one begins. `id`: repeats are dropped. */
+  | { type: "signal"; at: number; name: string; payload: Value; id?: string }
+  /** An event published in the run's namespace: ends every wait for `name` (nothing is kept when none waits). */
+  | { type: "event"; at: number; name: string; payload: Value; id?: string };
+
+/** What the last signal applied did: ended a wait, was kept for one, or repeated a signal id. */
+export type SignalOutcome = "delivered" | "kept" | "duplicate";
 
 /** What one attempt needs besides its key. */
 export interface Dispatch {
@@ -82,6 +104,8 @@ export type Effect =
   | { type: "cancelTask"; step: number }
   /** Hold queued attempts (pause) or release them (resume). */
   | { type: "holdQueued"; held: boolean }
+  /** A wait for an event began (`on`) or ended: the engine keeps the index publishers look in. */
+  | { type: "eventWait"; step: number; name: string; on: boolean }
   | { type: "finished"; state: RunState; outcome: { error: TaskError } | { value: Value }; finalState?: Value };
 
 export type MachineStatus = "running" | "paused" | "finished";
@@ -107,6 +131,10 @@ export class RunMachine {
   private heldDispatches: Dispatch[] = [];
   /** Task steps currently queued or running. */
   private readonly active = new Set<number>();
+  /** Wait steps waiting now, and the signals kept for waits not reached yet. */
+  readonly waits = new Waits();
+  /** What the last signal input did (SignalRunResponse). */
+  lastSignal?: SignalOutcome;
   private now = 0;
 
   /** The state of the run, as stored and shown. */
@@ -171,6 +199,17 @@ export class RunMachine {
           this.effects.push({ type: "holdQueued", held: true });
         }
         break;
+      case "wake":
+        for (const id of this.waits.due(input.at)) this.waitTimeCame(this.graph.step(id) as WaitStep);
+        break;
+      case "signal":
+        this.signal(input);
+        break;
+      case "event":
+        // The same event delivered twice (its publisher retried after a crash) ends only the waits it found the first time.
+        if (input.id !== undefined && !this.waits.firstSight(`event:${input.id}`)) break;
+        for (const id of this.waits.waitingForEvent(input.name)) this.endWait(this.graph.step(id) as WaitStep, input.payload);
+        break;
       case "resume":
         if (accepts(this.runState, "resume")) {
           this.status = "running";
@@ -195,6 +234,7 @@ export class RunMachine {
     this.effects = [];
     for (const step of this.active) this.effects.push({ type: "cancelTask", step });
     this.active.clear();
+    this.forgetWaits();
     this.heldDispatches = [];
     this.status = "finished";
     this.finishedAt = at;
@@ -272,6 +312,9 @@ export class RunMachine {
           return;
         case "dag":
           this.startDag(step, flow);
+          return;
+        case "wait":
+          this.startWait(step, flow);
           return;
         default:
           throw new Error(`a ${step.kind} step cannot sit in a pipeline`);
@@ -356,6 +399,7 @@ export class RunMachine {
     }
     this.status = "finished";
     this.finishedAt = this.now;
+    this.forgetWaits();
     this.result = { type: "finished", state, outcome, finalState };
     this.effects.push(this.result);
   }
@@ -675,6 +719,111 @@ export class RunMachine {
     this.runFrom(this.graph.scopes[dag.scope], dag.index + 1, flow);
   }
 
+  // ---- waits ---------------------------------------------------------------
+
+  private startWait(step: WaitStep, flow: Flow): void {
+    step.input = flow;
+    this.mark(step, "waiting");
+    const c = step.spec.condition;
+    switch (c.case) {
+      case "duration":
+      case "time": {
+        const at = c.case === "duration" ? this.now + durationMs(c.value) : timestampMs(c.value);
+        if (at <= this.now) this.agenda.push(() => this.settleWait(step, flow));
+        else this.wait(step, "sleep", "", at);
+        return;
+      }
+      case "signal": {
+        const kept = this.waits.takeKept(c.value);
+        if (kept) this.agenda.push(() => this.settleWait(step, { args: [kept], kwargs: {}, state: flow.state }));
+        else this.wait(step, "signal", c.value, this.timeoutOf(step));
+        return;
+      }
+      case "event":
+        this.wait(step, "event", c.value, this.timeoutOf(step));
+        this.effects.push({ type: "eventWait", step: step.id, name: c.value, on: true });
+        return;
+      default:
+        throw new Error(`unvalidated wait at ${this.graph.pathOf(step)}: no condition`);
+    }
+  }
+
+  private timeoutOf(step: WaitStep): number | undefined {
+    const ms = step.spec.timeout ? durationMs(step.spec.timeout) : 0;
+    return ms > 0 ? this.now + ms : undefined;
+  }
+
+  private wait(step: WaitStep, kind: "sleep" | "signal" | "event", name: string, wakeAt: number | undefined): void {
+    step.wakeAt = wakeAt;
+    this.waits.add(step.id, kind, name, wakeAt);
+  }
+
+  /** A wait stops waiting: out of the index, and out of the publishers' index for an event. */
+  private unwait(step: WaitStep): void {
+    this.waits.remove(step.id);
+    step.wakeAt = undefined;
+    if (step.spec.condition.case === "event") this.effects.push({ type: "eventWait", step: step.id, name: step.spec.condition.value, on: false });
+  }
+
+  /** A wait's time came: a sleep ends, a signal or event wait times out. */
+  private waitTimeCame(step: WaitStep): void {
+    const c = step.spec.condition;
+    const timeout = step.spec.timeout ? durationMs(step.spec.timeout) : 0;
+    this.unwait(step);
+    if (c.case === "duration" || c.case === "time") {
+      this.agenda.push(() => this.settleWait(step, step.input!));
+      return;
+    }
+    const error = serverError("Timeout", `waited more than ${timeout} ms for ${c.case} ${c.value}`, this.graph.pathOf(step));
+    this.agenda.push(() => this.settleWait(step, { error, args: [], kwargs: {}, state: step.input?.state }));
+  }
+
+  /** A signal or event arrived for this wait: its payload is the step's result. */
+  private endWait(step: WaitStep, payload: Value): void {
+    this.unwait(step);
+    this.agenda.push(() => this.settleWait(step, { args: [payload], kwargs: {}, state: step.input?.state }));
+  }
+
+  private signal(input: Extract<RunInput, { type: "signal" }>): void {
+    if (input.id !== undefined && !this.waits.firstSight(input.id)) {
+      this.lastSignal = "duplicate";
+      return;
+    }
+    const waiting = this.waits.firstWaitingFor(input.name);
+    if (waiting === undefined) {
+      this.waits.keep(input.name, input.payload);
+      this.lastSignal = "kept";
+      return;
+    }
+    this.endWait(this.graph.step(waiting) as WaitStep, input.payload);
+    this.lastSignal = "delivered";
+  }
+
+  private settleWait(step: WaitStep, flow: Flow): void {
+    step.error = flow.error;
+    this.mark(step, flow.error ? (isCancellation(flow.error) ? "cancelled" : "failed") : "succeeded");
+    this.runFrom(this.graph.scopes[step.scope], step.index + 1, flow);
+  }
+
+  /** The run ended: no wait goes on (event waits leave the publishers' index). */
+  private forgetWaits(): void {
+    for (const id of this.waits.waiting) {
+      const step = this.graph.step(id) as WaitStep;
+      if (step.spec.condition.case === "event") this.effects.push({ type: "eventWait", step: id, name: step.spec.condition.value, on: false });
+    }
+    this.waits.clear();
+  }
+
+  /** True when the run only waits: some wait step waiting, no task queued, running or held by a pause (see engine/parking.ts). */
+  isOnlyWaiting(): boolean {
+    return !this.result && !this.stopping && this.active.size === 0 && this.heldDispatches.length === 0 && this.waits.waiting.size > 0;
+  }
+
+  /** When a wait of this run next ends by itself or times out, if any will. */
+  nextWakeAt(): number | undefined {
+    return this.result ? undefined : this.waits.nextWakeAt();
+  }
+
   // ---- cancellation --------------------------------------------------------
 
   /** Cancel or run timeout: stop every running task (finally steps excepted) and unwind. */
@@ -692,6 +841,11 @@ export class RunMachine {
         else neverQueued.add(d.step);
       }
       this.heldDispatches = [];
+    }
+    for (const id of [...this.waits.waiting]) {
+      const step = this.graph.step(id) as WaitStep;
+      this.unwait(step);
+      this.agenda.push(() => this.settleWait(step, { error, args: [], kwargs: {}, state: step.input?.state }));
     }
     for (const id of [...this.active]) {
       const step = this.graph.task(id);

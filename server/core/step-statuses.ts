@@ -1,12 +1,12 @@
 // The public view of a run's steps (RunView FULL), derived from the graph.
 
 import { create } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { durationMs, timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { StepKind, StepState, StepStatusSchema, type StepStatus } from "@pipewright/protocol";
 import { TaskErrorSchema, type TaskError, type Value } from "@pipewright/protocol";
 import { MAX_MESSAGE_BYTES } from "@pipewright/protocol";
 import { valueStats } from "@pipewright/protocol";
-import type { DagStep, RunGraph, Step, StepCode, TaskStep } from "./run-graph.js";
+import type { DagStep, RunGraph, Step, StepCode, TaskStep, WaitStep } from "./run-graph.js";
 
 const STATE: Record<StepCode, StepState> = {
   pending: StepState.PENDING,
@@ -27,7 +27,33 @@ function kindOf(step: Step): StepKind {
       return StepKind.GROUP;
     case "dag":
       return StepKind.DAG;
+    case "wait":
+      return StepKind.WAIT;
   }
+}
+
+/** What a wait step waits for, in words: "sleep 5m", "until 2026-12-01T09:00:00.000Z", "signal approve", "event order.paid". */
+export function waitingFor(step: WaitStep): string {
+  const c = step.spec.condition;
+  switch (c.case) {
+    case "duration":
+      return `sleep ${formatMs(durationMs(c.value))}`;
+    case "time":
+      return `until ${timestampDate(c.value).toISOString()}`;
+    case "signal":
+    case "event":
+      return `${c.case} ${c.value}`;
+    default:
+      return "wait";
+  }
+}
+
+function formatMs(ms: number): string {
+  if (ms % 86_400_000 === 0) return `${ms / 86_400_000}d`;
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
 }
 
 /** Bytes of steps a full view lists, at most: half a message, the rest is for the run itself. */
@@ -82,12 +108,13 @@ export function stepStatusOf(graph: RunGraph, id: number, live: LiveState = { ru
   const attempts = isTask ? step.attempts - (state === StepState.QUEUED ? 1 : 0) : 0;
   const started = step.startedAt !== undefined && !(isTask && attempts === 0 && state === StepState.QUEUED);
   const dagNode = isTask && step.role === "dag_node" ? (graph.steps[step.dag!] as DagStep).spec.nodes[step.index] : undefined;
+  const wait = step.kind === "wait" ? step : undefined;
   return create(StepStatusSchema, {
     stepId: id,
     path: graph.pathOf(step),
     kind: kindOf(step),
     task: isTask ? step.call.task : "",
-    displayName: isTask ? step.call.options?.displayName || step.call.task : "",
+    displayName: isTask ? step.call.options?.displayName || step.call.task : wait ? wait.spec.displayName || waitingFor(wait) : "",
     state,
     attempts,
     startTime: started ? timestampFromMs(step.startedAt!) : undefined,
@@ -98,5 +125,7 @@ export function stepStatusOf(graph: RunGraph, id: number, live: LiveState = { ru
     dagDependsOn: dagNode?.dependsOn ?? [],
     progress: state === StepState.RUNNING ? live.progress?.get(id) : undefined,
     waitingReason: isTask && state === StepState.QUEUED ? (live.waitingReason?.(step) ?? "") : "",
+    wakeTime: wait?.status === "waiting" && wait.wakeAt !== undefined ? timestampFromMs(wait.wakeAt) : undefined,
+    waitingFor: wait ? waitingFor(wait) : "",
   });
 }

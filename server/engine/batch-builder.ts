@@ -11,7 +11,7 @@ import { RunState, TaskResultSchema, type TaskResult } from "@pipewright/protoco
 import { encodeAssignment, type TimeoutDefaults } from "../core/assignment-codec.js";
 import { pushAll } from "../core/arrays.js";
 import { PipewrightError } from "../core/errors.js";
-import { accepts, controlRefusal, type RunControl } from "../core/run-control.js";
+import { accepts, controlRefusal, INTERNAL_CONTROLS, type RunControl } from "../core/run-control.js";
 import { RunMachine, type Effect, type MachineConfig, type RunInput } from "../core/run-machine.js";
 import { endAttempt, startAttempt, startRunTrace, type AttemptEnd } from "../observe/run-spans.js";
 import { TRACER_NAME } from "../observe/tracing.js";
@@ -21,7 +21,7 @@ import * as runs from "../store/run-store.js";
 import type * as queue from "../store/task-queue.js";
 import type { Batch } from "./batch.js";
 import { waitDeadline } from "./deadlines.js";
-import { encodeEvent } from "./event-codec.js";
+import { decodeArrival, encodeEvent } from "./event-codec.js";
 import { internalError } from "./internal-error.js";
 import { requestKey, startOf, type Item, type PreparedSubmit } from "./items.js";
 import { queueKey, queueLabel } from "@pipewright/protocol";
@@ -178,15 +178,17 @@ export class BatchBuilder {
         continue;
       }
       // A control its sender found acceptable; the run may have changed since (finished, say): then it does nothing.
-      const input: RunInput | undefined =
-        e.kind === EventKind.cancel
-          ? { type: "cancel", at, reason: e.body ? Buffer.from(e.body).toString() : "" }
-          : e.kind === EventKind.pause
-            ? { type: "pause", at }
-            : e.kind === EventKind.resume
-              ? { type: "resume", at }
-              : undefined;
-      if (input && accepts(m.runState, input.type as RunControl)) this.apply(run, input, batch);
+      const input = inboxInput(e, at);
+      if (!input || (input.type !== "event" && !accepts(m.runState, input.type as RunControl))) continue;
+      // A signal past the run's bounds is dropped here (its sender checked them, but the run may have filled since).
+      if (input.type === "signal" && m.waits.signalRefusal(input.id !== undefined)) {
+        this.config.log.warn(
+          { run_id: run.uid, signal: input.name },
+          `signal ${input.name} to run ${run.uid} dropped: ${m.waits.signalRefusal(input.id !== undefined)}`,
+        );
+        continue;
+      }
+      this.apply(run, input, batch);
     }
   }
 
@@ -244,7 +246,7 @@ export class BatchBuilder {
       }
       const run = this.registry.held(item.uid);
       if (!run) {
-        if (item.action !== "timeout") batch.answers.push({ kind: "notHeld", item });
+        if (!INTERNAL_CONTROLS.has(item.action)) batch.answers.push({ kind: "notHeld", item });
         continue;
       }
       if (this.registry.busyElsewhere(run, batch)) {
@@ -256,15 +258,20 @@ export class BatchBuilder {
         batch.answers.push({ kind: "refused", item, error: new PipewrightError("FAILED_PRECONDITION", refusal) });
         continue;
       }
+      const bounds = item.signal && run.machine.waits.signalRefusal(item.signal.id !== undefined);
+      if (bounds) {
+        batch.answers.push({ kind: "refused", item, error: new PipewrightError("RESOURCE_EXHAUSTED", `run ${run.uid}: ${bounds}`) });
+        continue;
+      }
       const at = Date.now();
       const input: RunInput =
         item.action === "cancel"
           ? { type: "cancel", at, reason: item.reason }
-          : item.action === "timeout"
-            ? { type: "timeout", at }
+          : item.action === "signal"
+            ? { type: "signal", at, ...item.signal! }
             : { type: item.action, at };
       this.apply(run, input, batch);
-      batch.answers.push({ kind: "controlled", item, run });
+      batch.answers.push({ kind: "controlled", item, run, signal: item.signal ? run.machine.lastSignal : undefined });
     }
   }
 
@@ -373,9 +380,29 @@ export class BatchBuilder {
       case "holdQueued":
         batch.holds.push({ run, held: e.held });
         return;
+      case "eventWait":
+        batch.eventWaits.push({ run, step: e.step, name: e.name, on: e.on });
+        return;
       case "finished":
         return; // written with the run's row
     }
+  }
+}
+
+/** What an inbox entry other than a result is to the run's machine. */
+function inboxInput(e: InboxEntry, at: number): RunInput | undefined {
+  switch (e.kind) {
+    case EventKind.cancel:
+      return { type: "cancel", at, reason: e.body ? Buffer.from(e.body).toString() : "" };
+    case EventKind.pause:
+      return { type: "pause", at };
+    case EventKind.resume:
+      return { type: "resume", at };
+    case EventKind.signal:
+    case EventKind.event:
+      return { type: e.kind === EventKind.signal ? "signal" : "event", at, ...decodeArrival(e.body) };
+    default:
+      return undefined;
   }
 }
 

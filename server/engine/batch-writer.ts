@@ -9,6 +9,7 @@ import { encodeAssignment, type TimeoutDefaults } from "../core/assignment-codec
 import { writeBatch, type BatchWrite, type BatchWriteResult } from "../store/batch-write.js";
 import { inTransaction, type Sql, type Tx } from "../store/database.js";
 import { insertBlobs } from "../store/payload-blobs.js";
+import { writeEventWaits } from "../store/event-waits.js";
 import { insertQueueRows, type QueueRow } from "../store/task-queue.js";
 import type { Batch, PendingRow } from "./batch.js";
 import { stepKey } from "./owned-run.js";
@@ -57,12 +58,17 @@ export class BatchWriter {
     const run = async (sql: Sql | Tx) => {
       const result = await writeBatch(sql, w);
       this.assignRunIds(batch, result);
+      if (batch.eventWaits.length)
+        await writeEventWaits(
+          sql,
+          batch.eventWaits.map((w) => ({ runId: w.run.id, step: w.step, namespace: w.run.namespace, name: w.name, on: w.on })),
+        );
       await this.writeRemainingRows(sql, batch);
       await this.writeBlobs(sql, batch);
       this.finishWrite(batch, result);
     };
     if (tx) await run(tx);
-    else if (batch.rows.length <= ROWS_PER_STATEMENT && batch.blobs.size === 0) await run(this.sql);
+    else if (batch.rows.length <= ROWS_PER_STATEMENT && batch.blobs.size === 0 && batch.eventWaits.length === 0) await run(this.sql);
     else await inTransaction(this.sql, run);
   }
 

@@ -5,7 +5,7 @@
 
 import type { TaskAssignment } from "@pipewright/protocol";
 import type { BlobData } from "../core/payload-refs.js";
-import type { Dispatch } from "../core/run-machine.js";
+import type { Dispatch, SignalOutcome } from "../core/run-machine.js";
 import type { StoredEvent } from "../store/run-events.js";
 import type { NewRunRow } from "../store/run-store.js";
 import type * as queue from "../store/task-queue.js";
@@ -32,7 +32,7 @@ export interface PendingRow {
 export type Answer =
   /** The runs of a submit: created by this batch, or existing ones (same request_id) read then. */
   | { kind: "submitted"; item: SubmitItem; runs: ({ existing: string } | { run: OwnedRun })[] }
-  | { kind: "controlled"; item: ControlItem; run: OwnedRun }
+  | { kind: "controlled"; item: ControlItem; run: OwnedRun; signal?: SignalOutcome }
   /** The run is not held here (any more): the answer says why, from the database. */
   | { kind: "notHeld"; item: ControlItem }
   | { kind: "refused"; item: SubmitItem | ControlItem; error: unknown };
@@ -85,6 +85,8 @@ export class Batch {
   inboxDone: number[] = [];
   /** Big payloads the written rows refer to, by `${run uid}/${hash}`. */
   blobs = new Map<string, BlobData & { run: OwnedRun }>();
+  /** Event waits begun or ended (store/event-waits.ts), written in the batch's transaction. */
+  eventWaits: { run: OwnedRun; step: number; name: string; on: boolean }[] = [];
   /** Steps whose result came through the inbox: their queue row is already gone. */
   preFenced = new Set<string>();
 

@@ -23,6 +23,7 @@ import type { GroupCommitter } from "./group-committer.js";
 import { internalError } from "./internal-error.js";
 import { requestKey, type Item } from "./items.js";
 import { stepKey, type OwnedRun } from "./owned-run.js";
+import type { Parking } from "./parking.js";
 import type { Peers } from "./peers.js";
 import type { DispatchPort } from "./ports.js";
 import type { RunReads } from "./run-reads.js";
@@ -41,6 +42,7 @@ export interface CommitLoopParts {
   reads: RunReads;
   dispatch: Pick<DispatchPort, "release" | "deliver" | "cancel" | "poke" | "pokeAt">;
   committer: Pick<GroupCommitter<Item>, "add" | "addAll" | "retry">;
+  parking: Pick<Parking, "park" | "consider" | "loadFor">;
   metrics: Pick<Metrics, "commitDuration" | "commitBatchSize" | "runsSubmitted">;
   log: Logger;
 }
@@ -51,9 +53,14 @@ export class CommitLoop {
   constructor(private readonly p: CommitLoopParts) {}
 
   /** Commits one batch of items (the group committer's flush). */
-  async flush(items: Item[], lock: Lock): Promise<void> {
+  async flush(all: Item[], lock: Lock): Promise<void> {
     const { registry, metrics } = this.p;
     const started = performance.now();
+    // Parks are no batch writes of their own: done first, under the runs' order keys.
+    const parks = all.flatMap((i) => (i.kind === "park" ? [i.run] : []));
+    if (parks.length) await this.p.parking.park(parks);
+    const items = parks.length ? all.filter((i) => i.kind !== "park") : all;
+    if (items.length === 0) return;
     try {
       if ((registry.needsReload.size || !registry.unsure.empty) && !(await registry.reloadPending())) {
         this.failItems(items, unavailable());
@@ -159,6 +166,8 @@ export class CommitLoop {
         // at once (an entry that cannot be applied must not make this a busy loop).
         setTimeout(() => this.p.committer.add(item), 1000).unref();
         return;
+      case "park":
+        return; // never in a batch (see flush)
     }
   }
 
@@ -166,6 +175,9 @@ export class CommitLoop {
     const { registry, builder, writer } = this.p;
     const batch = new Batch(mode, lock);
     const inbox = items.some((i) => i.kind === "inbox") ? await this.p.peers.readOwnInbox() : [];
+    // Entries for runs of ours not in memory: parked ones are loaded, then the inbox looked at again.
+    const absent = inbox.filter((e) => !registry.byId(e.runId)).map((e) => e.runId);
+    if (absent.length) this.p.parking.loadFor(absent).catch((err) => this.p.log.warn({ err }, `loading parked runs: ${err.message}`));
     registry.inFlight.add(batch);
     try {
       if (mode === "fast") {
@@ -255,11 +267,16 @@ export class CommitLoop {
             break;
           }
           case "controlled":
-            answer.item.resolve(runFromMachine(answer.run, answer.run.machine));
+            answer.item.resolve(runFromMachine(answer.run, answer.run.machine), answer.signal);
             break;
-          case "notHeld":
-            this.p.peers.controlRefusal(answer.item.uid, answer.item.action).then(answer.item.reject, answer.item.reject);
+          case "notHeld": {
+            // Let go meanwhile (parked here, or taken over by another process): through the inbox of whoever owns it now.
+            const { item } = answer;
+            if (item.action === "cancel" || item.action === "pause" || item.action === "resume" || item.action === "signal")
+              this.p.peers.forwardControl(item.uid, item.action, item.reason, item.signal).then(item.resolve, item.reject);
+            else this.p.peers.controlRefusal(item.uid, item.action).then(item.reject, item.reject);
             break;
+          }
           case "refused":
             answer.item.reject(answer.error);
             break;
@@ -310,7 +327,13 @@ export class CommitLoop {
 
   /** After the commit, last: finished runs wake their waiters and go to the recently-finished cache. */
   private settle(batch: Batch): void {
-    for (const run of batch.changed) if (run.machine.result) this.p.registry.finished(run);
+    for (const run of batch.changed) {
+      if (run.machine.result) this.p.registry.finished(run);
+      else {
+        this.p.registry.armWake(run);
+        this.p.parking.consider(run);
+      }
+    }
   }
 }
 

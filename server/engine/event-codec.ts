@@ -2,8 +2,10 @@
 
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { TaskResultSchema } from "@pipewright/protocol";
+import { SignalRunRequestSchema, TaskResultSchema } from "@pipewright/protocol";
+import type { Value } from "@pipewright/protocol";
 import type { RunInput } from "../core/run-machine.js";
+import { noneValue } from "../core/values.js";
 import { EventKind, type EventKindCode, type StoredEvent } from "../store/run-events.js";
 
 const utf8 = new TextEncoder();
@@ -38,7 +40,22 @@ export function encodeEvent(runId: number, seq: number, input: Exclude<RunInput,
       return { runId, seq, kind: EventKind.pause, at, step: null, body: null };
     case "resume":
       return { runId, seq, kind: EventKind.resume, at, step: null, body: null };
+    case "wake":
+      return { runId, seq, kind: EventKind.wake, at, step: null, body: null };
+    case "signal":
+    case "event":
+      return { runId, seq, kind: EventKind[input.type], at, step: null, body: encodeArrival(input) };
   }
+}
+
+/** A signal's or an event's stored body (in run_events, and in run_inbox on its way to the run's owner). */
+export function encodeArrival(input: { name: string; payload: Value; id?: string }): Uint8Array {
+  return toBinary(SignalRunRequestSchema, create(SignalRunRequestSchema, { name: input.name, payload: input.payload, signalId: input.id ?? "" }));
+}
+
+export function decodeArrival(body: Uint8Array | null): { name: string; payload: Value; id?: string } {
+  const r = fromBinary(SignalRunRequestSchema, body ?? new Uint8Array());
+  return { name: r.name, payload: r.payload ?? noneValue(), id: r.signalId || undefined };
 }
 
 export function decodeEvent(e: StoredEvent): Exclude<RunInput, { type: "start" }> {
@@ -57,5 +74,10 @@ export function decodeEvent(e: StoredEvent): Exclude<RunInput, { type: "start" }
       return { type: "pause", at };
     case EventKind.resume:
       return { type: "resume", at };
+    case EventKind.wake:
+      return { type: "wake", at };
+    case EventKind.signal:
+    case EventKind.event:
+      return { type: kind === EventKind.signal ? "signal" : "event", at, ...decodeArrival(e.body) };
   }
 }

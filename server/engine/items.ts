@@ -3,10 +3,11 @@
 // the next one.
 
 import type { Context } from "@opentelemetry/api";
-import type { Pipeline, Run, TaskError } from "@pipewright/protocol";
+import type { Pipeline, Run, TaskError, Value } from "@pipewright/protocol";
 import type { RunControl } from "../core/run-control.js";
-import type { Effect, RunMachine } from "../core/run-machine.js";
+import type { Effect, RunMachine, SignalOutcome } from "../core/run-machine.js";
 import type { IncomingResult } from "./ports.js";
+import type { OwnedRun } from "./owned-run.js";
 
 /** A submission checked by the API layer, ready to persist. */
 export interface PreparedSubmit {
@@ -48,7 +49,25 @@ export interface SubmitOutcome {
 }
 
 export type SubmitItem = { kind: "submit"; batch: PreparedSubmit[]; resolve: (r: SubmitOutcome[]) => void; reject: (e: unknown) => void };
-export type ControlItem = { kind: "control"; uid: string; action: RunControl; reason: string; resolve: (run: Run) => void; reject: (e: unknown) => void };
+/** A signal's content (RunService.SignalRun). */
+export interface SignalSent {
+  name: string;
+  payload: Value;
+  /** SignalRunRequest.signal_id: a repeat is applied once. */
+  id?: string;
+}
+
+export type ControlItem = {
+  kind: "control";
+  uid: string;
+  action: RunControl;
+  reason: string;
+  /** For action "signal". */
+  signal?: SignalSent;
+  /** `signal`: what a signal did, for action "signal" applied here. */
+  resolve: (run: Run, signal?: SignalOutcome) => void;
+  reject: (e: unknown) => void;
+};
 
 export type Item =
   | SubmitItem
@@ -57,7 +76,9 @@ export type Item =
   /** Look at this process's inbox (a notification came, or the periodic check). */
   | { kind: "inbox" }
   /** End a run FAILED with this error (it cannot go on: see RunMachine.abandon). */
-  | { kind: "abandon"; runId: number; error: TaskError };
+  | { kind: "abandon"; runId: number; error: TaskError }
+  /** Park a run that only waits (engine/parking.ts). */
+  | { kind: "park"; run: OwnedRun };
 
 /** Items of one run are committed in order: one batch in flight per run. `idOf`: a held run's id by uid. */
 export function orderKey(item: Item, idOf: (uid: string) => number | undefined): string | undefined {
@@ -74,5 +95,7 @@ export function orderKey(item: Item, idOf: (uid: string) => number | undefined):
       return "inbox";
     case "abandon":
       return `run:${item.runId}`;
+    case "park":
+      return `run:${item.run.id}`;
   }
 }

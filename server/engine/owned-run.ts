@@ -28,6 +28,11 @@ export interface OwnedRun {
   /** Live step events (a worker took an attempt) heard while a batch of the run is being committed: sent after its events. */
   heldLive: RunEvent[] | undefined;
   timer?: LongTimeout;
+  /** Fires when the run's next wait ends by itself or times out (RunMachine.nextWakeAt), at `wakeAt`. */
+  wakeTimer?: LongTimeout;
+  wakeAt?: number;
+  /** A park of the run was asked of the committer and is not done yet (engine/parking.ts). */
+  parking: boolean;
   /** Hashes (hex) of the big payloads stored for this run (see core/payload-refs.ts). */
   storedBlobs: Set<string>;
   /** Its spans (observe/run-spans.ts); unset when nothing traces the run. */
@@ -57,6 +62,9 @@ export function ownedRun(
     listeners: new Set(),
     heldLive: undefined,
     timer: undefined,
+    wakeTimer: undefined,
+    wakeAt: undefined,
+    parking: false,
     storedBlobs: new Set(),
     trace: undefined, // set once the run's spans start (observe/run-spans.ts): the slot is in the literal, so the class stays one
   };

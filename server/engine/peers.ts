@@ -13,6 +13,8 @@ import { EventKind } from "../store/run-events.js";
 import { livePeerCount } from "../store/process-registry.js";
 import * as runs from "../store/run-store.js";
 import type { RunRegistry } from "./run-registry.js";
+import { encodeArrival } from "./event-codec.js";
+import type { SignalSent } from "./items.js";
 import { runFromRow } from "./run-views.js";
 import type { Logger } from "../observe/logger.js";
 
@@ -29,7 +31,7 @@ export interface PeersConfig {
   log: Logger;
 }
 
-export type ForwardedControl = Exclude<RunControl, "timeout">;
+export type ForwardedControl = "cancel" | "pause" | "resume" | "signal";
 
 export class Peers {
   /** Other server processes are alive: announce finished runs to them (their clients may wait on our runs). */
@@ -93,16 +95,18 @@ export class Peers {
    * is the first start) and rebuilds them from their event log.
    */
   async adoptOrphans(): Promise<number> {
-    const ids = await runs.adoptOrphanRuns(this.sql, this.config.processId, this.config.processTimeoutMs, 1000);
-    if (ids.length === 0) return 0;
+    const adopted = await runs.adoptOrphanRuns(this.sql, this.config.processId, this.config.processTimeoutMs, 1000);
+    if (adopted.length === 0) return 0;
+    // Parked runs stay parked, ours now: loaded when due or when something arrives for them (engine/parking.ts).
+    const ids = adopted.filter((r) => !r.parked).map((r) => r.id);
     try {
-      await this.registry.load(await runs.loadRunsByIds(this.sql, ids));
+      if (ids.length) await this.registry.load(await runs.loadRunsByIds(this.sql, ids));
     } catch (err) {
       this.registry.unsure.noteAdopted(ids); // they are ours now: nobody else will take them
       throw err;
     }
     this.lookAtInbox();
-    return ids.length;
+    return adopted.length;
   }
 
   /**
@@ -135,13 +139,12 @@ export class Peers {
   }
 
   /** A control for a run another process owns: through its inbox; answers once applied. */
-  async forwardControl(uid: string, action: ForwardedControl, reason: string): Promise<Run> {
+  async forwardControl(uid: string, action: ForwardedControl, reason: string, signal?: SignalSent): Promise<Run> {
     const row = await runs.loadRunByUid(this.sql, uid);
     if (!row) throw new PipewrightError("NOT_FOUND", `no run with id ${uid}`);
     const refusal = controlRefusal(row.state as RunState, action, uid);
     if (refusal) throw new PipewrightError("FAILED_PRECONDITION", refusal);
-    const kind = action === "cancel" ? EventKind.cancel : action === "pause" ? EventKind.pause : EventKind.resume;
-    const entry = await sendControl(this.sql, row.id, kind, reason);
+    const entry = await sendControl(this.sql, row.id, EventKind[action === "signal" ? "signal" : action], signal ? encodeArrival(signal) : Buffer.from(reason));
     for (const until = Date.now() + 10_000; Date.now() < until;) {
       if (await inboxEntryDone(this.sql, entry)) return runFromRow((await runs.loadRunByUid(this.sql, uid))!);
       await new Promise((r) => setTimeout(r, 25));

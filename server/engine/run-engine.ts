@@ -20,22 +20,24 @@
 //   ports.ts          what the engine and the dispatcher exchange
 
 import type { Tracer } from "@opentelemetry/api";
-import type { Run, RunEvent } from "@pipewright/protocol";
+import type { Run, RunEvent, Value } from "@pipewright/protocol";
 import type { TimeoutDefaults } from "../core/assignment-codec.js";
 import { PipewrightError } from "../core/errors.js";
-import type { RunControl } from "../core/run-control.js";
-import { RunMachine, type MachineConfig } from "../core/run-machine.js";
+import { RunMachine, type MachineConfig, type SignalOutcome } from "../core/run-machine.js";
 import { Metrics } from "../observe/metrics.js";
 import type { Sql } from "../store/database.js";
 import { deleteFinishedRun, namespacesOf } from "../store/run-store.js";
+import { sendEventToWaiters } from "../store/event-waits.js";
+import { encodeArrival } from "./event-codec.js";
 import { BatchBuilder } from "./batch-builder.js";
 import { BatchWriter } from "./batch-writer.js";
 import { CommitLoop } from "./commit-loop.js";
 import { expiredWaits } from "./deadlines.js";
 import { attemptAssigned } from "../observe/run-spans.js";
 import { GroupCommitter } from "./group-committer.js";
-import { orderKey, startOf, type Item, type PreparedSubmit, type SubmitOutcome } from "./items.js";
+import { orderKey, startOf, type Item, type PreparedSubmit, type SignalSent, type SubmitOutcome } from "./items.js";
 import { pauseForOthers } from "./pause-for-others.js";
+import { Parking } from "./parking.js";
 import { Peers } from "./peers.js";
 import type { DispatchPort, IncomingResult, ResultSink } from "./ports.js";
 import { RunReads } from "./run-reads.js";
@@ -60,7 +62,11 @@ export interface EngineConfig {
   metrics?: Metrics;
   /** Records the spans of runs and attempts (observe/run-spans.ts; default: the global tracer provider's). */
   tracer?: Tracer;
+  /** A run that has only waited this long (ms), with nothing due sooner, leaves memory (engine/parking.ts); 0: never. Default 30 s. */
+  parkWaitsOverMs?: number;
 }
+
+export const DEFAULT_PARK_WAITS_OVER_MS = 30_000;
 
 /** What the engine counts, for GetServerStatus. */
 export interface EngineStats {
@@ -69,6 +75,9 @@ export interface EngineStats {
   readonly staleResults: number;
   /** Attempts failed by a wait timeout since start (the dispatcher counts the others). */
   readonly timedOut: number;
+  /** Runs parked (they only wait) and loaded again, since start (engine/parking.ts). */
+  readonly parked: number;
+  readonly unparked: number;
 }
 
 /** Runs with at least this many tasks are built and started before their batch, with pauses. */
@@ -81,6 +90,7 @@ export class RunEngine {
   private readonly builder: BatchBuilder;
   private readonly loop: CommitLoop;
   private readonly committer: GroupCommitter<Item>;
+  private readonly parking: Parking;
   private closed = false;
   private timedOut = 0;
   private sweepTimer?: NodeJS.Timeout;
@@ -106,6 +116,8 @@ export class RunEngine {
       { machine: config.machine, processId, log, metrics },
       {
         deadline: (run) => this.committer.add({ kind: "control", uid: run.uid, action: "timeout", reason: "", resolve: () => {}, reject: () => {} }),
+        wake: (run) => this.committer.add({ kind: "control", uid: run.uid, action: "wake", reason: "", resolve: () => {}, reject: () => {} }),
+        loaded: (run) => this.parking.consider(run, false),
         poke: () => dispatch.poke(),
       },
     );
@@ -113,6 +125,13 @@ export class RunEngine {
       sql,
       this.registry,
       { processId, processTimeoutMs: config.processTimeoutMs, remoteWaitPollMs: config.remoteWaitPollMs ?? 1000, log },
+      lookAtInbox,
+    );
+    this.parking = new Parking(
+      sql,
+      this.registry,
+      { processId, parkWaitsOverMs: config.parkWaitsOverMs ?? DEFAULT_PARK_WAITS_OVER_MS, log },
+      (run) => this.committer.add({ kind: "park", run }),
       lookAtInbox,
     );
     this.reads = new RunReads(sql, this.registry, this.peers, dispatch, { machine: config.machine, log }, () => this.committer.idle());
@@ -127,6 +146,7 @@ export class RunEngine {
       reads: this.reads,
       dispatch,
       committer: this.committer,
+      parking: this.parking,
       metrics,
       log,
     });
@@ -171,6 +191,8 @@ export class RunEngine {
       this.sweepWaits().catch((err) => this.config.log.warn({ err }, `wait-timeout sweep: ${err.message}`));
       if (++ticks % 2 === 0) {
         this.committer.add({ kind: "inbox" });
+        this.parking.loadDue().catch((err) => this.config.log.warn({ err }, `loading parked runs due: ${err.message}`));
+        this.parking.sweep();
         this.adoptOrphans().catch((err) => this.config.log.warn({ err }, `adopting runs: ${err.message}`));
         this.peers.refresh().catch((err) => this.config.log.warn({ err }, `looking for other processes: ${err.message}`));
       }
@@ -195,7 +217,13 @@ export class RunEngine {
   }
 
   stats(): EngineStats {
-    return Object.freeze({ activeRuns: this.registry.size, staleResults: this.builder.staleResults, timedOut: this.timedOut });
+    return Object.freeze({
+      activeRuns: this.registry.size,
+      staleResults: this.builder.staleResults,
+      timedOut: this.timedOut,
+      parked: this.parking.parked,
+      unparked: this.parking.unparked,
+    });
   }
 
   /** Fails the attempts that waited too long for a worker (pipewright.Timeout, fenced as any result). */
@@ -226,10 +254,33 @@ export class RunEngine {
     this.committer.addAll(results.map((result) => ({ kind: "result" as const, result })));
   }
 
-  async control(uid: string, action: Exclude<RunControl, "timeout">, reason = ""): Promise<Run> {
+  async control(uid: string, action: "cancel" | "pause" | "resume", reason = ""): Promise<Run> {
     if (this.closed) throw new PipewrightError("UNAVAILABLE", "the server is shutting down");
     if (!this.registry.knows(uid)) return this.peers.forwardControl(uid, action, reason);
     return new Promise((resolve, reject) => this.committer.add({ kind: "control", uid, action, reason, resolve, reject }));
+  }
+
+  /**
+   * RunService.SignalRun. `outcome` is known when this process owns the run;
+   * a signal for a run another process owns goes through its inbox, and is
+   * answered once applied there.
+   */
+  async signal(uid: string, signal: SignalSent): Promise<{ run: Run; outcome?: SignalOutcome }> {
+    if (this.closed) throw new PipewrightError("UNAVAILABLE", "the server is shutting down");
+    if (!this.registry.knows(uid)) return { run: await this.peers.forwardControl(uid, "signal", "", signal) };
+    return new Promise((resolve, reject) =>
+      this.committer.add({ kind: "control", uid, action: "signal", reason: "", signal, resolve: (run, outcome) => resolve({ run, outcome }), reject }),
+    );
+  }
+
+  /**
+   * An event was published in `namespace`: every run with a step waiting for
+   * its name hears of it, through its owner's inbox (whichever process owns
+   * it). Idempotent by event id: delivered again, it ends no more waits.
+   * Returns how many runs were told.
+   */
+  deliverEvent(namespace: string, event: { id: string; name: string; payload: Value }): Promise<number> {
+    return sendEventToWaiters(this.sql, namespace, event.name, encodeArrival(event));
   }
 
   // ---- deletion ------------------------------------------------------------

@@ -12,6 +12,7 @@ import { endRunTrace, resumeRunTrace } from "../observe/run-spans.js";
 import { inTransaction, type Sql } from "../store/database.js";
 import * as runs from "../store/run-store.js";
 import * as queue from "../store/task-queue.js";
+import { setLongTimeout } from "@pipewright/protocol";
 import { armRunDeadline } from "./deadlines.js";
 import { internalError } from "./internal-error.js";
 import { ownedRun, type OwnedRun } from "./owned-run.js";
@@ -31,8 +32,12 @@ export interface RegistryConfig {
 export interface RegistryHooks {
   /** A held run's deadline passed: commit its timeout. */
   deadline(run: OwnedRun): void;
+  /** A held run's wait may have ended by itself or timed out: commit a wake. */
+  wake(run: OwnedRun): void;
   /** Attempts went back to the queue (after a commit in doubt): look for workers. */
   poke(): void;
+  /** A run was loaded (a restart, an adoption, a parked run back): it may be parked again. */
+  loaded(run: OwnedRun): void;
 }
 
 /** What a batch being committed has changed (its runs are ahead of the database until it commits). */
@@ -134,10 +139,37 @@ export class RunRegistry {
     this.owned.set(run.id, run);
     this.byUid.set(run.uid, run.id);
     armRunDeadline(run, () => this.hooks.deadline(run));
+    this.armWake(run);
+  }
+
+  /**
+   * Sets the run's wake timer to when its next wait ends (after each commit
+   * that changed it, and when it is loaded): one timer per run, whatever
+   * number of waits it holds. Nothing but the timer is held while a run
+   * sleeps: no worker slot, no queue row, no CPU.
+   */
+  armWake(run: OwnedRun): void {
+    if (this.owned.get(run.id) !== run) return;
+    const at = run.machine.nextWakeAt();
+    if (at === run.wakeAt) return;
+    run.wakeTimer?.clear();
+    run.wakeTimer = undefined;
+    run.wakeAt = at;
+    if (at === undefined) return;
+    run.wakeTimer = setLongTimeout(
+      () => {
+        run.wakeTimer = undefined;
+        run.wakeAt = undefined;
+        this.hooks.wake(run);
+      },
+      Math.max(0, at - Date.now()),
+      { unref: true },
+    );
   }
 
   disown(run: OwnedRun): void {
     run.timer?.clear();
+    run.wakeTimer?.clear();
     this.owned.delete(run.id);
     this.byUid.delete(run.uid);
   }
@@ -163,9 +195,18 @@ export class RunRegistry {
     for (const w of run.waiters) w(undefined);
   }
 
+  /** A run parked (engine/parking.ts): it leaves memory, its row says when it must be back. */
+  park(run: OwnedRun): void {
+    endRunTrace(run.trace, "parked"); // it goes on in the same trace once loaded again (the runs row's context)
+    this.disown(run);
+  }
+
   /** Stops the deadline timers (shutdown). */
   clearTimers(): void {
-    for (const run of this.owned.values()) run.timer?.clear();
+    for (const run of this.owned.values()) {
+      run.timer?.clear();
+      run.wakeTimer?.clear();
+    }
   }
 
   /** Shutdown: the spans of the runs still held end, to be flushed ("stopped": the runs go on after a restart, in the same trace). */
@@ -228,6 +269,7 @@ export class RunRegistry {
         run.listeners = old.listeners;
         run.trace = old.trace; // its span goes on
         old.timer?.clear();
+        old.wakeTimer?.clear();
       } else run.trace = resumeRunTrace(row.traceparent, row.tracestate);
       if (machine.result) {
         // Its end was committed after its row was read (the log says more than the row
@@ -240,6 +282,7 @@ export class RunRegistry {
         continue;
       }
       this.own(run);
+      this.hooks.loaded(run);
     }
   }
 

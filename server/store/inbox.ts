@@ -29,10 +29,10 @@ export async function readInbox(sql: Sql, me: string, limit: number): Promise<In
   return rows.map((r) => ({ id: r.id, runId: r.run_id, kind: r.kind, step: r.step, attempt: r.attempt, body: r.body, receivedAt: r.received_at }));
 }
 
-/** Puts a control (cancel, pause, resume) in the inbox of the run's owner. Returns the entry's id. */
-export async function sendControl(sql: Sql, runId: number, kind: EventKindCode, reason: string): Promise<number> {
+/** Puts a control (cancel, pause, resume, signal) in the inbox of the run's owner. Returns the entry's id. */
+export async function sendControl(sql: Sql, runId: number, kind: EventKindCode, body: Uint8Array): Promise<number> {
   const [row] = await sql<{ id: number; owner: string | null }[]>`
-    with e as (insert into run_inbox (run_id, kind, body) values (${runId}, ${kind}, ${Buffer.from(reason)}) returning id)
+    with e as (insert into run_inbox (run_id, kind, body) values (${runId}, ${kind}, ${Buffer.from(body)}) returning id)
     select e.id, (select owner_id::text from runs where id = ${runId}) as owner from e`;
   await sql`select pg_notify(${CHANNELS.inbox}, ${row.owner ?? ""})`;
   return row.id;

@@ -5,7 +5,7 @@
 import { base64, msToTimestamp, type Fragment, type Sql, type Tx } from "./database.js";
 
 /** Event kinds stored in run_events.kind (1, the start, is implied by the run row). */
-export const EventKind = { taskFinished: 2, cancel: 3, timeout: 4, pause: 5, resume: 6 } as const;
+export const EventKind = { taskFinished: 2, cancel: 3, timeout: 4, pause: 5, resume: 6, wake: 7, signal: 8, event: 9 } as const;
 export type EventKindCode = (typeof EventKind)[keyof typeof EventKind];
 
 export interface StoredEvent {

@@ -192,14 +192,49 @@ export async function listRuns(sql: Sql, f: ListFilter): Promise<RunRow[]> {
  * "adopted" its own runs reloaded them from the log while their commits were in
  * flight, rewinding them (issue 10, item 11).
  */
-export async function adoptOrphanRuns(sql: Sql, me: string, processTimeoutMs: number, limit: number): Promise<number[]> {
-  const rows = await sql<{ id: number }[]>`
+export async function adoptOrphanRuns(sql: Sql, me: string, processTimeoutMs: number, limit: number): Promise<{ id: number; parked: boolean }[]> {
+  const rows = await sql<{ id: number; parked: boolean }[]>`
     update runs set owner_id = ${me}::uuid
     where id in (
       select id from runs
       where ${active(sql)} and (owner_id is null or owner_id <> ${me}::uuid and owner_id not in (${liveProcessIds(sql, processTimeoutMs)}))
       limit ${limit}
       for update skip locked)
+    returning id, parked`;
+  return rows.map((r) => ({ id: r.id, parked: r.parked }));
+}
+
+/**
+ * Parks runs this process owns (see migration 000015): they leave its memory
+ * and come back by `wake_at` or through the inbox. Returns the ids parked
+ * (a run another process took over meanwhile is not).
+ */
+export async function parkRuns(sql: Sql, me: string, runs: { id: number; wakeAt: number | undefined }[]): Promise<number[]> {
+  const rows = await sql<{ id: number }[]>`
+    update runs set parked = true, wake_at = ${msToTimestamp(sql, "k.w")}
+    from json_to_recordset(${JSON.stringify(runs.map((r) => ({ i: r.id, w: r.wakeAt ?? null })))}::text::json) as k(i bigint, w float8)
+    where runs.id = k.i and runs.owner_id = ${me}::uuid and ${active(sql)}
+    returning runs.id`;
+  return rows.map((r) => r.id);
+}
+
+/** Unparks these runs of this process (to be loaded now); returns those that were parked here. */
+export async function unparkRuns(sql: Sql, me: string, ids: number[]): Promise<number[]> {
+  if (ids.length === 0) return [];
+  const rows = await sql<{ id: number }[]>`
+    update runs set parked = false, wake_at = null
+    where id = any(${ids}::bigint[]) and owner_id = ${me}::uuid and parked
+    returning id`;
+  return rows.map((r) => r.id);
+}
+
+/** Unparks up to `limit` runs of this process due by `horizonMs` from now (the database's clock); returns their ids. */
+export async function unparkDue(sql: Sql, me: string, horizonMs: number, limit: number): Promise<number[]> {
+  const rows = await sql<{ id: number }[]>`
+    update runs set parked = false, wake_at = null
+    where id = any(array(
+      select id from runs where owner_id = ${me}::uuid and parked and wake_at <= now() + ${horizonMs} * interval '1 millisecond'
+      order by wake_at limit ${limit}))
     returning id`;
   return rows.map((r) => r.id);
 }

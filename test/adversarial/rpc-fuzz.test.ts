@@ -17,6 +17,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PipewrightClient } from "../../client/client.js";
 import { AdminService } from "../../proto/gen/pipewright/v1/admin_service_pb.js";
+import { EventService } from "../../proto/gen/pipewright/v1/event_service_pb.js";
 import { RunState } from "../../proto/gen/pipewright/v1/run_pb.js";
 import { RunService } from "../../proto/gen/pipewright/v1/run_service_pb.js";
 import { ScheduleService } from "../../proto/gen/pipewright/v1/schedule_service_pb.js";
@@ -112,6 +113,7 @@ const services: [DescService, string[]][] = [
   [RunService, RunService.methods.map((m) => m.name)],
   [AdminService, AdminService.methods.map((m) => m.name)],
   [ScheduleService, ScheduleService.methods.map((m) => m.name)],
+  [EventService, EventService.methods.map((m) => m.name)],
 ];
 
 describe(`adversarial suite (seed ${SEED}; PIPEWRIGHT_FUZZ_SEED replays it)`, () => {

@@ -116,6 +116,11 @@ describe("the scope table", () => {
         .sort();
     expect(Object.fromEntries(SCOPES.map((s) => [s, byScope(s)]))).toEqual({
       submit: [
+        "EventService/CreateTrigger",
+        "EventService/DeleteTrigger",
+        "EventService/PauseTrigger",
+        "EventService/PublishEvent",
+        "EventService/ResumeTrigger",
         "RunService/BatchSubmitRuns",
         "RunService/ResubmitRun",
         "RunService/SubmitRun",
@@ -124,6 +129,9 @@ describe("the scope table", () => {
         "ScheduleService/UpdateSchedule",
       ],
       read: [
+        "EventService/GetTrigger",
+        "EventService/ListEvents",
+        "EventService/ListTriggers",
         "RunService/CountRuns",
         "RunService/GetRun",
         "RunService/ListRuns",
@@ -139,6 +147,7 @@ describe("the scope table", () => {
         "RunService/DeleteRun",
         "RunService/PauseRun",
         "RunService/ResumeRun",
+        "RunService/SignalRun",
         "ScheduleService/DeleteSchedule",
         "ScheduleService/PauseSchedule",
         "ScheduleService/ResumeSchedule",

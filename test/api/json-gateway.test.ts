@@ -10,6 +10,7 @@ import { toJson } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GetRunResponseSchema, ListRunsResponseSchema, RunState, WatchRunResponseSchema } from "@pipewright/protocol";
 import { PipewrightClient } from "../../client/client.js";
+import { waitForSignal } from "../../client/pipeline-builder.js";
 import * as ex from "../../examples/tasks.js";
 import { createToken } from "../../server/api/tokens.js";
 import { startDashboardEndpoint, type DashboardEndpoint } from "../../server/api/dashboard-endpoint.js";
@@ -110,6 +111,24 @@ describe("the JSON gateway", () => {
     expect(again.status).toBe(200);
     expect(again.json().run.id).not.toBe(run.id);
     await client.run(again.json().run.id).cancel();
+  });
+
+  it("SignalRun is served: a webhook ends a wait with its JSON body's payload, and its repeat (same signal id) changes nothing", async () => {
+    const run = await client.submit(waitForSignal("payment.confirmed").waitForSignal("payment.settled"));
+    const payload = { payload: { encoding: "json", data: Buffer.from(JSON.stringify({ amount: 42 })).toString("base64") } };
+    const body = { runId: run.id, name: "payment.confirmed", payload, signalId: "hook-7" };
+    const first = await post("pipewright.v1.RunService/SignalRun", body);
+    expect([first.status, first.json().delivery]).toEqual([200, "SIGNAL_DELIVERY_DELIVERED"]);
+    const repeat = await post("pipewright.v1.RunService/SignalRun", body);
+    expect([repeat.status, repeat.json().delivery]).toEqual([200, "SIGNAL_DELIVERY_DUPLICATE"]);
+    expect((await post("pipewright.v1.RunService/SignalRun", { ...body, name: "payment.settled" }, {}, tokens.read.secret)).status).toBe(403); // needs control
+    await post("pipewright.v1.RunService/SignalRun", { runId: run.id, name: "payment.settled", payload, signalId: "hook-8" });
+    expect(await run.result()).toEqual({ amount: 42 });
+    const late = await post("pipewright.v1.RunService/SignalRun", { ...body, signalId: "hook-9" });
+    expect([late.status, late.json()]).toEqual([
+      400,
+      { code: "failed_precondition", message: `run ${run.id} has already finished: a signal can no longer reach it` },
+    ]);
   });
 
   it("refuses as gRPC would: no token 401, a token without the scope 403, another namespace's run 404", async () => {

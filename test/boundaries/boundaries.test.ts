@@ -123,6 +123,15 @@ const cases: { rule: string; tree: Tree }[] = [
     },
   },
   {
+    rule: "events-use-the-engine-front-door",
+    tree: {
+      // run-engine.ts is allowed; the api is not.
+      "server/events/a.ts": `import { x } from "../engine/run-engine.js";\nimport { x as y } from "../api/b.js";\nexport const a = x + y;\n`,
+      "server/engine/run-engine.ts": EMPTY,
+      "server/api/b.ts": EMPTY,
+    },
+  },
+  {
     rule: "client-depends-only-on-protocol",
     tree: { "client/a.ts": `import { x } from "@pipewright/worker";\nexport const a = x;\n` },
   },
@@ -160,10 +169,11 @@ const ALLOWED: Tree = {
   "server/store/a.ts": `import { a } from "../core/a.js";\nexport const s = a;\n`,
   "server/engine/ports.ts": `import { s } from "../store/a.js";\nexport const p = s;\n`,
   "server/dispatch/a.ts": `import { p } from "../engine/ports.js";\nimport { a } from "../core/a.js";\nimport { o } from "../observe/a.js";\nexport const d = [p, a, o];\n`,
+  "server/events/a.ts": `import { e } from "../engine/run-engine.js";\nimport type { I } from "../engine/items.js";\nimport { s } from "../store/a.js";\nimport { o } from "../observe/a.js";\nexport const v: I = [e, s, o];\n`,
+  "server/engine/run-engine.ts": `export const e = 1;\n`,
+  "server/engine/items.ts": `export type I = unknown[];\n`,
   "server/observe/a.ts": `import { x } from "@pipewright/protocol";\nimport { x as y } from "some-npm-package";\nimport { hrtime } from "node:process";\nexport const o = [x, y, hrtime];\n`,
-  "server/engine/run-engine.ts": `import { s } from "../store/a.js";\nexport const r = s;\n`,
-  "server/engine/items.ts": `export type I = number;\n`,
-  "server/schedule/a.ts": `import { r } from "../engine/run-engine.js";\nimport type { I } from "../engine/items.js";\nimport { s } from "../store/a.js";\nimport { a } from "../core/a.js";\nimport { o } from "../observe/a.js";\nexport const sc: I[] = [];\nexport const x = [r, s, a, o];\n`,
+  "server/schedule/a.ts": `import { e } from "../engine/run-engine.js";\nimport type { I } from "../engine/items.js";\nimport { s } from "../store/a.js";\nimport { a } from "../core/a.js";\nimport { o } from "../observe/a.js";\nexport const sc: I = [e, s, a, o];\n`,
   "client/a.ts": `import { x } from "@pipewright/protocol";\nimport { x as y } from "some-npm-package";\nexport const c = [x, y];\n`,
   "worker-sdk/a.ts": `import { x } from "@pipewright/client";\nimport { x as y } from "@pipewright/protocol";\nexport const w = [x, y];\n`,
   "dashboard/src/a.ts": `import { x } from "../../proto/index.js";\nimport { x as y } from "some-npm-package";\nexport const d = [x, y];\n`,

@@ -184,6 +184,30 @@ describe("pipewright submit with a delayed start", () => {
   });
 });
 
+describe("pipewright signal", () => {
+  it("delivers to a waiting step, says a repeated id changed nothing, shows the wait in get --steps, and refuses bad JSON (exit 64)", async () => {
+    const waiting = {
+      steps: [{ wait: { signal: "approve" } }, { wait: { signal: "approve" } }, { task: { task: "multiply", args: [{ payload: { data: "Mg==" } }] } }],
+    };
+    const id = (await cli(["submit", file(waiting)])).out.trim();
+    await until("the wait to begin", async () => (await cli(["get", id, "--steps"])).out.includes("signal approve"));
+    const steps = await cli(["get", id, "--steps"]);
+    expect(steps.out).toMatch(/signal approve\s+waiting/);
+    const sent = await cli(["signal", id, "approve", "--payload", "3", "--id", "once"]);
+    expect([sent.code, sent.err]).toEqual([0, ""]);
+    expect(sent.out).toBe(`signal approve to run ${id}: delivered to a waiting step\n`);
+    expect((await cli(["signal", id, "approve", "--payload", "3", "--id", "once"])).out).toBe(
+      `signal approve to run ${id}: a repeat of a signal already applied: nothing changed\n`,
+    );
+    expect((await cli(["signal", id, "approve", "--payload", "5"])).out).toBe(`signal approve to run ${id}: delivered to a waiting step\n`); // the second wait
+    expect(await ts.client().run(id).result()).toBe(10); // 5 (the second wait's payload) × 2
+    const bad = await cli(["signal", id, "approve", "--payload", "{nope"]);
+    expect([bad.code, bad.err]).toEqual([EXIT.usage, expect.stringMatching(/^error: --payload: not JSON/)]);
+    const finished = await cli(["signal", id, "approve"]);
+    expect([finished.code, finished.err]).toEqual([EXIT.refused, expect.stringContaining("a signal can no longer reach it")]);
+  });
+});
+
 describe("pipewright resubmit and counts", () => {
   it("resubmit starts a new run of the same pipeline and prints its id; counts shows each state", async () => {
     const first = (await cli(["submit", file(PIPELINE), "--name", "twice"])).out.trim();

@@ -9,7 +9,7 @@ import { taskRef } from "../../client/task-ref.js";
 import { controlRefusal, type RunControl } from "../../server/core/run-control.js";
 import { RunMachine, type Effect } from "../../server/core/run-machine.js";
 
-const ACTIONS: RunControl[] = ["cancel", "pause", "resume", "timeout"];
+const ACTIONS: RunControl[] = ["cancel", "pause", "resume", "timeout", "signal", "wake"];
 
 // Written out here, independently of the table: [state, action, accepted, or the refusal].
 const EXPECTED: [RunState, RunControl, true | string][] = [
@@ -17,16 +17,26 @@ const EXPECTED: [RunState, RunControl, true | string][] = [
   [RunState.RUNNING, "pause", true],
   [RunState.RUNNING, "resume", "run r1 is not paused"],
   [RunState.RUNNING, "timeout", true],
+  [RunState.RUNNING, "signal", true],
+  [RunState.RUNNING, "wake", true],
   [RunState.PAUSED, "cancel", true],
   [RunState.PAUSED, "pause", "run r1 is already paused"],
   [RunState.PAUSED, "resume", true],
   [RunState.PAUSED, "timeout", true],
+  [RunState.PAUSED, "signal", true],
+  [RunState.PAUSED, "wake", true],
   [RunState.CANCELLING, "cancel", true],
   [RunState.CANCELLING, "pause", "run r1 is being cancelled, it cannot be paused"],
   [RunState.CANCELLING, "resume", "run r1 is being cancelled, it cannot be resumed"],
   [RunState.CANCELLING, "timeout", true],
+  [RunState.CANCELLING, "signal", "run r1 is being cancelled: no wait step can take a signal any more"],
+  [RunState.CANCELLING, "wake", true],
   ...[RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED].flatMap((s) =>
-    ACTIONS.map((a): [RunState, RunControl, string] => [s, a, "run r1 has already finished"]),
+    ACTIONS.map((a): [RunState, RunControl, string] => [
+      s,
+      a,
+      a === "signal" ? "run r1 has already finished: a signal can no longer reach it" : "run r1 has already finished",
+    ]),
   ),
 ];
 

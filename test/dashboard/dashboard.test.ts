@@ -15,7 +15,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from "playwrig
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { chain } from "../../client/canvas.js";
 import { PipewrightClient } from "../../client/client.js";
-import { inParallel } from "../../client/pipeline-builder.js";
+import { inParallel, waitForSignal } from "../../client/pipeline-builder.js";
 import { taskRef } from "../../client/task-ref.js";
 import { RunState } from "../../proto/gen/pipewright/v1/run_pb.js";
 import { createToken } from "../../server/api/tokens.js";
@@ -391,6 +391,19 @@ describe(`the dashboard, against a real server and worker${skipNote}`, () => {
       await page.goto(base);
       return (await page.locator(`table.runs tbody tr[data-run-id="${run.id}"] .badge[data-state="SUCCEEDED"]`).count()) === 1;
     });
+  });
+  it.skipIf(!!missing)("a waiting step shows what it waits for and until when; a signal ends it and the page follows", async () => {
+    const run = await client.submit(waitForSignal("approve", { timeoutMs: 3600_000 }).continueWith(t.echo), { name: "waiting-run" });
+    const page = await openPage(contexts);
+    await page.goto(`${base}#/runs/${run.id}`);
+    const wait = page.locator('li.step[data-step-path="steps[0]"]');
+    await until("the wait shows WAITING", async () => (await stepState(page, "steps[0]")) === "WAITING");
+    expect(await wait.locator(".label").first().textContent()).toBe("signal approve");
+    expect(await wait.locator(".wake-time").first().textContent()).toMatch(/^until \d{4}-\d{2}-\d{2}/);
+    await run.signal("approve", "yes");
+    await until("the wait shows SUCCEEDED", async () => (await stepState(page, "steps[0]")) === "SUCCEEDED");
+    expect(await wait.locator(".wake-time").count()).toBe(0);
+    expect(await run.result(10_000)).toEqual(["yes"]);
   });
 });
 

@@ -5,7 +5,7 @@
 // return child pipelines, some change the state.
 
 import fc from "fast-check";
-import { inParallel, Pipeline } from "../../client/pipeline-builder.js";
+import { inParallel, Pipeline, sleep, waitForEvent, waitForSignal } from "../../client/pipeline-builder.js";
 import { NodeRef, Workflow } from "../../client/workflow.js";
 import type { RemoteError } from "../../proto/runtime/values.js";
 import { statefulTask, task, type TaskDefinition } from "../../worker-sdk/task.js";
@@ -18,7 +18,13 @@ export type StepSpec =
   | { step: "task"; call: CallSpec }
   | { step: "exceptionally"; k: number }
   | { step: "group"; branches: PipelineSpec[]; maxParallelism: number; numStages: number; returnExceptions: boolean }
-  | { step: "dag"; nodes: { call: CallSpec; deps: number[] }[]; outputs: number[] };
+  | { step: "dag"; nodes: { call: CallSpec; deps: number[] }[]; outputs: number[] }
+  /**
+   * A wait whose outcome does not hang on timing: a sleep (passes the result on), a wait for
+   * a signal sent when the run starts (kept until the wait is reached), or a signal or event
+   * wait that nothing ends (it times out).
+   */
+  | { step: "wait"; kind: "sleep" | "signal" | "timeout"; k: number };
 export interface PipelineSpec {
   steps: StepSpec[];
   finallyK?: number;
@@ -39,7 +45,14 @@ const dagSpec = fc.array(fc.record({ call: callSpec, deps: fc.array(fc.nat(), { 
   }),
 );
 
-export function pipelineSpec(options: { dags: boolean }): fc.Arbitrary<PipelineSpec> {
+const waitSpec = fc.record({
+  step: fc.constant("wait" as const),
+  kind: fc.constantFrom("sleep" as const, "signal" as const, "timeout" as const),
+  k: fc.nat(999),
+});
+
+/** `waits`: wait steps among the steps (their signals come from buildPipeline's `arrivals`). */
+export function pipelineSpec(options: { dags: boolean; waits?: boolean }): fc.Arbitrary<PipelineSpec> {
   const { pipeline } = fc.letrec<{ pipeline: PipelineSpec; step: StepSpec }>((tie) => ({
     step: fc.oneof(
       { depthSize: "small", withCrossShrink: true },
@@ -56,6 +69,7 @@ export function pipelineSpec(options: { dags: boolean }): fc.Arbitrary<PipelineS
         }),
       },
       ...(options.dags ? [{ weight: 1, arbitrary: dagSpec.map((d) => ({ step: "dag" as const, ...d })) }] : []),
+      ...(options.waits ? [{ weight: 2, arbitrary: waitSpec }] : []),
     ),
     pipeline: fc.record(
       {
@@ -170,7 +184,12 @@ function callOf(c: CallSpec): Pipeline<unknown> {
   }
 }
 
-export function buildPipeline(spec: PipelineSpec, root = true): Pipeline<unknown> {
+/** The signals a built pipeline's waits expect, each sent once when the run starts (plus a repeat of one, by the same signal id). */
+export interface Arrivals {
+  signals: { name: string; payload: unknown; id: string }[];
+}
+
+export function buildPipeline(spec: PipelineSpec, root = true, arrivals: Arrivals = { signals: [] }): Pipeline<unknown> {
   let p: Pipeline<unknown> | undefined;
   const append = (next: Pipeline<unknown>) => (p = p ? p.continueWith(next) : next);
   for (const s of spec.steps) {
@@ -186,7 +205,7 @@ export function buildPipeline(spec: PipelineSpec, root = true): Pipeline<unknown
       case "group":
         append(
           inParallel(
-            s.branches.map((b) => buildPipeline(b, false)),
+            s.branches.map((b) => buildPipeline(b, false, arrivals)),
             { maxParallelism: s.maxParallelism, numStages: s.numStages, returnExceptions: s.returnExceptions },
           ),
         );
@@ -194,6 +213,28 @@ export function buildPipeline(spec: PipelineSpec, root = true): Pipeline<unknown
       case "dag":
         append(buildDag(s));
         break;
+      case "wait": {
+        const n = arrivals.signals.length;
+        if (s.kind === "sleep") p = p ? p.sleep(10 + s.k) : sleep(10 + s.k);
+        else if (s.kind === "signal") {
+          const name = `s${n}`;
+          arrivals.signals.push({ name, payload: { k: s.k, n }, id: `id-${n}` });
+          if (s.k % 3 === 0) arrivals.signals.push({ name, payload: "a repeat: dropped", id: `id-${n}` });
+          p = p ? p.waitForSignal(name) : waitForSignal(name);
+        } else {
+          arrivals.signals.push({ name: `unused-${n}`, payload: null, id: `unused-${n}` }); // a kept signal no wait takes
+          const options = { timeoutMs: 50 + s.k };
+          p =
+            s.k % 2
+              ? p
+                ? p.waitForSignal(`never-${n}`, options)
+                : waitForSignal(`never-${n}`, options)
+              : p
+                ? p.waitForEvent(`never-${n}`, options)
+                : waitForEvent(`never-${n}`, options);
+        }
+        break;
+      }
     }
   }
   if (spec.finallyK !== undefined) p = p!.finallyDo(fin, spec.finallyK);

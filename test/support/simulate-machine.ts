@@ -4,7 +4,7 @@
 
 import type { Pipeline as PipelineMessage } from "../../proto/gen/pipewright/v1/pipeline_pb.js";
 import { RunState } from "../../proto/gen/pipewright/v1/run_pb.js";
-import { decodeError, decodeValue } from "../../proto/runtime/values.js";
+import { decodeError, decodeValue, encodeValue } from "../../proto/runtime/values.js";
 import { DEFAULT_MACHINE_CONFIG, RunMachine, type Dispatch, type MachineConfig } from "../../server/core/run-machine.js";
 import { invokeTask } from "../../worker-sdk/invoke-task.js";
 import type { TaskDefinition } from "../../worker-sdk/task.js";
@@ -23,6 +23,8 @@ export async function simulate(
   interruptions: Interruption[] = [],
   /** Called for every dispatch with the number of interruptions applied before it. */
   onDispatch?: (d: Dispatch, interruptionsSoFar: number) => void,
+  /** Signals sent right after the start (see random-pipelines.ts Arrivals). */
+  signals: { name: string; payload: unknown; id?: string }[] = [],
 ): Promise<LocalOutcome & { machine: RunMachine; runState: RunState }> {
   const defs = new Map([...tasks].map((t) => [t.name, t]));
   const machine = new RunMachine(pipeline, config);
@@ -48,8 +50,17 @@ export async function simulate(
     while (pending.length && pending[0].after <= results) apply(pending.shift()!);
   };
   take(machine.apply({ type: "start", at: now }));
+  for (const s of signals) take(machine.apply({ type: "signal", at: now, name: s.name, payload: encodeValue(s.payload), id: s.id }));
   interrupt();
-  while (queue.length) {
+  for (;;) {
+    if (!queue.length) {
+      // Nothing to run: time moves on to the next wait's end, if a wait is left.
+      const wake = machine.nextWakeAt();
+      if (wake === undefined) break;
+      now = Math.max(now + 1, wake);
+      take(machine.apply({ type: "wake", at: now }));
+      continue;
+    }
     const d = queue.shift()!;
     const def = defs.get(d.call.task);
     if (!def) throw new Error(`no task ${d.call.task}`);

@@ -14,7 +14,7 @@ import { h, type JSX } from "preact";
 import { useState } from "preact/hooks";
 import { StepKind, StepState, type StepStatus } from "../../../proto/gen/pipewright/v1/run_pb.js";
 import { StateBadge } from "../components.js";
-import { durationOf } from "../format/durations.js";
+import { durationOf, formatTime } from "../format/durations.js";
 import { STEP_STATE_ORDER, stepStateName, toneOfStep } from "../format/states.js";
 import { ErrorView } from "./error-view.js";
 import { ProgressBar } from "./progress-bar.js";
@@ -77,6 +77,10 @@ function StepNode({ step, index, now, depth }: { step: StepStatus } & TreeProps)
       started ? h("span", { class: "duration" }, durationOf(step.startTime, step.finishTime, now)) : null,
       step.progress && step.state === StepState.RUNNING ? h(ProgressBar, { value: step.progress }) : null,
       step.waitingReason ? h("span", { class: "waiting" }, step.waitingReason) : null,
+      // A wait step waiting: until when (a sleep's end, or a signal or event wait's timeout).
+      step.kind === StepKind.WAIT && step.state === StepState.WAITING && step.wakeTime
+        ? h("span", { class: "waiting wake-time" }, `until ${formatTime(step.wakeTime)}`)
+        : null,
       h("span", { class: "path mono" }, step.path),
     ),
     failed && step.error ? h(ErrorView, { error: step.error }) : null,

@@ -4,8 +4,8 @@
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Duration } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_duration } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Value } from "./value_pb.js";
 import { file_pipewright_v1_value } from "./value_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file pipewright/v1/pipeline.proto.
  */
 export const file_pipewright_v1_pipeline: GenFile = /*@__PURE__*/
-  fileDesc("ChxwaXBld3JpZ2h0L3YxL3BpcGVsaW5lLnByb3RvEg1waXBld3JpZ2h0LnYxItECCghQaXBlbGluZRIiCgVzdGVwcxgBIAMoCzITLnBpcGV3cmlnaHQudjEuU3RlcBIoCgdmaW5hbGx5GAIgASgLMhcucGlwZXdyaWdodC52MS5UYXNrQ2FsbBIqCgxpbml0aWFsX2FyZ3MYAyADKAsyFC5waXBld3JpZ2h0LnYxLlZhbHVlEkIKDmluaXRpYWxfa3dhcmdzGAQgAygLMioucGlwZXdyaWdodC52MS5QaXBlbGluZS5Jbml0aWFsS3dhcmdzRW50cnkSKwoNaW5pdGlhbF9zdGF0ZRgFIAEoCzIULnBpcGV3cmlnaHQudjEuVmFsdWUSDgoGaW5saW5lGAYgASgIGkoKEkluaXRpYWxLd2FyZ3NFbnRyeRILCgNrZXkYASABKAkSIwoFdmFsdWUYAiABKAsyFC5waXBld3JpZ2h0LnYxLlZhbHVlOgI4ASKzAQoEU3RlcBInCgR0YXNrGAEgASgLMhcucGlwZXdyaWdodC52MS5UYXNrQ2FsbEgAEiUKBWdyb3VwGAIgASgLMhQucGlwZXdyaWdodC52MS5Hcm91cEgAEjAKDWV4Y2VwdGlvbmFsbHkYAyABKAsyFy5waXBld3JpZ2h0LnYxLlRhc2tDYWxsSAASIQoDZGFnGAQgASgLMhIucGlwZXdyaWdodC52MS5EYWdIAEIGCgRraW5kIvkBCghUYXNrQ2FsbBIMCgR0YXNrGAEgASgJEiIKBGFyZ3MYAiADKAsyFC5waXBld3JpZ2h0LnYxLlZhbHVlEjMKBmt3YXJncxgDIAMoCzIjLnBpcGV3cmlnaHQudjEuVGFza0NhbGwuS3dhcmdzRW50cnkSKwoHb3B0aW9ucxgEIAEoCzIaLnBpcGV3cmlnaHQudjEuVGFza09wdGlvbnMSFAoMaWdub3JlX2lucHV0GAUgASgIGkMKC0t3YXJnc0VudHJ5EgsKA2tleRgBIAEoCRIjCgV2YWx1ZRgCIAEoCzIULnBpcGV3cmlnaHQudjEuVmFsdWU6AjgBIvoBCgtUYXNrT3B0aW9ucxIpCgVyZXRyeRgBIAEoCzIaLnBpcGV3cmlnaHQudjEuUmV0cnlQb2xpY3kSDQoFcXVldWUYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJEi8KDHdhaXRfdGltZW91dBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI0ChFleGVjdXRpb25fdGltZW91dBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI0ChFoZWFydGJlYXRfdGltZW91dBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiKtAQoLUmV0cnlQb2xpY3kSFAoMbWF4X2F0dGVtcHRzGAEgASgFEjAKDWluaXRpYWxfZGVsYXkYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFgoOYmFja29mZl9mYWN0b3IYAyABKAESLAoJbWF4X2RlbGF5GAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhAKCHJldHJ5X29uGAUgAygJInoKBUdyb3VwEikKCGJyYW5jaGVzGAEgAygLMhcucGlwZXdyaWdodC52MS5QaXBlbGluZRIXCg9tYXhfcGFyYWxsZWxpc20YAiABKAUSEgoKbnVtX3N0YWdlcxgDIAEoBRIZChFyZXR1cm5fZXhjZXB0aW9ucxgEIAEoCCI9CgNEYWcSJQoFbm9kZXMYASADKAsyFi5waXBld3JpZ2h0LnYxLkRhZ05vZGUSDwoHb3V0cHV0cxgCIAMoCSK/AQoHRGFnTm9kZRIKCgJpZBgBIAEoCRIlCgR0YXNrGAIgASgLMhcucGlwZXdyaWdodC52MS5UYXNrQ2FsbBISCgpkZXBlbmRzX29uGAMgAygJEjQKDnBhcmVudF9yZXN1bHRzGAQgASgOMhwucGlwZXdyaWdodC52MS5QYXJlbnRSZXN1bHRzEjcKEHBhcmVudF9hcmd1bWVudHMYBSADKAsyHS5waXBld3JpZ2h0LnYxLlBhcmVudEFyZ3VtZW50IjAKDlBhcmVudEFyZ3VtZW50EhAKCHBvc2l0aW9uGAEgASgFEgwKBG5vZGUYAiABKAkqfQoNUGFyZW50UmVzdWx0cxIeChpQQVJFTlRfUkVTVUxUU19VTlNQRUNJRklFRBAAEhcKE1BBUkVOVF9SRVNVTFRTX0FVVE8QARIZChVQQVJFTlRfUkVTVUxUU19BTFdBWVMQAhIYChRQQVJFTlRfUkVTVUxUU19ORVZFUhADYgZwcm90bzM", [file_google_protobuf_duration, file_pipewright_v1_value]);
+  fileDesc("ChxwaXBld3JpZ2h0L3YxL3BpcGVsaW5lLnByb3RvEg1waXBld3JpZ2h0LnYxItECCghQaXBlbGluZRIiCgVzdGVwcxgBIAMoCzITLnBpcGV3cmlnaHQudjEuU3RlcBIoCgdmaW5hbGx5GAIgASgLMhcucGlwZXdyaWdodC52MS5UYXNrQ2FsbBIqCgxpbml0aWFsX2FyZ3MYAyADKAsyFC5waXBld3JpZ2h0LnYxLlZhbHVlEkIKDmluaXRpYWxfa3dhcmdzGAQgAygLMioucGlwZXdyaWdodC52MS5QaXBlbGluZS5Jbml0aWFsS3dhcmdzRW50cnkSKwoNaW5pdGlhbF9zdGF0ZRgFIAEoCzIULnBpcGV3cmlnaHQudjEuVmFsdWUSDgoGaW5saW5lGAYgASgIGkoKEkluaXRpYWxLd2FyZ3NFbnRyeRILCgNrZXkYASABKAkSIwoFdmFsdWUYAiABKAsyFC5waXBld3JpZ2h0LnYxLlZhbHVlOgI4ASLYAQoEU3RlcBInCgR0YXNrGAEgASgLMhcucGlwZXdyaWdodC52MS5UYXNrQ2FsbEgAEiUKBWdyb3VwGAIgASgLMhQucGlwZXdyaWdodC52MS5Hcm91cEgAEjAKDWV4Y2VwdGlvbmFsbHkYAyABKAsyFy5waXBld3JpZ2h0LnYxLlRhc2tDYWxsSAASIQoDZGFnGAQgASgLMhIucGlwZXdyaWdodC52MS5EYWdIABIjCgR3YWl0GAUgASgLMhMucGlwZXdyaWdodC52MS5XYWl0SABCBgoEa2luZCLTAQoEV2FpdBItCghkdXJhdGlvbhgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkgAEioKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSAASEAoGc2lnbmFsGAMgASgJSAASDwoFZXZlbnQYBCABKAlIABIqCgd0aW1lb3V0GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhQKDGRpc3BsYXlfbmFtZRgGIAEoCUILCgljb25kaXRpb24i+QEKCFRhc2tDYWxsEgwKBHRhc2sYASABKAkSIgoEYXJncxgCIAMoCzIULnBpcGV3cmlnaHQudjEuVmFsdWUSMwoGa3dhcmdzGAMgAygLMiMucGlwZXdyaWdodC52MS5UYXNrQ2FsbC5Ld2FyZ3NFbnRyeRIrCgdvcHRpb25zGAQgASgLMhoucGlwZXdyaWdodC52MS5UYXNrT3B0aW9ucxIUCgxpZ25vcmVfaW5wdXQYBSABKAgaQwoLS3dhcmdzRW50cnkSCwoDa2V5GAEgASgJEiMKBXZhbHVlGAIgASgLMhQucGlwZXdyaWdodC52MS5WYWx1ZToCOAEi+gEKC1Rhc2tPcHRpb25zEikKBXJldHJ5GAEgASgLMhoucGlwZXdyaWdodC52MS5SZXRyeVBvbGljeRINCgVxdWV1ZRgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkSLwoMd2FpdF90aW1lb3V0GAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjQKEWV4ZWN1dGlvbl90aW1lb3V0GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjQKEWhlYXJ0YmVhdF90aW1lb3V0GAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIq0BCgtSZXRyeVBvbGljeRIUCgxtYXhfYXR0ZW1wdHMYASABKAUSMAoNaW5pdGlhbF9kZWxheRgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIWCg5iYWNrb2ZmX2ZhY3RvchgDIAEoARIsCgltYXhfZGVsYXkYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEAoIcmV0cnlfb24YBSADKAkiegoFR3JvdXASKQoIYnJhbmNoZXMYASADKAsyFy5waXBld3JpZ2h0LnYxLlBpcGVsaW5lEhcKD21heF9wYXJhbGxlbGlzbRgCIAEoBRISCgpudW1fc3RhZ2VzGAMgASgFEhkKEXJldHVybl9leGNlcHRpb25zGAQgASgIIj0KA0RhZxIlCgVub2RlcxgBIAMoCzIWLnBpcGV3cmlnaHQudjEuRGFnTm9kZRIPCgdvdXRwdXRzGAIgAygJIr8BCgdEYWdOb2RlEgoKAmlkGAEgASgJEiUKBHRhc2sYAiABKAsyFy5waXBld3JpZ2h0LnYxLlRhc2tDYWxsEhIKCmRlcGVuZHNfb24YAyADKAkSNAoOcGFyZW50X3Jlc3VsdHMYBCABKA4yHC5waXBld3JpZ2h0LnYxLlBhcmVudFJlc3VsdHMSNwoQcGFyZW50X2FyZ3VtZW50cxgFIAMoCzIdLnBpcGV3cmlnaHQudjEuUGFyZW50QXJndW1lbnQiMAoOUGFyZW50QXJndW1lbnQSEAoIcG9zaXRpb24YASABKAUSDAoEbm9kZRgCIAEoCSp9Cg1QYXJlbnRSZXN1bHRzEh4KGlBBUkVOVF9SRVNVTFRTX1VOU1BFQ0lGSUVEEAASFwoTUEFSRU5UX1JFU1VMVFNfQVVUTxABEhkKFVBBUkVOVF9SRVNVTFRTX0FMV0FZUxACEhgKFFBBUkVOVF9SRVNVTFRTX05FVkVSEANiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_pipewright_v1_value]);
 
 /**
  * Pipeline is an ordered list of steps, optionally closed by one finally
@@ -139,6 +139,16 @@ export type Step = Message<"pipewright.v1.Step"> & {
      */
     value: Dag;
     case: "dag";
+  } | {
+    /**
+     * Wait, holding no worker slot and no queue claim: sleep for a duration
+     * or until a time, or wait for a signal or an event. Skipped while an
+     * error is flowing.
+     *
+     * @generated from field: pipewright.v1.Wait wait = 5;
+     */
+    value: Wait;
+    case: "wait";
   } | { case: undefined; value?: undefined };
 };
 
@@ -148,6 +158,89 @@ export type Step = Message<"pipewright.v1.Step"> & {
  */
 export const StepSchema: GenMessage<Step> = /*@__PURE__*/
   messageDesc(file_pipewright_v1_pipeline, 1);
+
+/**
+ * Wait holds its pipeline until time passes or something arrives from
+ * outside. Nothing runs meanwhile: no worker slot, no queue claim, no CPU.
+ * It is durable: the server's restarts, and another process taking the run
+ * over, do not end or restart it (the wait ends at the same time, or when
+ * the same signal arrives). Cancelling the run ends it at once.
+ *
+ * A sleep (duration or time) passes the previous step's result on unchanged.
+ * A signal or event wait's result is the payload that arrived, and the
+ * pipeline state passes through either way.
+ *
+ * @generated from message pipewright.v1.Wait
+ */
+export type Wait = Message<"pipewright.v1.Wait"> & {
+  /**
+   * What ends the wait. Exactly one must be set. Set by the client.
+   *
+   * @generated from oneof pipewright.v1.Wait.condition
+   */
+  condition: {
+    /**
+     * Sleep this long from when the step is reached. At most ten years.
+     *
+     * @generated from field: google.protobuf.Duration duration = 1;
+     */
+    value: Duration;
+    case: "duration";
+  } | {
+    /**
+     * Sleep until this time; a time already past ends the wait at once.
+     * Before the year 10000.
+     *
+     * @generated from field: google.protobuf.Timestamp time = 2;
+     */
+    value: Timestamp;
+    case: "time";
+  } | {
+    /**
+     * Wait for RunService.SignalRun with this name. A signal sent before the
+     * step is reached is kept for it (each signal ends one wait, in the
+     * order they were sent). 1-200 characters: letters, digits and "._:-/".
+     *
+     * @generated from field: string signal = 3;
+     */
+    value: string;
+    case: "signal";
+  } | {
+    /**
+     * Wait for EventService.PublishEvent of this name in the run's namespace,
+     * published after the step is reached (earlier events are not kept for
+     * it). Same rules as `signal`.
+     *
+     * @generated from field: string event = 4;
+     */
+    value: string;
+    case: "event";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * For a signal or event wait: fail the step with "pipewright.Timeout" if
+   * nothing arrived this long after it was reached. Unset or zero: wait for
+   * ever. At most ten years. Not allowed with a sleep. Set by the client.
+   *
+   * @generated from field: google.protobuf.Duration timeout = 5;
+   */
+  timeout?: Duration | undefined;
+
+  /**
+   * A name for humans (run views). Empty: derived from the condition, e.g.
+   * "sleep 5m" or "signal approve". Set by the client.
+   *
+   * @generated from field: string display_name = 6;
+   */
+  displayName: string;
+};
+
+/**
+ * Describes the message pipewright.v1.Wait.
+ * Use `create(WaitSchema)` to create a new message.
+ */
+export const WaitSchema: GenMessage<Wait> = /*@__PURE__*/
+  messageDesc(file_pipewright_v1_pipeline, 2);
 
 /**
  * TaskCall is one call of a named task.
@@ -198,7 +291,7 @@ export type TaskCall = Message<"pipewright.v1.TaskCall"> & {
  * Use `create(TaskCallSchema)` to create a new message.
  */
 export const TaskCallSchema: GenMessage<TaskCall> = /*@__PURE__*/
-  messageDesc(file_pipewright_v1_pipeline, 2);
+  messageDesc(file_pipewright_v1_pipeline, 3);
 
 /**
  * TaskOptions tune how one task call is executed.
@@ -258,7 +351,7 @@ export type TaskOptions = Message<"pipewright.v1.TaskOptions"> & {
  * Use `create(TaskOptionsSchema)` to create a new message.
  */
 export const TaskOptionsSchema: GenMessage<TaskOptions> = /*@__PURE__*/
-  messageDesc(file_pipewright_v1_pipeline, 3);
+  messageDesc(file_pipewright_v1_pipeline, 4);
 
 /**
  * RetryPolicy says when and how often a failed task is tried again. The delay
@@ -312,7 +405,7 @@ export type RetryPolicy = Message<"pipewright.v1.RetryPolicy"> & {
  * Use `create(RetryPolicySchema)` to create a new message.
  */
 export const RetryPolicySchema: GenMessage<RetryPolicy> = /*@__PURE__*/
-  messageDesc(file_pipewright_v1_pipeline, 4);
+  messageDesc(file_pipewright_v1_pipeline, 5);
 
 /**
  * Group runs its branches in parallel. Its result is the list of branch
@@ -363,7 +456,7 @@ export type Group = Message<"pipewright.v1.Group"> & {
  * Use `create(GroupSchema)` to create a new message.
  */
 export const GroupSchema: GenMessage<Group> = /*@__PURE__*/
-  messageDesc(file_pipewright_v1_pipeline, 5);
+  messageDesc(file_pipewright_v1_pipeline, 6);
 
 /**
  * Dag is a set of task nodes with explicit dependencies. A node runs when all
@@ -399,7 +492,7 @@ export type Dag = Message<"pipewright.v1.Dag"> & {
  * Use `create(DagSchema)` to create a new message.
  */
 export const DagSchema: GenMessage<Dag> = /*@__PURE__*/
-  messageDesc(file_pipewright_v1_pipeline, 6);
+  messageDesc(file_pipewright_v1_pipeline, 7);
 
 /**
  * DagNode is one task of a Dag.
@@ -450,7 +543,7 @@ export type DagNode = Message<"pipewright.v1.DagNode"> & {
  * Use `create(DagNodeSchema)` to create a new message.
  */
 export const DagNodeSchema: GenMessage<DagNode> = /*@__PURE__*/
-  messageDesc(file_pipewright_v1_pipeline, 7);
+  messageDesc(file_pipewright_v1_pipeline, 8);
 
 /**
  * ParentArgument puts a parent node's result at one position of a DAG node's
@@ -480,7 +573,7 @@ export type ParentArgument = Message<"pipewright.v1.ParentArgument"> & {
  * Use `create(ParentArgumentSchema)` to create a new message.
  */
 export const ParentArgumentSchema: GenMessage<ParentArgument> = /*@__PURE__*/
-  messageDesc(file_pipewright_v1_pipeline, 8);
+  messageDesc(file_pipewright_v1_pipeline, 9);
 
 /**
  * ParentResults says how a DAG node receives the results of the nodes it

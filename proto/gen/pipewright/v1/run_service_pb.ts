@@ -10,13 +10,15 @@ import type { Pipeline } from "./pipeline_pb.js";
 import { file_pipewright_v1_pipeline } from "./pipeline_pb.js";
 import type { Run, RunEvent, RunState } from "./run_pb.js";
 import { file_pipewright_v1_run } from "./run_pb.js";
+import type { Value } from "./value_pb.js";
+import { file_pipewright_v1_value } from "./value_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file pipewright/v1/run_service.proto.
  */
 export const file_pipewright_v1_run_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9waXBld3JpZ2h0L3YxL3J1bl9zZXJ2aWNlLnByb3RvEg1waXBld3JpZ2h0LnYxIu8BChBTdWJtaXRSdW5SZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSKQoIcGlwZWxpbmUYAiABKAsyFy5waXBld3JpZ2h0LnYxLlBpcGVsaW5lEgwKBG5hbWUYAyABKAkSLgoLcnVuX3RpbWVvdXQYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLgoKc3RhcnRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoLc3RhcnRfZGVsYXkYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iRgoRU3VibWl0UnVuUmVzcG9uc2USHwoDcnVuGAEgASgLMhIucGlwZXdyaWdodC52MS5SdW4SEAoIZXhpc3RpbmcYAiABKAgiSwoWQmF0Y2hTdWJtaXRSdW5zUmVxdWVzdBIxCghyZXF1ZXN0cxgBIAMoCzIfLnBpcGV3cmlnaHQudjEuU3VibWl0UnVuUmVxdWVzdCJOChdCYXRjaFN1Ym1pdFJ1bnNSZXNwb25zZRIzCglyZXNwb25zZXMYASADKAsyIC5waXBld3JpZ2h0LnYxLlN1Ym1pdFJ1blJlc3BvbnNlIkUKDUdldFJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEiQKBHZpZXcYAiABKA4yFi5waXBld3JpZ2h0LnYxLlJ1blZpZXciMQoOR2V0UnVuUmVzcG9uc2USHwoDcnVuGAEgASgLMhIucGlwZXdyaWdodC52MS5SdW4iTAoOV2FpdFJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEioKB3RpbWVvdXQYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iQAoPV2FpdFJ1blJlc3BvbnNlEh8KA3J1bhgBIAEoCzISLnBpcGV3cmlnaHQudjEuUnVuEgwKBGRvbmUYAiABKAgiTgoPV2FpdFJ1bnNSZXF1ZXN0Eg8KB3J1bl9pZHMYASADKAkSKgoHdGltZW91dBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJCChBXYWl0UnVuc1Jlc3BvbnNlEiAKBHJ1bnMYASADKAsyEi5waXBld3JpZ2h0LnYxLlJ1bhIMCgRkb25lGAIgASgIIjQKD1dhdGNoUnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkSEQoJYWZ0ZXJfc2VxGAIgASgDIjoKEFdhdGNoUnVuUmVzcG9uc2USJgoFZXZlbnQYASABKAsyFy5waXBld3JpZ2h0LnYxLlJ1bkV2ZW50IjIKEENhbmNlbFJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSI0ChFDYW5jZWxSdW5SZXNwb25zZRIfCgNydW4YASABKAsyEi5waXBld3JpZ2h0LnYxLlJ1biIhCg9QYXVzZVJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJIjMKEFBhdXNlUnVuUmVzcG9uc2USHwoDcnVuGAEgASgLMhIucGlwZXdyaWdodC52MS5SdW4iIgoQUmVzdW1lUnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkiNAoRUmVzdW1lUnVuUmVzcG9uc2USHwoDcnVuGAEgASgLMhIucGlwZXdyaWdodC52MS5SdW4iIgoQRGVsZXRlUnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkiEwoRRGVsZXRlUnVuUmVzcG9uc2UiggEKD0xpc3RSdW5zUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRInCgZzdGF0ZXMYAyADKA4yFy5waXBld3JpZ2h0LnYxLlJ1blN0YXRlEgwKBG5hbWUYBCABKAkSEQoJc2NoZWR1bGVkGAUgASgIIk0KEExpc3RSdW5zUmVzcG9uc2USIAoEcnVucxgBIAMoCzISLnBpcGV3cmlnaHQudjEuUnVuEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSISChBDb3VudFJ1bnNSZXF1ZXN0In0KEUNvdW50UnVuc1Jlc3BvbnNlEiwKBmNvdW50cxgBIAMoCzIcLnBpcGV3cmlnaHQudjEuUnVuU3RhdGVDb3VudBINCgVsaW1pdBgCIAEoAxIRCglzY2hlZHVsZWQYAyABKAMSGAoQc2NoZWR1bGVkX2NhcHBlZBgEIAEoCCJWCg1SdW5TdGF0ZUNvdW50EiYKBXN0YXRlGAEgASgOMhcucGlwZXdyaWdodC52MS5SdW5TdGF0ZRINCgVjb3VudBgCIAEoAxIOCgZjYXBwZWQYAyABKAgiOAoSUmVzdWJtaXRSdW5SZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRISCgpyZXF1ZXN0X2lkGAIgASgJIkgKE1Jlc3VibWl0UnVuUmVzcG9uc2USHwoDcnVuGAEgASgLMhIucGlwZXdyaWdodC52MS5SdW4SEAoIZXhpc3RpbmcYAiABKAgqSgoHUnVuVmlldxIYChRSVU5fVklFV19VTlNQRUNJRklFRBAAEhIKDlJVTl9WSUVXX0JBU0lDEAESEQoNUlVOX1ZJRVdfRlVMTBACMpsICgpSdW5TZXJ2aWNlEk4KCVN1Ym1pdFJ1bhIfLnBpcGV3cmlnaHQudjEuU3VibWl0UnVuUmVxdWVzdBogLnBpcGV3cmlnaHQudjEuU3VibWl0UnVuUmVzcG9uc2USYAoPQmF0Y2hTdWJtaXRSdW5zEiUucGlwZXdyaWdodC52MS5CYXRjaFN1Ym1pdFJ1bnNSZXF1ZXN0GiYucGlwZXdyaWdodC52MS5CYXRjaFN1Ym1pdFJ1bnNSZXNwb25zZRJFCgZHZXRSdW4SHC5waXBld3JpZ2h0LnYxLkdldFJ1blJlcXVlc3QaHS5waXBld3JpZ2h0LnYxLkdldFJ1blJlc3BvbnNlEkgKB1dhaXRSdW4SHS5waXBld3JpZ2h0LnYxLldhaXRSdW5SZXF1ZXN0Gh4ucGlwZXdyaWdodC52MS5XYWl0UnVuUmVzcG9uc2USSwoIV2FpdFJ1bnMSHi5waXBld3JpZ2h0LnYxLldhaXRSdW5zUmVxdWVzdBofLnBpcGV3cmlnaHQudjEuV2FpdFJ1bnNSZXNwb25zZRJNCghXYXRjaFJ1bhIeLnBpcGV3cmlnaHQudjEuV2F0Y2hSdW5SZXF1ZXN0Gh8ucGlwZXdyaWdodC52MS5XYXRjaFJ1blJlc3BvbnNlMAESTgoJQ2FuY2VsUnVuEh8ucGlwZXdyaWdodC52MS5DYW5jZWxSdW5SZXF1ZXN0GiAucGlwZXdyaWdodC52MS5DYW5jZWxSdW5SZXNwb25zZRJLCghQYXVzZVJ1bhIeLnBpcGV3cmlnaHQudjEuUGF1c2VSdW5SZXF1ZXN0Gh8ucGlwZXdyaWdodC52MS5QYXVzZVJ1blJlc3BvbnNlEk4KCVJlc3VtZVJ1bhIfLnBpcGV3cmlnaHQudjEuUmVzdW1lUnVuUmVxdWVzdBogLnBpcGV3cmlnaHQudjEuUmVzdW1lUnVuUmVzcG9uc2USSwoITGlzdFJ1bnMSHi5waXBld3JpZ2h0LnYxLkxpc3RSdW5zUmVxdWVzdBofLnBpcGV3cmlnaHQudjEuTGlzdFJ1bnNSZXNwb25zZRJOCglEZWxldGVSdW4SHy5waXBld3JpZ2h0LnYxLkRlbGV0ZVJ1blJlcXVlc3QaIC5waXBld3JpZ2h0LnYxLkRlbGV0ZVJ1blJlc3BvbnNlEk4KCUNvdW50UnVucxIfLnBpcGV3cmlnaHQudjEuQ291bnRSdW5zUmVxdWVzdBogLnBpcGV3cmlnaHQudjEuQ291bnRSdW5zUmVzcG9uc2USVAoLUmVzdWJtaXRSdW4SIS5waXBld3JpZ2h0LnYxLlJlc3VibWl0UnVuUmVxdWVzdBoiLnBpcGV3cmlnaHQudjEuUmVzdWJtaXRSdW5SZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_pipewright_v1_pipeline, file_pipewright_v1_run]);
+  fileDesc("Ch9waXBld3JpZ2h0L3YxL3J1bl9zZXJ2aWNlLnByb3RvEg1waXBld3JpZ2h0LnYxIu8BChBTdWJtaXRSdW5SZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSKQoIcGlwZWxpbmUYAiABKAsyFy5waXBld3JpZ2h0LnYxLlBpcGVsaW5lEgwKBG5hbWUYAyABKAkSLgoLcnVuX3RpbWVvdXQYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLgoKc3RhcnRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoLc3RhcnRfZGVsYXkYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iRgoRU3VibWl0UnVuUmVzcG9uc2USHwoDcnVuGAEgASgLMhIucGlwZXdyaWdodC52MS5SdW4SEAoIZXhpc3RpbmcYAiABKAgiSwoWQmF0Y2hTdWJtaXRSdW5zUmVxdWVzdBIxCghyZXF1ZXN0cxgBIAMoCzIfLnBpcGV3cmlnaHQudjEuU3VibWl0UnVuUmVxdWVzdCJOChdCYXRjaFN1Ym1pdFJ1bnNSZXNwb25zZRIzCglyZXNwb25zZXMYASADKAsyIC5waXBld3JpZ2h0LnYxLlN1Ym1pdFJ1blJlc3BvbnNlIkUKDUdldFJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEiQKBHZpZXcYAiABKA4yFi5waXBld3JpZ2h0LnYxLlJ1blZpZXciMQoOR2V0UnVuUmVzcG9uc2USHwoDcnVuGAEgASgLMhIucGlwZXdyaWdodC52MS5SdW4iTAoOV2FpdFJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEioKB3RpbWVvdXQYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iQAoPV2FpdFJ1blJlc3BvbnNlEh8KA3J1bhgBIAEoCzISLnBpcGV3cmlnaHQudjEuUnVuEgwKBGRvbmUYAiABKAgiTgoPV2FpdFJ1bnNSZXF1ZXN0Eg8KB3J1bl9pZHMYASADKAkSKgoHdGltZW91dBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJCChBXYWl0UnVuc1Jlc3BvbnNlEiAKBHJ1bnMYASADKAsyEi5waXBld3JpZ2h0LnYxLlJ1bhIMCgRkb25lGAIgASgIIjQKD1dhdGNoUnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkSEQoJYWZ0ZXJfc2VxGAIgASgDIjoKEFdhdGNoUnVuUmVzcG9uc2USJgoFZXZlbnQYASABKAsyFy5waXBld3JpZ2h0LnYxLlJ1bkV2ZW50IjIKEENhbmNlbFJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSI0ChFDYW5jZWxSdW5SZXNwb25zZRIfCgNydW4YASABKAsyEi5waXBld3JpZ2h0LnYxLlJ1biIhCg9QYXVzZVJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJIjMKEFBhdXNlUnVuUmVzcG9uc2USHwoDcnVuGAEgASgLMhIucGlwZXdyaWdodC52MS5SdW4iIgoQUmVzdW1lUnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkiNAoRUmVzdW1lUnVuUmVzcG9uc2USHwoDcnVuGAEgASgLMhIucGlwZXdyaWdodC52MS5SdW4iagoQU2lnbmFsUnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkSDAoEbmFtZRgCIAEoCRIlCgdwYXlsb2FkGAMgASgLMhQucGlwZXdyaWdodC52MS5WYWx1ZRIRCglzaWduYWxfaWQYBCABKAkiZQoRU2lnbmFsUnVuUmVzcG9uc2USHwoDcnVuGAEgASgLMhIucGlwZXdyaWdodC52MS5SdW4SLwoIZGVsaXZlcnkYAiABKA4yHS5waXBld3JpZ2h0LnYxLlNpZ25hbERlbGl2ZXJ5IiIKEERlbGV0ZVJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJIhMKEURlbGV0ZVJ1blJlc3BvbnNlIoIBCg9MaXN0UnVuc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSJwoGc3RhdGVzGAMgAygOMhcucGlwZXdyaWdodC52MS5SdW5TdGF0ZRIMCgRuYW1lGAQgASgJEhEKCXNjaGVkdWxlZBgFIAEoCCJNChBMaXN0UnVuc1Jlc3BvbnNlEiAKBHJ1bnMYASADKAsyEi5waXBld3JpZ2h0LnYxLlJ1bhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiEgoQQ291bnRSdW5zUmVxdWVzdCJ9ChFDb3VudFJ1bnNSZXNwb25zZRIsCgZjb3VudHMYASADKAsyHC5waXBld3JpZ2h0LnYxLlJ1blN0YXRlQ291bnQSDQoFbGltaXQYAiABKAMSEQoJc2NoZWR1bGVkGAMgASgDEhgKEHNjaGVkdWxlZF9jYXBwZWQYBCABKAgiVgoNUnVuU3RhdGVDb3VudBImCgVzdGF0ZRgBIAEoDjIXLnBpcGV3cmlnaHQudjEuUnVuU3RhdGUSDQoFY291bnQYAiABKAMSDgoGY2FwcGVkGAMgASgIIjgKElJlc3VibWl0UnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCSJIChNSZXN1Ym1pdFJ1blJlc3BvbnNlEh8KA3J1bhgBIAEoCzISLnBpcGV3cmlnaHQudjEuUnVuEhAKCGV4aXN0aW5nGAIgASgIKkoKB1J1blZpZXcSGAoUUlVOX1ZJRVdfVU5TUEVDSUZJRUQQABISCg5SVU5fVklFV19CQVNJQxABEhEKDVJVTl9WSUVXX0ZVTEwQAiqJAQoOU2lnbmFsRGVsaXZlcnkSHwobU0lHTkFMX0RFTElWRVJZX1VOU1BFQ0lGSUVEEAASHQoZU0lHTkFMX0RFTElWRVJZX0RFTElWRVJFRBABEhgKFFNJR05BTF9ERUxJVkVSWV9LRVBUEAISHQoZU0lHTkFMX0RFTElWRVJZX0RVUExJQ0FURRADMusICgpSdW5TZXJ2aWNlEk4KCVN1Ym1pdFJ1bhIfLnBpcGV3cmlnaHQudjEuU3VibWl0UnVuUmVxdWVzdBogLnBpcGV3cmlnaHQudjEuU3VibWl0UnVuUmVzcG9uc2USYAoPQmF0Y2hTdWJtaXRSdW5zEiUucGlwZXdyaWdodC52MS5CYXRjaFN1Ym1pdFJ1bnNSZXF1ZXN0GiYucGlwZXdyaWdodC52MS5CYXRjaFN1Ym1pdFJ1bnNSZXNwb25zZRJFCgZHZXRSdW4SHC5waXBld3JpZ2h0LnYxLkdldFJ1blJlcXVlc3QaHS5waXBld3JpZ2h0LnYxLkdldFJ1blJlc3BvbnNlEkgKB1dhaXRSdW4SHS5waXBld3JpZ2h0LnYxLldhaXRSdW5SZXF1ZXN0Gh4ucGlwZXdyaWdodC52MS5XYWl0UnVuUmVzcG9uc2USSwoIV2FpdFJ1bnMSHi5waXBld3JpZ2h0LnYxLldhaXRSdW5zUmVxdWVzdBofLnBpcGV3cmlnaHQudjEuV2FpdFJ1bnNSZXNwb25zZRJNCghXYXRjaFJ1bhIeLnBpcGV3cmlnaHQudjEuV2F0Y2hSdW5SZXF1ZXN0Gh8ucGlwZXdyaWdodC52MS5XYXRjaFJ1blJlc3BvbnNlMAESTgoJQ2FuY2VsUnVuEh8ucGlwZXdyaWdodC52MS5DYW5jZWxSdW5SZXF1ZXN0GiAucGlwZXdyaWdodC52MS5DYW5jZWxSdW5SZXNwb25zZRJLCghQYXVzZVJ1bhIeLnBpcGV3cmlnaHQudjEuUGF1c2VSdW5SZXF1ZXN0Gh8ucGlwZXdyaWdodC52MS5QYXVzZVJ1blJlc3BvbnNlEk4KCVJlc3VtZVJ1bhIfLnBpcGV3cmlnaHQudjEuUmVzdW1lUnVuUmVxdWVzdBogLnBpcGV3cmlnaHQudjEuUmVzdW1lUnVuUmVzcG9uc2USSwoITGlzdFJ1bnMSHi5waXBld3JpZ2h0LnYxLkxpc3RSdW5zUmVxdWVzdBofLnBpcGV3cmlnaHQudjEuTGlzdFJ1bnNSZXNwb25zZRJOCglEZWxldGVSdW4SHy5waXBld3JpZ2h0LnYxLkRlbGV0ZVJ1blJlcXVlc3QaIC5waXBld3JpZ2h0LnYxLkRlbGV0ZVJ1blJlc3BvbnNlEk4KCUNvdW50UnVucxIfLnBpcGV3cmlnaHQudjEuQ291bnRSdW5zUmVxdWVzdBogLnBpcGV3cmlnaHQudjEuQ291bnRSdW5zUmVzcG9uc2USVAoLUmVzdWJtaXRSdW4SIS5waXBld3JpZ2h0LnYxLlJlc3VibWl0UnVuUmVxdWVzdBoiLnBpcGV3cmlnaHQudjEuUmVzdWJtaXRSdW5SZXNwb25zZRJOCglTaWduYWxSdW4SHy5waXBld3JpZ2h0LnYxLlNpZ25hbFJ1blJlcXVlc3QaIC5waXBld3JpZ2h0LnYxLlNpZ25hbFJ1blJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_pipewright_v1_pipeline, file_pipewright_v1_run, file_pipewright_v1_value]);
 
 /**
  * SubmitRunRequest asks to run a pipeline.
@@ -496,6 +498,81 @@ export const ResumeRunResponseSchema: GenMessage<ResumeRunResponse> = /*@__PURE_
   messageDesc(file_pipewright_v1_run_service, 17);
 
 /**
+ * SignalRunRequest sends a signal to a run (approvals, human in the loop,
+ * webhooks). Set by the client.
+ *
+ * @generated from message pipewright.v1.SignalRunRequest
+ */
+export type SignalRunRequest = Message<"pipewright.v1.SignalRunRequest"> & {
+  /**
+   * The run id. Required.
+   *
+   * @generated from field: string run_id = 1;
+   */
+  runId: string;
+
+  /**
+   * The signal's name, matched against Wait.signal. Required; 1-200
+   * characters: letters, digits and "._:-/".
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * What the wait step gives as its result. Unset: a none value. At most
+   * the server's value size limit.
+   *
+   * @generated from field: pipewright.v1.Value payload = 3;
+   */
+  payload?: Value | undefined;
+
+  /**
+   * Optional idempotency key (up to 200 characters): a signal repeated with
+   * the same id (a webhook delivered twice, a retried call) is applied once
+   * per run.
+   *
+   * @generated from field: string signal_id = 4;
+   */
+  signalId: string;
+};
+
+/**
+ * Describes the message pipewright.v1.SignalRunRequest.
+ * Use `create(SignalRunRequestSchema)` to create a new message.
+ */
+export const SignalRunRequestSchema: GenMessage<SignalRunRequest> = /*@__PURE__*/
+  messageDesc(file_pipewright_v1_run_service, 18);
+
+/**
+ * SignalRunResponse says the signal was recorded.
+ *
+ * @generated from message pipewright.v1.SignalRunResponse
+ */
+export type SignalRunResponse = Message<"pipewright.v1.SignalRunResponse"> & {
+  /**
+   * The run after the signal was applied.
+   *
+   * @generated from field: pipewright.v1.Run run = 1;
+   */
+  run?: Run | undefined;
+
+  /**
+   * What the signal did.
+   *
+   * @generated from field: pipewright.v1.SignalDelivery delivery = 2;
+   */
+  delivery: SignalDelivery;
+};
+
+/**
+ * Describes the message pipewright.v1.SignalRunResponse.
+ * Use `create(SignalRunResponseSchema)` to create a new message.
+ */
+export const SignalRunResponseSchema: GenMessage<SignalRunResponse> = /*@__PURE__*/
+  messageDesc(file_pipewright_v1_run_service, 19);
+
+/**
  * DeleteRunRequest deletes a finished run.
  *
  * @generated from message pipewright.v1.DeleteRunRequest
@@ -514,7 +591,7 @@ export type DeleteRunRequest = Message<"pipewright.v1.DeleteRunRequest"> & {
  * Use `create(DeleteRunRequestSchema)` to create a new message.
  */
 export const DeleteRunRequestSchema: GenMessage<DeleteRunRequest> = /*@__PURE__*/
-  messageDesc(file_pipewright_v1_run_service, 18);
+  messageDesc(file_pipewright_v1_run_service, 20);
 
 /**
  * DeleteRunResponse says the run is gone.
@@ -529,7 +606,7 @@ export type DeleteRunResponse = Message<"pipewright.v1.DeleteRunResponse"> & {
  * Use `create(DeleteRunResponseSchema)` to create a new message.
  */
 export const DeleteRunResponseSchema: GenMessage<DeleteRunResponse> = /*@__PURE__*/
-  messageDesc(file_pipewright_v1_run_service, 19);
+  messageDesc(file_pipewright_v1_run_service, 21);
 
 /**
  * ListRunsRequest lists runs, newest first.
@@ -579,7 +656,7 @@ export type ListRunsRequest = Message<"pipewright.v1.ListRunsRequest"> & {
  * Use `create(ListRunsRequestSchema)` to create a new message.
  */
 export const ListRunsRequestSchema: GenMessage<ListRunsRequest> = /*@__PURE__*/
-  messageDesc(file_pipewright_v1_run_service, 20);
+  messageDesc(file_pipewright_v1_run_service, 22);
 
 /**
  * ListRunsResponse is one page of runs.
@@ -607,7 +684,7 @@ export type ListRunsResponse = Message<"pipewright.v1.ListRunsResponse"> & {
  * Use `create(ListRunsResponseSchema)` to create a new message.
  */
 export const ListRunsResponseSchema: GenMessage<ListRunsResponse> = /*@__PURE__*/
-  messageDesc(file_pipewright_v1_run_service, 21);
+  messageDesc(file_pipewright_v1_run_service, 23);
 
 /**
  * CountRunsRequest counts the runs of the caller's namespace.
@@ -622,7 +699,7 @@ export type CountRunsRequest = Message<"pipewright.v1.CountRunsRequest"> & {
  * Use `create(CountRunsRequestSchema)` to create a new message.
  */
 export const CountRunsRequestSchema: GenMessage<CountRunsRequest> = /*@__PURE__*/
-  messageDesc(file_pipewright_v1_run_service, 22);
+  messageDesc(file_pipewright_v1_run_service, 24);
 
 /**
  * CountRunsResponse gives one count per run state (RUNNING, PAUSED,
@@ -666,7 +743,7 @@ export type CountRunsResponse = Message<"pipewright.v1.CountRunsResponse"> & {
  * Use `create(CountRunsResponseSchema)` to create a new message.
  */
 export const CountRunsResponseSchema: GenMessage<CountRunsResponse> = /*@__PURE__*/
-  messageDesc(file_pipewright_v1_run_service, 23);
+  messageDesc(file_pipewright_v1_run_service, 25);
 
 /**
  * RunStateCount is how many runs are in one state.
@@ -701,7 +778,7 @@ export type RunStateCount = Message<"pipewright.v1.RunStateCount"> & {
  * Use `create(RunStateCountSchema)` to create a new message.
  */
 export const RunStateCountSchema: GenMessage<RunStateCount> = /*@__PURE__*/
-  messageDesc(file_pipewright_v1_run_service, 24);
+  messageDesc(file_pipewright_v1_run_service, 26);
 
 /**
  * ResubmitRunRequest names the run whose pipeline to run again.
@@ -729,7 +806,7 @@ export type ResubmitRunRequest = Message<"pipewright.v1.ResubmitRunRequest"> & {
  * Use `create(ResubmitRunRequestSchema)` to create a new message.
  */
 export const ResubmitRunRequestSchema: GenMessage<ResubmitRunRequest> = /*@__PURE__*/
-  messageDesc(file_pipewright_v1_run_service, 25);
+  messageDesc(file_pipewright_v1_run_service, 27);
 
 /**
  * ResubmitRunResponse returns the new run.
@@ -757,7 +834,7 @@ export type ResubmitRunResponse = Message<"pipewright.v1.ResubmitRunResponse"> &
  * Use `create(ResubmitRunResponseSchema)` to create a new message.
  */
 export const ResubmitRunResponseSchema: GenMessage<ResubmitRunResponse> = /*@__PURE__*/
-  messageDesc(file_pipewright_v1_run_service, 26);
+  messageDesc(file_pipewright_v1_run_service, 28);
 
 /**
  * RunView selects how much of a run GetRun returns.
@@ -792,6 +869,48 @@ export enum RunView {
  */
 export const RunViewSchema: GenEnum<RunView> = /*@__PURE__*/
   enumDesc(file_pipewright_v1_run_service, 0);
+
+/**
+ * SignalDelivery is what a signal did to its run.
+ *
+ * @generated from enum pipewright.v1.SignalDelivery
+ */
+export enum SignalDelivery {
+  /**
+   * Not known to the server process that answered: another process owns the
+   * run and applied it (GetRun shows its effect).
+   *
+   * @generated from enum value: SIGNAL_DELIVERY_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * It ended a waiting step, which took its payload as its result.
+   *
+   * @generated from enum value: SIGNAL_DELIVERY_DELIVERED = 1;
+   */
+  DELIVERED = 1,
+
+  /**
+   * No step waited for it: it is kept until one does.
+   *
+   * @generated from enum value: SIGNAL_DELIVERY_KEPT = 2;
+   */
+  KEPT = 2,
+
+  /**
+   * Its signal_id repeated one already applied: nothing changed.
+   *
+   * @generated from enum value: SIGNAL_DELIVERY_DUPLICATE = 3;
+   */
+  DUPLICATE = 3,
+}
+
+/**
+ * Describes the enum pipewright.v1.SignalDelivery.
+ */
+export const SignalDeliverySchema: GenEnum<SignalDelivery> = /*@__PURE__*/
+  enumDesc(file_pipewright_v1_run_service, 1);
 
 /**
  * RunService is the client-facing API: submit pipelines, follow and control
@@ -946,6 +1065,20 @@ export const RunService: GenService<{
     methodKind: "unary";
     input: typeof ResubmitRunRequestSchema;
     output: typeof ResubmitRunResponseSchema;
+  },
+  /**
+   * Sends a named signal with a payload to an active run: the first of its
+   * wait steps waiting for that name ends with the payload as its result; if
+   * none waits yet, the signal is kept until one is reached. A finished run,
+   * or one being cancelled, refuses it (FAILED_PRECONDITION). Needs the
+   * control scope.
+   *
+   * @generated from rpc pipewright.v1.RunService.SignalRun
+   */
+  signalRun: {
+    methodKind: "unary";
+    input: typeof SignalRunRequestSchema;
+    output: typeof SignalRunResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_pipewright_v1_run_service, 0);
