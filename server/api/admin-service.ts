@@ -52,6 +52,8 @@ export function adminService(
         startTime: timestampFromMs(startedAt),
         eventLoopMaxDelay: durationFromMs(Math.round(health.eventLoopMaxDelayMs())),
         busyRefusals: BigInt(health.busyRefusals()),
+        runsParked: BigInt(runs.parked),
+        runsUnparked: BigInt(runs.unparked),
       });
     },
 

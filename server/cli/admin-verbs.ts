@@ -70,6 +70,7 @@ export function addAdminCommands(program: Command, io: Io, address: () => Option
           ["timed out attempts", String(s.timedOutAttempts)],
           ["event loop max delay", `${Number(s.eventLoopMaxDelay?.seconds ?? 0n) * 1000 + Math.round((s.eventLoopMaxDelay?.nanos ?? 0) / 1e6)} ms`],
           ["busy refusals", String(s.busyRefusals)],
+          ["runs parked, unparked", `${s.runsParked}, ${s.runsUnparked}`],
         ];
         io.out(opts.output === "json" ? `${JSON.stringify(Object.fromEntries(pairs), null, 2)}\n` : `${keyValues(pairs)}\n`);
       }),
