@@ -66,6 +66,17 @@ module.exports = {
       to: { path: "^server/engine/", pathNot: "^server/engine/ports\\.ts$" },
     },
     {
+      name: "schedule-uses-engine-front-door",
+      comment:
+        "server/schedule/ (the scheduler loop that fires schedules) starts runs like any client " +
+        "would: through the engine's front door (run-engine.ts, and items.ts for PreparedSubmit) " +
+        "with core, store and observe beside it. It must not reach into engine internals, the " +
+        "dispatcher, the api or the cli: the api calls it (TriggerSchedule), never the other way.",
+      severity: "error",
+      from: { path: "^server/schedule/" },
+      to: { path: "^server/", pathNot: "^server/(schedule|core|store|observe)/|^server/engine/(run-engine|items)\\.ts$" },
+    },
+    {
       name: "observe-is-a-leaf",
       comment:
         "server/observe/ holds what watches the server from outside (metrics, traces, logs): " +

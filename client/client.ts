@@ -13,6 +13,7 @@ import type { Pipeline } from "./pipeline-builder.js";
 import { decodeError, decodeValue, encodeValue, type RemoteError } from "@pipewright/protocol";
 import { CallError, retryLater, withCallErrors } from "./call-errors.js";
 import { injectTraceContext } from "./trace-context.js";
+import { Schedules } from "./schedules.js";
 
 const tracer = trace.getTracer("@pipewright/client", "0.1.0");
 
@@ -71,6 +72,8 @@ export class PipewrightClient {
   readonly rpc: Client<typeof RunService>;
   /** The same calls, failing with CallError (ServerUnavailableError when the server cannot be reached). */
   readonly calls: Client<typeof RunService>;
+  /** Schedules: pipelines started on a cron schedule (client/schedules.ts). */
+  readonly schedules: Schedules;
   /** Publish events (and list recent ones); `triggers`: what events start (README: Events and triggers). */
   readonly events: Events;
   readonly triggers: Triggers;
@@ -100,6 +103,11 @@ export class PipewrightClient {
     });
     const eventCalls = withCallErrors(this.eventRpc, address);
     [this.events, this.triggers] = [new Events(eventCalls), new Triggers(eventCalls)];
+    this.schedules = new Schedules(address, {
+      token: options.token ?? process.env.PIPEWRIGHT_TOKEN,
+      namespace: options.namespace ?? process.env.PIPEWRIGHT_NAMESPACE,
+      tls: options.tls,
+    });
   }
 
   /**
@@ -178,6 +186,7 @@ export class PipewrightClient {
 
   close(): void {
     this.rpc.close();
+    this.schedules.close();
     this.eventRpc.close();
   }
 }

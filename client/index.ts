@@ -8,6 +8,7 @@
 //   console.log(await run.result()); // [6, 20]
 
 export * from "./client.js";
+export * from "./schedules.js";
 export * from "./events.js";
 export { CallError, ServerUnavailableError } from "./call-errors.js";
 export { extractTraceContext, injectTraceContext, w3cTraceContext } from "./trace-context.js";

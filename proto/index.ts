@@ -10,6 +10,7 @@ export * from "./gen/pipewright/v1/run_pb.js";
 export * from "./gen/pipewright/v1/run_service_pb.js";
 export * from "./gen/pipewright/v1/worker_service_pb.js";
 export * from "./gen/pipewright/v1/admin_service_pb.js";
+export * from "./gen/pipewright/v1/schedule_service_pb.js";
 export * from "./gen/pipewright/v1/event_service_pb.js";
 
 export * from "./runtime/grpc-bridge.js";

@@ -10,6 +10,9 @@ import * as grpc from "@grpc/grpc-js";
 import { RunService } from "@pipewright/protocol";
 import { WorkerService } from "@pipewright/protocol";
 import { AdminService } from "@pipewright/protocol";
+import { ScheduleService } from "@pipewright/protocol";
+import { scheduleService } from "./api/schedule-service.js";
+import { Scheduler } from "./schedule/scheduler.js";
 import { EventService } from "@pipewright/protocol";
 import { adminService } from "./api/admin-service.js";
 import { assertScopeTable, Auth, authEnabled } from "./api/auth.js";
@@ -54,6 +57,7 @@ import { queueDepths, reclaimPredecessors } from "./store/task-queue.js";
  */
 const DASHBOARD_RUN_METHODS = ["GetRun", "WatchRun", "ListRuns", "CountRuns", "CancelRun", "PauseRun", "ResumeRun", "SignalRun", "ResubmitRun", "DeleteRun"];
 const DASHBOARD_ADMIN_METHODS = ["GetServerStatus", "ListWorkers", "ListCircuitBreakers"];
+const DASHBOARD_SCHEDULE_METHODS = ["GetSchedule", "ListSchedules", "ListScheduleFires"];
 
 export interface RunningServer {
   /** host:port actually bound. */
@@ -115,7 +119,7 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
   const tls = serverTls(config, log);
   // Every method has its scope (a method missing from the table fails every start), and a
   // tokens file that cannot be read fails the start before anything else is started.
-  assertScopeTable([RunService, WorkerService, AdminService, EventService]);
+  assertScopeTable([RunService, WorkerService, AdminService, EventService, ScheduleService]);
   const auth = authEnabled(config) ? new Auth({ tokensFile: config.tokensFile, adminToken: config.adminToken, log: componentLogger(root, "api") }) : undefined;
   let embedded: EmbeddedPostgres | undefined;
   let url = config.databaseUrl;
@@ -228,8 +232,11 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
       serviceDefinition(EventService, admission.inspectorsFor(EventService)),
       implement(EventService, guardDatabase(eventService(events, sql, limits), monitor), onError),
     );
+    const scheduler = new Scheduler(sql, engine, { log: componentLogger(root, "schedule") });
+    const schedules = guardDatabase(scheduleService(sql, scheduler, limits), monitor);
+    server.addService(serviceDefinition(ScheduleService, admission.inspectorsFor(ScheduleService)), implement(ScheduleService, schedules, onError));
     server.addService(health.definition, health.implementation);
-    addReflection(server, [RunService, WorkerService, AdminService, EventService], [healthFileDescriptor]);
+    addReflection(server, [RunService, WorkerService, AdminService, EventService, ScheduleService], [healthFileDescriptor]);
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(config.address, tls?.credentials ?? grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
     );
@@ -259,6 +266,7 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
         [
           { service: RunService, impl: runs, methods: DASHBOARD_RUN_METHODS },
           { service: AdminService, impl: admin, methods: DASHBOARD_ADMIN_METHODS },
+          { service: ScheduleService, impl: schedules, methods: DASHBOARD_SCHEDULE_METHODS },
         ],
         { onError, auth, maxBodyBytes: GATEWAY_MAX_BODY },
       );
@@ -297,9 +305,11 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
     eventSweeper.start();
     await dispatcher.start();
     await engine.start();
+    await scheduler.start();
     dispatcher.lost(reclaimed, "the previous server at this address died");
     const serving = (up: boolean) => {
-      for (const name of ["", "pipewright.v1.RunService", "pipewright.v1.WorkerService"]) health.setStatus(name, up ? "SERVING" : "NOT_SERVING");
+      for (const name of ["", "pipewright.v1.RunService", "pipewright.v1.WorkerService", "pipewright.v1.ScheduleService"])
+        health.setStatus(name, up ? "SERVING" : "NOT_SERVING");
     };
     monitor.onChange(serving);
     await monitor.start();
@@ -324,6 +334,7 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
           health.shutdown();
           loopDelay.disable();
           await retention.stop();
+          await scheduler.stop();
           await eventSweeper.stop();
           const started = Date.now();
           const committed = await within(

@@ -36,6 +36,17 @@ export const METHOD_SCOPES: Readonly<Record<string, Scope>> = {
   "pipewright.v1.RunService/ResumeRun": "control",
   "pipewright.v1.RunService/DeleteRun": "control",
   "pipewright.v1.WorkerService/Connect": "worker",
+  // Schedules: creating, changing and firing one starts runs (submit); pausing, resuming and
+  // deleting one stops or lets go of runs to come, as cancel and pause do for runs (control).
+  "pipewright.v1.ScheduleService/CreateSchedule": "submit",
+  "pipewright.v1.ScheduleService/UpdateSchedule": "submit",
+  "pipewright.v1.ScheduleService/TriggerSchedule": "submit",
+  "pipewright.v1.ScheduleService/GetSchedule": "read",
+  "pipewright.v1.ScheduleService/ListSchedules": "read",
+  "pipewright.v1.ScheduleService/ListScheduleFires": "read",
+  "pipewright.v1.ScheduleService/PauseSchedule": "control",
+  "pipewright.v1.ScheduleService/ResumeSchedule": "control",
+  "pipewright.v1.ScheduleService/DeleteSchedule": "control",
   "pipewright.v1.AdminService/GetServerStatus": "admin",
   "pipewright.v1.AdminService/ListCircuitBreakers": "admin",
   "pipewright.v1.AdminService/ListWorkers": "admin",

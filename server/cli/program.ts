@@ -19,6 +19,7 @@ import { addTokenCommand, addTokenOptions } from "./token.js";
 import { StepTree } from "./step-tree.js";
 import { watchRun } from "./watch.js";
 import { addAdminCommands } from "./admin-verbs.js";
+import { addScheduleCommands } from "./schedule-verbs.js";
 import { addEventCommands } from "./event-verbs.js";
 
 const DEFAULT_ADDRESS = "127.0.0.1:50051";
@@ -256,6 +257,7 @@ function buildProgram(io: Io, exit: (code: number) => void): Command {
     );
 
   addAdminCommands(program, io, address, output);
+  addScheduleCommands(program, io, address, output);
   addEventCommands(program, io, address, output);
 
   addTokenCommand(program, io);

@@ -32,7 +32,7 @@ export { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "./log-op
 import type { LogFormat, LogLevel } from "./log-options.js";
 
 /** The parts of the server, as the `component` field names them. */
-export type Component = "server" | "engine" | "dispatch" | "api" | "database" | "embedded-postgres" | "cli" | "process";
+export type Component = "server" | "engine" | "dispatch" | "api" | "database" | "embedded-postgres" | "cli" | "process" | "schedule";
 
 /** Anything lines can be written to: a stream, or `{ write }` over a function (the CLI's output, a test's array). */
 export interface LogSink {

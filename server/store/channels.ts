@@ -15,4 +15,6 @@ export const CHANNELS = {
   deleted: "pipewright_deleted",
   /** A server process started (payload: its id). */
   peers: "pipewright_peers",
+  /** A schedule was created or changed (payload empty): schedulers look at their next fire again. */
+  schedules: "pipewright_schedules",
 } as const;

@@ -20,6 +20,7 @@ import { AdminService } from "../../proto/gen/pipewright/v1/admin_service_pb.js"
 import { EventService } from "../../proto/gen/pipewright/v1/event_service_pb.js";
 import { RunState } from "../../proto/gen/pipewright/v1/run_pb.js";
 import { RunService } from "../../proto/gen/pipewright/v1/run_service_pb.js";
+import { ScheduleService } from "../../proto/gen/pipewright/v1/schedule_service_pb.js";
 import {
   ConnectRequestSchema,
   ConnectResponseSchema,
@@ -111,6 +112,7 @@ function judge(method: string, kind: string, a: Answer): void {
 const services: [DescService, string[]][] = [
   [RunService, RunService.methods.map((m) => m.name)],
   [AdminService, AdminService.methods.map((m) => m.name)],
+  [ScheduleService, ScheduleService.methods.map((m) => m.name)],
   [EventService, EventService.methods.map((m) => m.name)],
 ];
 

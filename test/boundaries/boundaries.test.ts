@@ -106,6 +106,16 @@ const cases: { rule: string; tree: Tree }[] = [
     },
   },
   {
+    rule: "schedule-uses-engine-front-door",
+    tree: {
+      // run-engine.ts is allowed; another engine file and the api are not.
+      "server/schedule/a.ts": `import { x } from "../engine/run-engine.js";\nimport { x as y } from "../engine/batch.js";\nimport { x as z } from "../api/b.js";\nexport const a = x + y + z;\n`,
+      "server/engine/run-engine.ts": EMPTY,
+      "server/engine/batch.ts": EMPTY,
+      "server/api/b.ts": EMPTY,
+    },
+  },
+  {
     rule: "observe-is-a-leaf",
     tree: {
       "server/observe/a.ts": `import { x } from "../engine/b.js";\nexport const a = x;\n`,
@@ -163,6 +173,7 @@ const ALLOWED: Tree = {
   "server/engine/run-engine.ts": `export const e = 1;\n`,
   "server/engine/items.ts": `export type I = unknown[];\n`,
   "server/observe/a.ts": `import { x } from "@pipewright/protocol";\nimport { x as y } from "some-npm-package";\nimport { hrtime } from "node:process";\nexport const o = [x, y, hrtime];\n`,
+  "server/schedule/a.ts": `import { e } from "../engine/run-engine.js";\nimport type { I } from "../engine/items.js";\nimport { s } from "../store/a.js";\nimport { a } from "../core/a.js";\nimport { o } from "../observe/a.js";\nexport const sc: I = [e, s, a, o];\n`,
   "client/a.ts": `import { x } from "@pipewright/protocol";\nimport { x as y } from "some-npm-package";\nexport const c = [x, y];\n`,
   "worker-sdk/a.ts": `import { x } from "@pipewright/client";\nimport { x as y } from "@pipewright/protocol";\nexport const w = [x, y];\n`,
   "dashboard/src/a.ts": `import { x } from "../../proto/index.js";\nimport { x as y } from "some-npm-package";\nexport const d = [x, y];\n`,
