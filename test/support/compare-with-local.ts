@@ -3,7 +3,7 @@
 
 import type { Pipeline } from "../../client/pipeline-builder.js";
 import type { Run } from "../../proto/gen/pipewright/v1/run_pb.js";
-import { runLocally } from "../../worker-sdk/local-runner.js";
+import { runLocally, type LocalRunOptions } from "../../worker-sdk/local-runner.js";
 import { plain, type Outcome } from "./outcome-matchers.js";
 import { randomTasks } from "./random-pipelines.js";
 import { outcomeOf } from "./run-outcome.js";
@@ -18,11 +18,13 @@ export async function mismatchesAgainstLocal(
   runs: Run[],
   pipelines: Pipeline<unknown>[],
   describe: (i: number) => string = (i) => `case ${i}`,
+  /** The local runner's options for case i beyond its tasks (its signals, a virtual clock); default: retry delays skipped. */
+  localOptions: (i: number) => Omit<LocalRunOptions, "tasks"> = () => ({ sleep: async () => {} }),
 ): Promise<string[]> {
   const out: string[] = [];
   for (const [i, run] of runs.entries()) {
     const server = JSON.stringify(comparable(outcomeOf(run)));
-    const local = JSON.stringify(comparable(await runLocally(pipelines[i].toProto(), { tasks: randomTasks, sleep: async () => {} })));
+    const local = JSON.stringify(comparable(await runLocally(pipelines[i].toProto(), { tasks: randomTasks, ...localOptions(i) })));
     if (server !== local) out.push(`${describe(i)} (run ${run.id}):\n  server: ${server}\n  local:  ${local}`);
   }
   return out;
