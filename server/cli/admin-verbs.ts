@@ -3,9 +3,9 @@
 
 import { Command, Option } from "commander";
 import { AdminService, CircuitState, WorkerSessionState, createClient } from "@pipewright/protocol";
-import { CliError, callError, formatTime, keyValues, runDuration, table } from "./output.js";
+import { formatTime, keyValues, runDuration, table } from "./output.js";
 import type { Io } from "./io.js";
-import { tlsOf, type ConnectionOptions } from "./connection.js";
+import { withConnection, type ConnectionOptions } from "./connection.js";
 
 /** Adds the admin verbs; `address` and `output` make the options every client verb takes. */
 export function addAdminCommands(program: Command, io: Io, address: () => Option, output: () => Option): void {
@@ -102,16 +102,6 @@ export function addAdminCommands(program: Command, io: Io, address: () => Option
     );
 }
 
-async function withAdmin(
-  { address, token, namespace, ...tls }: ConnectionOptions,
-  body: (admin: ReturnType<typeof createClient<typeof AdminService>>) => Promise<void>,
-): Promise<void> {
-  const admin = createClient(AdminService, address, { token: token ?? process.env.PIPEWRIGHT_TOKEN, namespace, tls: tlsOf(tls) });
-  try {
-    await body(admin);
-  } catch (err) {
-    throw err instanceof CliError ? err : callError(err, address);
-  } finally {
-    admin.close();
-  }
+function withAdmin(opts: ConnectionOptions, body: (admin: ReturnType<typeof createClient<typeof AdminService>>) => Promise<void>): Promise<void> {
+  return withConnection(opts, (address, options) => createClient(AdminService, address, options), body);
 }

@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import { Option, type Command } from "commander";
 import type { TlsOptions } from "@pipewright/protocol";
-import { CliError, EXIT } from "./output.js";
+import { CliError, EXIT, callError } from "./output.js";
 
 export interface ConnectionOptions {
   address: string;
@@ -41,4 +41,27 @@ export function tlsOf(opts: Pick<ConnectionOptions, "tlsCa" | "tlsCert" | "tlsKe
     }
   };
   return { ca: read("--tls-ca", opts.tlsCa), cert: read("--tls-cert", opts.tlsCert), key: read("--tls-key", opts.tlsKey) };
+}
+
+/** What a verb's connection opens: a client of the server (PipewrightClient, or a typed service client). */
+export type Open<C> = (address: string, options: { token?: string; namespace?: string; tls?: TlsOptions }) => C;
+
+/**
+ * Runs `body` with a client opened from the verb's options (--address,
+ * --token or PIPEWRIGHT_TOKEN, --namespace, TLS), closes it, and turns a
+ * failed call into the CLI's one-line error. Every client verb goes through it.
+ */
+export async function withConnection<C extends { close(): void }>(
+  { address, token, namespace, ...tls }: ConnectionOptions,
+  open: Open<C>,
+  body: (client: C) => Promise<void>,
+): Promise<void> {
+  const client = open(address, { token: token ?? process.env.PIPEWRIGHT_TOKEN, namespace, tls: tlsOf(tls) });
+  try {
+    await body(client);
+  } catch (err) {
+    throw err instanceof CliError ? err : callError(err, address);
+  } finally {
+    client.close();
+  }
 }

@@ -17,8 +17,8 @@ import {
   type Pipeline,
   type Trigger,
 } from "@pipewright/protocol";
-import { addTlsOptions, tlsOf, type ConnectionOptions } from "./connection.js";
-import { CliError, EXIT, callError, formatTime, keyValues, table } from "./output.js";
+import { addTlsOptions, withConnection, type ConnectionOptions } from "./connection.js";
+import { CliError, EXIT, formatTime, keyValues, table } from "./output.js";
 import type { Io } from "./io.js";
 import { addTokenOptions } from "./token.js";
 
@@ -210,13 +210,6 @@ function readPipeline(text: string): { pipeline: Pipeline; name: string; runTime
   }
 }
 
-async function withEvents({ address, token, namespace, ...tls }: ConnectionOptions, body: (events: Events) => Promise<void>): Promise<void> {
-  const events = createClient(EventService, address, { token: token ?? process.env.PIPEWRIGHT_TOKEN, namespace, tls: tlsOf(tls) });
-  try {
-    await body(events);
-  } catch (err) {
-    throw err instanceof CliError ? err : callError(err, address);
-  } finally {
-    events.close();
-  }
+function withEvents(opts: ConnectionOptions, body: (events: Events) => Promise<void>): Promise<void> {
+  return withConnection(opts, (address, options) => createClient(EventService, address, options), body);
 }

@@ -11,9 +11,9 @@ import { fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
 import { Command, CommanderError, Option } from "commander";
 import { CountRunsResponseSchema, RunSchema, RunState, RunView, SubmitRunRequestSchema, type Run, type SubmitRunRequest } from "@pipewright/protocol";
 import { PipewrightClient } from "@pipewright/client";
-import { CliError, EXIT, callError, exitCodeOf, formatTime, keyValues, outcomeLine, parseRunStates, runDuration, runStateName, table } from "./output.js";
+import { CliError, EXIT, exitCodeOf, formatTime, keyValues, outcomeLine, parseRunStates, runDuration, runStateName, table } from "./output.js";
 import { processIo, type Io } from "./io.js";
-import { addTlsOptions, tlsOf, type ConnectionOptions } from "./connection.js";
+import { addTlsOptions, withConnection, type ConnectionOptions } from "./connection.js";
 import { addServerCommand } from "./serve.js";
 import { addTokenCommand, addTokenOptions } from "./token.js";
 import { StepTree } from "./step-tree.js";
@@ -326,13 +326,6 @@ function describeRun(run: Run): string {
 }
 
 /** Where and how a client verb calls the server: --address, --token and the TLS files. */
-async function withClient({ address, token, namespace, ...tls }: ConnectionOptions, body: (client: PipewrightClient) => Promise<void>): Promise<void> {
-  const client = new PipewrightClient(address, { token, namespace, tls: tlsOf(tls) });
-  try {
-    await body(client);
-  } catch (err) {
-    throw err instanceof CliError ? err : callError(err, address);
-  } finally {
-    client.close();
-  }
+function withClient(opts: ConnectionOptions, body: (client: PipewrightClient) => Promise<void>): Promise<void> {
+  return withConnection(opts, (address, options) => new PipewrightClient(address, options), body);
 }

@@ -11,9 +11,9 @@ import { durationMs } from "@bufbuild/protobuf/wkt";
 import { Command, Option } from "commander";
 import { PipelineSchema, SubmitRunRequestSchema } from "@pipewright/protocol";
 import { PipewrightClient, type FireInfo, type OverlapPolicy, type ScheduleInfo, type ScheduleOptions } from "@pipewright/client";
-import { CliError, EXIT, callError, keyValues, table } from "./output.js";
+import { CliError, EXIT, keyValues, table } from "./output.js";
 import type { Io } from "./io.js";
-import { tlsOf, type ConnectionOptions } from "./connection.js";
+import { withConnection, type ConnectionOptions } from "./connection.js";
 
 const OVERLAPS: Record<string, OverlapPolicy> = { skip: "skip", allow: "allow", "cancel-previous": "cancel_previous" };
 
@@ -211,13 +211,6 @@ function show(io: Io, format: string, s: ScheduleInfo): void {
   io.out(`${keyValues(pairs.filter(([, v]) => v))}\n`);
 }
 
-async function withSchedules({ address, token, namespace, ...tls }: ConnectionOptions, body: (client: PipewrightClient) => Promise<void>): Promise<void> {
-  const client = new PipewrightClient(address, { token, namespace, tls: tlsOf(tls) });
-  try {
-    await body(client);
-  } catch (err) {
-    throw err instanceof CliError ? err : callError(err, address);
-  } finally {
-    client.close();
-  }
+function withSchedules(opts: ConnectionOptions, body: (client: PipewrightClient) => Promise<void>): Promise<void> {
+  return withConnection(opts, (address, options) => new PipewrightClient(address, options), body);
 }
