@@ -47,7 +47,11 @@ export function SignalPanel({ run, names, onRun }: { run: Run; names: string[]; 
     { class: "signals" },
     names.map((name) => h(SignalForm, { key: name, run, name, onRun, onSent: setSent })),
     sent
-      ? h("p", { class: "signal-answer note", "data-delivery": SignalDelivery[sent.delivery] ?? "UNSPECIFIED" }, `Signal ${sent.name}: ${deliveryText(sent.delivery)}`)
+      ? h(
+          "p",
+          { class: "signal-answer note", "data-delivery": SignalDelivery[sent.delivery] ?? "UNSPECIFIED" },
+          `Signal ${sent.name}: ${deliveryText(sent.delivery)}`,
+        )
       : null,
   );
 }

@@ -24,8 +24,7 @@ export function SchedulePage({ scheduleId }: { scheduleId: string }) {
   const [fireTokens, setFireTokens] = useState<string[]>([""]);
   const schedule = usePoll((signal) => callUnary(connection, rpc.getSchedule, { scheduleId }, signal), [connection, scheduleId, changes]);
   const fires = usePoll(
-    (signal) =>
-      callUnary(connection, rpc.listScheduleFires, { scheduleId, pageSize: FIRES_PER_PAGE, pageToken: fireTokens[fireTokens.length - 1] }, signal),
+    (signal) => callUnary(connection, rpc.listScheduleFires, { scheduleId, pageSize: FIRES_PER_PAGE, pageToken: fireTokens[fireTokens.length - 1] }, signal),
     [connection, scheduleId, fireTokens, changes],
   );
   const s = schedule.data?.schedule;
@@ -77,7 +76,12 @@ function fireRow(f: ScheduleFire) {
     "tr",
     { key: f.requestId, "data-request-id": f.requestId },
     h("td", null, formatTime(f.fireTime)),
-    h("td", null, h(StateBadge, { ...fireOutcomeBadge(f.outcome), title: f.reason || undefined }), f.reason ? h("span", { class: "reason" }, ` ${f.reason}`) : null),
+    h(
+      "td",
+      null,
+      h(StateBadge, { ...fireOutcomeBadge(f.outcome), title: f.reason || undefined }),
+      f.reason ? h("span", { class: "reason" }, ` ${f.reason}`) : null,
+    ),
     h("td", { class: "mono" }, f.runId ? h("a", { href: runHref(f.runId), class: "run-link" }, f.runId.slice(0, 8)) : ""),
     h("td", null, f.triggered ? "trigger now" : "cron"),
   );
