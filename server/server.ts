@@ -54,10 +54,14 @@ import { queueDepths, reclaimPredecessors } from "./store/task-queue.js";
 /**
  * What the dashboard's JSON API serves: reads, controls (signals too: a webhook sender speaks
  * JSON over HTTP), counts and resubmit (submitting stays on gRPC, behind admission control).
+ * Schedules: reads, pause and resume (control scope) and trigger now (submit scope: one fire,
+ * one run, the same as a cron fire); creating and changing them stays on gRPC. Events and
+ * triggers: reads only (publishing and trigger changes stay on gRPC).
  */
 const DASHBOARD_RUN_METHODS = ["GetRun", "WatchRun", "ListRuns", "CountRuns", "CancelRun", "PauseRun", "ResumeRun", "SignalRun", "ResubmitRun", "DeleteRun"];
 const DASHBOARD_ADMIN_METHODS = ["GetServerStatus", "ListWorkers", "ListCircuitBreakers"];
-const DASHBOARD_SCHEDULE_METHODS = ["GetSchedule", "ListSchedules", "ListScheduleFires"];
+const DASHBOARD_SCHEDULE_METHODS = ["GetSchedule", "ListSchedules", "ListScheduleFires", "PauseSchedule", "ResumeSchedule", "TriggerSchedule"];
+const DASHBOARD_EVENT_METHODS = ["ListEvents", "ListTriggers"];
 
 export interface RunningServer {
   /** host:port actually bound. */
@@ -228,10 +232,8 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
       // Steps waiting for the event (Wait.event): through their runs' owners' inboxes, idempotent by event id.
       waiters: { deliver: (namespace, e) => engine.deliverEvent(namespace, { id: e.eventId, name: e.name, payload: e.payload }).then(() => {}) },
     });
-    server.addService(
-      serviceDefinition(EventService, admission.inspectorsFor(EventService)),
-      implement(EventService, guardDatabase(eventService(events, sql, limits), monitor), onError),
-    );
+    const eventCalls = guardDatabase(eventService(events, sql, limits), monitor);
+    server.addService(serviceDefinition(EventService, admission.inspectorsFor(EventService)), implement(EventService, eventCalls, onError));
     const scheduler = new Scheduler(sql, engine, { log: componentLogger(root, "schedule") });
     const schedules = guardDatabase(scheduleService(sql, scheduler, limits), monitor);
     server.addService(serviceDefinition(ScheduleService, admission.inspectorsFor(ScheduleService)), implement(ScheduleService, schedules, onError));
@@ -267,6 +269,7 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
           { service: RunService, impl: runs, methods: DASHBOARD_RUN_METHODS },
           { service: AdminService, impl: admin, methods: DASHBOARD_ADMIN_METHODS },
           { service: ScheduleService, impl: schedules, methods: DASHBOARD_SCHEDULE_METHODS },
+          { service: EventService, impl: eventCalls, methods: DASHBOARD_EVENT_METHODS },
         ],
         { onError, auth, maxBodyBytes: GATEWAY_MAX_BODY },
       );

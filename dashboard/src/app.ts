@@ -7,6 +7,9 @@ import { ConnectionBar } from "./connection-bar.js";
 import { ConnectionContext } from "./connection-context.js";
 import { RunPage } from "./run/run-page.js";
 import { RunsPage } from "./runs/runs-page.js";
+import { EventsPage } from "./events/events-page.js";
+import { SchedulePage } from "./schedules/schedule-page.js";
+import { SchedulesPage } from "./schedules/schedules-page.js";
 import { useRoute, type Route } from "./use-route.js";
 import { WorkersPage } from "./workers/workers-page.js";
 
@@ -27,13 +30,19 @@ export function App() {
       h(
         "nav",
         null,
-        h("a", { href: "#/runs", class: route.view !== "workers" ? "current" : "" }, "Runs"),
-        h("a", { href: "#/workers", class: route.view === "workers" ? "current" : "" }, "Workers"),
+        navLink("#/runs", "Runs", route.view === "runs" || route.view === "run"),
+        navLink("#/schedules", "Schedules", route.view === "schedules" || route.view === "schedule"),
+        navLink("#/events", "Events", route.view === "events"),
+        navLink("#/workers", "Workers", route.view === "workers"),
       ),
       h(ConnectionBar, { connection, onChange: change }),
     ),
     h("main", null, view(route, connection)),
   );
+}
+
+function navLink(href: string, label: string, current: boolean) {
+  return h("a", { href, class: current ? "current" : "" }, label);
 }
 
 function view(route: Route, connection: Connection) {
@@ -45,5 +54,11 @@ function view(route: Route, connection: Connection) {
       return h(WorkersPage, null);
     case "runs":
       return h(RunsPage, null);
+    case "schedules":
+      return h(SchedulesPage, null);
+    case "schedule":
+      return h(SchedulePage, { key: `${route.scheduleId} ${connection.token} ${connection.namespace}`, scheduleId: route.scheduleId });
+    case "events":
+      return h(EventsPage, null);
   }
 }

@@ -7,11 +7,10 @@
 // themselves skipped with the reason. PIPEWRIGHT_SCREENSHOTS=1 also writes the README's two
 // screenshots, docs/dashboard-runs.png and docs/dashboard-run.png.
 
-import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { chain } from "../../client/canvas.js";
 import { PipewrightClient } from "../../client/client.js";
@@ -22,10 +21,8 @@ import { createToken } from "../../server/api/tokens.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import * as t from "../support/test-tasks.js";
 import { until } from "../support/until.js";
+import { launchBrowser, missingChromium as missing, openPage as open, root } from "./browser.js";
 
-const root = path.resolve(import.meta.dirname, "../..");
-const CHROMIUM = process.env.PIPEWRIGHT_CHROMIUM ?? "/usr/bin/chromium";
-const missing = existsSync(CHROMIUM) ? "" : `no chromium at ${CHROMIUM} (apt-get install chromium, or set PIPEWRIGHT_CHROMIUM)`;
 if (missing) console.log(`dashboard.test.ts: the browser tests are skipped: ${missing}`);
 const skipNote = missing ? ` [skipped: ${missing}]` : "";
 const screenshots = process.env.PIPEWRIGHT_SCREENSHOTS === "1";
@@ -34,33 +31,8 @@ const screenshots = process.env.PIPEWRIGHT_SCREENSHOTS === "1";
 const gate = taskRef<[name: string], string>("gate");
 
 let browser: Browser;
-
-/** Builds dashboard/dist/ when it is missing or older than a source (npm test builds it first, so this is for `vitest run test/dashboard`). */
-function ensureBuilt(): void {
-  const dir = path.join(root, "dashboard");
-  const built = path.join(dir, "dist", "index.html");
-  const newest = (p: string): number => (statSync(p).isDirectory() ? Math.max(0, ...readdirSync(p).map((e) => newest(path.join(p, e)))) : statSync(p).mtimeMs);
-  const sources = Math.max(newest(path.join(dir, "src")), newest(path.join(dir, "index.html")), newest(path.join(dir, "vite.config.ts")));
-  if (existsSync(built) && statSync(built).mtimeMs >= sources) return;
-  execFileSync(path.join(root, "node_modules", ".bin", "vite"), ["build", "dashboard", "--logLevel", "warn"], { cwd: root, stdio: "inherit" });
-}
-
 beforeAll(async () => {
-  if (missing) return;
-  ensureBuilt();
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    // --no-sandbox: tests run as root here. The rest keeps chromium from reaching out (updates, sync, QUIC probes).
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  if (!missing) browser = await launchBrowser();
 });
 afterAll(async () => {
   t.resetGates();
@@ -75,18 +47,7 @@ afterEach(() => {
 });
 
 /** A fresh page (its own sessionStorage) whose uncaught errors fail the test. */
-async function openPage(contexts: BrowserContext[]): Promise<Page> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  contexts.push(context);
-  const page = await context.newPage();
-  page.on("pageerror", (err) => pageErrors.push(err.message));
-  // The server sends a strict Content-Security-Policy: anything of the page it blocks is a bug.
-  // (Other console errors are expected: Chromium logs every 401 and 403 the tests provoke.)
-  page.on("console", (m) => {
-    if (m.type() === "error" && /Content Security Policy/i.test(m.text())) pageErrors.push(m.text());
-  });
-  return page;
-}
+const openPage = (contexts: BrowserContext[]): Promise<Page> => open(browser, contexts, pageErrors);
 
 /** The state the page shows for the step at `stepPath` (its row's data-state), or undefined if it has none. */
 async function stepState(page: Page, stepPath: string): Promise<string | undefined> {

@@ -3,7 +3,9 @@
 
 import type { DescMethodServerStreaming, DescMethodUnary, DescMessage } from "@bufbuild/protobuf";
 import { AdminService } from "../../../proto/gen/pipewright/v1/admin_service_pb.js";
+import { EventService } from "../../../proto/gen/pipewright/v1/event_service_pb.js";
 import { RunService } from "../../../proto/gen/pipewright/v1/run_service_pb.js";
+import { ScheduleService } from "../../../proto/gen/pipewright/v1/schedule_service_pb.js";
 import { method, type Method } from "./gateway.js";
 
 type AnyMethod = DescMethodUnary<DescMessage, DescMessage> | DescMethodServerStreaming<DescMessage, DescMessage>;
@@ -22,6 +24,15 @@ export const rpc = {
   pauseRun: gatewayMethod(RunService.method.pauseRun),
   resumeRun: gatewayMethod(RunService.method.resumeRun),
   resubmitRun: gatewayMethod(RunService.method.resubmitRun),
+  signalRun: gatewayMethod(RunService.method.signalRun),
   listWorkers: gatewayMethod(AdminService.method.listWorkers),
   listCircuitBreakers: gatewayMethod(AdminService.method.listCircuitBreakers),
+  listSchedules: gatewayMethod(ScheduleService.method.listSchedules),
+  getSchedule: gatewayMethod(ScheduleService.method.getSchedule),
+  listScheduleFires: gatewayMethod(ScheduleService.method.listScheduleFires),
+  pauseSchedule: gatewayMethod(ScheduleService.method.pauseSchedule),
+  resumeSchedule: gatewayMethod(ScheduleService.method.resumeSchedule),
+  triggerSchedule: gatewayMethod(ScheduleService.method.triggerSchedule),
+  listTriggers: gatewayMethod(EventService.method.listTriggers),
+  listEvents: gatewayMethod(EventService.method.listEvents),
 };

@@ -2,7 +2,7 @@
 
 import { h } from "preact";
 import { useEffect, useMemo, useState } from "preact/hooks";
-import type { Run } from "../../../proto/gen/pipewright/v1/run_pb.js";
+import { StepKind, StepState, type Run, type StepStatus } from "../../../proto/gen/pipewright/v1/run_pb.js";
 import { ErrorLine, StateBadge } from "../components.js";
 import { useConnection } from "../connection-context.js";
 import { durationOf, formatTime } from "../format/durations.js";
@@ -10,6 +10,7 @@ import { isFinished, runBadge } from "../format/states.js";
 import { valueText } from "../format/values.js";
 import { ErrorView } from "./error-view.js";
 import { RunActions } from "./run-actions.js";
+import { SignalPanel, signalNameOf } from "./signal-form.js";
 import { StepList } from "./step-tree.js";
 import { indexChildren } from "./step-tree-model.js";
 import { useRunWatch } from "./use-run-watch.js";
@@ -21,6 +22,7 @@ export function RunPage({ runId }: { runId: string }) {
   const now = useClock(run !== undefined && !isFinished(run.state));
   // `version` changes when events were applied to the (mutable) steps map.
   const index = useMemo(() => indexChildren(live.steps.values()), [live.version]);
+  const signals = useMemo(() => waitedSignals(live.steps.values()), [live.version]);
 
   return h(
     "section",
@@ -31,6 +33,8 @@ export function RunPage({ runId }: { runId: string }) {
       ? [
           h(RunHeader, { run, now }),
           h(RunActions, { run, onRun: live.setRun }),
+          // A form per signal a wait step waits for (usually one), and the answer to the last one sent.
+          h(SignalPanel, { run, names: isFinished(run.state) ? [] : signals, onRun: live.setRun }),
           h("h2", null, "Steps"),
           run.stepsTruncated ? h("p", { class: "note" }, "A very large run: its steps arrive from the watch stream.") : null,
           h("div", { class: "tree" }, h(StepList, { steps: index.get(0) ?? [], index, now, depth: 0 })),
@@ -39,6 +43,16 @@ export function RunPage({ runId }: { runId: string }) {
         ? null
         : h("p", { class: "empty" }, "Loading…"),
   );
+}
+
+/** The names of the signals the run's WAITING wait steps wait for, each once. */
+function waitedSignals(steps: Iterable<StepStatus>): string[] {
+  const names = new Set<string>();
+  for (const step of steps) {
+    const name = step.kind === StepKind.WAIT && step.state === StepState.WAITING ? signalNameOf(step.waitingFor) : undefined;
+    if (name) names.add(name);
+  }
+  return [...names];
 }
 
 function RunHeader({ run, now }: { run: Run; now: number }) {
