@@ -13,102 +13,32 @@
 // is left is bounded by group nesting, at most 64 levels), and branches are
 // dispatched in declaration order.
 
-import type { Pipeline, TaskCall } from "@pipewright/protocol";
-import { ParentResults } from "@pipewright/protocol";
-import { RunState } from "@pipewright/protocol";
-import type { TaskError, Value } from "@pipewright/protocol";
-import type { TaskResult } from "@pipewright/protocol";
-import { MAX_ERROR_CAUSES, MAX_ERROR_MESSAGE_CHARS, MAX_VALUE_BYTES, MAX_VALUE_DEPTH } from "@pipewright/protocol";
-import { pushAll } from "./arrays.js";
-import { mergeBranchStates } from "./merge-states.js";
-import { DEFAULT_RETRY, effectiveRetry, retryDelay, type EffectiveRetry } from "./retry-policy.js";
-import { childScopePath } from "@pipewright/protocol";
+import type { Pipeline, TaskCall, TaskError, Value } from "@pipewright/protocol";
+import { ParentResults, RunState } from "@pipewright/protocol";
+import { boundError, childScopePath, countTasks, formatViolations, validatePipeline, valuesStats, type ValueStats } from "@pipewright/protocol";
+import { DagSteps } from "./dag-steps.js";
+import { aggregateError, inputStats, isCancellation, isEmpty, single } from "./flows.js";
 import {
-  RunGraph,
-  type DagStep,
-  type Flow,
-  type GroupStep,
-  type Scope,
-  type StageStep,
-  type Step,
-  type TaskInput,
-  type TaskStep,
-  type WaitStep,
-} from "./run-graph.js";
-import { Waits } from "./waits.js";
-import { durationMs, timestampMs } from "@bufbuild/protobuf/wkt";
-import { countTasks, formatViolations, validatePipeline } from "@pipewright/protocol";
-import { ErrorTypes, errorValue, listValue, mapValue, noneValue, serverError } from "./values.js";
-import { addStats, boundError, valuesStats, type ValueStats } from "@pipewright/protocol";
+  DEFAULT_MACHINE_CONFIG,
+  type Dispatch,
+  type Effect,
+  type MachineConfig,
+  type MachineStatus,
+  type RunInput,
+  type SignalOutcome,
+} from "./machine-types.js";
+import { mergeBranchStates } from "./merge-states.js";
+import { effectiveRetry, retryDelay } from "./retry-policy.js";
 import { accepts } from "./run-control.js";
+import { RunGraph, type DagStep, type Flow, type GroupStep, type Scope, type StageStep, type Step, type TaskInput, type TaskStep } from "./run-graph.js";
+import type { StepContext } from "./step-context.js";
+import { errorValue, listValue, serverError } from "./values.js";
+import { WaitSteps } from "./wait-steps.js";
+import { Waits } from "./waits.js";
 
-export interface MachineConfig {
-  /** Deepest nesting of child pipelines (a task returning a pipeline adds one level). */
-  maxDepth: number;
-  /** Most task steps one run may hold, child pipelines included. */
-  maxTasks: number;
-  /** Largest task input, and run result, in bytes (see proto/runtime/value-size.ts). */
-  maxValueBytes: number;
-  /** Deepest task input, and run result (values nested in values). */
-  maxValueDepth: number;
-  /** Retry policy for tasks that set none. */
-  defaultRetry: EffectiveRetry;
-}
-
-export const DEFAULT_MACHINE_CONFIG: MachineConfig = {
-  maxDepth: 10_000,
-  maxTasks: 500_000,
-  maxValueBytes: MAX_VALUE_BYTES,
-  maxValueDepth: MAX_VALUE_DEPTH,
-  defaultRetry: DEFAULT_RETRY,
-};
-
-export type TaskOutcome = TaskResult["outcome"];
-
-/** Events, in the order they are applied. `at` is milliseconds since the epoch. */
-export type RunInput =
-  | { type: "start"; at: number }
-  | { type: "taskFinished"; at: number; step: number; outcome: TaskOutcome; state?: Value; startedAt?: number }
-  | { type: "cancel"; at: number; reason: string }
-  | { type: "timeout"; at: number }
-  | { type: "pause"; at: number }
-  | { type: "resume"; at: number }
-  /** Time passed: every wait whose time has come ends (a sleep) or times out. */
-  | { type: "wake"; at: number }
-  /** RunService.SignalRun: ends the wait for `name` that began first, or is kept until one begins. `id`: repeats are dropped. */
-  | { type: "signal"; at: number; name: string; payload: Value; id?: string }
-  /** An event published in the run's namespace: ends every wait for `name` (nothing is kept when none waits). */
-  | { type: "event"; at: number; name: string; payload: Value; id?: string };
-
-/** What the last signal applied did: ended a wait, was kept for one, or repeated a signal id. */
-export type SignalOutcome = "delivered" | "kept" | "duplicate";
-
-/** What one attempt needs besides its key. */
-export interface Dispatch {
-  step: number;
-  /** 1 for the first try, 2 for the first retry... */
-  retry: number;
-  /** Not to be handed to a worker before this time (retry backoff). */
-  notBefore: number;
-  call: TaskCall;
-  input: TaskInput;
-  parentResultsMode: ParentResults;
-  path: string;
-  /** About the bytes of the input's values (measured for the limits; reused to encode and pack it). */
-  inputBytes: number;
-}
-
-export type Effect =
-  | { type: "dispatch"; dispatch: Dispatch }
-  /** Stop an attempt: drop it from the queue, tell the worker running it. */
-  | { type: "cancelTask"; step: number }
-  /** Hold queued attempts (pause) or release them (resume). */
-  | { type: "holdQueued"; held: boolean }
-  /** A wait for an event began (`on`) or ended: the engine keeps the index publishers look in. */
-  | { type: "eventWait"; step: number; name: string; on: boolean }
-  | { type: "finished"; state: RunState; outcome: { error: TaskError } | { value: Value }; finalState?: Value };
-
-export type MachineStatus = "running" | "paused" | "finished";
+// The vocabulary (config, inputs, effects) lives in machine-types.ts; importers take it from here.
+export * from "./machine-types.js";
+export { inputStats } from "./flows.js";
 
 export class RunMachine {
   readonly graph = new RunGraph();
@@ -133,6 +63,8 @@ export class RunMachine {
   private readonly active = new Set<number>();
   /** Wait steps waiting now, and the signals kept for waits not reached yet. */
   readonly waits = new Waits();
+  private readonly dagSteps: DagSteps;
+  private readonly waitSteps: WaitSteps;
   /** What the last signal input did (SignalRunResponse). */
   lastSignal?: SignalOutcome;
   private now = 0;
@@ -148,6 +80,24 @@ export class RunMachine {
     pipeline: Pipeline | undefined,
     readonly config: MachineConfig = DEFAULT_MACHINE_CONFIG,
   ) {
+    const machine = this;
+    const context: StepContext = {
+      graph: this.graph,
+      get now() {
+        return machine.now;
+      },
+      get stopping() {
+        return machine.stopping;
+      },
+      mark: (step, status) => this.mark(step, status),
+      later: (job) => void this.agenda.push(job),
+      emit: (effect) => void this.effects.push(effect),
+      runFrom: (scope, index, flow) => this.runFrom(scope, index, flow),
+      dispatch: (step, input) => this.dispatch(step, input),
+      taskInput: (call, flow) => this.taskInput(call, flow),
+    };
+    this.dagSteps = new DagSteps(context);
+    this.waitSteps = new WaitSteps(context, this.waits);
     if (pipeline) this.graph.addScope(pipeline, { type: "root" }, 0, "", 0);
   }
 
@@ -200,15 +150,13 @@ export class RunMachine {
         }
         break;
       case "wake":
-        for (const id of this.waits.due(input.at)) this.waitTimeCame(this.graph.step(id) as WaitStep);
+        this.waitSteps.wake(input.at);
         break;
       case "signal":
-        this.signal(input);
+        this.lastSignal = this.waitSteps.signal(input);
         break;
       case "event":
-        // The same event delivered twice (its publisher retried after a crash) ends only the waits it found the first time.
-        if (input.id !== undefined && !this.waits.firstSight(`event:${input.id}`)) break;
-        for (const id of this.waits.waitingForEvent(input.name)) this.endWait(this.graph.step(id) as WaitStep, input.payload);
+        this.waitSteps.event(input);
         break;
       case "resume":
         if (accepts(this.runState, "resume")) {
@@ -234,7 +182,7 @@ export class RunMachine {
     this.effects = [];
     for (const step of this.active) this.effects.push({ type: "cancelTask", step });
     this.active.clear();
-    this.forgetWaits();
+    this.waitSteps.forget();
     this.heldDispatches = [];
     this.status = "finished";
     this.finishedAt = at;
@@ -311,10 +259,10 @@ export class RunMachine {
           this.startGroup(step, flow);
           return;
         case "dag":
-          this.startDag(step, flow);
+          this.dagSteps.start(step, flow);
           return;
         case "wait":
-          this.startWait(step, flow);
+          this.waitSteps.start(step, flow);
           return;
         default:
           throw new Error(`a ${step.kind} step cannot sit in a pipeline`);
@@ -399,7 +347,7 @@ export class RunMachine {
     }
     this.status = "finished";
     this.finishedAt = this.now;
-    this.forgetWaits();
+    this.waitSteps.forget();
     this.result = { type: "finished", state, outcome, finalState };
     this.effects.push(this.result);
   }
@@ -516,7 +464,7 @@ export class RunMachine {
         return;
       }
       case "dag_node":
-        this.dagNodeSettled(this.graph.step(step.dag!) as DagStep, step, flow);
+        this.dagSteps.nodeSettled(this.graph.step(step.dag!) as DagStep, step, flow);
         return;
       default:
         this.runFrom(scope, step.index + 1, flow);
@@ -617,203 +565,6 @@ export class RunMachine {
     this.runFrom(this.graph.scopes[group.scope], group.index + 1, flow);
   }
 
-  // ---- DAGs ----------------------------------------------------------------
-
-  private startDag(dag: DagStep, flow: Flow): void {
-    dag.input = flow;
-    this.mark(dag, "waiting");
-    dag.nodes.forEach((id, k) => {
-      if (dag.parents[k].length === 0) this.dispatch(this.graph.task(id), this.taskInput(this.graph.task(id).call, flow));
-    });
-  }
-
-  private dagNodeSettled(dag: DagStep, node: TaskStep, flow: Flow): void {
-    dag.settled++;
-    const k = node.index;
-    if (flow.error) {
-      // Everything downstream of a failed node can never run.
-      const status = this.stopping ? "cancelled" : "skipped";
-      const queue = [...dag.dependents[k]];
-      for (let next = 0; next < queue.length; next++) {
-        const dep = this.graph.task(dag.nodes[queue[next]]);
-        if (dep.status !== "pending") continue;
-        this.mark(dep, status);
-        dag.settled++;
-        pushAll(queue, dag.dependents[queue[next]]);
-      }
-    } else {
-      for (const j of dag.dependents[k]) {
-        if (--dag.remaining[j] > 0) continue;
-        const dep = this.graph.task(dag.nodes[j]);
-        if (dep.status !== "pending") continue;
-        if (this.stopping) {
-          this.mark(dep, "cancelled");
-          dag.settled++;
-          continue;
-        }
-        const parentResults: Record<string, Value> = {};
-        for (const p of dag.parents[j]) parentResults[dag.spec.nodes[p].id] = this.graph.task(dag.nodes[p]).result ?? noneValue();
-        const node = dag.spec.nodes[j];
-        const mode = node.parentResults || ParentResults.AUTO;
-        const args = [...dep.call.args];
-        for (const pa of node.parentArguments) args[pa.position] = parentResults[pa.node];
-        this.dispatch(dep, {
-          args,
-          kwargs: { ...dep.call.kwargs },
-          state: dag.input!.state,
-          parentResults: mode === ParentResults.NEVER ? undefined : parentResults,
-        });
-      }
-    }
-    if (this.stopping && !dag.swept) {
-      // Nodes still pending can never start now. Once: none is pending afterwards
-      // (a sweep per settled node would be quadratic in a big DAG).
-      dag.swept = true;
-      for (const id of dag.nodes) {
-        const n = this.graph.task(id);
-        if (n.status === "pending") {
-          this.mark(n, "cancelled");
-          dag.settled++;
-        }
-      }
-    }
-    if (dag.settled === dag.nodes.length) this.settleDag(dag);
-  }
-
-  private settleDag(dag: DagStep): void {
-    const tasks = dag.nodes.map((id) => this.graph.task(id));
-    const ran = tasks.filter((t) => t.status === "succeeded");
-    const state = mergeBranchStates(
-      dag.input!.state,
-      ran.map((t) => t.stateAfter),
-    );
-    // Nodes cancelled before they started carry no error of their own.
-    const failed = tasks.filter((t) => (t.status === "failed" || t.status === "cancelled") && t.error);
-    let flow: Flow;
-    if (failed.length) {
-      flow = {
-        error: aggregateError(
-          failed.map((t) => t.error!),
-          tasks.length,
-          "nodes",
-          this.graph.pathOf(dag),
-        ),
-        args: [],
-        kwargs: {},
-        state,
-      };
-    } else if (this.stopping && tasks.some((t) => t.status === "cancelled")) {
-      flow = { error: this.stopping.error, args: [], kwargs: {}, state };
-    } else if (dag.spec.outputs.length) {
-      const byId = new Map(dag.spec.nodes.map((n, k) => [n.id, tasks[k]]));
-      flow = { args: [listValue(dag.spec.outputs.map((id) => byId.get(id)!.result ?? noneValue()))], kwargs: {}, state };
-    } else {
-      const sinks: Record<string, Value> = {};
-      dag.spec.nodes.forEach((n, k) => {
-        if (dag.dependents[k].length === 0) sinks[n.id] = tasks[k].result ?? noneValue();
-      });
-      flow = { args: [mapValue(sinks)], kwargs: {}, state };
-    }
-    dag.error = flow.error;
-    this.mark(dag, flow.error ? (this.stopping ? "cancelled" : "failed") : "succeeded");
-    this.runFrom(this.graph.scopes[dag.scope], dag.index + 1, flow);
-  }
-
-  // ---- waits ---------------------------------------------------------------
-
-  private startWait(step: WaitStep, flow: Flow): void {
-    step.input = flow;
-    this.mark(step, "waiting");
-    const c = step.spec.condition;
-    switch (c.case) {
-      case "duration":
-      case "time": {
-        const at = c.case === "duration" ? this.now + durationMs(c.value) : timestampMs(c.value);
-        if (at <= this.now) this.agenda.push(() => this.settleWait(step, flow));
-        else this.wait(step, "sleep", "", at);
-        return;
-      }
-      case "signal": {
-        const kept = this.waits.takeKept(c.value);
-        if (kept) this.agenda.push(() => this.settleWait(step, { args: [kept], kwargs: {}, state: flow.state }));
-        else this.wait(step, "signal", c.value, this.timeoutOf(step));
-        return;
-      }
-      case "event":
-        this.wait(step, "event", c.value, this.timeoutOf(step));
-        this.effects.push({ type: "eventWait", step: step.id, name: c.value, on: true });
-        return;
-      default:
-        throw new Error(`unvalidated wait at ${this.graph.pathOf(step)}: no condition`);
-    }
-  }
-
-  private timeoutOf(step: WaitStep): number | undefined {
-    const ms = step.spec.timeout ? durationMs(step.spec.timeout) : 0;
-    return ms > 0 ? this.now + ms : undefined;
-  }
-
-  private wait(step: WaitStep, kind: "sleep" | "signal" | "event", name: string, wakeAt: number | undefined): void {
-    step.wakeAt = wakeAt;
-    this.waits.add(step.id, kind, name, wakeAt);
-  }
-
-  /** A wait stops waiting: out of the index, and out of the publishers' index for an event. */
-  private unwait(step: WaitStep): void {
-    this.waits.remove(step.id);
-    step.wakeAt = undefined;
-    if (step.spec.condition.case === "event") this.effects.push({ type: "eventWait", step: step.id, name: step.spec.condition.value, on: false });
-  }
-
-  /** A wait's time came: a sleep ends, a signal or event wait times out. */
-  private waitTimeCame(step: WaitStep): void {
-    const c = step.spec.condition;
-    const timeout = step.spec.timeout ? durationMs(step.spec.timeout) : 0;
-    this.unwait(step);
-    if (c.case === "duration" || c.case === "time") {
-      this.agenda.push(() => this.settleWait(step, step.input!));
-      return;
-    }
-    const error = serverError("Timeout", `waited more than ${timeout} ms for ${c.case} ${c.value}`, this.graph.pathOf(step));
-    this.agenda.push(() => this.settleWait(step, { error, args: [], kwargs: {}, state: step.input?.state }));
-  }
-
-  /** A signal or event arrived for this wait: its payload is the step's result. */
-  private endWait(step: WaitStep, payload: Value): void {
-    this.unwait(step);
-    this.agenda.push(() => this.settleWait(step, { args: [payload], kwargs: {}, state: step.input?.state }));
-  }
-
-  private signal(input: Extract<RunInput, { type: "signal" }>): void {
-    if (input.id !== undefined && !this.waits.firstSight(input.id)) {
-      this.lastSignal = "duplicate";
-      return;
-    }
-    const waiting = this.waits.firstWaitingFor(input.name);
-    if (waiting === undefined) {
-      this.waits.keep(input.name, input.payload);
-      this.lastSignal = "kept";
-      return;
-    }
-    this.endWait(this.graph.step(waiting) as WaitStep, input.payload);
-    this.lastSignal = "delivered";
-  }
-
-  private settleWait(step: WaitStep, flow: Flow): void {
-    step.error = flow.error;
-    this.mark(step, flow.error ? (isCancellation(flow.error) ? "cancelled" : "failed") : "succeeded");
-    this.runFrom(this.graph.scopes[step.scope], step.index + 1, flow);
-  }
-
-  /** The run ended: no wait goes on (event waits leave the publishers' index). */
-  private forgetWaits(): void {
-    for (const id of this.waits.waiting) {
-      const step = this.graph.step(id) as WaitStep;
-      if (step.spec.condition.case === "event") this.effects.push({ type: "eventWait", step: id, name: step.spec.condition.value, on: false });
-    }
-    this.waits.clear();
-  }
-
   /** True when the run only waits: some wait step waiting, no task queued, running or held by a pause (see engine/parking.ts). */
   isOnlyWaiting(): boolean {
     return !this.result && !this.stopping && this.active.size === 0 && this.heldDispatches.length === 0 && this.waits.waiting.size > 0;
@@ -842,11 +593,7 @@ export class RunMachine {
       }
       this.heldDispatches = [];
     }
-    for (const id of [...this.waits.waiting]) {
-      const step = this.graph.step(id) as WaitStep;
-      this.unwait(step);
-      this.agenda.push(() => this.settleWait(step, { error, args: [], kwargs: {}, state: step.input?.state }));
-    }
+    this.waitSteps.stopAll(error);
     for (const id of [...this.active]) {
       const step = this.graph.task(id);
       if (step.role === "finally") continue;
@@ -855,59 +602,4 @@ export class RunMachine {
       this.agenda.push(() => this.settleTask(step, { error, args: [], kwargs: {}, state: step.input?.state }));
     }
   }
-}
-
-function isEmpty(o: object): boolean {
-  for (const _ in o) return false;
-  return true;
-}
-
-/** The single value a finished flow stands for. */
-function single(flow: Flow): Value {
-  if (flow.args.length === 1) return flow.args[0];
-  return flow.args.length === 0 ? noneValue() : listValue(flow.args);
-}
-
-function isCancellation(error: TaskError): boolean {
-  return error.type === ErrorTypes.cancelled;
-}
-
-/**
- * One error naming the failures; nested aggregates are flattened. Bounded
- * whatever the count: the first MAX_ERROR_CAUSES causes are kept, and the
- * message names those that fit (10,000 failed branches with long messages
- * made one error of tens of megabytes, repeated in every view of the run).
- */
-function aggregateError(causes: TaskError[], total: number, what: "branches" | "nodes", origin: string): TaskError {
-  const flat: TaskError[] = [];
-  let failed = 0;
-  for (const c of causes) {
-    const inner = c.type === ErrorTypes.aggregate && c.causes.length ? c.causes : [c];
-    failed += inner.length;
-    for (const x of inner) if (flat.length < MAX_ERROR_CAUSES) flat.push(x);
-  }
-  let list = "";
-  let named = 0;
-  for (const c of flat) {
-    const entry = `${c.origin || "?"}: ${c.type}: ${c.message.length > 500 ? `${c.message.slice(0, 500)}…` : c.message}`;
-    if (named > 0 && list.length + entry.length > MAX_ERROR_MESSAGE_CHARS / 2) break;
-    list += (named++ ? "; " : "") + entry;
-  }
-  const rest = failed - named;
-  return serverError("AggregateError", `${causes.length} of ${total} ${what} failed: ${list}${rest > 0 ? `; and ${rest} more` : ""}`, origin, flat);
-}
-
-/** Size and depth of everything a task is given (once per dispatch: no arrays built). */
-export function inputStats(input: TaskInput): ValueStats {
-  const total = { bytes: 0, depth: 0 };
-  for (const v of input.args) addStats(total, v);
-  for (const k in input.kwargs) addStats(total, input.kwargs[k]);
-  addStats(total, input.state);
-  if (input.parentResults) {
-    const parents = { bytes: 0, depth: 0 };
-    for (const k in input.parentResults) addStats(parents, input.parentResults[k]);
-    total.bytes += parents.bytes;
-    total.depth = Math.max(total.depth, parents.depth + 1); // they travel as one map: a level more
-  }
-  return total;
 }
