@@ -12,12 +12,18 @@
 // nested child pipelines finishing at once unwinds in a loop; what recursion
 // is left is bounded by group nesting, at most 64 levels), and branches are
 // dispatched in declaration order.
+//
+// The machine drives pipelines, tasks, child pipelines and cancellation; the
+// drivers of groups (group-steps.ts), DAGs (dag-steps.ts) and waits
+// (wait-steps.ts) see it only through StepContext (step-context.ts). Its
+// vocabulary (config, inputs, effects) is machine-types.ts.
 
 import type { Pipeline, TaskCall, TaskError, Value } from "@pipewright/protocol";
 import { ParentResults, RunState } from "@pipewright/protocol";
 import { boundError, childScopePath, countTasks, formatViolations, validatePipeline, valuesStats, type ValueStats } from "@pipewright/protocol";
 import { DagSteps } from "./dag-steps.js";
-import { aggregateError, inputStats, isCancellation, isEmpty, single } from "./flows.js";
+import { GroupSteps } from "./group-steps.js";
+import { inputStats, isCancellation, isEmpty, single } from "./flows.js";
 import {
   DEFAULT_MACHINE_CONFIG,
   type Dispatch,
@@ -27,12 +33,11 @@ import {
   type RunInput,
   type SignalOutcome,
 } from "./machine-types.js";
-import { mergeBranchStates } from "./merge-states.js";
 import { effectiveRetry, retryDelay } from "./retry-policy.js";
 import { accepts } from "./run-control.js";
-import { RunGraph, type DagStep, type Flow, type GroupStep, type Scope, type StageStep, type Step, type TaskInput, type TaskStep } from "./run-graph.js";
+import { RunGraph, type DagStep, type Flow, type GroupStep, type Scope, type Step, type TaskInput, type TaskStep } from "./run-graph.js";
 import type { StepContext } from "./step-context.js";
-import { errorValue, listValue, serverError } from "./values.js";
+import { errorValue, serverError } from "./values.js";
 import { WaitSteps } from "./wait-steps.js";
 import { Waits } from "./waits.js";
 
@@ -63,6 +68,7 @@ export class RunMachine {
   private readonly active = new Set<number>();
   /** Wait steps waiting now, and the signals kept for waits not reached yet. */
   readonly waits = new Waits();
+  private readonly groupSteps: GroupSteps;
   private readonly dagSteps: DagSteps;
   private readonly waitSteps: WaitSteps;
   /** What the last signal input did (SignalRunResponse). */
@@ -95,7 +101,10 @@ export class RunMachine {
       runFrom: (scope, index, flow) => this.runFrom(scope, index, flow),
       dispatch: (step, input) => this.dispatch(step, input),
       taskInput: (call, flow) => this.taskInput(call, flow),
+      startScope: (scope, flow) => this.startScope(scope, flow),
+      settleUnstarted: (step, status) => this.settleUnstarted(step, status),
     };
+    this.groupSteps = new GroupSteps(context);
     this.dagSteps = new DagSteps(context);
     this.waitSteps = new WaitSteps(context, this.waits);
     if (pipeline) this.graph.addScope(pipeline, { type: "root" }, 0, "", 0);
@@ -256,7 +265,7 @@ export class RunMachine {
           this.dispatch(step, this.taskInput(step.call, flow));
           return;
         case "group":
-          this.startGroup(step, flow);
+          this.groupSteps.start(step, flow);
           return;
         case "dag":
           this.dagSteps.start(step, flow);
@@ -299,7 +308,7 @@ export class RunMachine {
         this.finishRun(flow);
         return;
       case "branch":
-        this.branchSettled(this.graph.step(parent.group) as GroupStep, parent.index);
+        this.groupSteps.branchSettled(this.graph.step(parent.group) as GroupStep, parent.index);
         return;
       case "child": {
         // Through the agenda, not a call: a chain of thousands of nested child
@@ -487,82 +496,6 @@ export class RunMachine {
     } else if (step.kind === "dag") {
       for (const id of step.nodes) this.mark(this.graph.step(id), status);
     }
-  }
-
-  // ---- groups --------------------------------------------------------------
-
-  private startGroup(group: GroupStep, flow: Flow): void {
-    group.input = flow;
-    this.mark(group, "waiting");
-    for (const id of group.stages) this.mark(this.graph.step(id), "waiting");
-    const n = group.branches.length;
-    if (n === 0) {
-      this.settleGroup(group);
-      return;
-    }
-    const limit = group.maxParallelism > 0 ? Math.min(group.maxParallelism, n) : n;
-    for (let k = 0; k < limit; k++) this.startBranch(group);
-  }
-
-  private startBranch(group: GroupStep): void {
-    const scope = this.graph.scopes[group.branches[group.started++]];
-    group.running++;
-    const input = group.input!;
-    this.agenda.push(() => this.startScope(scope, input));
-  }
-
-  private branchSettled(group: GroupStep, index: number): void {
-    group.running--;
-    group.settled++;
-    const scope = this.graph.scopes[group.branches[index]];
-    if (scope.stage) this.stageBranchSettled(this.graph.step(scope.stage) as StageStep);
-    const n = group.branches.length;
-    if (this.stopping) {
-      // Nothing new starts: the branches not started yet end cancelled.
-      while (group.started < n) {
-        const rest = this.graph.scopes[group.branches[group.started++]];
-        for (const id of rest.steps) this.settleUnstarted(this.graph.step(id), "cancelled");
-        if (rest.finallyStep) this.settleUnstarted(this.graph.step(rest.finallyStep), "cancelled");
-        rest.status = "done";
-        rest.outcome = { error: this.stopping.error, args: [], kwargs: {} };
-        group.settled++;
-        if (rest.stage) this.stageBranchSettled(this.graph.step(rest.stage) as StageStep);
-      }
-    } else if (group.started < n) {
-      this.startBranch(group);
-    }
-    if (group.settled === n) this.settleGroup(group);
-  }
-
-  private stageBranchSettled(stage: StageStep): void {
-    stage.settled++;
-    if (stage.settled === stage.to - stage.from) {
-      const group = this.graph.step(stage.group) as GroupStep;
-      const failed = group.branches.slice(stage.from, stage.to).some((b) => this.graph.scopes[b].outcome?.error);
-      this.mark(stage, failed && !group.returnExceptions ? "failed" : "succeeded");
-    }
-  }
-
-  /** Every branch is done: gather the results in declaration order. */
-  private settleGroup(group: GroupStep): void {
-    const outcomes = group.branches.map((b) => this.graph.scopes[b].outcome!);
-    const state = mergeBranchStates(
-      group.input!.state,
-      outcomes.map((o) => o.state),
-    );
-    const failures = outcomes.filter((o) => o.error);
-    let flow: Flow;
-    if (failures.length && !group.returnExceptions) {
-      const causes = failures.map((o) => o.error!);
-      const origin = this.graph.pathOf(group);
-      flow = { error: aggregateError(causes, outcomes.length, "branches", origin), args: [], kwargs: {}, state };
-    } else {
-      const items = outcomes.map((o) => (o.error ? errorValue(o.error) : single(o)));
-      flow = { args: [listValue(items)], kwargs: {}, state };
-    }
-    group.error = flow.error;
-    this.mark(group, flow.error ? (this.stopping && failures.every((o) => isCancellation(o.error!)) ? "cancelled" : "failed") : "succeeded");
-    this.runFrom(this.graph.scopes[group.scope], group.index + 1, flow);
   }
 
   /** True when the run only waits: some wait step waiting, no task queued, running or held by a pause (see engine/parking.ts). */

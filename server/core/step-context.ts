@@ -1,4 +1,5 @@
-// What the drivers of some kinds of steps (dag-steps.ts, wait-steps.ts) may
+// What the drivers of some kinds of steps (group-steps.ts, dag-steps.ts,
+// wait-steps.ts) may
 // do to the run machine that holds them: read its graph, time and stopping
 // state, mark steps, queue work on its agenda, emit effects, dispatch tasks
 // and move a pipeline on. The machine gives them this, not itself: what they
@@ -23,4 +24,8 @@ export interface StepContext {
   dispatch(step: TaskStep, input: TaskInput): void;
   /** A task's input from the flow reaching it. */
   taskInput(call: TaskCall, flow: Flow): TaskInput;
+  /** Starts a pipeline scope (a group's branch) with its incoming flow. */
+  startScope(scope: Scope, flow: Flow): void;
+  /** Marks a step that never started, and everything inside it. */
+  settleUnstarted(step: Step, status: "skipped" | "cancelled"): void;
 }
