@@ -25,6 +25,7 @@ import { createHealth, healthFileDescriptor } from "./api/health.js";
 import { startMetricsEndpoint, type MetricsEndpoint } from "./api/metrics-endpoint.js";
 import { startDashboardEndpoint, type DashboardEndpoint } from "./api/dashboard-endpoint.js";
 import { GATEWAY_MAX_BODY, jsonGateway } from "./api/json-gateway.js";
+import { DASHBOARD_METHODS } from "./api/dashboard-methods.js";
 import { addReflection } from "./api/reflection.js";
 import { guardDatabase } from "./api/database-guard.js";
 import { runService } from "./api/run-service.js";
@@ -50,18 +51,6 @@ import { startEmbeddedPostgres, type EmbeddedPostgres } from "./store/embedded-p
 import { migrate } from "./store/migrate.js";
 import { registerProcess, unregisterProcess } from "./store/process-registry.js";
 import { queueDepths, reclaimPredecessors } from "./store/task-queue.js";
-
-/**
- * What the dashboard's JSON API serves: reads, controls (signals too: a webhook sender speaks
- * JSON over HTTP), counts and resubmit (submitting stays on gRPC, behind admission control).
- * Schedules: reads, pause and resume (control scope) and trigger now (submit scope: one fire,
- * one run, the same as a cron fire); creating and changing them stays on gRPC. Events and
- * triggers: reads only (publishing and trigger changes stay on gRPC).
- */
-const DASHBOARD_RUN_METHODS = ["GetRun", "WatchRun", "ListRuns", "CountRuns", "CancelRun", "PauseRun", "ResumeRun", "SignalRun", "ResubmitRun", "DeleteRun"];
-const DASHBOARD_ADMIN_METHODS = ["GetServerStatus", "ListWorkers", "ListCircuitBreakers"];
-const DASHBOARD_SCHEDULE_METHODS = ["GetSchedule", "ListSchedules", "ListScheduleFires", "PauseSchedule", "ResumeSchedule", "TriggerSchedule"];
-const DASHBOARD_EVENT_METHODS = ["ListEvents", "ListTriggers"];
 
 export interface RunningServer {
   /** host:port actually bound. */
@@ -266,10 +255,10 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
     if (config.dashboardAddress) {
       const gateway = jsonGateway(
         [
-          { service: RunService, impl: runs, methods: DASHBOARD_RUN_METHODS },
-          { service: AdminService, impl: admin, methods: DASHBOARD_ADMIN_METHODS },
-          { service: ScheduleService, impl: schedules, methods: DASHBOARD_SCHEDULE_METHODS },
-          { service: EventService, impl: eventCalls, methods: DASHBOARD_EVENT_METHODS },
+          { service: RunService, impl: runs, methods: DASHBOARD_METHODS.runs },
+          { service: AdminService, impl: admin, methods: DASHBOARD_METHODS.admin },
+          { service: ScheduleService, impl: schedules, methods: DASHBOARD_METHODS.schedules },
+          { service: EventService, impl: eventCalls, methods: DASHBOARD_METHODS.events },
         ],
         { onError, auth, maxBodyBytes: GATEWAY_MAX_BODY },
       );

@@ -7,22 +7,18 @@
 // (an event-driven state machine persisted step by step); the differential
 // property tests check that both give the same outcome and final state.
 
-import type { Dag, Group, Pipeline as PipelineMessage, TaskCall, Wait } from "@pipewright/protocol";
-import { durationMs, timestampMs } from "@bufbuild/protobuf/wkt";
-import type { VirtualClock } from "./virtual-clock.js";
-import { ParentResults } from "@pipewright/protocol";
-import type { TaskError, Value } from "@pipewright/protocol";
-import { Pipeline } from "@pipewright/client";
-import type { Job } from "@pipewright/client";
-import { decodeError, decodeValue, encodeState, encodeValue, isPlainObject, type RemoteError } from "@pipewright/protocol";
-import { childScopePath } from "@pipewright/protocol";
-import { ErrorTypes } from "@pipewright/protocol";
-import { countTasks, formatViolations, validatePipeline } from "@pipewright/protocol";
-import { invokeTask } from "./invoke-task.js";
-import type { TaskDefinition } from "./task.js";
 import { create } from "@bufbuild/protobuf";
+import type { Dag, Group, Pipeline as PipelineMessage, TaskCall, TaskError, Value } from "@pipewright/protocol";
+import { childScopePath, countTasks, ErrorTypes, formatViolations, optionalMs, ParentResults, validatePipeline } from "@pipewright/protocol";
+import { decodeError, decodeValue, encodeState, encodeValue, isPlainObject, type RemoteError } from "@pipewright/protocol";
 import { TaskErrorSchema, ValueListSchema, ValueMapSchema, ValueSchema } from "@pipewright/protocol";
-import { optionalMs } from "@pipewright/protocol";
+import { Pipeline, type Job } from "@pipewright/client";
+import { invokeTask } from "./invoke-task.js";
+import { LocalWaitSteps, type LocalArrival } from "./local-waits.js";
+import type { TaskDefinition } from "./task.js";
+import type { VirtualClock } from "./virtual-clock.js";
+
+export type { LocalArrival } from "./local-waits.js";
 
 export interface LocalRunOptions {
   /** The task definitions, by name. */
@@ -49,16 +45,6 @@ export interface LocalRunOptions {
   signals?: LocalArrival[];
   /** Events published in the run's namespace, each `atMs` after it starts: they end the waits for their name begun by then, and are not kept. */
   events?: LocalArrival[];
-}
-
-/** A signal or an event arriving during a local run. */
-export interface LocalArrival {
-  name: string;
-  payload?: unknown;
-  /** When, in ms after the run starts (after any delayed start). Default 0. */
-  atMs?: number;
-  /** A signal id (SignalRunRequest.signal_id): a repeat is applied once. */
-  id?: string;
 }
 
 /** How a local run ended, with values decoded. */
@@ -91,7 +77,7 @@ async function runOnce(pipeline: Pipeline<any> | PipelineMessage, options: Local
   runner.taskCount = countTasks(message);
   const wait = startWaitMs(options);
   if (wait > 0) await runner.sleepFor(wait);
-  runner.scheduleArrivals(options);
+  runner.waitSteps.scheduleArrivals(options.signals ?? [], options.events ?? []);
   const flow = await runner.pipeline(message, { args: [], kwargs: {} }, "", 0);
   const state = flow.state ? decodeValue(flow.state) : null;
   return flow.error ? { ok: false, error: decodeError(flow.error), state } : { ok: true, value: decodeValue(single(flow)), state };
@@ -110,8 +96,8 @@ class LocalRunner {
   private readonly maxTasks: number;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly now: () => number;
-  private readonly clock?: VirtualClock;
-  private readonly waits = new LocalWaits();
+  /** Wait steps, and the signals and events that end them. */
+  readonly waitSteps: LocalWaitSteps;
   taskCount = 0;
 
   /** Waits through the runner's `sleep` (real timers, or a test's clock). */
@@ -123,63 +109,9 @@ class LocalRunner {
     for (const t of options.tasks) this.tasks.set(t.name, t);
     this.maxDepth = options.maxDepth ?? 10_000;
     this.maxTasks = options.maxTasks ?? 500_000;
-    this.clock = options.clock;
     this.sleep = options.clock?.sleep ?? options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
     this.now = options.clock?.now ?? options.now ?? Date.now;
-  }
-
-  /** Calls `fire` in `ms`, on the runner's clock; returns how to call it off. */
-  private later(ms: number, fire: () => void): () => void {
-    if (this.clock) {
-      let off = false;
-      this.clock.at(this.clock.now() + ms, () => off || fire());
-      return () => void (off = true);
-    }
-    const t = setTimeout(fire, ms);
-    return () => clearTimeout(t);
-  }
-
-  /** The run's signals and events, each at its time (those at 0 before the first step). */
-  scheduleArrivals(o: Pick<LocalRunOptions, "signals" | "events">): void {
-    for (const s of o.signals ?? []) {
-      const arrive = () => this.waits.signal(s.name, encodeValue(s.payload ?? null), s.id);
-      if (!s.atMs || s.atMs <= 0) arrive();
-      else this.later(s.atMs, arrive);
-    }
-    for (const e of o.events ?? []) {
-      const arrive = () => this.waits.event(e.name, encodeValue(e.payload ?? null));
-      if (!e.atMs || e.atMs <= 0) arrive();
-      else this.later(e.atMs, arrive);
-    }
-  }
-
-  /** A wait step: a sleep passes the flow on; a signal or event wait gives what arrived, or times out. */
-  async wait(w: Wait, flow: Flow, path: string): Promise<Flow> {
-    const c = w.condition;
-    if (c.case === "duration" || c.case === "time") {
-      const ms = c.case === "duration" ? durationMs(c.value) : timestampMs(c.value) - this.now();
-      if (ms > 0) await this.sleep(ms);
-      return flow;
-    }
-    if (c.case !== "signal" && c.case !== "event") throw new Error(`unvalidated wait at ${path}`);
-    const timeoutMs = w.timeout ? durationMs(w.timeout) : 0;
-    const arrived = await new Promise<Value | undefined>((resolve) => {
-      let ended = false;
-      let cancel = () => {};
-      const take = (payload: Value | undefined) => {
-        ended = true;
-        cancel();
-        resolve(payload);
-      };
-      const withdraw = this.waits.await(c.case as "signal" | "event", c.value, take);
-      if (timeoutMs > 0 && !ended)
-        cancel = this.later(timeoutMs, () => {
-          withdraw();
-          resolve(undefined);
-        });
-    });
-    if (arrived) return { args: [arrived], kwargs: {}, state: flow.state };
-    return { error: makeError("Timeout", `waited more than ${timeoutMs} ms for ${c.case} ${c.value}`, path), args: [], kwargs: {}, state: flow.state };
+    this.waitSteps = new LocalWaitSteps(this.sleep, this.now, options.clock);
   }
 
   async pipeline(p: PipelineMessage, incoming: Flow, path: string, depth: number): Promise<Flow> {
@@ -213,7 +145,7 @@ class LocalRunner {
           flow = await this.dag(kind.value, flow, at(`steps[${i}]`), depth);
           break;
         case "wait":
-          flow = await this.wait(kind.value, flow, at(`steps[${i}]`));
+          flow = await this.waitSteps.run(kind.value, flow, at(`steps[${i}]`));
           break;
       }
     }
@@ -380,56 +312,6 @@ class LocalRunner {
     const dependedOn = new Set(nodes.flatMap((n) => n.dependsOn));
     const entries = Object.fromEntries(nodes.filter((n) => !dependedOn.has(n.id)).map((n) => [n.id, single(results.get(n.id)!)]));
     return { args: [create(ValueSchema, { kind: { case: "map", value: create(ValueMapSchema, { entries }) } })], kwargs: {}, state };
-  }
-}
-
-/**
- * The local run's waits for signals and events, and the signals kept for
- * waits not reached yet: each signal ends the wait for its name that began
- * first, or is kept; an event ends every wait for its name begun by then.
- */
-class LocalWaits {
-  private readonly forSignal = new Map<string, Set<(v: Value) => void>>();
-  private readonly forEvent = new Map<string, Set<(v: Value) => void>>();
-  private readonly kept = new Map<string, Value[]>();
-  private readonly seen = new Set<string>();
-
-  /** Begins a wait; returns how to withdraw it (its timeout). A kept signal ends it at once. */
-  await(kind: "signal" | "event", name: string, take: (v: Value) => void): () => void {
-    if (kind === "signal") {
-      const kept = this.kept.get(name);
-      if (kept?.length) {
-        take(kept.shift()!);
-        return () => {};
-      }
-    }
-    const index = kind === "signal" ? this.forSignal : this.forEvent;
-    let set = index.get(name);
-    if (!set) index.set(name, (set = new Set()));
-    set.add(take);
-    return () => set.delete(take);
-  }
-
-  signal(name: string, payload: Value, id?: string): void {
-    if (id !== undefined) {
-      if (this.seen.has(id)) return;
-      this.seen.add(id);
-    }
-    const first = this.forSignal.get(name)?.values().next().value;
-    if (first) {
-      this.forSignal.get(name)!.delete(first);
-      first(payload);
-      return;
-    }
-    const list = this.kept.get(name) ?? [];
-    list.push(payload);
-    this.kept.set(name, list);
-  }
-
-  event(name: string, payload: Value): void {
-    const waiting = [...(this.forEvent.get(name) ?? [])];
-    this.forEvent.delete(name);
-    for (const take of waiting) take(payload);
   }
 }
 

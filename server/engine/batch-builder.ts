@@ -6,8 +6,7 @@
 import { randomUUID } from "node:crypto";
 import { trace, type Tracer } from "@opentelemetry/api";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
-import { timestampMs } from "@bufbuild/protobuf/wkt";
-import { RunState, TaskResultSchema, type TaskResult } from "@pipewright/protocol";
+import { queueKey, queueLabel, RunState, TaskResultSchema, type TaskResult } from "@pipewright/protocol";
 import { encodeAssignment, type TimeoutDefaults } from "../core/assignment-codec.js";
 import { pushAll } from "../core/arrays.js";
 import { PipewrightError } from "../core/errors.js";
@@ -21,10 +20,9 @@ import * as runs from "../store/run-store.js";
 import type * as queue from "../store/task-queue.js";
 import type { Batch } from "./batch.js";
 import { waitDeadline } from "./deadlines.js";
-import { decodeArrival, encodeEvent } from "./event-codec.js";
+import { encodeEvent, finishedInput, inboxInput } from "./event-codec.js";
 import { internalError } from "./internal-error.js";
 import { requestKey, startOf, type Item, type PreparedSubmit } from "./items.js";
-import { queueKey, queueLabel } from "@pipewright/protocol";
 import { ownedRun, stepKey, type OwnedRun } from "./owned-run.js";
 import { pauseForOthers } from "./pause-for-others.js";
 import type { DispatchPort, IncomingResult } from "./ports.js";
@@ -389,33 +387,11 @@ export class BatchBuilder {
   }
 }
 
-/** What an inbox entry other than a result is to the run's machine. */
-function inboxInput(e: InboxEntry, at: number): RunInput | undefined {
-  switch (e.kind) {
-    case EventKind.cancel:
-      return { type: "cancel", at, reason: e.body ? Buffer.from(e.body).toString() : "" };
-    case EventKind.pause:
-      return { type: "pause", at };
-    case EventKind.resume:
-      return { type: "resume", at };
-    case EventKind.signal:
-    case EventKind.event:
-      return { type: e.kind === EventKind.signal ? "signal" : "event", at, ...decodeArrival(e.body) };
-    default:
-      return undefined;
-  }
-}
-
 /** How an attempt ended, for its span. */
 function attemptEnd(res: TaskResult, attempt: number): AttemptEnd {
   const o = res.outcome;
   if (o.case === "error") return { outcome: "error", attempt, errorType: o.value.type, message: o.value.message };
   return { outcome: o.case === "pipeline" ? "pipeline" : "value", attempt };
-}
-
-/** A worker's result as the input it is to its run's machine. */
-function finishedInput(res: TaskResult, step: number, at: number): RunInput {
-  return { type: "taskFinished", at, step, outcome: res.outcome, state: res.state, startedAt: res.startTime ? timestampMs(res.startTime) : undefined };
 }
 
 function sameBytes(a: Uint8Array | null, b: Uint8Array | null): boolean {

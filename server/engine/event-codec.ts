@@ -1,8 +1,10 @@
-// How machine inputs are stored in run_events and read back for replay.
+// How machine inputs are stored in run_events and read back for replay, and
+// what a worker's result or an inbox entry is as an input.
 
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { SignalRunRequestSchema, TaskResultSchema } from "@pipewright/protocol";
+import { SignalRunRequestSchema, TaskResultSchema, type TaskResult } from "@pipewright/protocol";
+import type { InboxEntry } from "../store/inbox.js";
 import type { Value } from "@pipewright/protocol";
 import type { RunInput } from "../core/run-machine.js";
 import { noneValue } from "../core/values.js";
@@ -80,4 +82,26 @@ export function decodeEvent(e: StoredEvent): Exclude<RunInput, { type: "start" }
     case EventKind.event:
       return { type: kind === EventKind.signal ? "signal" : "event", at, ...decodeArrival(e.body) };
   }
+}
+
+/** What an inbox entry other than a result is to the run's machine. */
+export function inboxInput(e: InboxEntry, at: number): RunInput | undefined {
+  switch (e.kind) {
+    case EventKind.cancel:
+      return { type: "cancel", at, reason: e.body ? Buffer.from(e.body).toString() : "" };
+    case EventKind.pause:
+      return { type: "pause", at };
+    case EventKind.resume:
+      return { type: "resume", at };
+    case EventKind.signal:
+    case EventKind.event:
+      return { type: e.kind === EventKind.signal ? "signal" : "event", at, ...decodeArrival(e.body) };
+    default:
+      return undefined;
+  }
+}
+
+/** A worker's result as the input it is to its run's machine. */
+export function finishedInput(res: TaskResult, step: number, at: number): RunInput {
+  return { type: "taskFinished", at, step, outcome: res.outcome, state: res.state, startedAt: res.startTime ? timestampMs(res.startTime) : undefined };
 }
