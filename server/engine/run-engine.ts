@@ -80,6 +80,9 @@ export interface EngineStats {
   readonly unparked: number;
 }
 
+/** A wait this late (its timer fired, or should have, and it did not end) is woken again (WakeTimers.late in wake-timers.ts). */
+const LATE_WAKE_MS = 5000;
+
 /** Runs with at least this many tasks are built and started before their batch, with pauses. */
 const START_APART_TASKS = 2000;
 
@@ -193,6 +196,7 @@ export class RunEngine {
         this.committer.add({ kind: "inbox" });
         this.parking.loadDue().catch((err) => this.config.log.warn({ err }, `loading parked runs due: ${err.message}`));
         this.parking.sweep();
+        this.registry.wakes.late(Date.now(), LATE_WAKE_MS);
         this.adoptOrphans().catch((err) => this.config.log.warn({ err }, `adopting runs: ${err.message}`));
         this.peers.refresh().catch((err) => this.config.log.warn({ err }, `looking for other processes: ${err.message}`));
       }

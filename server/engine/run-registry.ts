@@ -12,13 +12,13 @@ import { endRunTrace, resumeRunTrace } from "../observe/run-spans.js";
 import { inTransaction, type Sql } from "../store/database.js";
 import * as runs from "../store/run-store.js";
 import * as queue from "../store/task-queue.js";
-import { setLongTimeout } from "@pipewright/protocol";
 import { armRunDeadline } from "./deadlines.js";
 import { internalError } from "./internal-error.js";
 import { ownedRun, type OwnedRun } from "./owned-run.js";
 import { replay, startedAt } from "./replay.js";
 import { encodeOutcome, runFromMachine, runFromRow } from "./run-views.js";
 import { UnsureCommits } from "./unsure-commits.js";
+import { WakeTimers } from "./wake-timers.js";
 import { loadEvents, type StoredEvent } from "../store/run-events.js";
 import type { Logger } from "../observe/logger.js";
 
@@ -53,6 +53,8 @@ export class RunRegistry {
   /** Run id by uid; 0 while the batch creating the run is being written. */
   private readonly byUid = new Map<string, number>();
   private readonly recentlyFinished = new Map<string, Run>();
+  /** The wake timers of the held runs' waits, and their safety net. */
+  readonly wakes: WakeTimers;
   /** Runs a failed commit left ahead of the database: reloaded before the next batch. */
   readonly needsReload = new Set<number>();
   /** What failed commits may have written after all (see unsure-commits.ts). */
@@ -64,7 +66,9 @@ export class RunRegistry {
     private readonly sql: Sql,
     private readonly config: RegistryConfig,
     private readonly hooks: RegistryHooks,
-  ) {}
+  ) {
+    this.wakes = new WakeTimers((run) => hooks.wake(run), config.log);
+  }
 
   get size(): number {
     return this.owned.size;
@@ -142,34 +146,14 @@ export class RunRegistry {
     this.armWake(run);
   }
 
-  /**
-   * Sets the run's wake timer to when its next wait ends (after each commit
-   * that changed it, and when it is loaded): one timer per run, whatever
-   * number of waits it holds. Nothing but the timer is held while a run
-   * sleeps: no worker slot, no queue row, no CPU.
-   */
+  /** Sets the run's wake timer (wake-timers.ts), after each commit that changed it and when it is loaded. */
   armWake(run: OwnedRun): void {
-    if (this.owned.get(run.id) !== run) return;
-    const at = run.machine.nextWakeAt();
-    if (at === run.wakeAt) return;
-    run.wakeTimer?.clear();
-    run.wakeTimer = undefined;
-    run.wakeAt = at;
-    if (at === undefined) return;
-    run.wakeTimer = setLongTimeout(
-      () => {
-        run.wakeTimer = undefined;
-        run.wakeAt = undefined;
-        this.hooks.wake(run);
-      },
-      Math.max(0, at - Date.now()),
-      { unref: true },
-    );
+    if (this.owned.get(run.id) === run) this.wakes.arm(run);
   }
 
   disown(run: OwnedRun): void {
     run.timer?.clear();
-    run.wakeTimer?.clear();
+    this.wakes.forget(run);
     this.owned.delete(run.id);
     this.byUid.delete(run.uid);
   }
@@ -205,7 +189,7 @@ export class RunRegistry {
   clearTimers(): void {
     for (const run of this.owned.values()) {
       run.timer?.clear();
-      run.wakeTimer?.clear();
+      this.wakes.forget(run);
     }
   }
 
