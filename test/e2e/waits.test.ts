@@ -223,6 +223,13 @@ describe("parked runs: a run that only waits leaves memory and comes back", () =
     expect((err as RunFailedError).error.type).toBe("pipewright.Timeout");
   });
 
+  it("a parked run waiting for an event is brought back by the event's publication", async () => {
+    const run = await pc.submit(waitForEvent("parked.event").continueWith(stamp));
+    await until("the run parked", async () => (await parkedRow(run.id)).parked, 5000);
+    expect((await pc.events.publish("parked.event", "published-to-parked", { eventId: "pe-1" })).runs).toEqual([]); // no trigger: only the waiting run hears of it
+    expect(await run.result(10_000)).toBe("published-to-parked");
+  });
+
   it("a parked run is cancelled at once, and a WaitRun on it returns when it ends", async () => {
     const run = await pc.submit(sleep(3600_000).continueWith(stamp.send("never-after-parked-sleep")));
     await until("the run parked", async () => (await parkedRow(run.id)).parked, 5000);
