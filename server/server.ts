@@ -237,6 +237,8 @@ export async function startServer(config: ServerConfig, logger: Logger = silentL
       requeuedAttempts: () => dispatcher.stats().requeued,
       timedOutAttempts: () => engine!.stats().timedOut + dispatcher.stats().timedOut,
       staleResults: () => engine!.stats().staleResults + dispatcher.stats().staleResults,
+      runsParked: () => engine!.stats().parked,
+      runsUnparked: () => engine!.stats().unparked,
       workers: () => dispatcher.workers().map((s) => ({ queues: s.queues, used: s.held.size + s.reserved, free: s.free })),
       served: () => dispatcher.served(),
       circuits: () => dispatcher.circuits(),

@@ -58,6 +58,9 @@ export interface MetricSources {
   timedOutAttempts(): number;
   /** Results dropped: late, duplicated or no longer current. */
   staleResults(): number;
+  /** Runs parked (they only waited) and loaded again, since start (engine/parking.ts). */
+  runsParked(): number;
+  runsUnparked(): number;
   workers(): WorkerSlots[];
   /** (task, queue) pairs served by workers here: their depth is 0 when no row waits. */
   served(): [task: string, queue: string][];
@@ -156,6 +159,11 @@ export class Metrics {
     "pipewright_stale_results_total",
     "Results dropped because their attempt was no longer current (late, duplicated, timed out).",
   );
+  private readonly parked = this.counter(
+    "pipewright_runs_parked_total",
+    "Runs this process parked: they only waited (a sleep, a signal, an event) and left its memory for the database.",
+  );
+  private readonly unparked = this.counter("pipewright_runs_unparked_total", "Parked runs this process loaded again (their wait was due, or something arrived).");
   private readonly workersConnected = this.gauge("pipewright_workers_connected", "Worker sessions connected to this process.");
   private readonly slotsUsed = this.gauge(
     "pipewright_worker_slots_used",
@@ -266,6 +274,8 @@ export class Metrics {
     setCounter(this.requeued, s.requeuedAttempts());
     setCounter(this.timedOut, s.timedOutAttempts());
     setCounter(this.stale, s.staleResults());
+    setCounter(this.parked, s.runsParked());
+    setCounter(this.unparked, s.runsUnparked());
 
     const workers = s.workers();
     this.workersConnected.set(workers.length);

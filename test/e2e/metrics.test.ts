@@ -213,6 +213,7 @@ describe("GET /metrics", () => {
     expect(m.value("pipewright_runs_active")).toBe(runs.activeRuns);
     expect(m.value("pipewright_stale_results_total")).toBe(runs.staleResults + dispatch.staleResults);
     expect(m.value("pipewright_attempts_timed_out_total")).toBe(runs.timedOut + dispatch.timedOut);
+    expect([m.value("pipewright_runs_parked_total"), m.value("pipewright_runs_unparked_total")]).toEqual([runs.parked, runs.unparked]);
     expect(m.value("pipewright_attempts_requeued_total")).toBe(dispatch.requeued);
   });
 
