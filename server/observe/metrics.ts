@@ -163,7 +163,10 @@ export class Metrics {
     "pipewright_runs_parked_total",
     "Runs this process parked: they only waited (a sleep, a signal, an event) and left its memory for the database.",
   );
-  private readonly unparked = this.counter("pipewright_runs_unparked_total", "Parked runs this process loaded again (their wait was due, or something arrived).");
+  private readonly unparked = this.counter(
+    "pipewright_runs_unparked_total",
+    "Parked runs this process loaded again (their wait was due, or something arrived).",
+  );
   private readonly workersConnected = this.gauge("pipewright_workers_connected", "Worker sessions connected to this process.");
   private readonly slotsUsed = this.gauge(
     "pipewright_worker_slots_used",
