@@ -124,11 +124,27 @@ export class Parking {
   /** Inbox entries came for runs not in memory: those parked here are loaded, and the inbox looked at again. */
   async loadFor(runIds: number[]): Promise<void> {
     const ids = await runs.unparkRuns(this.sql, this.config.processId, [...new Set(runIds)]);
+    await this.loadForCommit(ids);
+    if (ids.length) this.lookAtInbox();
+  }
+
+  /**
+   * A control or signal for a run parked by this process: it is loaded now,
+   * and the caller applies it here (and so knows what it did). False when the
+   * run is not parked here (held, another process's, finished, unknown).
+   */
+  async loadIfParkedHere(uid: string): Promise<boolean> {
+    if (!this.config.parkWaitsOverMs) return false; // nothing is ever parked: no query
+    await this.loadForCommit(await runs.unparkByUid(this.sql, this.config.processId, uid));
+    return this.registry.knows(uid);
+  }
+
+  /** Loads runs for something about to be committed to them: not parked again before that commit. */
+  private async loadForCommit(ids: number[]): Promise<void> {
+    if (ids.length === 0) return;
     for (const id of ids) this.loadedForInbox.add(id);
     await this.load(ids);
-    if (ids.length === 0) return;
-    this.lookAtInbox();
-    // An entry that changes nothing (a control the run no longer accepts) brings no commit: look again later.
+    // Something that changes nothing (a control the run no longer accepts) brings no commit: look again later.
     setTimeout(() => {
       for (const id of ids) {
         const run = this.registry.byId(id);

@@ -260,18 +260,19 @@ export class RunEngine {
 
   async control(uid: string, action: "cancel" | "pause" | "resume", reason = ""): Promise<Run> {
     if (this.closed) throw new PipewrightError("UNAVAILABLE", "the server is shutting down");
-    if (!this.registry.knows(uid)) return this.peers.forwardControl(uid, action, reason);
+    if (!this.registry.knows(uid) && !(await this.parking.loadIfParkedHere(uid))) return this.peers.forwardControl(uid, action, reason);
     return new Promise((resolve, reject) => this.committer.add({ kind: "control", uid, action, reason, resolve, reject }));
   }
 
   /**
-   * RunService.SignalRun. `outcome` is known when this process owns the run;
-   * a signal for a run another process owns goes through its inbox, and is
+   * RunService.SignalRun. `outcome` is known when this process owns the run
+   * (held, or parked here: loaded first); a signal for a run another process
+   * owns goes through its inbox, and is
    * answered once applied there.
    */
   async signal(uid: string, signal: SignalSent): Promise<{ run: Run; outcome?: SignalOutcome }> {
     if (this.closed) throw new PipewrightError("UNAVAILABLE", "the server is shutting down");
-    if (!this.registry.knows(uid)) return { run: await this.peers.forwardControl(uid, "signal", "", signal) };
+    if (!this.registry.knows(uid) && !(await this.parking.loadIfParkedHere(uid))) return { run: await this.peers.forwardControl(uid, "signal", "", signal) };
     return new Promise((resolve, reject) =>
       this.committer.add({ kind: "control", uid, action: "signal", reason: "", signal, resolve: (run, outcome) => resolve({ run, outcome }), reject }),
     );

@@ -228,6 +228,15 @@ export async function unparkRuns(sql: Sql, me: string, ids: number[]): Promise<n
   return rows.map((r) => r.id);
 }
 
+/** Unparks this process's parked run of this uid (to be loaded now), if it is one; returns its id. */
+export async function unparkByUid(sql: Sql, me: string, uid: string): Promise<number[]> {
+  const rows = await sql<{ id: number }[]>`
+    update runs set parked = false, wake_at = null
+    where uid = ${uid}::uuid and owner_id = ${me}::uuid and parked
+    returning id`;
+  return rows.map((r) => r.id);
+}
+
 /** Unparks up to `limit` runs of this process due by `horizonMs` from now (the database's clock); returns their ids. */
 export async function unparkDue(sql: Sql, me: string, horizonMs: number, limit: number): Promise<number[]> {
   const rows = await sql<{ id: number }[]>`

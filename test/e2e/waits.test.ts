@@ -201,7 +201,7 @@ describe("parked runs: a run that only waits leaves memory and comes back", () =
     const seen = (await pc.rpc.getRun({ runId: run.id, view: RunView.FULL })).run!;
     expect([RunState[seen.state], StepState[seen.steps[0].state], seen.steps[0].waitingFor]).toEqual(["RUNNING", "WAITING", "signal wake-up"]);
     const sent = await run.signal("wake-up", "parked-and-back");
-    expect(sent.delivery).toBe("unknown"); // it went through the inbox to the run, loaded again
+    expect(sent.delivery).toBe("delivered"); // parked here: loaded again, then signalled here
     expect(await run.result(10_000)).toBe("parked-and-back");
     expect((await parkedRow(run.id)).parked).toBe(false);
     const admin = createClient(AdminService, parking.address); // GetServerStatus counts them
