@@ -159,8 +159,8 @@ export class Parking {
       await this.registry.load(await runs.loadRunsByIds(this.sql, ids));
       this.unparked += ids.length;
     } catch (err) {
-      // Unparked but not loaded: owned by this process, in no one's memory. They are
-      // loaded by the next adoption after a restart; until then, say so loudly.
+      // Unparked but not loaded: owned by this process, in no one's memory. Noted like
+      // runs adopted but not loaded: the next batch loads them first (reloadPending).
       this.config.log.error({ err, runs: ids.length }, `loading ${ids.length} parked runs failed: ${(err as Error).message}`);
       this.registry.unsure.noteAdopted(ids);
     }
