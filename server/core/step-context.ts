@@ -14,7 +14,7 @@ export interface StepContext {
   /** The time of the input being applied (ms since the epoch). */
   readonly now: number;
   /** Set once a cancel or the run timeout was applied: only finally steps still run. */
-  readonly stopping: { error: TaskError; finalState: RunState } | undefined;
+  readonly stopping?: { error: TaskError; finalState: RunState };
   mark(step: Step, status: StepCode): void;
   /** Queues work on the machine's agenda (run after what is queued, not on the stack). */
   later(job: () => void): void;
