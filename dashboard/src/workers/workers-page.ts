@@ -1,12 +1,12 @@
 // Connected workers and circuit breakers (AdminService): both need a token with the admin
 // scope, and the page says so plainly when the server refuses.
 
-import { h, type JSX } from "preact";
+import { h } from "preact";
 import { CircuitState, WorkerSessionState, type CircuitBreaker, type WorkerInfo } from "../../../proto/gen/pipewright/v1/admin_service_pb.js";
 import { ApiError, describeError } from "../api/api-error.js";
 import { callUnary } from "../api/gateway.js";
 import { rpc } from "../api/rpc.js";
-import { StateBadge } from "../components.js";
+import { DataTable, StateBadge } from "../components.js";
 import { useConnection } from "../connection-context.js";
 import { formatTime } from "../format/durations.js";
 import { usePoll } from "../use-poll.js";
@@ -21,29 +21,20 @@ export function WorkersPage() {
     h("h1", null, "Workers"),
     h("p", { class: "note" }, "The workers connected to the server process that answers."),
     h(AdminError, { error: workers.error }),
-    table("workers", ["Name", "Namespace", "Tasks", "Queues", "Slots used", "State", "Connected"], (workers.data?.workers ?? []).map(workerRow)),
+    h(
+      DataTable,
+      { cls: "workers", headings: ["Name", "Namespace", "Tasks", "Queues", "Slots used", "State", "Connected"] },
+      (workers.data?.workers ?? []).map(workerRow),
+    ),
     workers.data && workers.data.workers.length === 0 ? h("p", { class: "empty" }, "No worker is connected.") : null,
     h("h2", null, "Circuit breakers"),
     h(AdminError, { error: breakers.error }),
-    table("breakers", ["Task", "Namespace", "State", "Failures in a row", "Opened", "Probe at"], (breakers.data?.breakers ?? []).map(breakerRow)),
-    breakers.data && breakers.data.breakers.length === 0 ? h("p", { class: "empty" }, "No circuit breaker has counted a failure.") : null,
-  );
-}
-
-function table(cls: string, headings: string[], rows: JSX.Element[]) {
-  return h(
-    "table",
-    { class: cls },
     h(
-      "thead",
-      null,
-      h(
-        "tr",
-        null,
-        headings.map((t) => h("th", null, t)),
-      ),
+      DataTable,
+      { cls: "breakers", headings: ["Task", "Namespace", "State", "Failures in a row", "Opened", "Probe at"] },
+      (breakers.data?.breakers ?? []).map(breakerRow),
     ),
-    h("tbody", null, rows),
+    breakers.data && breakers.data.breakers.length === 0 ? h("p", { class: "empty" }, "No circuit breaker has counted a failure.") : null,
   );
 }
 
