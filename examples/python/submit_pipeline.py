@@ -24,8 +24,18 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 GEN = os.path.join(HERE, "gen")
 _LAST_GENERATED = os.path.join(GEN, "pipewright", "v1", "run_service_pb2_grpc.py")
 
-# Generate the stubs on first use, then make them importable as `pipewright.v1`.
-if not os.path.isfile(_LAST_GENERATED):
+# Generate the stubs on first use (and again when a .proto is newer), then make them importable as `pipewright.v1`.
+_PROTOS = os.path.join(HERE, "..", "..", "proto", "pipewright", "v1")
+
+
+def _stale():
+    if not os.path.isfile(_LAST_GENERATED):
+        return True
+    made = os.path.getmtime(_LAST_GENERATED)
+    return any(os.path.getmtime(os.path.join(_PROTOS, f)) > made for f in os.listdir(_PROTOS) if f.endswith(".proto"))
+
+
+if _stale():
     subprocess.run(["bash", os.path.join(HERE, "generate.sh")], check=True, stdout=sys.stderr)
 sys.path.insert(0, GEN)
 

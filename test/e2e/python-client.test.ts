@@ -1,5 +1,6 @@
-// Any gRPC language: the Python example (stubs generated from proto/ with
-// Debian's protoc and grpcio) submits a pipeline that a TypeScript worker runs.
+// Any gRPC language: the Python examples (stubs generated from proto/ with
+// Debian's protoc and grpcio) submit pipelines that a TypeScript worker runs,
+// and one signals a run waiting for an approval.
 
 import { execFile, execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -39,5 +40,11 @@ describe("Python client", () => {
     // The address from PIPEWRIGHT_ADDRESS, as every client and worker takes it.
     const { stdout } = await exec(PYTHON, ["examples/python/submit_pipeline.py"], { timeout: 60_000, env: { ...process.env, PIPEWRIGHT_ADDRESS: ts.address } });
     expect(stdout.trim()).toBe("3");
+  });
+
+  it.skipIf(!!missing)(`signals a waiting run (a human in the loop) and prints 21 × 2 = 42${missing ? ` [skipped: ${missing}]` : ""}`, async () => {
+    const { stdout, stderr } = await exec(PYTHON, ["examples/python/approve.py"], { timeout: 60_000, env: { ...process.env, PIPEWRIGHT_ADDRESS: ts.address } });
+    expect(stdout.trim()).toBe("42");
+    expect(stderr).toMatch(/signal approve: SIGNAL_DELIVERY_(DELIVERED|KEPT)/); // kept if it arrived before the wait began
   });
 });
