@@ -18,7 +18,7 @@ export interface PublishResult {
   eventId: string;
   /** One per matching trigger. */
   runs: TriggeredRun[];
-  /** The event id was published before: nothing new happened, `runs` are the first time's. */
+  /** The event id was stored before this call (or before this call's retry, see EventService.PublishEvent): nothing new happened, `runs` are the first time's. */
   duplicate: boolean;
 }
 

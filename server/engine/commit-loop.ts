@@ -48,6 +48,8 @@ export interface CommitLoopParts {
 }
 
 const unavailable = () => new PipewrightError("UNAVAILABLE", "the database is unavailable, retry later");
+/** Careful tries of a batch whose request ids other processes keep taking meanwhile, at most. */
+const CAREFUL_ATTEMPTS = 3;
 
 export class CommitLoop {
   constructor(private readonly p: CommitLoopParts) {}
@@ -81,8 +83,15 @@ export class CommitLoop {
     // A result was stale or a request_id taken: nothing was written; the
     // touched runs were reloaded. Redo the batch the careful way.
     await this.p.registry.reloadPending();
-    const careful = await this.commit(items, "careful", lock);
-    return careful === "ok" || careful === "check failed" ? undefined : careful;
+    for (let attempt = 1; ; attempt++) {
+      const careful = await this.commit(items, "careful", lock);
+      if (careful === "ok" || careful === "check failed") return undefined;
+      // Another process took one of the batch's request ids between the careful look and the
+      // insert (two processes starting the same schedule fire or trigger run at once): look
+      // again, it is committed now. Anything else fails as it is.
+      if ((careful.error as { code?: string }).code !== BATCH_CHECK_FAILED || attempt >= CAREFUL_ATTEMPTS) return careful;
+      await this.p.registry.reloadPending();
+    }
   }
 
   /**

@@ -77,7 +77,8 @@ describe("events across server processes", () => {
         const expected = { first: stored[0].uid, second: stored[1].uid };
         expect(byTrigger(fromA.runs)).toEqual(expected);
         expect(byTrigger(fromB.runs)).toEqual(expected);
-        expect([fromA.duplicate, fromB.duplicate].sort()).toEqual([false, true]);
+        // One of them stored it; the other (or a retry of the first, after an UNAVAILABLE) found it stored.
+        expect([fromA.duplicate, fromB.duplicate].filter((d) => !d).length).toBeLessThanOrEqual(1);
       }
       expect(await ca.run((await runsOf("concurrent-3"))[1].uid).result(30_000)).toEqual([{ id: "concurrent-3" }, "second"]);
     } finally {

@@ -82,8 +82,10 @@ export type PublishEventResponse = Message<"pipewright.v1.PublishEventResponse">
   runs: TriggeredRun[];
 
   /**
-   * True when the event_id was published before: nothing new was stored and
-   * `runs` are those of the first time.
+   * True when the event_id was stored before this call: nothing new was
+   * stored and `runs` are those of the first time. A call retried after its
+   * first try stored the event but could not answer (UNAVAILABLE) gets true
+   * as well: the runs are what counts, one per trigger either way.
    *
    * @generated from field: bool duplicate = 3;
    */
