@@ -3,10 +3,19 @@
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
+import path from "node:path";
 import postgres from "postgres";
+import { startEmbeddedPostgres } from "../server/store/embedded-postgres.js";
 
 // Shared with the fault tests (dev tooling both).
 export { freePort } from "../test/support/fault-harness.js";
+
+/** The benchmark's PostgreSQL server: DATABASE_URL's, or an embedded one in .pipewright/bench-pg (stopped by `stop`). */
+export async function benchPostgres(): Promise<{ adminUrl: string; stop: () => Promise<void> }> {
+  if (process.env.DATABASE_URL) return { adminUrl: process.env.DATABASE_URL, stop: async () => {} };
+  const pg = await startEmbeddedPostgres({ dataDir: path.resolve(".pipewright/bench-pg") });
+  return { adminUrl: pg.url, stop: () => pg.stop() };
+}
 
 /** A fresh database on the benchmark's PostgreSQL server. */
 export async function freshDatabase(adminUrl: string, name: string): Promise<string> {

@@ -10,11 +10,9 @@
 import { execFile } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
-import path from "node:path";
 import { promisify } from "node:util";
 import postgres from "postgres";
-import { startEmbeddedPostgres } from "../server/store/embedded-postgres.js";
-import { freshDatabase } from "./processes.js";
+import { benchPostgres, freshDatabase } from "./processes.js";
 import { chain, fanout, latency, startCluster, throughput, type Cluster, type ClusterOptions } from "./scenarios.js";
 import { history } from "./history.js";
 import { waiting } from "./waiting.js";
@@ -46,13 +44,7 @@ interface ScenarioResult {
 }
 
 async function main(): Promise<void> {
-  let adminUrl = process.env.DATABASE_URL ?? "";
-  let stopPg = async () => {};
-  if (!adminUrl) {
-    const pg = await startEmbeddedPostgres({ dataDir: path.resolve(".pipewright/bench-pg") });
-    adminUrl = pg.url;
-    stopPg = () => pg.stop();
-  }
+  const { adminUrl, stop: stopPg } = await benchPostgres();
   const sql = postgres(adminUrl, { max: 1, onnotice: () => {} });
   const [{ version: pgVersion }] = await sql<{ version: string }[]>`select version()`;
   const [{ fsync }] = await sql<{ fsync: string }[]>`show fsync`;

@@ -9,14 +9,12 @@
 // Prints one JSON line: {fires_expected, runs_started, duplicates, missing, kills, ...}.
 // Too long for `npm test`; test/e2e/schedule-exactly-once.test.ts is the short form.
 
-import path from "node:path";
 import postgres from "postgres";
 import { PipewrightClient } from "../client/client.js";
 import { taskRef } from "../client/task-ref.js";
-import { startEmbeddedPostgres } from "../server/store/embedded-postgres.js";
 import { killProcess } from "../test/support/fault-harness.js";
 import { spawnServer, type ServerProcess } from "../test/support/server-process.js";
-import { freePort, freshDatabase } from "./processes.js";
+import { benchPostgres, freePort, freshDatabase } from "./processes.js";
 
 const arg = (name: string, fallback: number) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1] ?? fallback);
 const SECONDS = arg("seconds", 600);
@@ -26,13 +24,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
 
 async function main(): Promise<void> {
-  let adminUrl = process.env.DATABASE_URL ?? "";
-  let stopPg = async () => {};
-  if (!adminUrl) {
-    const pg = await startEmbeddedPostgres({ dataDir: path.resolve(".pipewright/bench-pg") });
-    adminUrl = pg.url;
-    stopPg = () => pg.stop();
-  }
+  const { adminUrl, stop: stopPg } = await benchPostgres();
   const url = await freshDatabase(adminUrl, "pipewright_schedule_bench");
   const ports = [await freePort(), await freePort()];
   const start = (i: number) => spawnServer(["--address", `127.0.0.1:${ports[i]}`], { DATABASE_URL: url, PIPEWRIGHT_LOG_LEVEL: "warn" });

@@ -179,11 +179,9 @@ export class BatchBuilder {
       const input = inboxInput(e, at);
       if (!input || (input.type !== "event" && !accepts(m.runState, input.type as RunControl))) continue;
       // A signal past the run's bounds is dropped here (its sender checked them, but the run may have filled since).
-      if (input.type === "signal" && m.waits.signalRefusal(input.id !== undefined)) {
-        this.config.log.warn(
-          { run_id: run.uid, signal: input.name },
-          `signal ${input.name} to run ${run.uid} dropped: ${m.waits.signalRefusal(input.id !== undefined)}`,
-        );
+      const bounds = input.type === "signal" ? m.waits.signalRefusal(input.id !== undefined) : undefined;
+      if (bounds) {
+        this.config.log.warn({ run_id: run.uid, input: input.type }, `signal to run ${run.uid} dropped: ${bounds}`);
         continue;
       }
       this.apply(run, input, batch);

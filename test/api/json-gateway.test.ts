@@ -16,6 +16,7 @@ import { createToken } from "../../server/api/tokens.js";
 import { startDashboardEndpoint, type DashboardEndpoint } from "../../server/api/dashboard-endpoint.js";
 import { silentLogger } from "../../server/observe/logger.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
+import { writeTokensFile } from "../support/tokens-file.js";
 import * as t from "../support/test-tasks.js";
 import { until } from "../support/until.js";
 
@@ -31,12 +32,7 @@ let ts: TestServer;
 let client: PipewrightClient;
 
 beforeAll(async () => {
-  writeFileSync(
-    tokensFile,
-    Object.values(tokens)
-      .map((x) => x.line)
-      .join("\n") + "\n",
-  );
+  writeTokensFile(tokens, tokensFile);
   ts = await startTestServer({ tokensFile, dashboardAddress: "127.0.0.1:0" });
   await ts.worker({ tasks: t.testTasks, slots: 4, token: tokens.worker.secret });
   client = new PipewrightClient(ts.address, { token: tokens.all.secret });

@@ -5,7 +5,7 @@ import { writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runCli, type Io } from "../../server/cli/program.js";
+import { runCliAt } from "../support/run-cli.js";
 import { EXIT } from "../../server/cli/output.js";
 import { task } from "@pipewright/worker";
 import { startTestServer, type TestServer } from "../support/test-server.js";
@@ -24,13 +24,7 @@ beforeAll(async () => {
 });
 afterAll(() => ts?.stop());
 
-async function cli(args: string[], stdin = ""): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const io: Io = { out: (t) => (out += t), err: (t) => (err += t), stdin: () => stdin, isTTY: false, rows: 40 };
-  const code = await runCli([...args, "--address", ts.address], io);
-  return { code, out, err };
-}
+const cli = (args: string[], stdin = "") => runCliAt(ts.address, args, stdin);
 
 describe("pipewright event / trigger", () => {
   it("creates a trigger from a pipeline file, publishes an event that starts it, once per event id", async () => {

@@ -7,8 +7,6 @@
 // themselves skipped with the reason. PIPEWRIGHT_SCREENSHOTS=1 also writes the README's two
 // screenshots, docs/dashboard-runs.png and docs/dashboard-run.png.
 
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -19,6 +17,7 @@ import { taskRef } from "../../client/task-ref.js";
 import { RunState } from "../../proto/gen/pipewright/v1/run_pb.js";
 import { createToken } from "../../server/api/tokens.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
+import { writeTokensFile } from "../support/tokens-file.js";
 import * as t from "../support/test-tasks.js";
 import { until } from "../support/until.js";
 import { launchBrowser, missingChromium as missing, openPage as open, root } from "./browser.js";
@@ -381,13 +380,7 @@ describe(`the dashboard with tokens on${skipNote}`, () => {
 
   beforeAll(async () => {
     if (missing) return;
-    const tokensFile = path.join(mkdtempSync(path.join(tmpdir(), "pipewright-dashboard-")), "tokens");
-    writeFileSync(
-      tokensFile,
-      `${Object.values(tokens)
-        .map((x) => x.line)
-        .join("\n")}\n`,
-    );
+    const tokensFile = writeTokensFile(tokens);
     ts = await startTestServer({ tokensFile, dashboardAddress: "127.0.0.1:0" });
     await ts.worker({ tasks: t.testTasks, slots: 2, token: tokens.worker.secret });
     admin = new PipewrightClient(ts.address, { token: tokens.all.secret });

@@ -5,9 +5,6 @@
 //
 // Where chromium is missing the tests report themselves skipped with the reason.
 
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { PipewrightClient } from "../../client/client.js";
@@ -15,6 +12,7 @@ import { waitForSignal } from "../../client/pipeline-builder.js";
 import { RunState } from "../../proto/gen/pipewright/v1/run_pb.js";
 import { createToken } from "../../server/api/tokens.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
+import { writeTokensFile } from "../support/tokens-file.js";
 import * as t from "../support/test-tasks.js";
 import { until } from "../support/until.js";
 import { countCalls, launchBrowser, missingChromium as missing, openPage as open } from "./browser.js";
@@ -214,13 +212,7 @@ describe(`the schedule actions with tokens on${skipNote}`, () => {
 
   beforeAll(async () => {
     if (missing) return;
-    const tokensFile = path.join(mkdtempSync(path.join(tmpdir(), "pipewright-dashboard-")), "tokens");
-    writeFileSync(
-      tokensFile,
-      `${Object.values(tokens)
-        .map((x) => x.line)
-        .join("\n")}\n`,
-    );
+    const tokensFile = writeTokensFile(tokens);
     ts = await startTestServer({ tokensFile, dashboardAddress: "127.0.0.1:0" });
     admin = new PipewrightClient(ts.address, { token: tokens.all.secret });
     base = `http://${ts.server.dashboardAddress}/`;
