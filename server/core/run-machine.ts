@@ -13,39 +13,30 @@
 // is left is bounded by group nesting, at most 64 levels), and branches are
 // dispatched in declaration order.
 //
-// The machine drives pipelines, tasks, child pipelines and cancellation; the
-// drivers of groups (group-steps.ts), DAGs (dag-steps.ts) and waits
-// (wait-steps.ts) see it only through StepContext (step-context.ts). Its
-// vocabulary (config, inputs, effects) is machine-types.ts.
+// The machine drives pipelines, scopes and cancellation; the drivers of tasks
+// and child pipelines (task-steps.ts), groups (group-steps.ts), DAGs
+// (dag-steps.ts) and waits (wait-steps.ts) see it only through StepContext
+// and TaskContext (step-context.ts). Its vocabulary (config, inputs, effects)
+// is machine-types.ts.
 
 import type { Pipeline, TaskCall, TaskError, Value } from "@pipewright/protocol";
-import { ParentResults, RunState } from "@pipewright/protocol";
-import { boundError, childScopePath, countTasks, formatViolations, validatePipeline, valuesStats, type ValueStats } from "@pipewright/protocol";
+import { RunState, valuesStats, type ValueStats } from "@pipewright/protocol";
 import { DagSteps } from "./dag-steps.js";
+import { isEmpty, single } from "./flows.js";
 import { GroupSteps } from "./group-steps.js";
-import { inputStats, isCancellation, isEmpty, single } from "./flows.js";
-import {
-  DEFAULT_MACHINE_CONFIG,
-  type Dispatch,
-  type Effect,
-  type MachineConfig,
-  type MachineStatus,
-  type RunInput,
-  type SignalOutcome,
-} from "./machine-types.js";
-import { effectiveRetry, retryDelay } from "./retry-policy.js";
+import { DEFAULT_MACHINE_CONFIG, type Effect, type MachineConfig, type MachineStatus, type RunInput, type SignalOutcome } from "./machine-types.js";
 import { accepts } from "./run-control.js";
-import { RunGraph, type DagStep, type Flow, type GroupStep, type Scope, type Step, type TaskInput, type TaskStep } from "./run-graph.js";
-import type { StepContext } from "./step-context.js";
+import { RunGraph, type Flow, type GroupStep, type Scope, type Step, type TaskInput, type TaskStep } from "./run-graph.js";
+import type { TaskContext } from "./step-context.js";
+import { TaskSteps } from "./task-steps.js";
 import { errorValue, serverError } from "./values.js";
 import { WaitSteps } from "./wait-steps.js";
 import { Waits } from "./waits.js";
 
 // The vocabulary (config, inputs, effects) lives in machine-types.ts; importers take it from here.
 export * from "./machine-types.js";
-export { inputStats } from "./flows.js";
 
-export class RunMachine implements StepContext {
+export class RunMachine implements TaskContext {
   readonly graph = new RunGraph();
   status: MachineStatus = "running";
   /**
@@ -62,15 +53,12 @@ export class RunMachine implements StepContext {
 
   private readonly agenda: (() => void)[] = [];
   private effects: Effect[] = [];
-  /** Dispatches decided while paused, released on resume. */
-  private heldDispatches: Dispatch[] = [];
-  /** Task steps currently queued or running. */
-  private readonly active = new Set<number>();
   /** Wait steps waiting now, and the signals kept for waits not reached yet. */
   readonly waits = new Waits();
   private readonly groupSteps: GroupSteps;
   private readonly dagSteps: DagSteps;
   private readonly waitSteps: WaitSteps;
+  private readonly taskSteps: TaskSteps;
   /** What the last signal input did (SignalRunResponse). */
   lastSignal?: SignalOutcome;
   /** The time of the input being applied (StepContext). */
@@ -93,6 +81,7 @@ export class RunMachine implements StepContext {
     this.groupSteps = new GroupSteps(this);
     this.dagSteps = new DagSteps(this);
     this.waitSteps = new WaitSteps(this, this.waits);
+    this.taskSteps = new TaskSteps(this, this.dagSteps);
     if (pipeline) this.graph.addScope(pipeline, { type: "root" }, 0, "", 0);
   }
 
@@ -130,7 +119,7 @@ export class RunMachine implements StepContext {
         this.agenda.push(() => this.startScope(this.graph.scopes[0], { args: [], kwargs: {} }));
         break;
       case "taskFinished":
-        this.taskFinished(input);
+        this.taskSteps.finished(input);
         break;
       case "cancel":
         this.stop(serverError("Cancelled", input.reason ? `run cancelled: ${input.reason}` : "run cancelled"), RunState.CANCELLED);
@@ -157,8 +146,7 @@ export class RunMachine implements StepContext {
         if (accepts(this.runState, "resume")) {
           this.status = "running";
           this.effects.push({ type: "holdQueued", held: false });
-          for (const d of this.heldDispatches) this.effects.push({ type: "dispatch", dispatch: d });
-          this.heldDispatches = [];
+          this.taskSteps.releaseHeld();
         }
         break;
     }
@@ -175,10 +163,8 @@ export class RunMachine implements StepContext {
     this.agenda.length = 0;
     this.changed = [];
     this.effects = [];
-    for (const step of this.active) this.effects.push({ type: "cancelTask", step });
-    this.active.clear();
+    this.taskSteps.dropAll();
     this.waitSteps.forget();
-    this.heldDispatches = [];
     this.status = "finished";
     this.finishedAt = at;
     this.result = { type: "finished", state: RunState.FAILED, outcome: { error } };
@@ -188,7 +174,7 @@ export class RunMachine implements StepContext {
 
   /** True when `step` is a task waiting for a result (a result for any other step is stale). */
   isAwaitingResult(step: number): boolean {
-    return this.active.has(step);
+    return this.taskSteps.active.has(step);
   }
 
   /**
@@ -238,8 +224,7 @@ export class RunMachine implements StepContext {
     this.runFrom(scope, 0, flow);
   }
 
-  /** Runs the scope's steps from `index`, skipping what the flow says to skip. */
-  /** StepContext. */
+  /** StepContext: runs the scope's steps from `index`, skipping what the flow says to skip. */
   runFrom(scope: Scope, index: number, flow: Flow): void {
     for (let i = index; i < scope.steps.length; i++) {
       const step = this.graph.step(scope.steps[i]);
@@ -279,8 +264,7 @@ export class RunMachine implements StepContext {
     this.endSteps(scope, flow);
   }
 
-  /** Arrays and maps are shared when nothing has to be added (they are never mutated): a 100,000-branch group would otherwise copy them 100,000 times. */
-  /** StepContext. */
+  /** StepContext. Arrays and maps are shared when nothing has to be added (they are never mutated): a 100,000-branch group would otherwise copy them 100,000 times. */
   taskInput(call: TaskCall, flow: Flow): TaskInput {
     const args = call.ignoreInput || flow.args.length === 0 ? call.args : call.args.length === 0 ? flow.args : [...flow.args, ...call.args];
     const kwargs = isEmpty(flow.kwargs) ? call.kwargs : isEmpty(call.kwargs) ? flow.kwargs : { ...flow.kwargs, ...call.kwargs };
@@ -299,7 +283,8 @@ export class RunMachine implements StepContext {
     this.finishScope(scope, flow);
   }
 
-  private finishScope(scope: Scope, flow: Flow): void {
+  /** TaskContext. */
+  finishScope(scope: Scope, flow: Flow): void {
     scope.status = "done";
     scope.outcome = flow;
     const parent = scope.parent;
@@ -317,15 +302,15 @@ export class RunMachine implements StepContext {
         const task = this.graph.task(parent.task);
         const own = scope.inline ? flow.state : (task.stateOut ?? task.input?.state);
         this.agenda.push(() =>
-          this.settleTask(task, flow.error ? { error: flow.error, args: [], kwargs: {}, state: own } : { args: [single(flow)], kwargs: {}, state: own }),
+          this.taskSteps.settle(task, flow.error ? { error: flow.error, args: [], kwargs: {}, state: own } : { args: [single(flow)], kwargs: {}, state: own }),
         );
         return;
       }
     }
   }
 
-  /** Why a value cannot be sent on (too big, too deep), if it cannot. */
-  private overLimits(s: ValueStats, what: string): string | undefined {
+  /** TaskContext: why a value cannot be sent on (too big, too deep), if it cannot. */
+  overLimits(s: ValueStats, what: string): string | undefined {
     if (s.bytes > this.config.maxValueBytes) return `${what} is about ${s.bytes} bytes, over the limit of ${this.config.maxValueBytes}`;
     if (s.depth > this.config.maxValueDepth) return `${what} nests values ${s.depth} levels deep, over the limit of ${this.config.maxValueDepth}`;
     return undefined;
@@ -361,128 +346,12 @@ export class RunMachine implements StepContext {
     this.effects.push(this.result);
   }
 
-  // ---- tasks ---------------------------------------------------------------
-
-  /** StepContext. */
-  dispatch(step: TaskStep, input: TaskInput, notBefore = this.now): void {
-    const stats = inputStats(input);
-    const over = this.overLimits(stats, `the task's input`);
-    if (over) {
-      // It could never reach a worker: the step fails (never retried) instead of being queued.
-      step.input = input;
-      this.agenda.push(() =>
-        this.settleTask(step, { error: serverError("LimitExceeded", over, this.graph.pathOf(step)), args: [], kwargs: {}, state: input.state }),
-      );
-      return;
-    }
-    step.attempts++;
-    step.input = input;
-    this.active.add(step.id);
-    this.mark(step, "queued");
-    const dispatch: Dispatch = {
-      step: step.id,
-      retry: step.attempts,
-      notBefore,
-      call: step.call,
-      input,
-      parentResultsMode: step.role === "dag_node" ? this.parentResultsMode(step) : ParentResults.UNSPECIFIED,
-      path: this.graph.pathOf(step),
-      inputBytes: stats.bytes,
-    };
-    if (this.status === "paused") this.heldDispatches.push(dispatch);
-    else this.effects.push({ type: "dispatch", dispatch });
+  /** StepContext: a task step goes to the queue (or waits for the run's resume). */
+  dispatch(step: TaskStep, input: TaskInput): void {
+    this.taskSteps.dispatch(step, input);
   }
 
-  private parentResultsMode(step: TaskStep): ParentResults {
-    const dag = this.graph.step(step.dag!) as DagStep;
-    return dag.spec.nodes[step.index].parentResults || ParentResults.AUTO;
-  }
-
-  private taskFinished(input: Extract<RunInput, { type: "taskFinished" }>): void {
-    const step = this.graph.step(input.step);
-    if (!step || step.kind !== "task" || !this.active.has(step.id)) return; // stale: not awaited
-    this.active.delete(step.id);
-    if (input.startedAt !== undefined && step.attempts === 1) step.startedAt = Math.min(step.startedAt ?? input.startedAt, input.startedAt);
-    const outcome = input.outcome;
-    switch (outcome.case) {
-      case "value":
-        this.agenda.push(() => this.settleTask(step, { args: [outcome.value], kwargs: {}, state: input.state ?? step.input?.state }));
-        break;
-      case "error":
-        this.agenda.push(() => this.taskFailed(step, boundError(outcome.value)));
-        break;
-      case "pipeline":
-        this.agenda.push(() => this.startChild(step, outcome.value, input.state));
-        break;
-      default:
-        this.agenda.push(() => this.taskFailed(step, serverError("InvalidResult", "the worker sent a result with no outcome")));
-    }
-  }
-
-  private taskFailed(step: TaskStep, reported: TaskError): void {
-    const error = { ...reported, origin: reported.origin || this.graph.pathOf(step) } as TaskError;
-    const policy = effectiveRetry(step.call.options?.retry, this.config.defaultRetry);
-    const delay = this.stopping && step.role !== "finally" ? undefined : retryDelay(policy, step.attempts, error);
-    if (delay !== undefined) {
-      step.error = error;
-      this.dispatch(step, step.input!, this.now + delay);
-      return;
-    }
-    this.settleTask(step, { error, args: [], kwargs: {}, state: step.input?.state });
-  }
-
-  private startChild(step: TaskStep, child: Pipeline, stateOut: Value | undefined): void {
-    const scope = this.graph.scopes[step.scope];
-    const violations = validatePipeline(child, "child");
-    const path = this.graph.pathOf(step);
-    if (violations.length) {
-      this.taskFailed(step, serverError("InvalidPipeline", `the returned pipeline is invalid: ${formatViolations(violations)}`, path));
-      return;
-    }
-    if (scope.depth + 1 > this.config.maxDepth) {
-      this.taskFailed(step, serverError("LimitExceeded", `child pipeline nesting would exceed the limit of ${this.config.maxDepth} levels`, path));
-      return;
-    }
-    const added = countTasks(child);
-    if (this.graph.taskCount + added > this.config.maxTasks) {
-      this.taskFailed(
-        step,
-        serverError("LimitExceeded", `the run would hold ${this.graph.taskCount + added} tasks, over the limit of ${this.config.maxTasks}`, path),
-      );
-      return;
-    }
-    step.stateOut = stateOut;
-    const childId = this.graph.addScope(child, { type: "child", task: step.id }, scope.depth + 1, childScopePath(path, scope.depth + 1), step.id);
-    step.child = childId;
-    this.mark(step, "waiting");
-    const inherited = child.inline ? (stateOut ?? step.input?.state) : undefined;
-    this.startScope(this.graph.scopes[childId], { args: [], kwargs: {}, state: inherited });
-  }
-
-  /** A task step is done (directly, or through its child pipeline): move on. */
-  private settleTask(step: TaskStep, flow: Flow): void {
-    step.error = flow.error;
-    if (!flow.error) step.result = flow.args[0];
-    step.stateAfter = flow.state;
-    this.mark(step, flow.error ? (isCancellation(flow.error) ? "cancelled" : "failed") : "succeeded");
-    const scope = this.graph.scopes[step.scope];
-    switch (step.role) {
-      case "finally": {
-        const held = scope.held!;
-        if (flow.error && this.stopping && !this.stopping.finallyFailure) this.stopping.finallyFailure = flow.error;
-        this.finishScope(scope, flow.error ? { error: flow.error, args: [], kwargs: {}, state: held.state } : { ...held, state: flow.state });
-        return;
-      }
-      case "dag_node":
-        this.dagSteps.nodeSettled(this.graph.step(step.dag!) as DagStep, step, flow);
-        return;
-      default:
-        this.runFrom(scope, step.index + 1, flow);
-    }
-  }
-
-  /** Marks a step that never started, and everything inside it. */
-  /** StepContext. */
+  /** StepContext: marks a step that never started, and everything inside it. */
   settleUnstarted(step: Step, status: "skipped" | "cancelled"): void {
     if (step.status !== "pending") return;
     this.mark(step, status);
@@ -502,7 +371,7 @@ export class RunMachine implements StepContext {
 
   /** True when the run only waits: some wait step waiting, no task queued, running or held by a pause (see engine/parking.ts). */
   isOnlyWaiting(): boolean {
-    return !this.result && !this.stopping && this.active.size === 0 && this.heldDispatches.length === 0 && this.waits.waiting.size > 0;
+    return !this.result && !this.stopping && this.taskSteps.active.size === 0 && this.taskSteps.heldCount === 0 && this.waits.waiting.size > 0;
   }
 
   /** When a wait of this run next ends by itself or times out, if any will. */
@@ -518,23 +387,13 @@ export class RunMachine implements StepContext {
     this.stopping = { error, finalState };
     // Attempts decided while paused never reached the queue: nothing to cancel
     // for them, and the finally steps among them must still run.
-    const neverQueued = new Set<number>();
+    let neverQueued = new Set<number>();
     if (this.status === "paused") {
       this.status = "running";
       this.effects.push({ type: "holdQueued", held: false });
-      for (const d of this.heldDispatches) {
-        if (this.graph.task(d.step).role === "finally") this.effects.push({ type: "dispatch", dispatch: d });
-        else neverQueued.add(d.step);
-      }
-      this.heldDispatches = [];
+      neverQueued = this.taskSteps.releaseHeldOnStop();
     }
     this.waitSteps.stopAll(error);
-    for (const id of [...this.active]) {
-      const step = this.graph.task(id);
-      if (step.role === "finally") continue;
-      this.active.delete(id);
-      if (!neverQueued.has(id)) this.effects.push({ type: "cancelTask", step: id });
-      this.agenda.push(() => this.settleTask(step, { error, args: [], kwargs: {}, state: step.input?.state }));
-    }
+    this.taskSteps.stopActive(error, neverQueued);
   }
 }

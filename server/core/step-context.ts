@@ -1,12 +1,13 @@
 // What the drivers of some kinds of steps (group-steps.ts, dag-steps.ts,
-// wait-steps.ts) may
+// wait-steps.ts, task-steps.ts) may
 // do to the run machine that holds them: read its graph, time and stopping
 // state, mark steps, queue work on its agenda, emit effects, dispatch tasks
 // and move a pipeline on. The machine gives them this, not itself: what they
 // can touch is written here.
 
 import type { RunState, TaskCall, TaskError } from "@pipewright/protocol";
-import type { Effect } from "./machine-types.js";
+import type { Effect, MachineConfig, MachineStatus } from "./machine-types.js";
+import type { ValueStats } from "@pipewright/protocol";
 import type { Flow, RunGraph, Scope, Step, StepCode, TaskInput, TaskStep } from "./run-graph.js";
 
 export interface StepContext {
@@ -14,7 +15,7 @@ export interface StepContext {
   /** The time of the input being applied (ms since the epoch). */
   readonly now: number;
   /** Set once a cancel or the run timeout was applied: only finally steps still run. */
-  readonly stopping?: { error: TaskError; finalState: RunState };
+  readonly stopping?: { error: TaskError; finalState: RunState; finallyFailure?: TaskError };
   mark(step: Step, status: StepCode): void;
   /** Queues work on the machine's agenda (run after what is queued, not on the stack). */
   later(job: () => void): void;
@@ -28,4 +29,14 @@ export interface StepContext {
   startScope(scope: Scope, flow: Flow): void;
   /** Marks a step that never started, and everything inside it. */
   settleUnstarted(step: Step, status: "skipped" | "cancelled"): void;
+}
+
+/** What the task driver (task-steps.ts) may do besides: read the limits and whether the run is paused, end a scope. */
+export interface TaskContext extends StepContext {
+  readonly config: MachineConfig;
+  readonly status: MachineStatus;
+  /** Why a value cannot be sent on (too big, too deep), if it cannot. */
+  overLimits(s: ValueStats, what: string): string | undefined;
+  /** A scope's steps (and finally step) are done: its parent goes on. */
+  finishScope(scope: Scope, flow: Flow): void;
 }
