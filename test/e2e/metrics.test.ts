@@ -9,7 +9,7 @@ import { readFile } from "node:fs/promises";
 import net from "node:net";
 import { create } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { inParallel } from "../../client/pipeline-builder.js";
+import { inParallel, waitForSignal } from "../../client/pipeline-builder.js";
 import { ValueSchema } from "../../proto/gen/pipewright/v1/value_pb.js";
 import { RunState } from "../../proto/gen/pipewright/v1/run_pb.js";
 import { DEFAULT_CONFIG, parseConfig } from "../../server/config.js";
@@ -26,7 +26,8 @@ let ts: TestServer;
 let raw: RawWorker | undefined;
 
 beforeAll(async () => {
-  ts = await startTestServer({ metricsAddress: "127.0.0.1:0", circuitBreakerThreshold: 2, circuitBreakerCooldownMs: 3_600_000 });
+  // Runs that only wait are parked after 200 ms: the parked and unparked counters move (no other test here waits).
+  ts = await startTestServer({ metricsAddress: "127.0.0.1:0", circuitBreakerThreshold: 2, circuitBreakerCooldownMs: 3_600_000, parkWaitsOverMs: 200 });
   await ts.worker({ tasks: t.testTasks, slots: 4 });
 });
 afterAll(async () => {
@@ -207,6 +208,11 @@ describe("GET /metrics", () => {
   });
 
   it("matches GetServerStatus's counters (one source for both)", async () => {
+    // A run parked while it waits for a signal, then loaded again by it: both counters at 1 or more.
+    const waiting = await ts.client().submit(waitForSignal("metrics-go"));
+    await until("the run parked", () => ts.server.engine.stats().parked >= 1, 10_000);
+    await waiting.signal("metrics-go", 1);
+    await waiting.wait(10_000);
     const m = await scrape();
     const runs = ts.server.engine.stats();
     const dispatch = ts.server.dispatcher.stats();
@@ -214,6 +220,8 @@ describe("GET /metrics", () => {
     expect(m.value("pipewright_stale_results_total")).toBe(runs.staleResults + dispatch.staleResults);
     expect(m.value("pipewright_attempts_timed_out_total")).toBe(runs.timedOut + dispatch.timedOut);
     expect([m.value("pipewright_runs_parked_total"), m.value("pipewright_runs_unparked_total")]).toEqual([runs.parked, runs.unparked]);
+    expect(runs.parked).toBeGreaterThanOrEqual(1);
+    expect(runs.unparked).toBeGreaterThanOrEqual(1);
     expect(m.value("pipewright_attempts_requeued_total")).toBe(dispatch.requeued);
   });
 
